@@ -1,0 +1,1 @@
+//! Shared helpers for Tern's command-line programs: Postfix-style messages and exit codes.
