@@ -1,1 +1,12 @@
-//! Shared helpers for Tern's command-line programs: Postfix-style messages and exit codes.
+//! Tern's command-line programs, each a thin `main` over the libraries: Postfix's names,
+//! flags, messages and exit codes.
+//!
+//! - [`msg`]: `prog: warning: ...` and `prog: fatal: ...` on standard error.
+//! - [`getopt`]: POSIX getopt, as Postfix's commands parse their flags.
+//! - [`postconf`]: the `postconf` command.
+//! - [`postfix`]: the `postfix` control command.
+
+pub mod getopt;
+pub mod msg;
+pub mod postconf;
+pub mod postfix;

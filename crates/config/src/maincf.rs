@@ -46,7 +46,11 @@ impl MainCf {
 
     /// The value in force for `name` (the last definition), if any.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.definitions.iter().rev().find(|d| d.name == name).map(|d| d.value.as_str())
+        self.definitions
+            .iter()
+            .rev()
+            .find(|d| d.name == name)
+            .map(|d| d.value.as_str())
     }
 }
 

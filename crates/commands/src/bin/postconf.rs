@@ -1,1 +1,5 @@
-fn main() {}
+//! `postconf`: Postfix configuration utility.
+
+fn main() {
+    std::process::exit(tern_commands::postconf::main());
+}

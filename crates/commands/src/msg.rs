@@ -1,0 +1,82 @@
+//! Postfix-style diagnostics: `NAME: warning: TEXT` and `NAME: fatal: TEXT` on standard error,
+//! where NAME is the program's `argv[0]` as Postfix's msg_vstream prints it.
+
+use std::fmt;
+use std::io::Write;
+
+/// A fatal error: the text after `NAME: fatal: `. Commands return it up to `main`, which
+/// prints it and exits with status 1, as Postfix's msg_fatal() does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal(pub String);
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Fatal {
+    fn from(err: E) -> Self {
+        Fatal(err.to_string())
+    }
+}
+
+/// Builds a [`Fatal`] from format arguments.
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)*) => { $crate::msg::Fatal(format!($($arg)*)) };
+}
+
+/// The message writer of one program run.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    prog: String,
+}
+
+impl Msg {
+    /// Uses `argv[0]` as the prefix, as Postfix does.
+    pub fn from_args() -> Msg {
+        let prog = std::env::args_os().next().map_or_else(
+            || "postconf".to_owned(),
+            |a| a.to_string_lossy().into_owned(),
+        );
+        Msg { prog }
+    }
+
+    pub fn new(prog: &str) -> Msg {
+        Msg {
+            prog: prog.to_owned(),
+        }
+    }
+
+    pub fn prog(&self) -> &str {
+        &self.prog
+    }
+
+    /// `NAME: warning: TEXT`.
+    pub fn warn(&self, text: impl fmt::Display) {
+        self.line("warning", &text);
+    }
+
+    /// `NAME: fatal: TEXT`, returning the exit status to use (1).
+    pub fn fatal(&self, fatal: &Fatal) -> i32 {
+        self.line("fatal", fatal);
+        1
+    }
+
+    fn line(&self, level: &str, text: &dyn fmt::Display) {
+        // Standard output goes first, so that a warning follows the lines it is about.
+        let _ = std::io::stdout().flush();
+        let _ = writeln!(std::io::stderr(), "{}: {level}: {text}", self.prog);
+    }
+}
+
+/// The C library's text for an I/O error, as Postfix's `%m` prints it ("No such file or
+/// directory"), without Rust's " (os error N)" suffix.
+pub fn errno_text(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(pos) => text[..pos].to_owned(),
+        None => text,
+    }
+}
