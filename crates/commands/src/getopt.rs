@@ -73,9 +73,11 @@ mod tests {
         v.iter().map(|x| (*x).to_owned()).collect()
     }
 
+    type Case<'a> = (&'a [&'a str], Result<(Vec<Opt>, Vec<&'a str>), GetoptError>);
+
     #[test]
     fn parses_like_posix_getopt() {
-        let cases: &[(&[&str], Result<(Vec<Opt>, Vec<&str>), GetoptError>)] = &[
+        let cases: &[Case<'_>] = &[
             (
                 &["-nx", "a"],
                 Ok((vec![Opt::Flag('n'), Opt::Flag('x')], vec!["a"])),
