@@ -45,23 +45,8 @@ pub enum ParamClass {
     Legacy,
 }
 
-/// Names Postfix still recognises but no longer documents; they have an empty default and
-/// are shown only when main.cf sets them.
-pub const LEGACY_PARAMETERS: &[&str] = &[
-    "authorized_verp_clients",
-    "fallback_relay",
-    "lmtp_per_record_deadline",
-    "postscreen_blacklist_action",
-    "postscreen_dnsbl_ttl",
-    "postscreen_dnsbl_whitelist_threshold",
-    "postscreen_whitelist_interfaces",
-    "smtp_per_record_deadline",
-    "smtpd_client_connection_limit_exceptions",
-    "smtpd_per_record_deadline",
-    "tlsproxy_client_level",
-    "tlsproxy_client_policy",
-    "virtual_maps",
-];
+/// Names Postfix still recognises for backwards compatibility (see [`registry::LEGACY`]).
+pub use crate::registry::LEGACY as LEGACY_PARAMETERS;
 
 /// Parameters whose value a program sets for itself; a main.cf assignment is ignored with a
 /// warning.
@@ -217,12 +202,7 @@ impl Config {
         if LEGACY_PARAMETERS.contains(&name) {
             return Some(String::new());
         }
-        match name {
-            "process_name" => Some(self.process_name.clone()),
-            "process_id" => Some(std::process::id().to_string()),
-            "service_name" => Some(String::new()),
-            _ => None,
-        }
+        None
     }
 
     /// The value as written: the setting, else the default text. `None` for a name nobody
@@ -293,34 +273,31 @@ impl Config {
                 let hostname = self
                     .eval_setting("myhostname")
                     .unwrap_or_else(|| self.default_myhostname());
-                match hostname.split_once('.') {
-                    Some((_, domain)) => domain.to_owned(),
-                    None => "localdomain".to_owned(),
-                }
+                host::default_mydomain(&hostname)
             }
             HostDefault::MyNetworks => {
-                let style = self
-                    .eval_setting("mynetworks_style")
-                    .unwrap_or_else(|| self.eval_default("mynetworks_style"));
-                let protocols = self
-                    .eval_setting("inet_protocols")
-                    .unwrap_or_else(|| self.eval_default("inet_protocols"));
-                host::mynetworks(&style, &protocols)
+                let eval = |name: &str| {
+                    self.eval_setting(name)
+                        .unwrap_or_else(|| self.eval_default(name))
+                };
+                host::mynetworks_for(
+                    &eval("mynetworks_style"),
+                    &eval("inet_protocols"),
+                    &eval("inet_interfaces"),
+                )
+                .unwrap_or_default()
             }
-            HostDefault::ProcessId => std::process::id().to_string(),
+            HostDefault::ProcessId => host::process_id().to_string(),
+            HostDefault::ProcessName => self.process_name.clone(),
         }
     }
 
     /// gethostname(), completed with `$mydomain` (or `localdomain`) when it has no dot.
     fn default_myhostname(&self) -> String {
-        let bare = &self.host.hostname;
-        if bare.contains('.') {
-            return bare.clone();
-        }
-        match self.eval_setting("mydomain") {
-            Some(domain) => format!("{bare}.{domain}"),
-            None => self.host.myhostname.clone(),
-        }
+        host::default_myhostname(
+            &self.host.hostname,
+            self.eval_setting("mydomain").as_deref(),
+        )
     }
 
     /// A setting expanded, or `None` when unset. An expansion error here gives the raw text;

@@ -24,8 +24,6 @@ const DEFAULT_DOMAIN: &str = "localdomain";
 /// The host facts that defaults are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {
-    /// gethostname() as the kernel reports it.
-    pub hostname: String,
     /// gethostname(), with `.localdomain` appended when it has no dot.
     pub myhostname: String,
     /// `myhostname` less its first label (`localdomain` when nothing is left).
