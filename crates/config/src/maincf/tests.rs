@@ -416,7 +416,7 @@ proptest! {
         edits in proptest::collection::vec((name_strategy(), value_strategy()), 1..4),
     ) {
         let text: String =
-            base.iter().map(|(n, v)| format!("{n} = {v}\n    more\n# note\n")).collect();
+            base.iter().map(|(n, v)| [n.as_str(), " = ", v, "\n    more\n# note\n"].concat()).collect();
         let out = edit_set(text.as_bytes(), &edits);
         let cf = MainCf::parse(&out, "M").expect("parses");
         for (n, _) in &edits {
