@@ -70,13 +70,3 @@ impl Msg {
         let _ = writeln!(std::io::stderr(), "{}: {level}: {text}", self.prog);
     }
 }
-
-/// The C library's text for an I/O error, as Postfix's `%m` prints it ("No such file or
-/// directory"), without Rust's " (os error N)" suffix.
-pub fn errno_text(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" (os error ") {
-        Some(pos) => text[..pos].to_owned(),
-        None => text,
-    }
-}
