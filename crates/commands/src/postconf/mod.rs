@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use tern_config::config::{self, Config};
 use tern_config::host::HostInfo;
-use tern_config::maincf::MainCf;
+use tern_config::maincf::{self, MainCf};
 use tern_config::mastercf::MasterCf;
 
 use crate::fatal;
@@ -442,35 +442,32 @@ fn load_master(dir: &Path) -> Result<MasterCf, Fatal> {
 
 /// Reads main.cf, records `config_directory` when it was named, applies `-o` overrides.
 fn load_main(msg: &Msg, inv: &Invocation, master: MasterCf) -> Result<Config, Fatal> {
-    let main = MainCf::load(&inv.dir)?;
+    let main = match MainCf::load(&inv.dir) {
+        Ok(main) => main,
+        Err(err) => {
+            for warning in err.warnings() {
+                msg.warn(warning);
+            }
+            return Err(err.into());
+        }
+    };
+    for warning in &main.warnings {
+        msg.warn(warning);
+    }
     let mut config = Config::new(&inv.dir, main, master, HostInfo::detect());
     config.set_process_name(&process_name(msg));
     if inv.dir_given {
         config.set("config_directory", &inv.dir.to_string_lossy());
     }
     for nv in &inv.overrides {
-        let (name, value) =
-            split_nameval(nv).map_err(|err| fatal!("invalid parameter override: {nv}: {err}"))?;
-        config.set(&name, &value);
+        let (name, value) = maincf::split_nameval(nv.as_bytes())
+            .map_err(|err| fatal!("invalid parameter override: {nv}: {err}"))?;
+        config.set(
+            &String::from_utf8_lossy(name),
+            &String::from_utf8_lossy(value),
+        );
     }
     Ok(config)
-}
-
-/// Postfix's split_nameval(): `name = value` with blanks trimmed around both.
-pub(crate) fn split_nameval(text: &str) -> Result<(String, String), &'static str> {
-    let trimmed = text.trim_start_matches([' ', '\t', '\r', '\n']);
-    let Some(eq) = trimmed.find('=') else {
-        return Err("missing '=' after attribute name");
-    };
-    let name = trimmed[..eq].trim_end_matches([' ', '\t', '\r', '\n']);
-    if name.is_empty() {
-        return Err("missing attribute name");
-    }
-    if name.contains([' ', '\t', '\r', '\n']) {
-        return Err("malformed attribute name");
-    }
-    let value = trimmed[eq + 1..].trim_matches([' ', '\t', '\r', '\n']);
-    Ok((name.to_owned(), value.to_owned()))
 }
 
 pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Fatal> {

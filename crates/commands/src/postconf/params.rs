@@ -150,17 +150,20 @@ fn scan_namespace(
         if class.is_some() && config.is_raw(name) {
             continue;
         }
-        for referenced in expand::referenced_names(value) {
+        let found = expand::scan(value);
+        for warning in &found.warnings {
+            msg.warn(warning);
+        }
+        for referenced in found.names {
             flag_user(msg, config, dir, &referenced, local, spaces, scan);
         }
         if matches!(class, Some(ParamClass::Builtin | ParamClass::Service)) {
             // Postfix expands these values whole (its legacy database scan); a recursive
             // or malformed value is fatal here even when it is not printed.
             let service = local.map(|i| config.master.services[i].clone());
-            if let Err(err) = config.expand(value, service.as_ref()) {
-                msg.warn(&err);
-                return Err(fatal!("macro processing error"));
-            }
+            config
+                .expand(value, service.as_ref())
+                .map_err(|err| expand_fatal(msg, &err))?;
         }
     }
     Ok(())
@@ -246,7 +249,7 @@ pub(crate) fn show(
                 None => false,
             };
             if wanted {
-                print_parameter(inv, config, &name, out)?;
+                print_parameter(msg, inv, config, &name, out)?;
             }
         }
         return Ok(());
@@ -256,13 +259,14 @@ pub(crate) fn show(
             let _ = out.flush();
             msg.warn(format!("{name}: unknown parameter"));
         } else {
-            print_parameter(inv, config, name, out)?;
+            print_parameter(msg, inv, config, name, out)?;
         }
     }
     Ok(())
 }
 
 fn print_parameter(
+    msg: &Msg,
     inv: &Invocation,
     config: &Config,
     name: &str,
@@ -288,7 +292,7 @@ fn print_parameter(
     if m & SHOW_EVAL != 0 && !config.is_raw(name) {
         value = config
             .expand(&value, None)
-            .map_err(|err| expand_fatal(&err))?
+            .map_err(|err| expand_fatal(msg, &err))?
             .text;
     }
     let text = if m & HIDE_NAME == 0 {
@@ -299,10 +303,12 @@ fn print_parameter(
     write_out(out, &print::line(&text, fold))
 }
 
-/// Postfix prints the expansion warning, then `fatal: macro processing error`.
-pub(crate) fn expand_fatal(err: &expand::ExpandError) -> Fatal {
-    Msg::from_args().warn(err);
-    fatal!("macro processing error")
+/// Postfix prints the expansion's warnings, then its fatal message.
+pub(crate) fn expand_fatal(msg: &Msg, err: &expand::ExpandError) -> Fatal {
+    for warning in err.warnings() {
+        msg.warn(warning);
+    }
+    fatal!("{err}")
 }
 
 /// Warns about main.cf names that nothing uses.

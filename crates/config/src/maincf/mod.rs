@@ -100,6 +100,17 @@ pub enum MainCfError {
     EditNameWithValue,
 }
 
+impl MainCfError {
+    /// The warnings printed before this error (a syntax error ends a read that may have warned).
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            MainCfError::MissingName { warnings, .. }
+            | MainCfError::MissingEquals { warnings, .. } => warnings,
+            _ => &[],
+        }
+    }
+}
+
 /// Why a `name = value` text did not split (Postfix's split_nameval messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyntaxReason {
@@ -252,7 +263,8 @@ pub(crate) fn lossy(bytes: &[u8]) -> String {
 
 /// Splits `name = value` as Postfix's split_nameval: the name runs from the first non-blank
 /// to the first blank or `=`, only blanks may follow it before `=`, and the value is trimmed.
-pub(crate) fn split_nameval(text: &[u8]) -> Result<(&[u8], &[u8]), SyntaxReason> {
+/// Postfix's split_nameval(): `name = value` with blanks trimmed around both.
+pub fn split_nameval(text: &[u8]) -> Result<(&[u8], &[u8]), SyntaxReason> {
     let start = text
         .iter()
         .position(|&b| !is_space(b))
