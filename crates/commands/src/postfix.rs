@@ -1,2 +1,0 @@
-//! `postfix`: the control command (`check` for now; `start`, `stop` and the rest come with the
-//! daemon).
