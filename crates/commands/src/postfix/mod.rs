@@ -30,7 +30,7 @@ mod warn;
 use std::path::{Path, PathBuf};
 
 use tern_config::config::{self, Config, ConfigError, DEFAULT_CONFIG_DIRECTORY};
-use tern_config::expand::ExpandError;
+use tern_config::expand::{ExpandError, parse_level};
 use tern_config::host::HostInfo;
 use tern_config::maincf::{MainCf, errno_text};
 use tern_config::mastercf::MasterCf;
@@ -43,6 +43,10 @@ use crate::msg::{Fatal, Msg};
 pub use owner::{Account, Accounts, OwnerError, SystemAccounts};
 pub use values::ValueError;
 pub use warn::{Layout, check_warn};
+
+/// Postfix 3.7's newest compatibility level; below it the postfix command says that
+/// backwards-compatible defaults are in force.
+const LAST_COMPAT_LEVEL: &str = "3.6";
 
 /// The usage line for a bad option.
 const USAGE: &str = "[-c config_dir] [-Dv] command";
@@ -185,6 +189,11 @@ impl Check {
         let mut config = Config::new(dir, main, MasterCf::default(), HostInfo::detect());
         // Postfix records the directory it read main.cf from as config_directory.
         config.set("config_directory", &dir_text);
+        // Postfix reads the compatibility level before anything else.
+        let level = expanded(msg, &config, "compatibility_level")?;
+        let Some(level_number) = parse_level(&level) else {
+            return Err(fatal!("malformed compatibility level syntax: \"{level}\"").into());
+        };
         for name in &names {
             let Some(param) = registry::lookup(name) else {
                 continue;
@@ -218,6 +227,19 @@ impl Check {
                      maillog_file_prefixes"
                 )
                 .into());
+            }
+        }
+        if parse_level(LAST_COMPAT_LEVEL).is_some_and(|last| level_number < last) {
+            // msg_info(): the program name and the text, no severity.
+            for line in [
+                "Postfix is using backwards-compatible default settings".to_owned(),
+                "See http://www.postfix.org/COMPATIBILITY_README.html for details".to_owned(),
+                format!(
+                    "To disable backwards compatibility use \"postconf \
+                     compatibility_level={LAST_COMPAT_LEVEL}\" and \"postfix reload\""
+                ),
+            ] {
+                eprintln!("{}: {line}", msg.prog());
             }
         }
         let syslog_name = get("syslog_name")?;
