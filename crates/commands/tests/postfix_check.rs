@@ -7,6 +7,7 @@
 //! is looked at except the shared program directories. Debian's postfix prints its messages
 //! only to a terminal, so it is run under `script(1)`.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -86,7 +87,7 @@ impl Instance {
             ("shlib_directory", "/usr/lib/postfix"),
         ] {
             if !Path::new(default).is_dir() {
-                main.push_str(&format!("{name} = {b}/conf\n"));
+                let _ = writeln!(main, "{name} = {b}/conf");
             }
         }
         main.push_str(extra);
@@ -163,7 +164,10 @@ fn same_as_debian(inst: &Instance, tern: &(i32, String, String), keep: Option<us
         Some(n) => {
             let lines: Vec<&str> = text.lines().collect();
             let tail = &lines[lines.len().saturating_sub(n)..];
-            tail.iter().map(|l| format!("{l}\n")).collect()
+            tail.iter().fold(String::new(), |mut acc, l| {
+                let _ = writeln!(acc, "{l}");
+                acc
+            })
         }
         None => text,
     };
