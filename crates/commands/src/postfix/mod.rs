@@ -16,9 +16,11 @@
 //!   not only the global ones that Postfix's postfix program reads.
 //! - Missing queue and data directories are not created (Postfix's `post-install
 //!   create-missing` does that); a missing data_directory is fatal.
-//! - Postfix refuses to run for anyone but root. Tern also runs for an ordinary user: then
-//!   the whole mail system runs as that user, so the trees that must belong to root must
-//!   belong to that user instead (see [`Check::root_identity`]).
+//! - Postfix refuses to run for anyone but root ("the postfix command is reserved for the
+//!   superuser"). Tern also runs for an ordinary user: then the whole mail system runs as
+//!   that user, so the trees that must belong to root must belong to that user instead
+//!   (root's own files stay acceptable), and the user's files are accepted where mail_owner
+//!   is expected (see [`Check::root_identity`] and [`Layout`]).
 //!
 //! Security: the command trusts the files it reads no more than any input; it changes
 //! nothing on disk.
@@ -325,6 +327,7 @@ impl Check {
             shlib_dir: self.value("shlib_directory"),
             check_shared: !is_secondary_instance(&self.dir),
             root: Check::root_identity(),
+            ordinary_user: !nix::unistd::getuid().is_root(),
             mail_owner: (
                 self.owners.mail_owner.name.clone(),
                 self.owners.mail_owner.uid,
