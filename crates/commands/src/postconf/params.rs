@@ -32,14 +32,7 @@ pub(crate) fn register_user(msg: &Msg, config: &mut Config) -> Result<Scan, Fata
     let dir = config.dir.to_string_lossy().into_owned();
 
     // Each master.cf service's -o settings form a name space of their own.
-    let spaces: Vec<(usize, Vec<(String, String)>)> = config
-        .master
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.overrides.is_empty())
-        .map(|(i, s)| (i, dedup_last(&s.overrides)))
-        .collect();
+    let spaces = name_spaces(config);
 
     for (index, space) in &spaces {
         scan_namespace(
@@ -84,17 +77,16 @@ pub(crate) fn register_user(msg: &Msg, config: &mut Config) -> Result<Scan, Fata
     Ok(scan)
 }
 
-/// The last value of each name, in order of first appearance.
-fn dedup_last(pairs: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (n, v) in pairs {
-        if let Some(slot) = out.iter_mut().find(|(m, _)| m == n) {
-            slot.1.clone_from(v);
-        } else {
-            out.push((n.clone(), v.clone()));
-        }
-    }
-    out
+/// Each master.cf entry's `-o` name space (shared by entries of the same name/type, as in
+/// Postfix), by entry index; entries without one are left out.
+fn name_spaces(config: &Config) -> Vec<(usize, Vec<(String, String)>)> {
+    config
+        .master
+        .service_params()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, table)| table.map(|t| (i, t.into_iter().collect())))
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -342,8 +334,8 @@ fn is_last_definition(config: &Config, name: &str, line: usize) -> bool {
 /// Warns about master.cf `-o` names that nothing uses.
 pub(crate) fn flag_unused_master(msg: &Msg, config: &Config, scan: &Scan) {
     let dir = config.dir.to_string_lossy();
-    for (index, service) in config.master.services.iter().enumerate() {
-        for (name, value) in dedup_last(&service.overrides) {
+    for (index, space) in name_spaces(config) {
+        for (name, value) in space {
             let valid = scan
                 .valid_local
                 .get(&index)
