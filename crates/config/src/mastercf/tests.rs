@@ -487,3 +487,59 @@ proptest::proptest! {
         }
     }
 }
+
+/// Side by side with Debian's postconf on generated files: `cargo test -p tern-config --
+/// --ignored differential` on a machine with /usr/sbin/postconf.
+#[test]
+#[ignore = "needs Debian's /usr/sbin/postconf"]
+fn differential() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let line = proptest::string::string_regex(
+        "[a-c]{1,3} (inet|unix|pass) [ny-] [ny-] [ny-] (-|1\\?|7) (-|0|12) \
+         [a-z]{1,20}( (-o|-v|-vo|-ox=1|\\{ ?[a-z]{0,5} ?= ?[a-z ]{0,6}\\}|[a-z=]{1,30}|--|-)){0,8}\
+         (\n  -o [a-z]{1,8}=[a-z,]{0,40})?\n",
+    )
+    .expect("regex");
+    let file = proptest::collection::vec(line, 1..6);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let base = std::env::temp_dir().join(format!("tern-mastercf-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&base).expect("mkdir");
+    let dir = TempDir(base);
+    std::fs::write(dir.path().join("main.cf"), "").expect("main.cf");
+    for _ in 0..200 {
+        let text: String = file.new_tree(&mut runner).expect("tree").current().concat();
+        std::fs::write(dir.path().join("master.cf"), &text).expect("master.cf");
+        let cf = MasterCf::load(dir.path()).expect("generated files parse");
+        for mode in ["-M", "-Mf", "-F", "-Ff", "-P", "-Pf"] {
+            let out = std::process::Command::new("/usr/sbin/postconf")
+                .arg("-c")
+                .arg(dir.path())
+                .arg(mode)
+                .output()
+                .expect("postconf runs");
+            let fold = mode.ends_with('f');
+            let opts = ShowOptions {
+                fold,
+                ..ShowOptions::default()
+            };
+            let ours = match &mode[1..2] {
+                "M" => show_entries(&cf, &[], fold),
+                "F" => show_fields(&cf, &[], opts),
+                _ => show_params(&cf, &[], opts),
+            }
+            .expect("no patterns");
+            assert_eq!(
+                ours.text,
+                String::from_utf8_lossy(&out.stdout),
+                "{mode} on {text:?}"
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let theirs: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.contains("unused parameter"))
+                .filter_map(|l| l.strip_prefix("/usr/sbin/postconf: warning: "))
+                .collect();
+            assert_eq!(cf.warnings, theirs, "{mode} warnings on {text:?}");
+        }
+    }
+}
