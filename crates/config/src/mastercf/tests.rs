@@ -488,10 +488,9 @@ proptest::proptest! {
     }
 }
 
-/// Side by side with Debian's postconf on generated files: `cargo test -p tern-config --
-/// --ignored differential` on a machine with /usr/sbin/postconf.
+/// Side by side with Debian's postconf on generated files (needs /usr/sbin/postconf, which
+/// .ci/run installs; fails without it).
 #[test]
-#[ignore = "needs Debian's /usr/sbin/postconf"]
 fn differential() {
     use proptest::strategy::{Strategy, ValueTree};
     let line = proptest::string::string_regex(
