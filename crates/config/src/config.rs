@@ -242,9 +242,19 @@ impl Config {
     pub fn lookup_value(&self, name: &str, scope: Option<&Service>) -> Option<String> {
         if !self.defaults_only
             && let Some(service) = scope
-            && let Some((_, v)) = service.overrides.iter().rev().find(|(n, _)| n == name)
         {
-            return Some(v.clone());
+            // A service's read-only names come first: its program and its own name.
+            match name {
+                "process_name" => {
+                    let command = service.command.rsplit('/').next().unwrap_or_default();
+                    return Some(command.to_owned());
+                }
+                "service_name" => return Some(service.name.clone()),
+                _ => {}
+            }
+            if let Some((_, v)) = service.overrides.iter().rev().find(|(n, _)| n == name) {
+                return Some(v.clone());
+            }
         }
         self.raw(name)
     }

@@ -11,6 +11,7 @@
 //! - [`mastercf`]: the `master.cf` service table and its `-o` overrides.
 //! - [`registry`]: the one table of every parameter Tern knows, with Postfix's default text.
 //! - [`host`]: defaults derived from the host (`myhostname`, `mydomain`, `mynetworks`).
+//! - [`text`]: message text as Postfix prints it.
 //! - [`config`]: the three put together: the value of a parameter as a Postfix program sees it.
 
 pub mod config;
@@ -20,3 +21,4 @@ pub mod list;
 pub mod maincf;
 pub mod mastercf;
 pub mod registry;
+pub mod text;

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::io::Write;
 
 use tern_config::config::Config;
-use tern_config::mastercf::{self as format, ShowOptions};
+use tern_config::mastercf::{self as format, Service, ShowOptions};
 
 use super::mode::{FOLD_LINE, HIDE_NAME, HIDE_VALUE, MASTER_FLD, MASTER_PARAM, SHOW_EVAL};
 use super::params::expand_fatal;
@@ -27,13 +27,12 @@ pub(crate) fn show(
     };
     // The first expansion error ends the run, as Postfix's fatal does.
     let failure: RefCell<Option<Fatal>> = RefCell::new(None);
-    let eval = |value: &str| -> String {
+    let eval = |service: &Service, value: &str| -> String {
         if m & SHOW_EVAL == 0 || failure.borrow().is_some() {
             return value.to_owned();
         }
-        // XXX: Postfix expands in the entry's own -o name space first; the formatter's hook
-        // gives the value only, so this expands in the global name space.
-        match config.expand(value, None) {
+        // Postfix expands in the entry's own -o name space first, then main.cf's.
+        match config.expand(value, Some(service)) {
             Ok(expanded) => expanded.text,
             Err(err) => {
                 *failure.borrow_mut() = Some(expand_fatal(msg, &err));

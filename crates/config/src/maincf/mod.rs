@@ -215,32 +215,7 @@ impl MainCf {
     }
 }
 
-/// Postfix's message text for an I/O error: the C library's strerror text, without Rust's
-/// ` (os error N)` suffix.
-pub fn errno_text(err: &std::io::Error) -> String {
-    match err.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => err.to_string(),
-    }
-}
-
-/// Text as Postfix's logging shows it: every byte that is not printable ASCII becomes `?`
-/// (Postfix's msg layer does this to every warning and fatal line it prints, e.g. the `\r` of
-/// a CRLF line in `missing '=' after attribute name: "b?"`). Tern keeps message text raw and
-/// applies this when printing.
-///
-/// XXX: Postfix keeps valid UTF-8 when its SMTPUTF8 support is on; we always replace.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c == ' ' || c.is_ascii_graphic() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
+pub use crate::text::errno_text;
 
 /// C's `isspace` in the C locale, as Postfix's `ISSPACE` uses it.
 pub(crate) fn is_space(b: u8) -> bool {

@@ -146,7 +146,7 @@ pub struct Listing {
     pub warnings: Vec<String>,
 }
 
-fn no_expand(value: &str) -> String {
+fn no_expand(_: &Service, value: &str) -> String {
     value.to_string()
 }
 
@@ -160,7 +160,11 @@ pub fn format_m(svc: &Service, fold: bool) -> String {
 }
 
 /// [`format_m`] with `expand` applied to each `-o` value (`postconf -Mx`).
-pub fn format_m_with(svc: &Service, fold: bool, expand: &dyn Fn(&str) -> String) -> String {
+pub fn format_m_with(
+    svc: &Service,
+    fold: bool,
+    expand: &dyn Fn(&Service, &str) -> String,
+) -> String {
     let mut out = String::new();
     let mut line_len = 0;
     for (field, goal) in FIELDS.into_iter().zip(COLUMN_GOAL) {
@@ -192,7 +196,7 @@ pub fn format_f_with(
     svc: &Service,
     field: Field,
     opts: ShowOptions,
-    expand: &dyn Fn(&str) -> String,
+    expand: &dyn Fn(&Service, &str) -> String,
 ) -> String {
     let mut out = String::new();
     let mut line_len = 0;
@@ -229,7 +233,7 @@ fn append_args(
     svc: &Service,
     fold: bool,
     entry: bool,
-    expand: &dyn Fn(&str) -> String,
+    expand: &dyn Fn(&Service, &str) -> String,
 ) {
     let args = &svc.args;
     let mut in_options = true;
@@ -247,7 +251,7 @@ fn append_args(
                 // An option with a value always starts a new line when folding.
                 line_len = LINE_LIMIT;
                 let v = if arg == "-o" {
-                    expand(&args[i + 1])
+                    expand(svc, &args[i + 1])
                 } else {
                     args[i + 1].clone()
                 };
@@ -326,14 +330,20 @@ pub fn format_p_with(
     name: &str,
     value: &str,
     opts: ShowOptions,
-    expand: &dyn Fn(&str) -> String,
+    expand: &dyn Fn(&Service, &str) -> String,
 ) -> String {
     let text = if opts.hide_value {
         format!("{}/{}/{}", svc.name, svc.kind, name)
     } else if opts.hide_name {
-        expand(value)
+        expand(svc, value)
     } else {
-        format!("{}/{}/{} = {}", svc.name, svc.kind, name, expand(value))
+        format!(
+            "{}/{}/{} = {}",
+            svc.name,
+            svc.kind,
+            name,
+            expand(svc, value)
+        )
     };
     print_line(&text, opts.fold)
 }
@@ -397,7 +407,7 @@ pub fn show_entries_with(
     cf: &MasterCf,
     patterns: &[String],
     fold: bool,
-    expand: &dyn Fn(&str) -> String,
+    expand: &dyn Fn(&Service, &str) -> String,
 ) -> Result<Listing, PatternError> {
     let reqs = parse_all(patterns, 2, &PatternError::Entry)?;
     let mut counts = vec![0; reqs.len()];
@@ -433,7 +443,7 @@ pub fn show_fields_with(
     cf: &MasterCf,
     patterns: &[String],
     opts: ShowOptions,
-    expand: &dyn Fn(&str) -> String,
+    expand: &dyn Fn(&Service, &str) -> String,
 ) -> Result<Listing, PatternError> {
     let mut reqs = Vec::new();
     for p in patterns {
@@ -490,7 +500,7 @@ pub fn show_params_with(
     cf: &MasterCf,
     patterns: &[String],
     opts: ShowOptions,
-    expand: &dyn Fn(&str) -> String,
+    expand: &dyn Fn(&Service, &str) -> String,
 ) -> Result<Listing, PatternError> {
     let reqs = parse_all(patterns, 3, &PatternError::Param)?;
     let mut counts = vec![0; reqs.len()];

@@ -26,21 +26,7 @@ pub(crate) fn c_str(bytes: &[u8]) -> &[u8] {
     }
 }
 
-/// What Postfix's message layer prints for `bytes`: each byte that is not printable ASCII
-/// becomes `?` (Postfix's `printable()`; `postconf` runs with UTF-8 handling off, so a
-/// two-byte `ö` prints as `??` and a tab as `?`).
-pub(crate) fn printable(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                char::from(b)
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
+pub(crate) use crate::text::printable;
 
 /// One logical line: the physical lines it came from joined (without their newlines), and
 /// the number of its first non-blank, non-comment physical line.
@@ -357,10 +343,5 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(split_nameval(input), *want, "{input:?}");
         }
-    }
-
-    #[test]
-    fn printable_text() {
-        assert_eq!(printable(b"a\tb\r\xc3\xb6~"), "a?b???~");
     }
 }

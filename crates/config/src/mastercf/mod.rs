@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+use crate::text::{errno_text, printable};
+
 pub use format::{
     FIELDS, Field, Listing, PatternError, ServicePattern, ShowOptions, fields, format_f,
     format_f_with, format_m, format_m_with, format_p, format_p_with, show_entries,
@@ -131,7 +133,7 @@ impl MasterCf {
         // `dir//master.cf` in messages.
         let path = format!("{}/master.cf", dir.display());
         let mut file = std::fs::File::open(&path).map_err(|e| MasterCfError::Open {
-            path: lex::printable(path.as_bytes()),
+            path: printable(path.as_bytes()),
             reason: errno_text(&e),
         })?;
         let mut text = Vec::new();
@@ -171,14 +173,6 @@ impl MasterCf {
     }
 }
 
-/// `strerror` text for an I/O error, as Postfix's `%m` prints it.
-fn errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
-    }
-}
-
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -204,7 +198,7 @@ fn parse_entry(
     let mut argv = lex::split_fields(text);
     if argv.len() < 8 {
         return Err(MasterCfError::FieldCount {
-            path: lex::printable(path.as_bytes()),
+            path: printable(path.as_bytes()),
             line: logical.line,
         });
     }
@@ -233,8 +227,8 @@ fn parse_entry(
 fn check_entry(argv: &[Vec<u8>], text: &[u8]) -> Result<(), MasterCfError> {
     let bad = |field: &'static str, value: &[u8]| MasterCfError::InvalidField {
         field,
-        value: lex::printable(value),
-        text: lex::printable(text),
+        value: printable(value),
+        text: printable(text),
     };
     if !SERVICE_TYPES
         .iter()
@@ -318,7 +312,7 @@ fn extract_field(arg: &mut Vec<u8>, warnings: &mut Vec<String>) {
         // Postfix names the file "master.cf" here, not its full path.
         let mut msg = b"master.cf: ".to_vec();
         msg.extend_from_slice(&err);
-        warnings.push(lex::printable(&msg));
+        warnings.push(printable(&msg));
     }
     *arg = inner;
 }
@@ -335,7 +329,7 @@ fn normalize_nameval(arg: &mut Vec<u8>, warnings: &mut Vec<String>) {
             let mut msg = format!("master.cf: {err}: \"").into_bytes();
             msg.extend_from_slice(arg);
             msg.push(b'"');
-            warnings.push(lex::printable(&msg));
+            warnings.push(printable(&msg));
         }
     }
 }
