@@ -5,8 +5,10 @@
 //! - [`getopt`]: POSIX getopt, as Postfix's commands parse their flags.
 //! - [`postconf`]: the `postconf` command.
 //! - [`postfix`]: the `postfix` control command.
+//! - [`vstream`]: standard output buffered as Postfix buffers it.
 
 pub mod getopt;
 pub mod msg;
 pub mod postconf;
 pub mod postfix;
+pub mod vstream;

@@ -65,8 +65,6 @@ impl Msg {
     }
 
     fn line(&self, level: &str, text: &dyn fmt::Display) {
-        // Standard output goes first, so that a warning follows the lines it is about.
-        let _ = std::io::stdout().flush();
         // Postfix's message layer shows non-printable bytes as `?`.
         let text = tern_config::text::printable(text.to_string().as_bytes());
         let _ = writeln!(std::io::stderr(), "{}: {level}: {text}", self.prog);

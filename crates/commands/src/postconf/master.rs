@@ -52,7 +52,6 @@ pub(crate) fn show(
         return Err(fatal);
     }
     write_out(out, &listing.text)?;
-    let _ = out.flush();
     for warning in &listing.warnings {
         msg.warn(warning);
     }

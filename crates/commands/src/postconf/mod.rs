@@ -18,11 +18,12 @@ use std::path::{Path, PathBuf};
 use tern_config::config::{self, Config};
 use tern_config::host::HostInfo;
 use tern_config::maincf::{self, MainCf};
-use tern_config::mastercf::MasterCf;
+use tern_config::mastercf::{MasterCf, MasterCfError};
 
 use crate::fatal;
 use crate::getopt::{Opt, getopt};
 use crate::msg::{Fatal, Msg};
+use crate::vstream::ChunkedOut;
 
 /// The mode bits, Postfix's PCF_* flags.
 pub(crate) mod mode {
@@ -196,10 +197,15 @@ pub fn main() -> i32 {
 /// Runs postconf with `args` (without argv\[0\]).
 pub fn run(msg: &Msg, args: &[String]) -> Result<(), Fatal> {
     let inv = parse_args(msg, args)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = ChunkedOut::new(std::io::stdout().lock());
     let result = dispatch(msg, &inv, &mut out);
-    let _ = out.flush();
-    result
+    match result {
+        Ok(()) => out.flush().map_err(|err| fatal!("write error: {err}")),
+        Err(fatal) => {
+            out.discard();
+            Err(fatal)
+        }
+    }
 }
 
 fn usage(msg: &Msg) -> Fatal {
@@ -375,7 +381,7 @@ fn dispatch(msg: &Msg, inv: &Invocation, out: &mut dyn Write) -> Result<(), Fata
     if m & (MASTER_ENTRY | MASTER_FLD | MASTER_PARAM) != 0
         && m & (EDIT_CONF | EDIT_EXCL | COMMENT_OUT) == 0
     {
-        let master = load_master(&inv.dir)?;
+        let master = read_master(msg, &inv.dir, true)?;
         let mut config = load_main(msg, inv, master)?;
         let scan = params::register_user(msg, &mut config)?;
         master::show(msg, inv, &config, out)?;
@@ -401,13 +407,7 @@ fn dispatch(msg: &Msg, inv: &Invocation, out: &mut dyn Write) -> Result<(), Fata
         return edit::edit_main(msg, inv);
     }
     // Show main.cf parameters.
-    let master = match MasterCf::load(&inv.dir) {
-        Ok(master) => master,
-        Err(err) => {
-            msg.warn(&err);
-            MasterCf::default()
-        }
-    };
+    let master = read_master(msg, &inv.dir, false)?;
     let mut config = if m & SHOW_DEFS != 0 {
         let mut config = Config::new(&inv.dir, MainCf::default(), master, HostInfo::detect());
         config.set_defaults_only(true);
@@ -436,8 +436,23 @@ fn process_name(msg: &Msg) -> String {
     )
 }
 
-fn load_master(dir: &Path) -> Result<MasterCf, Fatal> {
-    Ok(MasterCf::load(dir)?)
+/// Reads master.cf, printing its warnings as Postfix does while reading. A file that cannot
+/// be opened is fatal when `must_open`, else a warning (the table is then empty); a bad entry
+/// is always fatal.
+fn read_master(msg: &Msg, dir: &Path, must_open: bool) -> Result<MasterCf, Fatal> {
+    let mut warnings = Vec::new();
+    let result = MasterCf::load_with(dir, &mut warnings);
+    for warning in &warnings {
+        msg.warn(warning);
+    }
+    match result {
+        Ok(master) => Ok(master),
+        Err(err @ MasterCfError::Open { .. }) if !must_open => {
+            msg.warn(&err);
+            Ok(MasterCf::default())
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Reads main.cf, records `config_directory` when it was named, applies `-o` overrides.

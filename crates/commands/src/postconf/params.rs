@@ -248,7 +248,6 @@ pub(crate) fn show(
     }
     for name in &inv.operands {
         if config.class(name).is_none() && !READ_ONLY_PARAMETERS.contains(&name.as_str()) {
-            let _ = out.flush();
             msg.warn(format!("{name}: unknown parameter"));
         } else {
             print_parameter(msg, inv, config, name, out)?;
