@@ -78,9 +78,11 @@ fn postconf_matches_debian() {
     results.sort_by_key(|r| r.0);
     let commands: usize = results.iter().map(|r| r.1).sum();
     let failures: Vec<Failure> = results.into_iter().flat_map(|r| r.2).collect();
-    if !failures.is_empty() {
-        panic!("{}", report(&failures, cases.len(), commands, &ours));
-    }
+    assert!(
+        failures.is_empty(),
+        "{}",
+        report(&failures, cases.len(), commands, &ours)
+    );
 }
 
 /// Runs one case's commands with both binaries; returns how many commands ran and what failed.

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -127,11 +128,12 @@ pub fn run(bin: &Path, args: &[String], as_nobody: bool) -> Outcome {
     }
 }
 
-/// Sets the mtime of every file in `dir` an hour back. Postfix rereads main.cf in 300 ms
+/// Sets the mtime of every file in `dir` to a fixed time in the past. Postfix rereads main.cf in 300 ms
 /// steps for as long as its mtime is within the last second or so (it guards against reading
 /// a file while an editor writes it), which would make each fresh copy cost seconds.
 pub fn age_files(dir: &Path) -> Result<(), String> {
-    let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+    // A fixed instant in 2020: old enough, and the same on every run.
+    let past = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
     let entries = std::fs::read_dir(dir).map_err(|e| format!("read {}: {e}", dir.display()))?;
     for entry in entries.filter_map(Result::ok) {
         let f = std::fs::File::options()
@@ -219,11 +221,11 @@ pub fn show(bytes: &[u8], max: usize) -> String {
             }
         }
         for b in chunk.invalid() {
-            s.push_str(&format!("\\x{b:02x}"));
+            let _ = write!(s, "\\x{b:02x}");
         }
     }
     if bytes.len() > cut {
-        s.push_str(&format!("\n... ({} more bytes)", bytes.len() - cut));
+        let _ = write!(s, "\n... ({} more bytes)", bytes.len() - cut);
     }
     s
 }
