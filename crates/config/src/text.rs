@@ -27,6 +27,38 @@ pub fn errno_text(err: &std::io::Error) -> String {
     }
 }
 
+/// Column before which postconf's `-f` folds.
+pub const LINE_LIMIT: usize = 80;
+/// The indent of a folded continuation line.
+pub const INDENT: &str = "    ";
+
+/// postconf's `name = value` printer (Postfix's pcf_print_line): the words of `text`
+/// separated by one space (runs of blanks collapse, blanks at the ends go), with `fold`
+/// folded before a word that would reach column 80; newline included.
+pub fn print_line(text: &str, fold: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    let mut line_len = 0;
+    for word in text
+        .split([' ', '\t', '\r', '\n'])
+        .filter(|w| !w.is_empty())
+    {
+        if line_len > 0 {
+            if !fold || line_len + word.len() < LINE_LIMIT {
+                out.push(' ');
+                line_len += 1;
+            } else {
+                out.push('\n');
+                out.push_str(INDENT);
+                line_len = INDENT.len();
+            }
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +67,18 @@ mod tests {
     fn printable_replaces_each_byte() {
         assert_eq!(printable(b"a\tb\r\xc3\xb6~"), "a?b???~");
         assert_eq!(printable("b\r\u{e9}".as_bytes()), "b???");
+    }
+
+    #[test]
+    fn print_line_normalises_and_folds() {
+        assert_eq!(print_line("a  =\t b\n c", false), "a = b c\n");
+        assert_eq!(print_line("name =", false), "name =\n");
+        assert_eq!(print_line("", false), "\n");
+        let long = format!("name = {}", ["word"; 20].join(" "));
+        let folded = print_line(&long, true);
+        assert!(folded.lines().all(|l| l.len() < 80), "{folded}");
+        assert!(folded.lines().skip(1).all(|l| l.starts_with("    ")));
+        assert_eq!(folded.split_whitespace().count(), 22);
     }
 
     #[test]

@@ -10,7 +10,6 @@
 mod edit;
 mod master;
 mod params;
-pub mod print;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

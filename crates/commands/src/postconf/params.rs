@@ -14,9 +14,10 @@ use tern_config::config::{Config, ParamClass, READ_ONLY_PARAMETERS};
 use tern_config::expand;
 
 use super::mode::{HIDE_NAME, HIDE_VALUE, SHOW_DEFS, SHOW_EVAL, SHOW_NONDEF};
-use super::{Invocation, class, print, write_out};
+use super::{Invocation, class, write_out};
 use crate::fatal;
 use crate::msg::{Fatal, Msg};
+use tern_config::text::print_line;
 
 /// What the scan learned about master.cf name spaces: per service (by index), the `-o` names
 /// that a `$name` or a restriction class validates.
@@ -278,7 +279,7 @@ fn print_parameter(
     };
     let fold = m & super::mode::FOLD_LINE != 0;
     if m & HIDE_VALUE != 0 {
-        return write_out(out, &print::line(name, fold));
+        return write_out(out, &print_line(name, fold));
     }
     if m & SHOW_EVAL != 0 && !config.is_raw(name) {
         value = config
@@ -291,7 +292,7 @@ fn print_parameter(
     } else {
         value
     };
-    write_out(out, &print::line(&text, fold))
+    write_out(out, &print_line(&text, fold))
 }
 
 /// Postfix prints the expansion's warnings, then its fatal message.

@@ -10,8 +10,8 @@
 
 use super::{MasterCf, Service, is_option, lex, takes_value};
 
-const LINE_LIMIT: usize = 80;
-const INDENT: &str = "    ";
+use crate::text::{INDENT, LINE_LIMIT};
+
 const INDENT_LEN: usize = INDENT.len();
 /// Where `postconf -M` starts each of the eight columns.
 const COLUMN_GOAL: [usize; 8] = [0, 11, 17, 25, 33, 41, 49, 57];
@@ -345,33 +345,7 @@ pub fn format_p_with(
             expand(svc, value)
         )
     };
-    print_line(&text, opts.fold)
-}
-
-/// Postfix's `name = value` printer: words separated by one space (runs of blanks collapse,
-/// blanks at the ends go), folded before a word that would reach column 80.
-fn print_line(text: &str, fold: bool) -> String {
-    let mut out = String::new();
-    let mut line_len = 0;
-    for word in text.split(|c: char| c.is_ascii() && lex::is_blank(c as u8)) {
-        if word.is_empty() {
-            continue;
-        }
-        if line_len > 0 {
-            if !fold || line_len + word.len() < LINE_LIMIT {
-                out.push(' ');
-                line_len += 1;
-            } else {
-                out.push('\n');
-                out.push_str(INDENT);
-                line_len = INDENT_LEN;
-            }
-        }
-        out.push_str(word);
-        line_len += word.len();
-    }
-    out.push('\n');
-    out
+    crate::text::print_line(&text, opts.fold)
 }
 
 fn parse_all(
