@@ -1,0 +1,1 @@
+//! placeholder: the aliases(5) format (being built).

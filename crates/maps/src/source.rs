@@ -1,0 +1,1 @@
+//! placeholder: the source-file format of `postmap` and `texthash:` (being built).

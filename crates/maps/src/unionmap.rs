@@ -1,0 +1,11 @@
+//! placeholder: `unionmap:` tables (being built).
+
+use crate::{Map, MapError, OpenFlags};
+
+/// Opens a `unionmap:` table named `name`.
+pub fn open(name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
+    let _ = (name, flags);
+    Err(MapError::Config(
+        "unsupported dictionary type: unionmap".to_owned(),
+    ))
+}
