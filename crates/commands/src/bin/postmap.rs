@@ -1,0 +1,5 @@
+//! `postmap`: Postfix lookup table management.
+
+fn main() {
+    std::process::exit(tern_commands::postmap::main());
+}

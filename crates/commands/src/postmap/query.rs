@@ -1,0 +1,199 @@
+//! `postmap -q`, `-q -` (with `-h`/`-b` message mode) and `-s`: reading tables.
+//!
+//! Tables are opened lazily, in command-line order, and a query stops at the first table
+//! that has the key (postmap(1)); a lookup error is fatal with Postfix's text.
+
+use std::io::{Read, Write};
+
+use tern_maps::{Map, OpenFlags};
+
+use super::Options;
+use crate::fatal;
+use crate::msg::Fatal;
+
+/// The tables of one run, each opened on first use.
+struct Tables<'a> {
+    specs: &'a [(String, String)],
+    flags: &'a OpenFlags,
+    open: Vec<Option<Box<dyn Map>>>,
+}
+
+impl<'a> Tables<'a> {
+    fn new(specs: &'a [(String, String)], flags: &'a OpenFlags) -> Self {
+        Tables {
+            specs,
+            flags,
+            open: specs.iter().map(|_| None).collect(),
+        }
+    }
+
+    fn get(&mut self, i: usize) -> Result<&dyn Map, Fatal> {
+        if self.open[i].is_none() {
+            let (kind, name) = &self.specs[i];
+            let map = tern_maps::open(&format!("{kind}:{name}"), self.flags)?;
+            self.open[i] = Some(map);
+        }
+        // The slot was filled just above.
+        Ok(self.open[i].as_deref().expect("table opened above"))
+    }
+
+    /// The first value for `key`, looking through the tables in order.
+    fn find(&mut self, key: &str) -> Result<Option<String>, Fatal> {
+        for i in 0..self.specs.len() {
+            let map = self.get(i)?;
+            match map.lookup(key) {
+                Ok(Some(value)) => return Ok(Some(value)),
+                Ok(None) => {}
+                Err(e) => return Err(fatal!("table {}: query error: {e}", map.spec())),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `-q key`: the value on its own line; exit 0 when found, 1 when not.
+pub(super) fn query_one(
+    opts: &Options,
+    specs: &[(String, String)],
+    flags: &OpenFlags,
+    key: &str,
+    out: &mut dyn Write,
+) -> Result<i32, Fatal> {
+    let mut tables = Tables::new(specs, flags);
+    match tables.find(key)? {
+        Some(value) => {
+            let value = shown(opts, &value)?;
+            writeln!(out, "{value}")?;
+            Ok(0)
+        }
+        None => Ok(1),
+    }
+}
+
+/// `-q -`: keys from standard input (or header/body lines of a message with `-h`/`-b`),
+/// `key<TAB>value` for each one found; exit 0 when any was found.
+pub(super) fn query_stdin(
+    opts: &Options,
+    specs: &[(String, String)],
+    flags: &OpenFlags,
+    out: &mut dyn Write,
+) -> Result<i32, Fatal> {
+    let mut input = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut input)?;
+    let text = String::from_utf8_lossy(&input);
+    let keys = if opts.headers || opts.body {
+        message_keys(&text, opts.headers, opts.body)
+    } else {
+        lines(&text).into_iter().map(str::to_owned).collect()
+    };
+    let mut tables = Tables::new(specs, flags);
+    let mut found = false;
+    for key in keys {
+        if let Some(value) = tables.find(&key)? {
+            found = true;
+            let value = shown(opts, &value)?;
+            writeln!(out, "{key}{}{value}", opts.flavor.separator())?;
+        }
+    }
+    Ok(i32::from(!found))
+}
+
+/// `-s`: every entry of every table, in each table's own order.
+pub(super) fn sequence(
+    opts: &Options,
+    specs: &[(String, String)],
+    flags: &OpenFlags,
+    out: &mut dyn Write,
+) -> Result<i32, Fatal> {
+    let mut tables = Tables::new(specs, flags);
+    for i in 0..specs.len() {
+        let map = tables.get(i)?;
+        for (key, value) in map.sequence()? {
+            let value = shown(opts, &value)?;
+            writeln!(out, "{key}{}{value}", opts.flavor.separator())?;
+        }
+    }
+    Ok(0)
+}
+
+/// The value as printed: base64-decoded with `-F`.
+fn shown(opts: &Options, value: &str) -> Result<String, Fatal> {
+    if !opts.base64 {
+        return Ok(value.to_owned());
+    }
+    match super::build::base64_decode(value) {
+        Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        None => Err(fatal!("malformed BASE64 value: {value}")),
+    }
+}
+
+/// Lines without their newline; a last line without one counts.
+fn lines(text: &str) -> Vec<&str> {
+    let mut all: Vec<&str> = text.split('\n').collect();
+    if text.ends_with('\n') || text.is_empty() {
+        all.pop();
+    }
+    all
+}
+
+/// Lookup keys from a message (postmap(1) `-h`, `-b`, without MIME parsing): each logical
+/// header line (continuations joined with their newline) until the first empty line, then
+/// each body line.
+fn message_keys(text: &str, headers: bool, body: bool) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut all = lines(text).into_iter();
+    let mut current: Option<String> = None;
+    let mut in_body = false;
+    for line in all.by_ref() {
+        if line.starts_with([' ', '\t'])
+            && let Some(cur) = current.as_mut()
+        {
+            cur.push('\n');
+            cur.push_str(line);
+            continue;
+        }
+        if let Some(done) = current.take()
+            && headers
+        {
+            keys.push(done);
+        }
+        let is_header = line
+            .split_once(':')
+            .is_some_and(|(name, _)| !name.is_empty() && !name.contains([' ', '\t']));
+        if is_header {
+            current = Some(line.to_owned());
+        } else {
+            // The first non-header line starts the body; an empty line separates them.
+            if body && !line.is_empty() {
+                keys.push(line.to_owned());
+            }
+            in_body = true;
+            break;
+        }
+    }
+    if let Some(done) = current.take()
+        && headers
+    {
+        keys.push(done);
+    }
+    if in_body && body {
+        keys.extend(all.map(str::to_owned));
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_split_headers_and_body() {
+        let msg = "Subject: hi\n there\nFrom: x\n\nbody1\nbody2\n";
+        assert_eq!(
+            message_keys(msg, true, false),
+            vec!["Subject: hi\n there", "From: x"]
+        );
+        assert_eq!(message_keys(msg, false, true), vec!["body1", "body2"]);
+        assert_eq!(message_keys(msg, true, true).len(), 4);
+    }
+}
