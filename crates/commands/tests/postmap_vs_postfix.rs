@@ -21,6 +21,9 @@
 //! `TERN_POSTALIAS` (point them at `/usr/sbin/...` to check the harness and corpus against
 //! Debian itself). All mismatches are collected and reported at once.
 
+// A test harness: a failed step is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt;
@@ -66,8 +69,8 @@ fn parse_case(name: &str, text: &str) -> Case {
     for line in head.lines() {
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
         match word {
-            "cmd" => case.cmd = rest.to_owned(),
-            "type" => case.kind = rest.to_owned(),
+            "cmd" => rest.clone_into(&mut case.cmd),
+            "type" => rest.clone_into(&mut case.kind),
             "map" => case.map = Some(rest.to_owned()),
             "flags" => case.flags = rest.split_whitespace().map(str::to_owned).collect(),
             "q" => case.queries.push(rest.to_owned()),
@@ -150,7 +153,7 @@ fn check_case(case: &Case, report: &mut String) {
         let file = dir.join("table");
         std::fs::write(&file, &case.table).unwrap();
         // texthash: re-reads a file changed in the last second and repeats its warnings.
-        let old = SystemTime::now() - Duration::from_secs(3600);
+        let old = SystemTime::now() - Duration::from_hours(1);
         std::fs::File::options()
             .write(true)
             .open(&file)
@@ -177,7 +180,7 @@ fn check_case(case: &Case, report: &mut String) {
     if !case.stdin.is_empty() {
         let mut args = case.flags.clone();
         args.extend(["-q".to_owned(), "-".to_owned(), spec.clone()]);
-        let input: String = case.stdin.iter().map(|l| format!("{l}\n")).collect();
+        let input: String = case.stdin.iter().flat_map(|l| [l.as_str(), "\n"]).collect();
         steps.push(("-q -".into(), args, Some(input), false));
     }
     if case.seq {
