@@ -87,7 +87,7 @@ pub trait Map: Send + Sync + std::fmt::Debug {
     /// entries say so with a `Config` error, as Postfix does.
     fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {
         Err(MapError::Config(format!(
-            "table {} does not support sequential access",
+            "table {}: sequence operation is not supported",
             self.spec()
         )))
     }
