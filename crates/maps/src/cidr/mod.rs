@@ -221,10 +221,16 @@ fn parse_net(text: &str, matches: bool) -> Result<Net, String> {
     if mask_text.is_empty() || !mask_text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("bad mask value"));
     }
-    let prefix = match mask_text.parse::<u32>() {
-        Ok(p) if p <= width => p,
-        _ => return Err(bad("bad mask length")),
-    };
+    // Postfix stores atoi()'s result in an unsigned char: the length is taken modulo 256
+    // (observed: "/264" is "/8"; "/256" is "/0"), and strtol() saturates huge numbers.
+    let value = mask_text
+        .parse::<u128>()
+        .unwrap_or(u128::MAX)
+        .min(i64::MAX as u128);
+    let prefix = u32::from(value.to_le_bytes()[0]);
+    if prefix > width {
+        return Err(bad("bad mask length"));
+    }
     let addr = parse_addr(addr_part)
         .filter(|a| a.is_ipv6() == v6)
         .ok_or_else(|| bad("bad network value"))?;
