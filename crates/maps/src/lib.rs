@@ -24,6 +24,7 @@ pub mod indexed;
 pub mod inline;
 pub mod nis;
 pub mod open;
+pub mod pattern;
 pub mod pcre;
 pub mod proxy;
 pub mod query;
