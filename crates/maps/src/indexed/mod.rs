@@ -1,0 +1,313 @@
+//! The table files that `postmap` and `postalias` build: `hash:`, `btree:`, `lmdb:`, `cdb:`.
+//!
+//! - [`lmdb`]: `NAME.lmdb`, an LMDB 0.9 data file (MDB_NOSUBDIR, no lock file) that Postfix's
+//!   `lmdb:` reads and writes, and that we read and write in our own safe code.
+//! - [`cdb`]: `NAME.cdb`, D. J. Bernstein's constant database as tinycdb writes it.
+//! - [`db`]: `NAME.db` for `hash:` and `btree:`. Postfix keeps those in Berkeley DB, which
+//!   Tern does not link; Tern's `.db` is a versioned cdb (see that module), and a Berkeley DB
+//!   file left by Postfix is recognised and refused with the command that rebuilds it.
+//!
+//! Keys and values are stored with a terminating NUL or without one (Postfix's
+//! DICT_FLAG_TRY1NULL / DICT_FLAG_TRY0NULL): a lookup tries the key with a NUL first, then
+//! without, and sticks to whichever form found something first, as Postfix's dict_*.c do.
+//! `lmdb:`, `hash:` and `btree:` are written with the NUL by default, `cdb:` without
+//! ([`default_nul`]).
+//!
+//! Every writer builds a temporary file beside the table and renames it over the old one
+//! after an fsync, so a reader sees the old table or the new one. Updates (`postmap -i`,
+//! `postmap -d`) read the table, change it in memory and write it anew the same way.
+//!
+//! Trust: a table file may be truncated, corrupt or hostile; reading it gives a
+//! [`MapError`], never a panic. Keys and values are bytes; values are returned up to their
+//! first NUL (as Postfix's C strings end there), with invalid UTF-8 replaced.
+
+pub mod cdb;
+pub mod db;
+mod file;
+pub mod lmdb;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::{Map, MapError, OpenFlags};
+
+pub use db::is_berkeley_db;
+
+/// A stored key and value, as bytes (with their NUL when the table keeps one).
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+/// What to do with a key that is already in the table being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Keep the first value and report the duplicate (postmap's default).
+    Warn,
+    /// Keep the first value silently (`postmap -w`).
+    Ignore,
+    /// The later value wins (`postmap -r`).
+    Replace,
+}
+
+/// What `Writer::put` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Inserted,
+    /// The key was there already; what happened follows [`Duplicates`].
+    Duplicate,
+}
+
+/// Options for building a table file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    pub duplicates: Duplicates,
+    /// Store keys and values with a terminating NUL, as Postfix does by default (`-N`);
+    /// `false` for `-n`. Postfix's default differs per type: see [`default_nul`].
+    pub nul_terminated: bool,
+    /// The file's mode; Postfix gives the new file the source file's owner and mode.
+    pub mode: u32,
+}
+
+/// A table file being built: entries go in, and `finish` replaces the old file atomically,
+/// so that a reader sees the old table or the new one, never a half-built file.
+pub trait Writer {
+    fn put(&mut self, key: &str, value: &str) -> Result<Put, MapError>;
+    fn finish(self: Box<Self>) -> Result<(), MapError>;
+}
+
+/// An existing table file opened for in-place changes (`postmap -i`, `postmap -d`).
+pub trait Updater {
+    fn put(&mut self, key: &str, value: &str, duplicates: Duplicates) -> Result<Put, MapError>;
+    /// Deletes `key`; `false` when it was not there.
+    fn delete(&mut self, key: &str) -> Result<bool, MapError>;
+    fn finish(self: Box<Self>) -> Result<(), MapError>;
+}
+
+/// The file an indexed table of `kind` named `name` lives in (`name.db`, `name.lmdb`,
+/// `name.cdb`).
+pub fn file_path(kind: &str, name: &str) -> String {
+    match kind {
+        "lmdb" => format!("{name}.lmdb"),
+        "cdb" => format!("{name}.cdb"),
+        _ => format!("{name}.db"),
+    }
+}
+
+/// Whether Postfix writes keys and values of `kind` with a terminating NUL when neither
+/// `-N` nor `-n` is given: yes for `hash:`, `btree:` and `lmdb:`, no for `cdb:`
+/// (dict_cdb.c chooses DICT_FLAG_TRY0NULL when undecided).
+pub fn default_nul(kind: &str) -> bool {
+    kind != "cdb"
+}
+
+/// Opens an indexed table for lookups.
+pub fn open(kind: &str, name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
+    let _ = flags;
+    match kind {
+        "lmdb" => Ok(Box::new(lmdb::LmdbMap::open(name)?)),
+        "cdb" => Ok(Box::new(cdb::CdbMap::open(name)?)),
+        "hash" | "btree" => Ok(Box::new(db::DbMap::open(kind, name)?)),
+        other => Err(unsupported(other)),
+    }
+}
+
+/// Starts building a new table file.
+pub fn create(kind: &str, name: &str, opts: CreateOptions) -> Result<Box<dyn Writer>, MapError> {
+    match kind {
+        "lmdb" | "cdb" | "hash" | "btree" => Ok(Box::new(TableWriter::new(kind, name, opts))),
+        other => Err(unsupported(other)),
+    }
+}
+
+/// Opens an existing table file for in-place changes; a missing file is created, as
+/// `postmap -i` and `postmap -d` do. `cdb:` cannot be changed in place: Postfix's message.
+pub fn update(kind: &str, name: &str, opts: CreateOptions) -> Result<Box<dyn Updater>, MapError> {
+    let entries = match kind {
+        "lmdb" => lmdb::read_all(name)?,
+        "hash" | "btree" => db::read_all(kind, name)?,
+        "cdb" => {
+            return Err(MapError::Config(
+                "dict_cdb_open: inappropriate open flags for cdb database - specify O_RDONLY \
+                 or O_WRONLY|O_CREAT|O_TRUNC"
+                    .to_owned(),
+            ));
+        }
+        other => return Err(unsupported(other)),
+    };
+    let mut writer = TableWriter::new(kind, name, opts);
+    for (key, value) in entries {
+        writer.entries.put_raw(key, value, Duplicates::Replace);
+    }
+    Ok(Box::new(writer))
+}
+
+fn unsupported(kind: &str) -> MapError {
+    MapError::Config(format!("unsupported dictionary type: {kind}"))
+}
+
+/// The key and value bytes as stored: with a terminating NUL when `nul` is set, and never
+/// past a NUL inside the text (Postfix's strings end there).
+fn stored(text: &str, nul: bool) -> Vec<u8> {
+    let bytes = c_str(text.as_bytes());
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    out.extend_from_slice(bytes);
+    if nul {
+        out.push(0);
+    }
+    out
+}
+
+/// `bytes` up to its first NUL.
+fn c_str(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => &bytes[..end],
+        None => bytes,
+    }
+}
+
+/// A stored key or value as text: up to its first NUL, invalid UTF-8 replaced.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(c_str(bytes)).into_owned()
+}
+
+/// Which key forms a table still tries (DICT_FLAG_TRY1NULL, DICT_FLAG_TRY0NULL). After the
+/// first hit, only the form that hit is tried, as Postfix's lookups do.
+#[derive(Debug)]
+struct NulForms(AtomicU8);
+
+const TRY1NULL: u8 = 1;
+const TRY0NULL: u8 = 2;
+
+impl NulForms {
+    fn both() -> NulForms {
+        NulForms(AtomicU8::new(TRY1NULL | TRY0NULL))
+    }
+
+    /// Looks `key` up with `get` in the forms still tried; the value as text.
+    fn lookup(
+        &self,
+        key: &str,
+        mut get: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, MapError>,
+    ) -> Result<Option<String>, MapError> {
+        let forms = self.0.load(Ordering::Relaxed);
+        if forms & TRY1NULL != 0
+            && let Some(value) = get(&stored(key, true))?
+        {
+            self.0.fetch_and(!TRY0NULL, Ordering::Relaxed);
+            return Ok(Some(text(&value)));
+        }
+        if forms & TRY0NULL != 0
+            && let Some(value) = get(&stored(key, false))?
+        {
+            self.0.fetch_and(!TRY1NULL, Ordering::Relaxed);
+            return Ok(Some(text(&value)));
+        }
+        Ok(None)
+    }
+}
+
+/// Entries collected for a new table, in the order they first came, with the first (or,
+/// when replacing, the last) value of each key. A removed entry leaves a hole, so that
+/// deleting stays cheap in a large table.
+#[derive(Debug, Default)]
+struct Entries {
+    list: Vec<Option<Entry>>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl Entries {
+    fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>, duplicates: Duplicates) -> Put {
+        if let Some(&at) = self.index.get(&key) {
+            if duplicates == Duplicates::Replace
+                && let Some(entry) = self.list.get_mut(at).and_then(Option::as_mut)
+            {
+                entry.1 = value;
+            }
+            return Put::Duplicate;
+        }
+        self.index.insert(key.clone(), self.list.len());
+        self.list.push(Some((key, value)));
+        Put::Inserted
+    }
+
+    /// Removes `key`; whether it was there.
+    fn remove(&mut self, key: &[u8]) -> bool {
+        match self.index.remove(key) {
+            Some(at) => self.list.get_mut(at).and_then(Option::take).is_some(),
+            None => false,
+        }
+    }
+
+    fn into_list(self) -> Vec<Entry> {
+        self.list.into_iter().flatten().collect()
+    }
+}
+
+/// The one writer for every indexed type: entries are collected in memory (for duplicate
+/// detection and, for `lmdb:` and `btree:`, sorting), then written in one pass.
+#[derive(Debug)]
+struct TableWriter {
+    kind: String,
+    name: String,
+    opts: CreateOptions,
+    entries: Entries,
+}
+
+impl TableWriter {
+    fn new(kind: &str, name: &str, opts: CreateOptions) -> TableWriter {
+        TableWriter {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            opts,
+            entries: Entries::default(),
+        }
+    }
+
+    fn write(self) -> Result<(), MapError> {
+        let path = file_path(&self.kind, &self.name);
+        let list = self.entries.into_list();
+        match self.kind.as_str() {
+            "lmdb" => lmdb::write(&self.name, &path, list, self.opts.mode),
+            "cdb" => cdb::write(&path, &list, self.opts.mode),
+            _ => db::write(&self.kind, &path, list, self.opts.mode),
+        }
+    }
+}
+
+impl Writer for TableWriter {
+    fn put(&mut self, key: &str, value: &str) -> Result<Put, MapError> {
+        let nul = self.opts.nul_terminated;
+        let key = stored(key, nul);
+        if self.kind == "lmdb" {
+            lmdb::check_sizes(&self.name, &key)?;
+        }
+        Ok(self
+            .entries
+            .put_raw(key, stored(value, nul), self.opts.duplicates))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), MapError> {
+        self.write()
+    }
+}
+
+impl Updater for TableWriter {
+    fn put(&mut self, key: &str, value: &str, duplicates: Duplicates) -> Result<Put, MapError> {
+        let nul = self.opts.nul_terminated;
+        let key = stored(key, nul);
+        if self.kind == "lmdb" {
+            lmdb::check_sizes(&self.name, &key)?;
+        }
+        Ok(self.entries.put_raw(key, stored(value, nul), duplicates))
+    }
+
+    /// Postfix tries the key with its NUL first, then without (dict_lmdb_delete()).
+    fn delete(&mut self, key: &str) -> Result<bool, MapError> {
+        Ok(self.entries.remove(&stored(key, true)) || self.entries.remove(&stored(key, false)))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), MapError> {
+        self.write()
+    }
+}
+
+#[cfg(test)]
+mod tests;
