@@ -51,7 +51,12 @@ pub(super) fn build(
     } else {
         Sink::Create(indexed::create(kind, name, create)?)
     };
-    let file = indexed::file_path(kind, name);
+    // The table's name as Postfix's duplicate warnings give it: each format names itself.
+    let file = match kind {
+        "lmdb" => format!("lmdb:{name}"),
+        "cdb" => name.to_owned(),
+        _ => indexed::file_path(kind, name),
+    };
     let mut failed: Option<Fatal> = None;
     // Entries are stored as they are read, so that duplicate warnings come in line order
     // among the reader's own warnings, as Postfix prints them.
