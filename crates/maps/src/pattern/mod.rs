@@ -364,3 +364,25 @@ mod tests {
         assert_eq!(open.first(|c| *c, |m| Some(*m)), None);
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use proptest::prelude::*;
+
+    use crate::Map;
+
+    // Table text made of the characters that matter to the three parsers.
+    const TABLE: &str = "[/!$(){}\\[\\]\\\\:.0-9a-fA-FiIxXmsAEU ^*+?|#\n\t-]{0,80}";
+
+    proptest! {
+        #[test]
+        fn tables_never_panic(text in TABLE, key in "[0-9a-f:.\\[\\]/x\n]{0,20}") {
+            let re = crate::regexp::RegexpMap::parse("/p", &text, &|_| {});
+            let _ = re.lookup(&key);
+            let pc = crate::pcre::PcreMap::parse("/p", &text, crate::no_warnings());
+            let _ = pc.lookup(&key);
+            let ci = crate::cidr::CidrMap::parse("/p", &text, &|_| {});
+            let _ = ci.lookup(&key);
+        }
+    }
+}
