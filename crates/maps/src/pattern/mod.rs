@@ -18,21 +18,29 @@ mod replace;
 
 pub use replace::{ReplaceTexts, Replacement};
 
-use crate::MapError;
+use std::os::unix::fs::MetadataExt;
+
+use crate::{MapError, Owner};
 
 /// Postfix's ISSPACE: ASCII white space (space, tab, newline, vertical tab, form feed, CR).
 pub fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
 }
 
-/// Reads a table file whole. A file that cannot be opened or read gives Postfix's
-/// `open PATH: REASON` (dict_stream_open()), which postmap reports as fatal.
-pub fn read_table(path: &str) -> Result<String, MapError> {
-    match std::fs::read(path) {
-        // XXX: Postfix matches bytes; a table that is not UTF-8 is read lossily here.
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(e) => Err(MapError::Config(format!("open {path}: {}", io_reason(&e)))),
-    }
+/// Reads a table file whole, with its owner (root's tables are trusted, as Postfix's
+/// dict owner). A file that cannot be opened or read gives Postfix's `open PATH: REASON`
+/// (dict_stream_open()), which postmap reports as fatal.
+pub fn read_table(path: &str) -> Result<(String, Owner), MapError> {
+    let fail = |e: &std::io::Error| MapError::Config(format!("open {path}: {}", io_reason(e)));
+    let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+    let uid = std::fs::metadata(path).map_err(|e| fail(&e))?.uid();
+    let owner = if uid == 0 {
+        Owner::Trusted
+    } else {
+        Owner::User(uid)
+    };
+    // XXX: Postfix matches bytes; a table that is not UTF-8 is read lossily here.
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), owner))
 }
 
 /// The C library's text for an I/O error (strerror), as Postfix's `%m` prints it.
