@@ -12,19 +12,22 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::pattern::{self, Rules};
-use crate::{Map, MapError, OpenFlags};
+use crate::{Map, MapError, OpenFlags, Owner};
 
 /// Opens a `cidr:` table named `name` (a file).
 pub fn open(name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
-    let text = pattern::read_table(name)?;
+    let (text, owner) = pattern::read_table(name)?;
     let warn = |w: &str| (flags.warn)(w);
-    Ok(Box::new(CidrMap::parse(name, &text, &warn)))
+    let mut map = CidrMap::parse(name, &text, &warn);
+    map.owner = owner;
+    Ok(Box::new(map))
 }
 
 /// A parsed `cidr:` table.
 #[derive(Debug)]
 pub struct CidrMap {
     spec: String,
+    owner: Owner,
     rules: Rules<(Net, String), Net>,
 }
 
@@ -91,6 +94,7 @@ impl CidrMap {
             ));
         }
         CidrMap {
+            owner: Owner::Trusted,
             spec: format!("cidr:{path}"),
             rules,
         }
@@ -110,6 +114,10 @@ impl Map for CidrMap {
             |net| net.holds(addr),
             |(net, value)| net.holds(addr).then(|| value.clone()),
         ))
+    }
+
+    fn owner(&self) -> Owner {
+        self.owner
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {

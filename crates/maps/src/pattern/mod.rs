@@ -18,21 +18,29 @@ mod replace;
 
 pub use replace::{ReplaceTexts, Replacement};
 
-use crate::MapError;
+use std::os::unix::fs::MetadataExt;
+
+use crate::{MapError, Owner};
 
 /// Postfix's ISSPACE: ASCII white space (space, tab, newline, vertical tab, form feed, CR).
 pub fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
 }
 
-/// Reads a table file whole. A file that cannot be opened or read gives Postfix's
-/// `open PATH: REASON` (dict_stream_open()), which postmap reports as fatal.
-pub fn read_table(path: &str) -> Result<String, MapError> {
-    match std::fs::read(path) {
-        // XXX: Postfix matches bytes; a table that is not UTF-8 is read lossily here.
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(e) => Err(MapError::Config(format!("open {path}: {}", io_reason(&e)))),
-    }
+/// Reads a table file whole, with its owner (root's tables are trusted, as Postfix's
+/// dict owner). A file that cannot be opened or read gives Postfix's `open PATH: REASON`
+/// (dict_stream_open()), which postmap reports as fatal.
+pub fn read_table(path: &str) -> Result<(String, Owner), MapError> {
+    let fail = |e: &std::io::Error| MapError::Config(format!("open {path}: {}", io_reason(e)));
+    let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+    let uid = std::fs::metadata(path).map_err(|e| fail(&e))?.uid();
+    let owner = if uid == 0 {
+        Owner::Trusted
+    } else {
+        Owner::User(uid)
+    };
+    // XXX: Postfix matches bytes; a table that is not UTF-8 is read lossily here.
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), owner))
 }
 
 /// The C library's text for an I/O error (strerror), as Postfix's `%m` prints it.
@@ -362,5 +370,27 @@ mod tests {
         open.push_match("m");
         assert_eq!(open.finish(), [7]);
         assert_eq!(open.first(|c| *c, |m| Some(*m)), None);
+    }
+}
+
+#[cfg(test)]
+mod no_panic {
+    use proptest::prelude::*;
+
+    use crate::Map;
+
+    // Table text made of the characters that matter to the three parsers.
+    const TABLE: &str = "[/!$(){}\\[\\]\\\\:.0-9a-fA-FiIxXmsAEU ^*+?|#\n\t-]{0,80}";
+
+    proptest! {
+        #[test]
+        fn tables_never_panic(text in TABLE, key in "[0-9a-f:.\\[\\]/x\n]{0,20}") {
+            let re = crate::regexp::RegexpMap::parse("/p", &text, &|_| {});
+            let _ = re.lookup(&key);
+            let pc = crate::pcre::PcreMap::parse("/p", &text, crate::no_warnings());
+            let _ = pc.lookup(&key);
+            let ci = crate::cidr::CidrMap::parse("/p", &text, &|_| {});
+            let _ = ci.lookup(&key);
+        }
     }
 }

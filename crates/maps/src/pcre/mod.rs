@@ -18,17 +18,20 @@
 use pcre2::bytes::{Regex, RegexBuilder};
 
 use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, Rules};
-use crate::{Map, MapError, OpenFlags, Warn};
+use crate::{Map, MapError, OpenFlags, Owner, Warn};
 
 /// Opens a `pcre:` table named `name` (a file).
 pub fn open(name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
-    let text = pattern::read_table(name)?;
-    Ok(Box::new(PcreMap::parse(name, &text, flags.warn.clone())))
+    let (text, owner) = pattern::read_table(name)?;
+    let mut map = PcreMap::parse(name, &text, flags.warn.clone());
+    map.owner = owner;
+    Ok(Box::new(map))
 }
 
 /// A compiled `pcre:` table.
 pub struct PcreMap {
     spec: String,
+    owner: Owner,
     path: String,
     rules: Rules<MatchRule, Cond>,
     warn: Warn,
@@ -87,6 +90,7 @@ impl PcreMap {
             ));
         }
         PcreMap {
+            owner: Owner::Trusted,
             spec: format!("pcre:{path}"),
             path: path.to_owned(),
             rules,
@@ -150,6 +154,10 @@ impl Map for PcreMap {
             },
         );
         Ok(found)
+    }
+
+    fn owner(&self) -> Owner {
+        self.owner
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {

@@ -17,19 +17,22 @@ mod translate;
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, Rules};
-use crate::{Map, MapError, OpenFlags};
+use crate::{Map, MapError, OpenFlags, Owner};
 
 /// Opens a `regexp:` table named `name` (a file).
 pub fn open(name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
-    let text = pattern::read_table(name)?;
+    let (text, owner) = pattern::read_table(name)?;
     let warn = |w: &str| (flags.warn)(w);
-    Ok(Box::new(RegexpMap::parse(name, &text, &warn)))
+    let mut map = RegexpMap::parse(name, &text, &warn);
+    map.owner = owner;
+    Ok(Box::new(map))
 }
 
 /// A compiled `regexp:` table.
 #[derive(Debug)]
 pub struct RegexpMap {
     spec: String,
+    owner: Owner,
     rules: Rules<MatchRule, Cond>,
 }
 
@@ -74,6 +77,7 @@ impl RegexpMap {
             ));
         }
         RegexpMap {
+            owner: Owner::Trusted,
             spec: format!("regexp:{path}"),
             rules,
         }
@@ -92,6 +96,10 @@ impl Map for RegexpMap {
             |rule| rule.apply(subject),
         );
         Ok(found)
+    }
+
+    fn owner(&self) -> Owner {
+        self.owner
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {
@@ -165,7 +173,7 @@ impl Ctx<'_> {
                 ));
                 self.warn("do not prepend whitespace to statements between IF and ENDIF");
             }
-            if let Some(cond) = self.compile(&pat, false).map(|(c, _)| c) {
+            if let Some(cond) = self.compile(&pat).map(|(c, _)| c) {
                 rules.push_if(cond, self.line);
             }
         } else if let Some(rest) = pattern::keyword(body, "endif") {
@@ -199,7 +207,7 @@ impl Ctx<'_> {
             self.warn("$number found in negative match replacement text: skipping this rule");
             return None;
         }
-        let (first, nsub) = self.compile(&first, result.max_sub() > 0)?;
+        let (first, nsub) = self.compile(&first)?;
         if result.max_sub() > nsub {
             self.warn(&format!(
                 "out of range replacement index \"{}\": skipping this rule",
@@ -208,7 +216,7 @@ impl Ctx<'_> {
             return None;
         }
         let second = match second {
-            Some(p) => Some(self.compile(&p, false)?.0),
+            Some(p) => Some(self.compile(&p)?.0),
             None => None,
         };
         Some(MatchRule {
@@ -269,7 +277,7 @@ impl Ctx<'_> {
     }
 
     /// Compiles a pattern; its number of subexpressions comes back too.
-    fn compile(&self, pat: &Pat<'_>, _subs: bool) -> Option<(Cond, usize)> {
+    fn compile(&self, pat: &Pat<'_>) -> Option<(Cond, usize)> {
         let translated = match translate::translate(pat.regex, pat.syntax) {
             Ok(t) => t,
             Err(e) => {
