@@ -144,31 +144,8 @@ pub(crate) mod class {
     pub const ALL: u32 = 7;
 }
 
-/// The table types Tern recognises in `type:name` (printed by `-m`). Lookups themselves are
-/// built by the lookup-table layer.
-pub const TABLE_TYPES: &[&str] = &[
-    "btree",
-    "cdb",
-    "cidr",
-    "environ",
-    "fail",
-    "hash",
-    "inline",
-    "internal",
-    "lmdb",
-    "nis",
-    "pcre",
-    "pipemap",
-    "proxy",
-    "randmap",
-    "regexp",
-    "socketmap",
-    "static",
-    "tcp",
-    "texthash",
-    "unionmap",
-    "unix",
-];
+/// The table types Tern opens (printed by `-m`): the lookup-table layer's list.
+pub use tern_maps::open::TYPES as TABLE_TYPES;
 
 /// The lock methods Tern supports (printed by `-l`), in Postfix's order.
 pub const LOCK_TYPES: &[&str] = &["flock", "fcntl", "dotlock"];

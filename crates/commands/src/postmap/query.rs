@@ -42,7 +42,20 @@ impl<'a> Tables<'a> {
         for i in 0..self.specs.len() {
             let map = self.get(i)?;
             match map.lookup(key) {
-                Ok(Some(value)) => return Ok(Some(value)),
+                Ok(Some(value)) => {
+                    // Postfix's dict layer flags an empty result: a table should say "not
+                    // found" instead. The value is still printed.
+                    if value.is_empty() {
+                        let spec = map.spec().to_owned();
+                        (self.flags.warn)(&format!(
+                            "table {spec}: key {key}: empty string result is not allowed"
+                        ));
+                        (self.flags.warn)(&format!(
+                            "table {spec} should return NO RESULT in case of NOT FOUND"
+                        ));
+                    }
+                    return Ok(Some(value));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(fatal!("table {}: query error: {e}", map.spec())),
             }
