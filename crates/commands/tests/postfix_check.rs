@@ -79,6 +79,13 @@ impl Instance {
         if !extra.contains("compatibility_level") {
             main.push_str("compatibility_level = 3.6\n");
         }
+        // The machine's own /etc/aliases.db (Debian's Berkeley DB) is not this instance's.
+        if !extra.contains("alias_maps") {
+            let _ = writeln!(
+                main,
+                "alias_maps = hash:{b}/conf/aliases\nalias_database = hash:{b}/conf/aliases"
+            );
+        }
         // Without Debian's Postfix, point the program directories somewhere that exists.
         for (name, default) in [
             ("command_directory", "/usr/sbin"),
@@ -413,4 +420,59 @@ fn missing_data_directory_is_fatal() {
         inst.base.display()
     );
     assert_eq!((got.0, got.1.as_str()), (1, want.as_str()));
+}
+
+/// Beyond Postfix: a Berkeley DB table left by Postfix and a stale indexed table are named,
+/// each with the command that rebuilds it.
+#[test]
+fn berkeley_and_stale_tables_are_named() {
+    if !postfix_accounts() {
+        return;
+    }
+    // The conf directory's path is known once the instance exists: settings name it with a
+    // placeholder that is filled in afterwards.
+    let inst = Instance::new(
+        "alias_maps = hash:@CONF@/aliases\nalias_database = hash:@CONF@/aliases\n\
+         smtpd_client_restrictions = check_client_access lmdb:@CONF@/access\n",
+    );
+    let conf = inst.conf();
+    let c = conf.display().to_string();
+    let main = fs::read_to_string(conf.join("main.cf")).expect("main.cf");
+    inst.write("main.cf", &main.replace("@CONF@", &c));
+    inst.write("aliases", "postmaster: root\n");
+    inst.write("access", "example.com REJECT\n");
+    // Debian's postalias writes a Berkeley DB hash file.
+    let status = Command::new("/usr/sbin/postalias")
+        .arg(format!("hash:{c}/aliases"))
+        .status()
+        .expect("Debian's postalias runs (run .ci/run to install it)");
+    assert!(status.success());
+    // Tern's postmap builds the lmdb table; the source is newer than the built file.
+    let status = Command::new(env!("CARGO_BIN_EXE_postmap"))
+        .arg(format!("lmdb:{c}/access"))
+        .status()
+        .expect("postmap runs");
+    assert!(status.success());
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(conf.join("access.lmdb"))
+        .and_then(|f| f.set_modified(old))
+        .expect("age the indexed file");
+    let (status, stderr, _) = inst.tern();
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "postfix/postfix-script: warning: {c}/aliases.db is a Berkeley DB file made by \
+             Postfix, which Tern does not read: rebuild it with \"postalias hash:{c}/aliases\""
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "postfix/postfix-script: warning: database {c}/access.lmdb is older than source \
+             file {c}/access: rebuild it with \"postmap lmdb:{c}/access\""
+        )),
+        "{stderr}"
+    );
 }

@@ -26,6 +26,7 @@
 //! nothing on disk.
 
 mod owner;
+mod tables;
 mod values;
 mod warn;
 
@@ -141,6 +142,9 @@ pub fn run(msg: &Msg, script: &mut Msg, args: &[String]) -> Result<(), Failure> 
         "check" => {
             check.check_fatal()?;
             for warning in check.check_warn() {
+                script.warn(warning);
+            }
+            for warning in tables::check_tables(&check.config) {
                 script.warn(warning);
             }
             Ok(())
