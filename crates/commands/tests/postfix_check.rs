@@ -453,7 +453,7 @@ fn berkeley_and_stale_tables_are_named() {
         .status()
         .expect("postmap runs");
     assert!(status.success());
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_hours(1);
     fs::File::options()
         .write(true)
         .open(conf.join("access.lmdb"))
