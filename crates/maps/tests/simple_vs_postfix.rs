@@ -7,6 +7,7 @@
 //! Fails (never skips) when /usr/sbin/postmap is missing. `-s` runs with NORANDOMIZE set,
 //! the only way Postfix's hash-table order is repeatable.
 
+use std::fmt::Write as _;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -39,30 +40,31 @@ fn postmap(args: &[&str]) -> Outcome {
     }
 }
 
+type Opened = Result<Box<dyn tern_maps::Map>, MapError>;
+
+/// What was written to stderr so far.
+fn so_far(stderr: &Mutex<String>) -> String {
+    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
 /// Opens `spec` as postmap would (folding unless `-f`), collecting warnings.
-fn open(
-    spec: &str,
-    fold: bool,
-) -> (
-    Result<Box<dyn tern_maps::Map>, MapError>,
-    Arc<Mutex<String>>,
-) {
+fn open(spec: &str, fold: bool) -> (Opened, Arc<Mutex<String>>) {
     let stderr = Arc::new(Mutex::new(String::new()));
     let sink = stderr.clone();
     let flags = OpenFlags {
         fold_fix: fold,
         warn: Arc::new(move |m: &str| {
-            sink.lock()
-                .unwrap()
-                .push_str(&format!("postmap: warning: {m}\n"));
+            if let Ok(mut text) = sink.lock() {
+                let _ = writeln!(text, "postmap: warning: {m}");
+            }
         }),
     };
     (tern_maps::open(spec, &flags), stderr)
 }
 
 fn fatal(stderr: &Mutex<String>, err: &MapError) -> Outcome {
-    let mut text = stderr.lock().unwrap().clone();
-    text.push_str(&format!("postmap: fatal: {err}\n"));
+    let mut text = so_far(stderr);
+    let _ = writeln!(text, "postmap: fatal: {err}");
     Outcome {
         stdout: String::new(),
         stderr: text,
@@ -81,17 +83,18 @@ fn ours_query(key: &str, spec: &str, fold: bool) -> Outcome {
         Err(err) => fatal(&stderr, &err),
         Ok(None) => Outcome {
             stdout: String::new(),
-            stderr: stderr.lock().unwrap().clone(),
+            stderr: so_far(&stderr),
             status: 1,
         },
         Ok(Some(value)) => {
-            let mut text = stderr.lock().unwrap().clone();
+            let mut text = so_far(&stderr);
             // postmap's own complaint about an empty value (not the table's).
             if value.is_empty() {
-                text.push_str(&format!(
+                let _ = write!(
+                    text,
                     "postmap: warning: table {spec}: key {key}: empty string result is not allowed\n\
                      postmap: warning: table {spec} should return NO RESULT in case of NOT FOUND\n"
-                ));
+                );
             }
             Outcome {
                 stdout: format!("{value}\n"),
@@ -112,15 +115,16 @@ fn ours_sequence(spec: &str, fold: bool) -> Outcome {
     match map.sequence() {
         Err(err) => fatal(&stderr, &err),
         Ok(entries) => {
-            let mut text = stderr.lock().unwrap().clone();
+            let mut text = so_far(&stderr);
             let mut out = String::new();
             for (key, value) in entries {
                 if key.is_empty() {
-                    text.push_str(&format!(
-                        "postmap: warning: table {spec}: empty lookup key value is not allowed\n"
-                    ));
+                    let _ = writeln!(
+                        text,
+                        "postmap: warning: table {spec}: empty lookup key value is not allowed"
+                    );
                 }
-                out.push_str(&format!("{key}\t{value}\n"));
+                let _ = writeln!(out, "{key}\t{value}");
             }
             Outcome {
                 stdout: out,
