@@ -46,7 +46,8 @@ pub use spec::MapSpec;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MapError {
     /// A temporary failure (I/O error, unreachable service): the caller defers, never treats
-    /// it as "not found".
+    /// it as "not found". The text is complete, naming the table (`table fail:x: query
+    /// error: Application error`, `error reading lmdb:/x: ...`).
     #[error("{0}")]
     Retry(String),
     /// The table is misconfigured or unusable (unsupported type, unreadable file, bad

@@ -57,7 +57,8 @@ impl<'a> Tables<'a> {
                     return Ok(Some(value));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(fatal!("table {}: query error: {e}", map.spec())),
+                // A lookup error's text is complete (`table fail:x: query error: ...`).
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(None)
