@@ -3,6 +3,9 @@
 //! both list (`postmap -s`) and fail alike. These tests fail, never skip, when Debian's
 //! postmap or its lmdb/cdb map types are missing.
 
+// Test inputs read best as one format! per line; speed does not matter here.
+#![allow(clippy::format_collect)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
