@@ -23,6 +23,9 @@ use crate::{Map, MapError, Owner};
 /// The header: 256 (position, slots) pairs.
 const HEADER: usize = 2048;
 
+/// How many hash-table slots one read fetches.
+const SLOTS_PER_READ: u64 = 8;
+
 /// cdb's hash of `key`.
 pub fn hash(key: &[u8]) -> u32 {
     key.iter().fold(5381u32, |h, &byte| {
@@ -79,9 +82,19 @@ impl Cdb {
             return Err(self.corrupt());
         }
         let mut slot = u64::from(h >> 8) % slots;
+        // Slots are read several at a time: probing usually ends within a few.
+        let mut window: Vec<u8> = Vec::new();
+        let mut window_start = 0;
         for _ in 0..slots {
-            let pair = self.read(start + slot * 8, 8)?;
-            let (slot_hash, pos) = (le32(&pair, 0), u64::from(le32(&pair, 4)));
+            let in_window = slot >= window_start && slot - window_start < (window.len() / 8) as u64;
+            if !in_window {
+                // At most SLOTS_PER_READ slots, 8 bytes each.
+                let count = usize::try_from((slots - slot).min(SLOTS_PER_READ)).unwrap_or(8);
+                window = self.read(start + slot * 8, count * 8)?;
+                window_start = slot;
+            }
+            let at = usize::try_from(slot - window_start).unwrap_or(0) * 8;
+            let (slot_hash, pos) = (le32(&window, at), u64::from(le32(&window, at + 4)));
             if pos == 0 {
                 return Ok(None);
             }

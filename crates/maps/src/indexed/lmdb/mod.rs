@@ -22,6 +22,9 @@
 
 mod write;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::file::{ReadAt, ReadError, strerror};
 use super::{Entry, NulForms, text};
 use crate::{Map, MapError, Owner};
@@ -110,9 +113,16 @@ struct Tree {
     root: u64,
     /// `lmdb:NAME`, for messages.
     spec: String,
+    /// Branch pages read so far: every lookup passes through them, and a table of a million
+    /// entries has a few hundred. Bounded by [`MAX_CACHED`].
+    branches: Mutex<HashMap<u64, Arc<Page>>>,
 }
 
+/// The most branch pages kept in memory (16 MiB of 4 KiB pages).
+const MAX_CACHED: usize = 4096;
+
 /// One branch or leaf page, checked to hold `count` node offsets inside it.
+#[derive(Debug)]
 struct Page {
     bytes: Vec<u8>,
     flags: u16,
@@ -142,6 +152,7 @@ impl Tree {
             psize,
             root: meta.root,
             spec: format!("lmdb:{name}"),
+            branches: Mutex::new(HashMap::new()),
         })
     }
 
@@ -211,8 +222,28 @@ impl Tree {
         Ok(())
     }
 
+    /// A branch or leaf page, from the cache when it is a branch page read before.
+    fn page(&self, pgno: u64) -> Result<Arc<Page>, MapError> {
+        // A poisoned lock only means another lookup panicked; the cache is still sound.
+        let cached = match self.branches.lock() {
+            Ok(cache) => cache.get(&pgno).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(&pgno).cloned(),
+        };
+        if let Some(page) = cached {
+            return Ok(page);
+        }
+        let page = Arc::new(self.read_page(pgno)?);
+        if page.flags & P_BRANCH != 0
+            && let Ok(mut cache) = self.branches.lock()
+            && cache.len() < MAX_CACHED
+        {
+            cache.insert(pgno, Arc::clone(&page));
+        }
+        Ok(page)
+    }
+
     /// Reads and checks a branch or leaf page.
-    fn page(&self, pgno: u64) -> Result<Page, MapError> {
+    fn read_page(&self, pgno: u64) -> Result<Page, MapError> {
         let bytes = self.read_pages(pgno, self.psize)?;
         let flags = le16(&bytes, 10);
         if flags & (P_BRANCH | P_LEAF) == 0 || le64(&bytes, 0) != pgno {
