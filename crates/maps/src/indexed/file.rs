@@ -23,12 +23,18 @@ pub(crate) fn strerror(err: &io::Error) -> String {
     }
 }
 
+/// Tables up to this size are read into memory when opened: one read instead of a system
+/// call per lookup step (Postfix maps its tables into memory; without `unsafe` we copy).
+const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
 /// A table file opened for positioned reads.
 #[derive(Debug)]
 pub(crate) struct ReadAt {
     file: File,
     /// The size when opened; a table is never grown in place by Tern.
     pub(crate) len: u64,
+    /// The whole file, when it is small enough to hold.
+    data: Option<Vec<u8>>,
 }
 
 /// Why a positioned read failed.
@@ -44,7 +50,16 @@ impl ReadAt {
     pub(crate) fn open(path: &str) -> Result<ReadAt, MapError> {
         let opened = File::open(path).and_then(|file| {
             let len = file.metadata()?.len();
-            Ok(ReadAt { file, len })
+            let data = if len <= IN_MEMORY_LIMIT {
+                let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                std::io::Read::read_to_end(&mut &file, &mut data)?;
+                Some(data)
+            } else {
+                None
+            };
+            // A file that changed size while read is judged by what was read.
+            let len = data.as_ref().map_or(len, |d| d.len() as u64);
+            Ok(ReadAt { file, len, data })
         });
         opened.map_err(|err| MapError::Config(format!("open database {path}: {}", strerror(&err))))
     }
@@ -59,6 +74,11 @@ impl ReadAt {
         let end = offset.checked_add(len as u64).ok_or(ReadError::Short)?;
         if end > self.len {
             return Err(ReadError::Short);
+        }
+        if let Some(data) = &self.data {
+            // In bounds: end <= self.len == data.len(), checked above.
+            let start = usize::try_from(offset).map_err(|_| ReadError::Short)?;
+            return Ok(data[start..start + len].to_vec());
         }
         let mut buf = vec![0; len];
         match self.file.read_exact_at(&mut buf, offset) {

@@ -210,12 +210,68 @@ impl NulForms {
 #[derive(Debug, Default)]
 struct Entries {
     list: Vec<Option<Entry>>,
-    index: HashMap<Vec<u8>, usize>,
+    /// Where each key is in `list`, by the key's 64-bit hash: the hash is computed once per
+    /// key and the table never rehashes keys when it grows.
+    index: HashMap<u64, usize, BuildIdentity>,
+    /// Keys whose hash collides with a different key already in `index` (rare).
+    collisions: HashMap<Vec<u8>, usize>,
+}
+
+/// FNV-1a over a key: fast on short keys; the keys come from the administrator's own source
+/// file, so flooding is not a concern here.
+fn fnv(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The hasher of a map whose keys are hashes already.
+#[derive(Debug, Clone, Copy, Default)]
+struct BuildIdentity;
+
+impl std::hash::BuildHasher for BuildIdentity {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
+#[derive(Debug)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here (write_u64 below); fold anything else in.
+        self.0 = bytes
+            .iter()
+            .fold(self.0, |h, &b| h.rotate_left(8) ^ u64::from(b));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Entries {
+    /// Where `key` is in `list`, if it is there.
+    fn find(&self, key: &[u8], hash: u64) -> Option<usize> {
+        if let Some(&at) = self.index.get(&hash)
+            && self
+                .list
+                .get(at)
+                .and_then(Option::as_ref)
+                .is_some_and(|(k, _)| k == key)
+        {
+            return Some(at);
+        }
+        self.collisions.get(key).copied()
+    }
+
     fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>, duplicates: Duplicates) -> Put {
-        if let Some(&at) = self.index.get(&key) {
+        let hash = fnv(&key);
+        if let Some(at) = self.find(&key, hash) {
             if duplicates == Duplicates::Replace
                 && let Some(entry) = self.list.get_mut(at).and_then(Option::as_mut)
             {
@@ -223,17 +279,32 @@ impl Entries {
             }
             return Put::Duplicate;
         }
-        self.index.insert(key.clone(), self.list.len());
+        let at = self.list.len();
+        let slot_taken = self
+            .index
+            .get(&hash)
+            .is_some_and(|&other| self.list.get(other).is_some_and(Option::is_some));
+        if slot_taken {
+            self.collisions.insert(key.clone(), at);
+        } else {
+            self.index.insert(hash, at);
+        }
         self.list.push(Some((key, value)));
         Put::Inserted
     }
 
     /// Removes `key`; whether it was there.
     fn remove(&mut self, key: &[u8]) -> bool {
-        match self.index.remove(key) {
-            Some(at) => self.list.get_mut(at).and_then(Option::take).is_some(),
-            None => false,
+        let hash = fnv(key);
+        let Some(at) = self.find(key, hash) else {
+            return false;
+        };
+        if self.index.get(&hash) == Some(&at) {
+            self.index.remove(&hash);
+        } else {
+            self.collisions.remove(key);
         }
+        self.list.get_mut(at).and_then(Option::take).is_some()
     }
 
     fn into_list(self) -> Vec<Entry> {
