@@ -16,6 +16,8 @@
 //! Trust: every position and length read from the file is checked against the file's size
 //! before use; a bad one gives `error reading PATH: Protocol error`, as tinycdb's EPROTO.
 
+use std::borrow::Cow;
+
 use super::file::{ReadAt, ReadError, TempFile, strerror};
 use super::{Entry, NulForms, text};
 use crate::{Map, MapError, Owner};
@@ -83,7 +85,7 @@ impl Cdb {
         }
         let mut slot = u64::from(h >> 8) % slots;
         // Slots are read several at a time: probing usually ends within a few.
-        let mut window: Vec<u8> = Vec::new();
+        let mut window: Cow<'_, [u8]> = Cow::Borrowed(&[]);
         let mut window_start = 0;
         for _ in 0..slots {
             let in_window = slot >= window_start && slot - window_start < (window.len() / 8) as u64;
@@ -128,7 +130,7 @@ impl Cdb {
         let from = 8 + klen;
         match head.get(from..from + vlen) {
             Some(value) => Ok(Some(value.to_vec())),
-            None => Ok(Some(self.read(pos + from as u64, vlen)?)),
+            None => Ok(Some(self.read(pos + from as u64, vlen)?.into_owned())),
         }
     }
 
@@ -159,7 +161,7 @@ impl Cdb {
         Ok(out)
     }
 
-    fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>, MapError> {
+    fn read(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>, MapError> {
         if pos.saturating_add(len as u64) > self.size {
             return Err(self.corrupt());
         }
@@ -168,7 +170,7 @@ impl Cdb {
             .map_err(|err| self.read_error(err))
     }
 
-    fn read_upto(&self, pos: u64, len: usize) -> Result<Vec<u8>, MapError> {
+    fn read_upto(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>, MapError> {
         self.file
             .read_upto(self.base + pos, len)
             .map_err(|err| self.read_error(err))

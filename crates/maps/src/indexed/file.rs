@@ -3,6 +3,7 @@
 //!
 //! Trust: the file may shrink or change under us; a short read is an error, never a panic.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
@@ -69,8 +70,8 @@ impl ReadAt {
         self.file.metadata().ok().map(|meta| meta.uid())
     }
 
-    /// Exactly `len` bytes at `offset`.
-    pub(crate) fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, ReadError> {
+    /// Exactly `len` bytes at `offset`: borrowed from memory when the table is held there.
+    pub(crate) fn read(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, ReadError> {
         let end = offset.checked_add(len as u64).ok_or(ReadError::Short)?;
         if end > self.len {
             return Err(ReadError::Short);
@@ -78,18 +79,18 @@ impl ReadAt {
         if let Some(data) = &self.data {
             // In bounds: end <= self.len == data.len(), checked above.
             let start = usize::try_from(offset).map_err(|_| ReadError::Short)?;
-            return Ok(data[start..start + len].to_vec());
+            return Ok(Cow::Borrowed(&data[start..start + len]));
         }
         let mut buf = vec![0; len];
         match self.file.read_exact_at(&mut buf, offset) {
-            Ok(()) => Ok(buf),
+            Ok(()) => Ok(Cow::Owned(buf)),
             Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Err(ReadError::Short),
             Err(err) => Err(ReadError::Io(err)),
         }
     }
 
     /// Up to `len` bytes at `offset` (fewer at the end of the file).
-    pub(crate) fn read_upto(&self, offset: u64, len: usize) -> Result<Vec<u8>, ReadError> {
+    pub(crate) fn read_upto(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, ReadError> {
         let left = self.len.saturating_sub(offset);
         let len = usize::try_from(left).map_or(len, |left| left.min(len));
         self.read(offset, len)

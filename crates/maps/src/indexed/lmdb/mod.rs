@@ -22,6 +22,7 @@
 
 mod write;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -254,7 +255,7 @@ impl Tree {
             return Err(self.error(MDB_CORRUPTED));
         }
         Ok(Page {
-            bytes,
+            bytes: bytes.into_owned(),
             flags,
             count: (lower - PAGE_HEADER) / 2,
         })
@@ -310,7 +311,7 @@ impl Tree {
     }
 
     /// `len` bytes from the start of page `pgno`.
-    fn read_pages(&self, pgno: u64, len: usize) -> Result<Vec<u8>, MapError> {
+    fn read_pages(&self, pgno: u64, len: usize) -> Result<Cow<'_, [u8]>, MapError> {
         let offset = pgno
             .checked_mul(self.psize as u64)
             .ok_or_else(|| self.error(MDB_PAGE_NOTFOUND))?;
