@@ -28,6 +28,7 @@ pub mod lmdb;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, SystemTime};
 
 use crate::{Map, MapError, OpenFlags};
 
@@ -100,13 +101,33 @@ pub fn default_nul(kind: &str) -> bool {
 
 /// Opens an indexed table for lookups.
 pub fn open(kind: &str, name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
-    let _ = flags;
-    match kind {
-        "lmdb" => Ok(Box::new(lmdb::LmdbMap::open(name)?)),
-        "cdb" => Ok(Box::new(cdb::CdbMap::open(name)?)),
-        "hash" | "btree" => Ok(Box::new(db::DbMap::open(kind, name)?)),
-        other => Err(unsupported(other)),
+    let map: Box<dyn Map> = match kind {
+        "lmdb" => Box::new(lmdb::LmdbMap::open(name)?),
+        "cdb" => Box::new(cdb::CdbMap::open(name)?),
+        "hash" | "btree" => Box::new(db::DbMap::open(kind, name)?),
+        other => return Err(unsupported(other)),
+    };
+    if let Some(warning) = staleness(kind, name, SystemTime::now()) {
+        (flags.warn)(&warning);
     }
+    Ok(map)
+}
+
+/// Postfix's warning when a table's source file is newer than its indexed file, except when
+/// the source changed in the last 100 seconds (a rebuild may be under way); beyond
+/// Postfix, it names the command that rebuilds the table. (Postfix warns for `lmdb:` only in
+/// its daemons; Tern warns for every indexed type.)
+fn staleness(kind: &str, name: &str, now: SystemTime) -> Option<String> {
+    let mtime = |path: &str| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let db = file_path(kind, name);
+    let (source, indexed) = (mtime(name)?, mtime(&db)?);
+    let settled = now.checked_sub(Duration::from_secs(100))?;
+    (source > indexed && source < settled).then(|| {
+        format!(
+            "database {db} is older than source file {name}; rebuild it with \"postmap \
+             {kind}:{name}\" (\"postalias {kind}:{name}\" for an aliases file)"
+        )
+    })
 }
 
 /// Starts building a new table file.

@@ -1,6 +1,7 @@
 //! Tests of what all indexed types share: NUL forms, duplicates, updates.
 
 use super::*;
+use std::time::{Duration, SystemTime};
 
 #[test]
 fn stored_forms() {
@@ -68,4 +69,32 @@ fn entries_remove_and_replace() {
     assert!(e.remove(b"b"));
     assert!(!e.remove(b"b"));
     assert_eq!(e.into_list(), vec![(b"a".to_vec(), b"3".to_vec())]);
+}
+
+#[test]
+fn stale_tables_are_named_with_the_command_that_rebuilds_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = dir.path().join("t").to_string_lossy().into_owned();
+    std::fs::write(&name, "a 1\n").expect("source");
+    std::fs::write(format!("{name}.cdb"), b"x").expect("indexed");
+    let hour_ago = SystemTime::now() - Duration::from_hours(1);
+    let set = |path: &str, when: SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(when))
+            .expect("set mtime");
+    };
+    set(&format!("{name}.cdb"), hour_ago);
+    // The source changed just now: a rebuild may be under way, no warning yet.
+    assert_eq!(super::staleness("cdb", &name, SystemTime::now()), None);
+    // Ten minutes later it is stale.
+    let later = SystemTime::now() + Duration::from_mins(10);
+    let warning = super::staleness("cdb", &name, later).expect("stale");
+    assert!(warning.starts_with(&format!(
+        "database {name}.cdb is older than source file {name}; rebuild it with \"postmap cdb:{name}\""
+    )));
+    // An indexed file newer than its source is fine.
+    set(&name, hour_ago - Duration::from_hours(1));
+    assert_eq!(super::staleness("cdb", &name, later), None);
 }
