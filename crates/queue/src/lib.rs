@@ -1,0 +1,1 @@
+//! The mail queue: queue ids, queue files, durable commit, scanning and recovery.
