@@ -610,3 +610,7 @@ impl Parser {
 pub const FIRST_RECORD: u64 = HEADER_LEN as u64;
 /// Framing bytes around each record's payload.
 pub const RECORD_OVERHEAD: u64 = FRAMING as u64;
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;
