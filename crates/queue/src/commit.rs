@@ -18,11 +18,17 @@
 //! 250 and will send again); a crash between link and unlink leaves both names, and
 //! recovery removes the temporary one.
 //!
-//! [`Committer`] does steps 1-4 for many writers on one thread: it takes every file that
-//! is waiting, fdatasyncs each, links them all, fsyncs each directory once for the whole
-//! batch, and then wakes each writer. Writers that finish while a batch is being synced
-//! form the next batch, so the number of directory syncs per second stays bounded however
-//! many sessions commit at once (docs/queue-format.md has measurements).
+//! [`Committer`] shares this work between many writers: each writer does steps 1-2 on
+//! its own thread (fdatasyncs issued at once by many threads share the file system's
+//! journal commits; one thread syncing them in turn would pay a journal commit each), then
+//! hands the file to the commit thread, which takes every file waiting, links them all,
+//! fsyncs each directory once for the whole batch, and wakes each writer. Writers that
+//! finish while a batch is being synced form the next batch, so directory syncs stay
+//! bounded however many sessions commit at once (docs/queue-format.md has measurements).
+//!
+//! A failed directory fsync fails every file of its batch: the files have their names but
+//! may not keep them, so the caller answers 4xx and the client sends again; a crash may
+//! then leave the message twice, never not at all.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
