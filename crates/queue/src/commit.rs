@@ -1,0 +1,324 @@
+//! Durable commit of new queue files, one at a time or in groups.
+//!
+//! A new message is written under a temporary name in its queue directory
+//! (`incoming/<usec>.<pid>.<n>`, a name that is no queue id since it holds dots, the shape
+//! of Postfix's mail_queue_enter temporary names) while its queue id is already fixed
+//! from the temporary file's inode, since cleanup puts the id into the Received: header
+//! before the content is complete. The commit then:
+//!
+//! 1. gives the file mode 0700, Postfix's mark of a complete queue file
+//!    (MAIL_QUEUE_STAT_READY; showq and qmgr skip files without it);
+//! 2. fdatasyncs the file;
+//! 3. links it under its queue id (never replacing an existing file) and removes the
+//!    temporary name;
+//! 4. fsyncs the directory that holds the new name.
+//!
+//! Only after step 4 may smtpd answer 250: the message and its name survive a crash. A
+//! crash before step 3 leaves a temporary name, which recovery removes (the client got no
+//! 250 and will send again); a crash between link and unlink leaves both names, and
+//! recovery removes the temporary one.
+//!
+//! [`Committer`] shares this work between many writers: each writer does steps 1-2 on
+//! its own thread (fdatasyncs issued at once by many threads share the file system's
+//! journal commits; one thread syncing them in turn would pay a journal commit each), then
+//! hands the file to the commit thread, which takes every file waiting, links them all,
+//! fsyncs each directory once for the whole batch, and wakes each writer. Writers that
+//! finish while a batch is being synced form the next batch, so directory syncs stay
+//! bounded however many sessions commit at once (docs/queue-format.md has measurements).
+//!
+//! A failed directory fsync fails every file of its batch: the files have their names but
+//! may not keep them, so the caller answers 4xx and the client sends again; a crash may
+//! then leave the message twice, never not at all.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use crate::Error;
+use crate::file::Timestamp;
+use crate::id::{IdForm, QueueId};
+use crate::layout::{QueueLayout, QueueName, make_hash_dirs};
+
+/// The most files one batch takes; the rest wait for the next.
+const MAX_BATCH: usize = 512;
+
+/// A queue file being written: open under a temporary name, its id already chosen.
+pub struct PendingFile {
+    out: BufWriter<File>,
+    temp: PathBuf,
+    target: PathBuf,
+    id: QueueId,
+    done: bool,
+}
+
+impl PendingFile {
+    /// Creates a new file in queue `queue` (incoming for cleanup, maildrop for postdrop)
+    /// and chooses its id in the form `form` from the time and the file's inode.
+    pub fn create(layout: &QueueLayout, queue: QueueName, form: IdForm) -> Result<Self, Error> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dir = layout.dir(queue);
+        let pid = std::process::id();
+        // A fresh name each try; a collision is another writer's file (EEXIST).
+        for _ in 0..1000 {
+            let now = Timestamp::now();
+            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+            let temp = dir.join(format!("{}.{pid}.{seq}", now.usec));
+            let file = match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("create", &temp, e)),
+            };
+            let inode = file
+                .metadata()
+                .map_err(|e| Error::io("fstat", &temp, e))?
+                .ino();
+            // The time is taken again after the file exists, as Postfix does, so that the
+            // id's time part is no older than its inode.
+            let now = Timestamp::now();
+            let id = QueueId::new(form, now.sec, now.usec, inode);
+            let target = layout.path(queue, &id);
+            return Ok(Self {
+                out: BufWriter::with_capacity(64 * 1024, file),
+                temp,
+                target,
+                id,
+                done: false,
+            });
+        }
+        Err(Error::io(
+            "create",
+            &dir,
+            io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
+        ))
+    }
+
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// Where the file will be once committed.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The temporary name the file has now.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Commits this file on the calling thread: syncs it, names it, syncs its directory.
+    pub fn commit(mut self) -> Result<QueueId, Error> {
+        self.flush()?;
+        self.sync()?;
+        self.link()?;
+        sync_dir(self.target.parent().unwrap_or(Path::new(".")))?;
+        Ok(self.id.clone())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io("write", &self.temp, e))
+    }
+
+    fn sync(&self) -> Result<(), Error> {
+        let f = self.out.get_ref();
+        f.set_permissions(fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("set mode of", &self.temp, e))?;
+        f.sync_data().map_err(|e| Error::io("fsync", &self.temp, e))
+    }
+
+    /// Gives the file its queue id name without replacing another file.
+    fn link(&mut self) -> Result<(), Error> {
+        if let Some(parent) = self.target.parent().filter(|p| !p.is_dir()) {
+            make_hash_dirs(parent)?;
+        }
+        match fs::hard_link(&self.temp, &self.target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists {
+                    path: self.target.clone(),
+                });
+            }
+            Err(e) => return Err(Error::io("link", &self.target, e)),
+        }
+        self.done = true;
+        // The file is safe under its id; the temporary name is only cleanup, and
+        // recovery removes it if this is lost.
+        fs::remove_file(&self.temp).map_err(|e| Error::io("remove", &self.temp, e))
+    }
+}
+
+impl Write for PendingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for PendingFile {
+    /// A file that was never committed (the client left during DATA, a write failed) is
+    /// removed: nobody was told it was accepted.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Fsyncs a directory so that names made in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Counts of the work a [`Committer`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Batches processed.
+    pub batches: u64,
+    /// Files committed (fdatasyncs of files).
+    pub files: u64,
+    /// Directory fsyncs.
+    pub dir_syncs: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    files: AtomicU64,
+    dir_syncs: AtomicU64,
+}
+
+type Reply = mpsc::SyncSender<Result<QueueId, Error>>;
+
+/// A thread that commits files for many writers in batches (group commit).
+pub struct Committer {
+    tx: Option<mpsc::Sender<(PendingFile, Reply)>>,
+    thread: Option<thread::JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl Committer {
+    /// Starts the commit thread.
+    pub fn start() -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel::<(PendingFile, Reply)>();
+        let counters = Arc::new(Counters::default());
+        let c = Arc::clone(&counters);
+        let thread = thread::Builder::new()
+            .name("queue-commit".into())
+            .spawn(move || run(&rx, &c))
+            .map_err(|e| Error::io("start commit thread", Path::new("."), e))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// Commits `file` and returns when it is durable (or failed). Call from any thread;
+    /// concurrent calls share fsync rounds.
+    pub fn commit(&self, mut file: PendingFile) -> Result<QueueId, Error> {
+        // The writer's own thread pushes its buffer out and syncs the file's data:
+        // fdatasyncs from many threads at once share the file system's journal commits,
+        // where one thread syncing them in turn would pay one commit each (see the
+        // measurements in docs/queue-format.md). The commit thread batches the rest.
+        file.flush()?;
+        file.sync()?;
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let tx = self.tx.as_ref().ok_or(Error::CommitterGone)?;
+        tx.send((file, reply_tx))
+            .map_err(|_| Error::CommitterGone)?;
+        reply_rx.recv().map_err(|_| Error::CommitterGone)?
+    }
+
+    pub fn stats(&self) -> CommitStats {
+        CommitStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            files: self.counters.files.load(Ordering::Relaxed),
+            dir_syncs: self.counters.dir_syncs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after the batch it is on.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(rx: &mpsc::Receiver<(PendingFile, Reply)>, counters: &Counters) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(batch, counters);
+    }
+}
+
+fn commit_batch(batch: Vec<(PendingFile, Reply)>, counters: &Counters) {
+    let mut results: Vec<(Result<(), Error>, PendingFile, Reply)> = Vec::with_capacity(batch.len());
+    for (mut f, reply) in batch {
+        let r = f.link();
+        results.push((r, f, reply));
+    }
+    let dirs: BTreeSet<PathBuf> = results
+        .iter()
+        .filter(|(r, _, _)| r.is_ok())
+        .filter_map(|(_, f, _)| f.target.parent().map(Path::to_owned))
+        .collect();
+    let mut failed_dirs = Vec::new();
+    for d in &dirs {
+        if let Err(e) = sync_dir(d) {
+            failed_dirs.push((d.clone(), e.to_string()));
+        }
+    }
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters
+        .files
+        .fetch_add(results.len() as u64, Ordering::Relaxed);
+    counters
+        .dir_syncs
+        .fetch_add(dirs.len() as u64, Ordering::Relaxed);
+    for (r, f, reply) in results {
+        let r = r.and_then(|()| {
+            let parent = f.target.parent().unwrap_or(Path::new("."));
+            match failed_dirs.iter().find(|(d, _)| d == parent) {
+                // The name may not be durable: the caller must not answer 250.
+                Some((d, msg)) => Err(Error::io(
+                    "fsync directory",
+                    d,
+                    io::Error::other(msg.clone()),
+                )),
+                None => Ok(f.id.clone()),
+            }
+        });
+        // A writer that went away no longer needs the answer.
+        let _ = reply.send(r);
+    }
+}
