@@ -283,14 +283,17 @@ fn maillog_recipes() -> Vec<Recipe> {
         smtpd(smtpd::connect(C)),
         smtpd(
             smtpd::session_end(EndReason::LostConnection, Stage::Command(Command::Mail), C)
-                .unwrap(),
+                .expect("logged"),
         ),
         smtpd(smtpd::disconnect(
             C,
             &counts(&[(Command::Ehlo, true), (Command::Mail, true)]),
         )),
         smtpd(smtpd::connect(C)),
-        smtpd(smtpd::session_end(EndReason::Timeout, Stage::Command(Command::Ehlo), C).unwrap()),
+        smtpd(
+            smtpd::session_end(EndReason::Timeout, Stage::Command(Command::Ehlo), C)
+                .expect("logged"),
+        ),
         smtpd(smtpd::disconnect(C, &counts(&[(Command::Ehlo, true)]))),
         smtpd(smtpd::connect(C)),
         smtpd(smtpd::improper_pipelining(
@@ -431,7 +434,7 @@ fn split_stamp(line: &str) -> (Timestamp, &str) {
         + 1;
     let num = |range: std::ops::Range<usize>| line[range].parse::<u8>().expect("number");
     let stamp = Timestamp {
-        month: u8::try_from(month).unwrap(),
+        month: u8::try_from(month).expect("1..=12"),
         day: num(4..6),
         hour: num(7..9),
         minute: num(10..12),
