@@ -6,7 +6,8 @@
 //! (smtpd reject and local bounce), an AUTH PLAIN submission and a failed one, a deferred
 //! message that then expired, a lost connection, a timeout and improper pipelining; then a
 //! reload and a stop. `golden/postfix-3.7.11.syslog` holds the datagrams the same instance
-//! sent to /dev/log without `maillog_file`. `golden/normalise.py` replaced pids, queue ids,
+//! sent to /dev/log without `maillog_file`; `golden/postfix-3.7.11-session-ends.maillog`
+//! sessions that end badly. `golden/normalise.py` replaced pids, queue ids,
 //! the configuration directory and the machine's name; `make-reference-instance.sh` sets
 //! up the instance.
 //!
@@ -450,11 +451,9 @@ fn pid_of(rest: &str) -> u32 {
     rest[open + 1..close].parse().expect("pid")
 }
 
-#[test]
-fn maillog_file_lines_match_postfix() {
-    let golden = include_str!("golden/postfix-3.7.11.maillog");
+/// Rebuilds every line of `golden` with its recipe; returns how many were rebuilt.
+fn check(golden: &str, recipes: Vec<Recipe>) -> usize {
     let lines: Vec<&str> = golden.lines().collect();
-    let recipes = maillog_recipes();
     assert_eq!(lines.len(), recipes.len(), "one recipe per golden line");
     let mut built = 0;
     for (n, (want, recipe)) in lines.iter().zip(recipes).enumerate() {
@@ -463,20 +462,135 @@ fn maillog_file_lines_match_postfix() {
         match recipe {
             Build(syslog_name, program, line) => {
                 let ident = Ident::new(syslog_name, program);
-                let got = file_line(
-                    stamp,
-                    &format!("{host}.example.test"),
-                    &ident,
-                    pid_of(rest),
-                    &line,
-                );
+                let myhostname = format!("{host}.example.test");
+                let got = file_line(stamp, &myhostname, &ident, pid_of(rest), &line);
                 assert_eq!(&got, want, "golden line {}", n + 1);
                 built += 1;
             }
             NotOurs(why) => assert!(!why.is_empty()),
         }
     }
-    assert!(built >= 95, "{built} lines rebuilt");
+    built
+}
+
+#[test]
+fn maillog_file_lines_match_postfix() {
+    let built = check(
+        include_str!("golden/postfix-3.7.11.maillog"),
+        maillog_recipes(),
+    );
+    assert_eq!(built, 96);
+}
+
+/// Sessions that end badly: a timeout inside DATA, a client that leaves after the final
+/// dot without QUIT (Postfix logs no "lost connection" then), too many errors
+/// (`smtpd_hard_error_limit = 3`), and a null sender over HELO.
+#[test]
+fn session_end_lines_match_postfix() {
+    let helo_counts = |seq: &[(Command, bool)]| counts(seq);
+    let recipes = vec![
+        Build(
+            "postfix",
+            "postfix-script",
+            master::script(ScriptEvent::Starting),
+        ),
+        Build(
+            "postfix",
+            "master",
+            master::daemon_started("3.7.11", "/etc/postfix"),
+        ),
+        smtpd(smtpd::connect(C)),
+        smtpd(smtpd::client("A1B2C3D4E00", C, Sasl::default())),
+        smtpd(smtpd::session_end(EndReason::Timeout, Stage::DataContent(20), C).expect("logged")),
+        cleanup(queue::message_id(
+            "A1B2C3D4E00",
+            "<20261126204637.A1B2C3D4E00@mx.example.test>",
+        )),
+        smtpd(smtpd::disconnect(
+            C,
+            &helo_counts(&[
+                (Command::Ehlo, true),
+                (Command::Mail, true),
+                (Command::Rcpt, true),
+                (Command::Data, false),
+            ]),
+        )),
+        smtpd(smtpd::connect(C)),
+        smtpd(smtpd::client("A1B2C3D4E01", C, Sasl::default())),
+        cleanup(queue::message_id(
+            "A1B2C3D4E01",
+            "<20261126204642.A1B2C3D4E01@mx.example.test>",
+        )),
+        qmgr(queue::queue_active("A1B2C3D4E01", "s@example.org", 320, 1)),
+        local(delivered(
+            "A1B2C3D4E01",
+            "alice@mx.example.test",
+            None,
+            [1200, 1200, 10, 0, 0],
+        )),
+        qmgr(queue::removed("A1B2C3D4E01")),
+        // No "lost connection after END-OF-MESSAGE" line before this one.
+        smtpd(smtpd::disconnect(
+            C,
+            &helo_counts(&[
+                (Command::Ehlo, true),
+                (Command::Mail, true),
+                (Command::Rcpt, true),
+                (Command::Data, true),
+            ]),
+        )),
+        smtpd(smtpd::connect(C)),
+        smtpd(
+            smtpd::session_end(
+                EndReason::TooManyErrors,
+                Stage::Command(Command::Unknown),
+                C,
+            )
+            .expect("logged"),
+        ),
+        smtpd(smtpd::disconnect(
+            C,
+            &helo_counts(&[
+                (Command::Ehlo, true),
+                (Command::Unknown, false),
+                (Command::Unknown, false),
+                (Command::Unknown, false),
+            ]),
+        )),
+        smtpd(smtpd::connect(C)),
+        smtpd(smtpd::reject(
+            Stage::Command(Command::Rcpt),
+            C,
+            "554 5.7.1 <victim@remote.test>: Relay access denied",
+            Transaction {
+                queue_id: None,
+                sender: Some(""),
+                recipient: Some("victim@remote.test"),
+                protocol: Some("SMTP"),
+                helo: Some("a.example"),
+            },
+        )),
+        smtpd(smtpd::disconnect(
+            C,
+            &helo_counts(&[
+                (Command::Helo, true),
+                (Command::Mail, true),
+                (Command::Rcpt, false),
+                (Command::Quit, true),
+            ]),
+        )),
+        Build(
+            "postfix",
+            "postfix-script",
+            master::script(ScriptEvent::Stopping),
+        ),
+    ];
+    assert!(smtpd::session_end(EndReason::LostConnection, Stage::EndOfMessage, C).is_none());
+    let built = check(
+        include_str!("golden/postfix-3.7.11-session-ends.maillog"),
+        recipes,
+    );
+    assert_eq!(built, 21);
 }
 
 #[test]
