@@ -1,0 +1,1 @@
+//! trivial-rewrite: canonicalisation, address classes, resolution, relay policy.
