@@ -286,8 +286,6 @@ mod tests {
 
     #[test]
     fn data_table() {
-        use BareLfPolicy::{No, Normalize, Reject};
-        let smuggle: &[u8] = b"a\r\n.\nsmug1\n.\r\nsmug2\r\n..dot\r\n.\r\nNEXT";
         type Case = (
             &'static [u8],
             BareLfPolicy,
@@ -295,6 +293,8 @@ mod tests {
             bool,
             &'static [u8],
         );
+        use BareLfPolicy::{No, Normalize, Reject};
+        let smuggle: &[u8] = b"a\r\n.\nsmug1\n.\r\nsmug2\r\n..dot\r\n.\r\nNEXT";
         let cases: Vec<Case> = vec![
             (b"a\r\n.\r\n", No, "a|", true, b""),
             (b"a\r\n..b\r\n.\r\nQUIT\r\n", No, "a|.b|", true, b"QUIT\r\n"),

@@ -22,6 +22,7 @@ pub mod reply;
 pub mod session;
 mod session_stats;
 mod session_verbs;
+pub mod transcript;
 
 pub use command::{Command, Verb};
 pub use line::{BareLfPolicy, Line, LineAssembler, LineEnd};

@@ -321,7 +321,7 @@ impl Session {
             Verb::Etrn => self.etrn(&req),
             Verb::StartTls => return self.starttls(&req),
             Verb::Auth => self.auth(&req),
-            Verb::Xclient | Verb::Xforward => Err(r::reply(r::XCLIENT_DENIED)),
+            Verb::Xclient | Verb::Xforward => self.xclient(&req),
             Verb::Unknown => {
                 if self.forbidden(&req.word) {
                     return self.send(vec![r::reply(r::BREAK_RULES)], true);

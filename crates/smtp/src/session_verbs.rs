@@ -226,6 +226,22 @@ impl Session {
         }))
     }
 
+    /// XCLIENT and XFORWARD (smtpd_authorized_xclient_hosts and
+    /// smtpd_authorized_xforward_hosts are empty by default: refused after the
+    /// transaction and syntax checks).
+    pub(crate) fn xclient(&mut self, req: &Request) -> VerbResult {
+        if self.sender.is_some() {
+            return Err(r::reply(r::AUTH_IN_MAIL));
+        }
+        if req.args.is_empty() {
+            return Err(r::reply(&format!(
+                "501 5.5.4 Syntax: {} attribute=value...",
+                req.verb.log_name().to_uppercase()
+            )));
+        }
+        Err(r::reply(r::XCLIENT_DENIED))
+    }
+
     /// smtpd_forbidden_commands, and Postfix's is_header() test: a client that sends
     /// `Subject: ...` or `GET / HTTP/1.0` as a command is not speaking SMTP.
     pub(crate) fn forbidden(&self, word: &str) -> bool {
