@@ -217,20 +217,19 @@ impl Driver {
                     return;
                 }
                 let chunk = self.chunk.take();
-                let step = match chunk.and_then(|c| c.then) {
-                    Some(send) => Step::Send(send),
-                    None => {
-                        let Some(b) = &self.bdat else { return };
-                        let summary = b.summary();
-                        let done = b.is_done();
-                        let outcome = done.then(|| MessageOutcome::Queued {
-                            queue_id: "QUEUEID".into(),
-                        });
-                        if done {
-                            self.bdat = None;
-                        }
-                        self.session.chunk_done(summary, outcome)
+                let step = if let Some(send) = chunk.and_then(|c| c.then) {
+                    Step::Send(send)
+                } else {
+                    let Some(b) = &self.bdat else { return };
+                    let summary = b.summary();
+                    let done = b.is_done();
+                    let outcome = done.then(|| MessageOutcome::Queued {
+                        queue_id: "QUEUEID".into(),
+                    });
+                    if done {
+                        self.bdat = None;
                     }
+                    self.session.chunk_done(summary, outcome)
                 };
                 self.step(step);
                 continue;
