@@ -12,6 +12,8 @@
 //! - `S: line` is one expected reply line as sent, without CRLF. A `*` at its end
 //!   matches any rest (queue ids). Each `C` item is sent whole, then the replies up
 //!   to the next `C` are expected.
+//! - `L: ehlo=1 ... commands=N` is the per-command statistics of the session's
+//!   `disconnect from <client>` log line (copied from Postfix's mail log).
 //!
 //! # Security
 //! Transcripts are test input written by us; parsing reports errors, never panics.
@@ -26,6 +28,7 @@ use crate::session::{MessageOutcome, Session, SessionConfig, Step, Verdict};
 pub enum Item {
     Client(Vec<u8>),
     Server(String),
+    Log(String),
 }
 
 /// A parsed transcript file.
@@ -70,6 +73,8 @@ impl Transcript {
                 t.items.push(Item::Client(
                     unescape(rest).ok_or_else(|| bad("bad escape"))?,
                 ));
+            } else if let Some(rest) = raw.strip_prefix("L: ") {
+                t.items.push(Item::Log(rest.to_string()));
             } else if let Some(rest) = raw.strip_prefix("S: ") {
                 t.items.push(Item::Server(rest.to_string()));
             } else {
@@ -145,10 +150,18 @@ pub fn apply_setting(
     Ok(())
 }
 
+/// The result of [`replay`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Per client item, the reply lines it produced (the greeting first, alone).
+    pub groups: Vec<Vec<String>>,
+    /// The log line statistics at the end, without the leading space.
+    pub stats: String,
+}
+
 /// Replays the client items against a [`Session`] whose driver accepts every policy
-/// decision and queues every message as `QUEUEID`. Returns, per client item, the
-/// reply lines it produced (the greeting comes first, as its own entry).
-pub fn replay(t: &Transcript) -> Result<Vec<Vec<String>>, TranscriptError> {
+/// decision and queues every message as `QUEUEID`.
+pub fn replay(t: &Transcript) -> Result<Replayed, TranscriptError> {
     let cfg = t.config()?;
     let line_limit = crate::line::DEFAULT_LINE_LIMIT;
     let mut driver = Driver {
@@ -171,7 +184,8 @@ pub fn replay(t: &Transcript) -> Result<Vec<Vec<String>>, TranscriptError> {
             all.push(std::mem::take(&mut driver.out));
         }
     }
-    Ok(all)
+    let stats = driver.session.stats().log_suffix().trim_start().to_string();
+    Ok(Replayed { groups: all, stats })
 }
 
 fn split(wire: &str) -> Vec<String> {

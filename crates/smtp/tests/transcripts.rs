@@ -10,7 +10,17 @@ fn transcripts_replay_against_the_state_machine() {
     let mut failures = Vec::new();
     for (path, t) in common::load_all() {
         let want = common::expected_groups(&t);
-        let got = replay(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let replayed = replay(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Some(log) = common::expected_log(&t) {
+            if log != replayed.stats {
+                failures.push(format!(
+                    "{}: log want {log:?}\n  got {:?}",
+                    path.display(),
+                    replayed.stats
+                ));
+            }
+        }
+        let got = replayed.groups;
         assert_eq!(want.len(), got.len(), "{}", path.display());
         for (i, (w, g)) in want.iter().zip(&got).enumerate() {
             let ok = w.len() == g.len() && w.iter().zip(g).all(|(w, g)| line_matches(w, g));

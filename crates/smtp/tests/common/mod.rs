@@ -34,7 +34,16 @@ pub fn expected_groups(t: &Transcript) -> Vec<Vec<String>> {
                 .last_mut()
                 .expect("one group at least")
                 .push(s.clone()),
+            Item::Log(_) => {}
         }
     }
     groups
+}
+
+/// The expected `disconnect from` statistics, if the transcript gives them.
+pub fn expected_log(t: &Transcript) -> Option<String> {
+    t.items.iter().find_map(|i| match i {
+        Item::Log(l) => Some(l.clone()),
+        _ => None,
+    })
 }
