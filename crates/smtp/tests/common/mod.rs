@@ -41,6 +41,7 @@ pub fn expected_groups(t: &Transcript) -> Vec<Vec<String>> {
 }
 
 /// The expected `disconnect from` statistics, if the transcript gives them.
+#[allow(dead_code)] // used by transcripts.rs, not by live_peer.rs
 pub fn expected_log(t: &Transcript) -> Option<String> {
     t.items.iter().find_map(|i| match i {
         Item::Log(l) => Some(l.clone()),
