@@ -448,3 +448,239 @@ impl Session {
         e.reply(&self.cfg.myhostname, self.cfg.bare_lf_reject_code)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DataError;
+
+    fn line(text: &str) -> Line {
+        Line {
+            text: text.as_bytes().to_vec(),
+            end: LineEnd::Crlf,
+        }
+    }
+
+    /// Runs a command, answering decisions with `verdict`; returns the reply texts.
+    fn run(s: &mut Session, cmd: &str, verdict: &Verdict) -> Vec<String> {
+        let mut step = s.command(&line(cmd));
+        loop {
+            match step {
+                Step::Decide(_) => step = s.decide(verdict.clone()),
+                Step::Send(send) | Step::ReadData(send) | Step::StartTls(send) => {
+                    return send.replies.iter().map(ToString::to_string).collect();
+                }
+                Step::SkipChunk { then, size } => {
+                    let mut v: Vec<String> = then.replies.iter().map(ToString::to_string).collect();
+                    v.insert(0, format!("skip {size}"));
+                    return v;
+                }
+                Step::ReadChunk { size, last } => return vec![format!("read {size} {last}")],
+                Step::Closed => return vec!["closed".into()],
+            }
+        }
+    }
+
+    fn accept(s: &mut Session, cmd: &str) -> Vec<String> {
+        run(s, cmd, &Verdict::Accept)
+    }
+
+    #[test]
+    fn helo_required() {
+        let mut cfg = SessionConfig::new("mx");
+        cfg.helo_required = true;
+        let mut s = Session::new(cfg);
+        assert_eq!(
+            accept(&mut s, "MAIL FROM:<a@b>"),
+            ["503 5.5.1 Error: send HELO/EHLO first"]
+        );
+        assert_eq!(
+            accept(&mut s, "ETRN x"),
+            ["503 Error: send HELO/EHLO first"]
+        );
+        assert_eq!(accept(&mut s, "HELO c"), ["250 mx"]);
+        assert_eq!(accept(&mut s, "MAIL FROM:<a@b>"), ["250 2.1.0 Ok"]);
+        assert_eq!(s.protocol(), "SMTP");
+    }
+
+    #[test]
+    fn rejected_recipients_then_data() {
+        let mut s = Session::new(SessionConfig::new("mx"));
+        accept(&mut s, "MAIL FROM:<a@b>");
+        let deny = Verdict::Reject(Reply::parse("554 5.7.1 <x@y>: Relay access denied").unwrap());
+        assert_eq!(
+            run(&mut s, "RCPT TO:<x@y>", &deny),
+            ["554 5.7.1 <x@y>: Relay access denied"]
+        );
+        assert_eq!(
+            accept(&mut s, "DATA"),
+            ["554 5.5.1 Error: no valid recipients"]
+        );
+        assert_eq!(s.error_count(), 2);
+        assert_eq!(
+            s.stats().log_suffix(),
+            " mail=1 rcpt=0/1 data=0/1 commands=1/3"
+        );
+    }
+
+    #[test]
+    fn message_forgives_errors_and_reports_data_errors() {
+        let mut s = Session::new(SessionConfig::new("mx"));
+        accept(&mut s, "BOGUS");
+        accept(&mut s, "MAIL FROM:<a@b>");
+        accept(&mut s, "RCPT TO:<c@d>");
+        assert_eq!(
+            accept(&mut s, "DATA"),
+            ["354 End data with <CR><LF>.<CR><LF>"]
+        );
+        let ok = DataSummary {
+            size: 10,
+            error: None,
+        };
+        let queued = MessageOutcome::Queued {
+            queue_id: "ABC".into(),
+        };
+        let Step::Send(send) = s.message_done(ok, queued.clone()) else {
+            panic!()
+        };
+        assert_eq!(send.replies[0].to_string(), "250 2.0.0 Ok: queued as ABC");
+        assert_eq!(s.error_count(), 0);
+        accept(&mut s, "MAIL FROM:<a@b>");
+        accept(&mut s, "RCPT TO:<c@d>");
+        accept(&mut s, "DATA");
+        let bad = DataSummary {
+            size: 10,
+            error: Some(DataError::BareLf),
+        };
+        let Step::Send(send) = s.message_done(bad, queued) else {
+            panic!()
+        };
+        assert_eq!(
+            send.replies[0].to_string(),
+            "550 5.5.2 mx Error: bare <LF> received"
+        );
+        assert_eq!(s.error_count(), 1);
+        assert!(s.sender().is_none());
+    }
+
+    #[test]
+    fn bdat_zero_last_after_discarded_last() {
+        // Postfix 3.7.11's smtpd crashes here (signal 11, seen live); we answer 503.
+        let mut s = Session::new(SessionConfig::new("mx"));
+        accept(&mut s, "MAIL FROM:<a@b>");
+        accept(&mut s, "RCPT TO:<c@d>");
+        assert_eq!(
+            accept(&mut s, "BDAT 0"),
+            ["skip 0", "551 5.7.1 Null BDAT request"]
+        );
+        assert_eq!(
+            accept(&mut s, "BDAT 2 LAST"),
+            ["skip 2", "551 5.0.0 Discarded 2 bytes after earlier error"]
+        );
+        assert_eq!(
+            accept(&mut s, "BDAT 0 LAST"),
+            ["skip 0", "503 5.5.1 Error: need RCPT command"]
+        );
+    }
+
+    #[test]
+    fn bdat_chunks_and_size_limit() {
+        let mut cfg = SessionConfig::new("mx");
+        cfg.ehlo.message_size_limit = 10;
+        let mut s = Session::new(cfg);
+        accept(&mut s, "MAIL FROM:<a@b>");
+        accept(&mut s, "RCPT TO:<c@d>");
+        assert_eq!(accept(&mut s, "BDAT 6"), ["read 6 false"]);
+        let Step::Send(send) = s.chunk_done(
+            DataSummary {
+                size: 6,
+                error: None,
+            },
+            None,
+        ) else {
+            panic!()
+        };
+        assert_eq!(send.replies[0].to_string(), "250 2.0.0 Ok: 6 bytes");
+        assert_eq!(
+            accept(&mut s, "BDAT 5 LAST"),
+            ["skip 5", "552 5.3.4 Chunk exceeds message size limit"]
+        );
+        assert_eq!(
+            accept(&mut s, "MAIL FROM:<a@b> SIZE=11"),
+            ["552 5.3.4 Message size exceeds fixed limit"]
+        );
+    }
+
+    #[test]
+    fn recipient_overshoot_and_hard_limit() {
+        let mut cfg = SessionConfig::new("mx");
+        cfg.recipient_limit = 1;
+        cfg.recipient_overshoot_limit = 1;
+        cfg.hard_error_limit = 2;
+        let mut s = Session::new(cfg);
+        accept(&mut s, "MAIL FROM:<a@b>");
+        assert_eq!(accept(&mut s, "RCPT TO:<c@d>"), ["250 2.1.5 Ok"]);
+        assert_eq!(
+            accept(&mut s, "RCPT TO:<c@d>"),
+            ["452 4.5.3 Error: too many recipients"]
+        );
+        assert_eq!(s.error_count(), 0);
+        assert_eq!(
+            accept(&mut s, "RCPT TO:<c@d>"),
+            ["452 4.5.3 Error: too many recipients"]
+        );
+        assert_eq!(
+            accept(&mut s, "RCPT TO:<c@d>"),
+            [
+                "452 4.5.3 Error: too many recipients",
+                "421 4.7.0 mx Error: too many errors"
+            ]
+        );
+        assert!(s.is_closed());
+        assert_eq!(s.command(&line("NOOP")), Step::Closed);
+    }
+
+    #[test]
+    fn starttls_auth_and_discarded_keywords() {
+        let mut cfg = SessionConfig::new("mx");
+        cfg.ehlo.starttls = true;
+        cfg.ehlo.auth_mechanisms = Some("PLAIN".into());
+        cfg.ehlo.discard = crate::reply::DiscardSet::parse("enhancedstatuscodes");
+        let mut s = Session::new(cfg);
+        assert!(accept(&mut s, "EHLO c")[0].contains("250-STARTTLS"));
+        assert!(!s.enhanced_codes());
+        assert_eq!(accept(&mut s, "STARTTLS"), ["220 2.0.0 Ready to start TLS"]);
+        s.tls_started();
+        assert_eq!(
+            accept(&mut s, "STARTTLS"),
+            ["554 5.5.1 Error: TLS already active"]
+        );
+        assert!(!accept(&mut s, "EHLO c")[0].contains("STARTTLS"));
+        assert_eq!(accept(&mut s, "AUTH"), ["501 5.5.4 Syntax: AUTH mechanism"]);
+        assert_eq!(
+            accept(&mut s, "AUTH PLAIN AGFAYg=="),
+            ["235 2.7.0 Authentication successful"]
+        );
+        assert_eq!(
+            accept(&mut s, "AUTH PLAIN"),
+            ["503 5.5.1 Error: already authenticated"]
+        );
+    }
+
+    #[test]
+    fn driver_misuse_ends_the_session() {
+        let mut s = Session::new(SessionConfig::new("mx"));
+        assert!(matches!(
+            s.command(&line("MAIL FROM:<a@b>")),
+            Step::Decide(Decision::Mail(_))
+        ));
+        let Step::Send(send) = s.command(&line("NOOP")) else {
+            panic!()
+        };
+        assert_eq!(
+            send.replies[0].to_string(),
+            "421 4.3.0 mx Server local error"
+        );
+        assert!(send.close);
+    }
+}
