@@ -24,6 +24,7 @@
 //! Lines are untrusted. Parsing never panics, allocates at most the line's length a
 //! few times, and stops at the first NUL as Postfix's C strings do.
 
+pub use crate::params::{Body, MailFrom, Notify, Orcpt, ParseOptions, RcptTo, Ret};
 use crate::reply::Reply;
 
 /// SMTP verbs Postfix's smtpd knows, in its command table order (which is also the
@@ -254,8 +255,6 @@ fn quoted(rest: &[u8], open: u8, close: u8, word: &mut Vec<u8>) -> (usize, bool)
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
-
-pub use crate::params::{Body, MailFrom, Notify, Orcpt, ParseOptions, RcptTo, Ret};
 
 /// A command's argument error, with the reply Postfix gives.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -195,11 +195,14 @@ impl Reply {
     }
 
     /// The reply as sent: `code-text\r\n` for all but the last line, `code text\r\n`
-    /// for the last. With `enhanced_codes` false (ENHANCEDSTATUSCODES discarded via
-    /// smtpd_discard_ehlo_keywords) the enhanced status is left out.
+    /// for the last. With `enhanced_codes` false the enhanced status is left out (for
+    /// peers that did not announce ENHANCEDSTATUSCODES). Note: Postfix 3.7's smtpd
+    /// keeps sending enhanced codes when smtpd_discard_ehlo_keywords removes
+    /// ENHANCEDSTATUSCODES from its EHLO reply (verified live); Tern's smtpd does too.
     pub fn to_wire(&self, enhanced_codes: bool) -> String {
         let mut out = String::new();
-        let last = self.lines.len() - 1;
+        // `new` guarantees at least one line.
+        let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
             out.push_str(&self.code.to_string());

@@ -225,16 +225,6 @@ impl Session {
         &self.cfg
     }
 
-    /// Whether replies carry enhanced status codes (ENHANCEDSTATUSCODES not
-    /// discarded); pass it to [`Reply::to_wire`].
-    pub fn enhanced_codes(&self) -> bool {
-        !self
-            .cfg
-            .ehlo
-            .discard
-            .contains(EhloKeyword::EnhancedStatusCodes)
-    }
-
     pub fn helo_name(&self) -> Option<&str> {
         self.helo_name.as_deref()
     }
@@ -648,7 +638,6 @@ mod tests {
         cfg.ehlo.discard = crate::reply::DiscardSet::parse("enhancedstatuscodes");
         let mut s = Session::new(cfg);
         assert!(accept(&mut s, "EHLO c")[0].contains("250-STARTTLS"));
-        assert!(!s.enhanced_codes());
         assert_eq!(accept(&mut s, "STARTTLS"), ["220 2.0.0 Ready to start TLS"]);
         s.tls_started();
         assert_eq!(

@@ -318,8 +318,7 @@ impl Driver {
 
     fn emit(&mut self, send: &crate::session::Send) {
         for reply in &send.replies {
-            self.out
-                .extend(split(&reply.to_wire(self.session.enhanced_codes())));
+            self.out.extend(split(&reply.to_wire(true)));
         }
     }
 }
