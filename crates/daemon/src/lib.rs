@@ -1,0 +1,1 @@
+//! The mail system daemon (being built).

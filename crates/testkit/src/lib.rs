@@ -1,0 +1,6 @@
+//! Test support shared by the crates' integration tests: a private Debian Postfix instance
+//! on a loopback port (the reference), a Tern instance in a temp directory, and helpers to
+//! wait for a port. Test-only: nothing here runs in production.
+
+pub mod postfix;
+pub mod tern;

@@ -1,0 +1,1 @@
+//! A private Debian Postfix instance (being built).

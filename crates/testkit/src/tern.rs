@@ -1,0 +1,1 @@
+//! A Tern instance in a temp directory (being built).
