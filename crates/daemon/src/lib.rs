@@ -1,1 +1,25 @@
-//! The mail system daemon (being built).
+//! Tern's mail system daemon: the master (configuration, listeners, signals, the pid
+//! file) and, in one tokio runtime, every smtpd session, cleanup and the durable queue
+//! commit.
+//!
+//! - [`settings`]: main.cf and master.cf turned into listener and smtpd settings
+//!   (`-o` overrides applied per service).
+//! - [`relay`]: the relay policy (smtpd_relay_restrictions, smtpd_recipient_restrictions:
+//!   permit_mynetworks, reject_unauth_destination, ...) behind a small trait.
+//! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
+//! - [`cleanup`]: the queue file of one message: Received:, Message-ID:, commit.
+//! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
+//!   signals (reload, graceful stop, abort) and the pid file.
+//! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).
+//!
+//! Trust: the configuration files and the queue directory are trusted as the system's
+//! own; everything that comes from the network is not (see [`smtpd`]'s Security section).
+
+pub mod cleanup;
+pub mod control;
+pub mod master;
+pub mod relay;
+pub mod settings;
+pub mod smtpd;
+
+pub use master::{DaemonError, Options, run};

@@ -25,6 +25,7 @@
 //! Security: the command trusts the files it reads no more than any input; it changes
 //! nothing on disk.
 
+mod control;
 mod owner;
 mod tables;
 mod values;
@@ -60,15 +61,9 @@ const SCRIPT_USAGE: &str = "Usage: postfix start (or stop, reload, abort, flush,
 
 /// The commands postfix-script knows that Tern does not do yet.
 const NOT_YET: &[&str] = &[
-    "start",
-    "start-fg",
-    "stop",
     "quick-stop",
     "drain",
-    "abort",
-    "reload",
     "flush",
-    "status",
     "set-permissions",
     "upgrade-configuration",
     "post-install",
@@ -82,6 +77,8 @@ const NOT_YET: &[&str] = &[
 pub enum Failure {
     Postfix(Fatal),
     Script(String),
+    /// An exit status without a message (`postfix status` when nothing runs).
+    Exit(i32),
 }
 
 impl From<Fatal> for Failure {
@@ -109,6 +106,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(Failure::Postfix(fatal)) => msg.fatal(&fatal),
         Err(Failure::Script(text)) => script.fatal(&Fatal(text)),
+        Err(Failure::Exit(code)) => code,
     }
 }
 
@@ -136,9 +134,16 @@ pub fn run(msg: &Msg, script: &mut Msg, args: &[String]) -> Result<(), Failure> 
     let (dir, _) = config::config_directory(cli_dir.as_deref());
     let check = Check::load(msg, &dir)?;
     *script = Msg::new(&format!("{}/postfix-script", check.syslog_name));
-    check.enter_directories()?;
     let command = operands.first().map_or("", String::as_str);
+    if matches!(command, "start" | "start-fg") {
+        // postfix start creates what is missing (post-install create-missing).
+        control::create_missing(&check)?;
+    }
+    check.enter_directories()?;
     match command {
+        "start" | "start-fg" | "stop" | "abort" | "reload" | "status" => {
+            control::run(&check, script, &dir, command)
+        }
         "check" => {
             check.check_fatal()?;
             for warning in check.check_warn() {

@@ -1,0 +1,397 @@
+//! The master: start-up, the listeners, signals and the pid file.
+//!
+//! Start-up, in this order: read main.cf and master.cf; take the lock on
+//! `$queue_directory/pid/master.pid` (another running instance holds it: Postfix's
+//! `master -t` test); create the queue directories with postfix-files' owners and modes
+//! and the data directory; open the mail log; recover the queue (tern_queue::recover:
+//! temporary files of unfinished messages removed, damaged files moved to corrupt/);
+//! bind every listener; then, when started by root, drop to mail_owner (setgid, then
+//! setuid) before any byte is read from the network; then write the pid into the locked
+//! file (so a pid in a locked file means "accepting mail") and serve.
+//!
+//! Signals (the daemon's side of `postfix stop`, `abort`, `reload`):
+//! - SIGHUP: read main.cf and master.cf again; new sessions of each listening service get
+//!   the new settings, open sessions keep theirs, no connection is dropped.
+//!   XXX: services added to or removed from master.cf need a restart.
+//! - SIGTERM, SIGINT: graceful stop: stop accepting, let open sessions finish for up to
+//!   [`STOP_GRACE`], then exit. No message is lost: the 250 is sent only after the
+//!   commit, and a message whose commit had not finished was not acknowledged.
+//! - SIGQUIT: abort: exit at once (the same guarantee holds).
+//!
+//! Security: root privileges are used for binding and for the directories' owners only.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::{Gid, Group, Uid, User};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use tern_config::config::{Config, ConfigError};
+use tern_maillog::{Ident, Line, LogConfig, Logger, MaillogError};
+use tern_queue::{Committer, Owners, QueueName, RecoveryEvent};
+
+use crate::settings::{self, DaemonSettings, SettingsError, SmtpdSettings};
+use crate::smtpd::{self, Shared};
+
+/// How long a graceful stop waits for open sessions.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The pid file, relative to queue_directory.
+pub const PID_FILE: &str = "pid/master.pid";
+
+/// How the daemon is started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration directory (absolute).
+    pub config_dir: PathBuf,
+}
+
+/// Why the daemon cannot run; `Display` is the text after `fatal: `.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
+    #[error("{0}")]
+    Queue(#[from] tern_queue::Error),
+    #[error("{0}")]
+    Log(#[from] MaillogError),
+    #[error("the Postfix mail system is already running")]
+    AlreadyRunning,
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("file {dir}/main.cf: parameter mail_owner: unknown user name value: {name}")]
+    NoMailOwner { dir: String, name: String },
+    #[error("cannot drop privileges to {name}: {source}")]
+    Privileges { name: String, source: nix::Error },
+}
+
+/// Loads the configuration the daemon uses (config_directory recorded as given).
+pub fn load_config(dir: &Path) -> Result<Config, ConfigError> {
+    let mut config = Config::load(dir)?;
+    config.set("config_directory", &dir.display().to_string());
+    Ok(config)
+}
+
+/// Runs the mail system in the foreground until a stop signal.
+pub fn run(opts: &Options) -> Result<(), DaemonError> {
+    let config = load_config(&opts.config_dir)?;
+    let s = settings::load(&config)?;
+    let owner = if Uid::current().is_root() {
+        Some(mail_owner(&s)?)
+    } else {
+        None
+    };
+    make_dir(s.layout.root())?;
+    let pid_path = s.queue_directory.join(PID_FILE);
+    make_dir(&s.queue_directory.join("pid"))?;
+    let mut pid_lock = lock_pid_file(&pid_path)?;
+    s.layout.create(owner.as_ref().map(|u| {
+        Owners {
+            root_uid: 0,
+            mail_owner_uid: u.uid.as_raw(),
+            setgid_gid: Group::from_name("postdrop")
+                .ok()
+                .flatten()
+                .map_or(u.gid.as_raw(), |g| g.gid.as_raw()),
+        }
+    }))?;
+    make_dir(&s.data_directory)?;
+    if let Some(u) = &owner {
+        nix::unistd::chown(&s.data_directory, Some(u.uid), Some(u.gid)).map_err(|e| {
+            DaemonError::Io {
+                what: "chown",
+                path: s.data_directory.clone(),
+                source: e.into(),
+            }
+        })?;
+    }
+    let logger = Arc::new(Logger::open(&LogConfig {
+        maillog_file: &s.maillog_file,
+        maillog_file_prefixes: &s.maillog_file_prefixes,
+        syslog_facility: &s.syslog_facility,
+        myhostname: &s.myhostname,
+        config_directory: &s.config_directory.display().to_string(),
+    })?);
+    let master_ident = Ident::new(&s.syslog_name, "master");
+    for event in tern_queue::recover(&s.layout, &QueueName::MESSAGE_QUEUES)? {
+        logger.log(&master_ident, &recovery_line(&event));
+    }
+    let mut bound = Vec::new();
+    for l in &s.listeners {
+        for addr in &l.addrs {
+            let sock = std::net::TcpListener::bind(addr).map_err(|source| DaemonError::Bind {
+                addr: *addr,
+                source,
+            })?;
+            sock.set_nonblocking(true)
+                .map_err(|source| DaemonError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            bound.push((l.service.clone(), sock));
+        }
+    }
+    if let Some(u) = &owner {
+        drop_privileges(u)?;
+    }
+    let pid = std::process::id();
+    let write = |f: &mut File| -> std::io::Result<()> {
+        f.set_len(0)?;
+        f.rewind()?;
+        writeln!(f, "{pid:>10}")?;
+        f.sync_all()
+    };
+    write(&mut pid_lock).map_err(|source| DaemonError::Io {
+        what: "write",
+        path: pid_path.clone(),
+        source,
+    })?;
+    logger.log(
+        &master_ident,
+        &tern_maillog::master::daemon_started(
+            &s.mail_version,
+            &s.config_directory.display().to_string(),
+        ),
+    );
+    let shared = Arc::new(Shared {
+        logger: Arc::clone(&logger),
+        committer: Arc::new(Committer::start()?),
+        layout: s.layout.clone(),
+        id_form: s.id_form,
+        cleanup_ident: Ident::new(&s.syslog_name, "cleanup"),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Io {
+            what: "start runtime",
+            path: opts.config_dir.clone(),
+            source,
+        })?;
+    let result = runtime.block_on(serve(opts, s, bound, shared, master_ident));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    // The lock goes with the process; the file stays, as Postfix leaves it.
+    drop(pid_lock);
+    result
+}
+
+/// Per service name: the settings new sessions get.
+type Slots = Vec<(String, Arc<RwLock<Arc<SmtpdSettings>>>)>;
+
+async fn serve(
+    opts: &Options,
+    s: DaemonSettings,
+    bound: Vec<(String, std::net::TcpListener)>,
+    shared: Arc<Shared>,
+    ident: Ident,
+) -> Result<(), DaemonError> {
+    let io = |what, source| DaemonError::Io {
+        what,
+        path: opts.config_dir.clone(),
+        source,
+    };
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| io("signal", e))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| io("signal", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| io("signal", e))?;
+    let mut quit = signal(SignalKind::quit()).map_err(|e| io("signal", e))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (track_tx, mut track_rx) = mpsc::channel::<()>(1);
+    let mut slots: Slots = Vec::new();
+    for l in &s.listeners {
+        let slot = Arc::new(RwLock::new(Arc::clone(&l.smtpd)));
+        slots.push((l.service.clone(), Arc::clone(&slot)));
+        let limit = Arc::new(Semaphore::new(if l.process_limit == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            l.process_limit
+        }));
+        for (service, sock) in bound.iter().filter(|(n, _)| *n == l.service) {
+            let sock = sock.try_clone().map_err(|e| io("listen", e))?;
+            let listener = TcpListener::from_std(sock).map_err(|e| io("listen", e))?;
+            let _ = service;
+            tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&slot),
+                Arc::clone(&limit),
+                Arc::clone(&shared),
+                track_tx.clone(),
+                stop_rx.clone(),
+            ));
+        }
+    }
+    drop(bound);
+    let signo = loop {
+        tokio::select! {
+            _ = hup.recv() => reload(opts, &slots, &shared.logger, &ident),
+            _ = term.recv() => break 15,
+            _ = int.recv() => break 2,
+            _ = quit.recv() => {
+                shared.logger.log(&ident, &tern_maillog::master::terminating(3));
+                return Ok(());
+            }
+        }
+    };
+    shared
+        .logger
+        .log(&ident, &tern_maillog::master::terminating(signo));
+    let _ = stop_tx.send(true);
+    drop(track_tx);
+    // recv() returns None once every session and accept loop has ended.
+    let _ = tokio::time::timeout(STOP_GRACE, track_rx.recv()).await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    slot: Arc<RwLock<Arc<SmtpdSettings>>>,
+    limit: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    track: mpsc::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        // process_limit: like a busy Postfix smtpd pool, a full service leaves new
+        // connections in the kernel's listen queue.
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => if let Ok(c) = r { c } else {
+                // EMFILE and the like: back off briefly instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            },
+            _ = stop.changed() => return,
+        };
+        let settings = match slot.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        };
+        let shared = Arc::clone(&shared);
+        let track = track.clone();
+        tokio::spawn(async move {
+            smtpd::serve(stream, peer, settings, shared).await;
+            drop(permit);
+            drop(track);
+        });
+    }
+}
+
+fn reload(opts: &Options, slots: &Slots, logger: &Logger, ident: &Ident) {
+    let loaded = load_config(&opts.config_dir)
+        .map_err(DaemonError::from)
+        .and_then(|c| settings::load(&c).map_err(DaemonError::from));
+    let s = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            // Keep running with the old settings, as master does on a bad reload.
+            logger.log(ident, &Line::warning(format!("reload failed: {e}")));
+            return;
+        }
+    };
+    for l in &s.listeners {
+        if let Some((_, slot)) = slots.iter().find(|(n, _)| *n == l.service) {
+            match slot.write() {
+                Ok(mut g) => *g = Arc::clone(&l.smtpd),
+                Err(p) => *p.into_inner() = Arc::clone(&l.smtpd),
+            }
+        }
+    }
+    logger.log(
+        ident,
+        &tern_maillog::master::reload(&s.mail_version, &s.config_directory.display().to_string()),
+    );
+}
+
+fn recovery_line(e: &RecoveryEvent) -> Line {
+    Line::warning(match e {
+        RecoveryEvent::RemovedTemporary { path } => {
+            format!("queue recovery: removed unfinished file {}", path.display())
+        }
+        RecoveryEvent::MovedToCorrupt { id, to, reason, .. } => {
+            format!("queue recovery: {id}: moved to {}: {reason}", to.display())
+        }
+        RecoveryEvent::CutTornTail { id, .. } => {
+            format!("queue recovery: {id}: cut a torn status record")
+        }
+        RecoveryEvent::Unknown { path } => {
+            format!(
+                "queue recovery: unknown file {} left in place",
+                path.display()
+            )
+        }
+    })
+}
+
+fn mail_owner(s: &DaemonSettings) -> Result<User, DaemonError> {
+    User::from_name(&s.mail_owner)
+        .ok()
+        .flatten()
+        .ok_or_else(|| DaemonError::NoMailOwner {
+            dir: s.config_directory.display().to_string(),
+            name: s.mail_owner.clone(),
+        })
+}
+
+/// setgroups, setgid, setuid: in that order, so that no group of root's is kept.
+fn drop_privileges(u: &User) -> Result<(), DaemonError> {
+    let err = |source| DaemonError::Privileges {
+        name: u.name.clone(),
+        source,
+    };
+    nix::unistd::setgroups(&[u.gid]).map_err(err)?;
+    nix::unistd::setgid(u.gid).map_err(err)?;
+    nix::unistd::setuid(u.uid).map_err(err)?;
+    // Paranoia, as Postfix's set_ugid(): regaining root must fail now.
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || Gid::current() != u.gid {
+        return Err(err(nix::Error::EPERM));
+    }
+    Ok(())
+}
+
+fn make_dir(p: &Path) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(p).map_err(|source| DaemonError::Io {
+        what: "create directory",
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens and locks the pid file; a lock held elsewhere means a running instance.
+fn lock_pid_file(path: &Path) -> Result<Flock<File>, DaemonError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(|source| DaemonError::Io {
+            what: "open",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| DaemonError::AlreadyRunning)
+}

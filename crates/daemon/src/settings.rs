@@ -1,0 +1,413 @@
+//! main.cf and master.cf turned into what the daemon runs: the queue and log settings, and
+//! one [`Listener`] per master.cf `inet` entry whose command is `smtpd`, each with its own
+//! [`SmtpdSettings`] (the service's `-o name=value` overrides come first, as in Postfix's
+//! master.cf: "-o name=value: override the named main.cf configuration parameter").
+//!
+//! Every other master.cf entry (pickup, cleanup, qmgr, the unix services, the pipe
+//! transports of Debian's stock file) is recognised and left to later parts of Tern
+//! without a complaint.
+//!
+//! Trust: the configuration files are the administrator's; bad values end in a typed
+//! error naming the parameter, never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_config::config::Config;
+use tern_config::expand::ExpandError;
+use tern_config::mastercf::Service;
+use tern_queue::{IdForm, QueueLayout};
+use tern_smtp::line::BareLfPolicy;
+use tern_smtp::reply::DiscardSet;
+use tern_smtp::session::SessionConfig;
+
+use crate::relay::Restrictions;
+
+/// Why the configuration cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Expand(#[from] ExpandError),
+    #[error("file {dir}/main.cf: parameter {name}: bad value: {value}")]
+    BadValue {
+        dir: String,
+        name: String,
+        value: String,
+    },
+    #[error("{path}/master.cf: line {line}: bad service address: {name}")]
+    Address {
+        path: String,
+        line: usize,
+        name: String,
+    },
+}
+
+/// Settings of the whole daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub config_directory: PathBuf,
+    pub queue_directory: PathBuf,
+    pub data_directory: PathBuf,
+    pub layout: QueueLayout,
+    pub id_form: IdForm,
+    pub mail_owner: String,
+    pub mail_version: String,
+    pub syslog_name: String,
+    pub myhostname: String,
+    pub maillog_file: String,
+    pub maillog_file_prefixes: String,
+    pub syslog_facility: String,
+    pub listeners: Vec<Listener>,
+}
+
+/// One listening service (a master.cf `inet ... smtpd` entry).
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// master.cf's first column, as written (`smtp`, `127.0.0.1:2525`).
+    pub service: String,
+    pub addrs: Vec<SocketAddr>,
+    /// The maxproc column (`-` is default_process_limit); 0 means no limit.
+    pub process_limit: usize,
+    pub smtpd: Arc<SmtpdSettings>,
+}
+
+/// What one smtpd session needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct SmtpdSettings {
+    pub session: SessionConfig,
+    pub syslog_name: String,
+    pub line_length_limit: usize,
+    /// smtpd_timeout: the most one read may wait.
+    pub timeout: Duration,
+    /// smtpd_error_sleep_time: the delay of replies past smtpd_soft_error_limit.
+    pub error_sleep: Duration,
+    pub mail_name: String,
+    pub restrictions: Arc<Restrictions>,
+}
+
+/// Reads the daemon's settings from a loaded configuration.
+pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
+    let p = Params {
+        config,
+        service: None,
+    };
+    let queue_directory = PathBuf::from(p.get("queue_directory")?);
+    let depth = p.number("hash_queue_depth")?;
+    let layout = QueueLayout::new(&queue_directory).with_hashing(
+        &p.get("hash_queue_names")?,
+        usize::try_from(depth).unwrap_or(1),
+    );
+    let id_form = if p.bool("enable_long_queue_ids")? {
+        IdForm::Long
+    } else {
+        IdForm::Short
+    };
+    let default_limit = p.number("default_process_limit")?;
+    let mut listeners = Vec::new();
+    for svc in &config.master.services {
+        let command = svc.command.rsplit('/').next().unwrap_or_default();
+        if svc.kind != "inet" || command != "smtpd" {
+            continue;
+        }
+        let sp = Params {
+            config,
+            service: Some(svc),
+        };
+        let addrs = listen_addrs(svc, &sp).ok_or_else(|| SettingsError::Address {
+            path: config.dir.display().to_string(),
+            line: svc.line,
+            name: svc.name.clone(),
+        })?;
+        let process_limit = if svc.maxproc == "-" {
+            default_limit
+        } else {
+            svc.maxproc.parse().unwrap_or(default_limit)
+        };
+        listeners.push(Listener {
+            service: svc.name.clone(),
+            addrs,
+            process_limit: usize::try_from(process_limit).unwrap_or(usize::MAX),
+            smtpd: Arc::new(smtpd_settings(&sp)?),
+        });
+    }
+    Ok(DaemonSettings {
+        config_directory: config.dir.clone(),
+        data_directory: PathBuf::from(p.get("data_directory")?),
+        queue_directory,
+        layout,
+        id_form,
+        mail_owner: p.get("mail_owner")?,
+        mail_version: p.get("mail_version")?,
+        syslog_name: p.get("syslog_name")?,
+        myhostname: p.get("myhostname")?,
+        maillog_file: p.get("maillog_file")?,
+        maillog_file_prefixes: p.get("maillog_file_prefixes")?,
+        syslog_facility: p.get("syslog_facility")?,
+        listeners,
+    })
+}
+
+fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
+    let myhostname = p.get("myhostname")?;
+    let mut s = SessionConfig::new(&myhostname);
+    s.banner = p.get("smtpd_banner")?;
+    s.ehlo.message_size_limit = p.number("message_size_limit")?;
+    s.ehlo.vrfy_enabled = !p.bool("disable_vrfy_command")?;
+    s.ehlo.smtputf8 = p.bool("smtputf8_enable")?;
+    s.ehlo.discard = DiscardSet::parse(&p.get("smtpd_discard_ehlo_keywords")?);
+    s.helo_required = p.bool("smtpd_helo_required")?;
+    s.recipient_limit = p.size("smtpd_recipient_limit")?;
+    s.recipient_overshoot_limit = p.size("smtpd_recipient_overshoot_limit")?;
+    s.soft_error_limit = p.count("smtpd_soft_error_limit")?;
+    s.hard_error_limit = p.count("smtpd_hard_error_limit")?;
+    s.junk_command_limit = p.count("smtpd_junk_command_limit")?;
+    // Tern's default for smtpd_forbid_bare_newline is `normalize` (RFC 5321 2.3.8: a
+    // bare LF is no line end; normalizing closes the SMTP smuggling hole of
+    // CVE-2023-51764 without refusing old clients). The registry still carries Postfix
+    // 3.7's `no`, so an unset value is read as `normalize` here.
+    // XXX: move this default into the registry (crates/config) and postconf -d.
+    let name = "smtpd_forbid_bare_newline";
+    let set = p.config.setting(name).is_some()
+        || p.service
+            .is_some_and(|s| s.overrides.iter().any(|(n, _)| n == name));
+    s.bare_lf = if set {
+        let v = p.get(name)?;
+        BareLfPolicy::parse(&v).ok_or_else(|| p.bad(name, &v))?
+    } else {
+        BareLfPolicy::Normalize
+    };
+    s.bare_lf_reject_code =
+        u16::try_from(p.number("smtpd_forbid_bare_newline_reject_code")?).unwrap_or(550);
+    s.strict_rfc821_envelopes = p.bool("strict_rfc821_envelopes")?;
+    Ok(SmtpdSettings {
+        session: s,
+        syslog_name: p.get("syslog_name")?,
+        line_length_limit: p.size("line_length_limit")?,
+        timeout: p.time("smtpd_timeout")?,
+        error_sleep: p.time("smtpd_error_sleep_time")?,
+        mail_name: p.get("mail_name")?,
+        restrictions: Arc::new(Restrictions::from_params(&|n| p.get(n))?),
+    })
+}
+
+/// The addresses a service listens on: `host:port` names its own, a bare port or
+/// service name uses every inet_interfaces address of the inet_protocols families.
+fn listen_addrs(svc: &Service, p: &Params<'_>) -> Option<Vec<SocketAddr>> {
+    let name = svc.name.as_str();
+    let (host, port) = match name.rsplit_once(':') {
+        Some((h, port)) => (Some(h.trim_start_matches('[').trim_end_matches(']')), port),
+        None => (None, name),
+    };
+    let port = port_number(port)?;
+    if let Some(h) = host {
+        let ip: IpAddr = match h {
+            "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            _ => h.parse().ok()?,
+        };
+        return Some(vec![SocketAddr::new(ip, port)]);
+    }
+    let protocols = p.get("inet_protocols").ok()?.to_ascii_lowercase();
+    let (v4, v6) = match protocols.as_str() {
+        "all" => (true, true),
+        other => (other.contains("ipv4"), other.contains("ipv6")),
+    };
+    let interfaces = p.get("inet_interfaces").ok()?;
+    let mut addrs = Vec::new();
+    for i in tern_config::list::split(&interfaces).ok()? {
+        match i.to_ascii_lowercase().as_str() {
+            // XXX: `all` with both families binds [::] alone, which Linux makes dual-stack
+            // (net.ipv6.bindv6only = 0); tokio cannot set IPV6_V6ONLY before bind.
+            "all" if v6 => addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)),
+            "all" => addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+            "loopback-only" | "localhost" => {
+                if v4 {
+                    addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+                }
+                if v6 {
+                    addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port));
+                }
+            }
+            other => {
+                let ip: IpAddr = other
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok()?;
+                if (ip.is_ipv4() && v4) || (ip.is_ipv6() && v6) {
+                    addrs.push(SocketAddr::new(ip, port));
+                }
+            }
+        }
+    }
+    Some(addrs)
+}
+
+/// A port number or a service name from /etc/services' common mail entries.
+fn port_number(text: &str) -> Option<u16> {
+    if let Ok(n) = text.parse() {
+        return Some(n);
+    }
+    // XXX: a fixed table rather than getservbyname(3); these are the names a master.cf
+    // uses for smtpd.
+    match text {
+        "smtp" => Some(25),
+        "submission" => Some(587),
+        "submissions" | "smtps" | "urd" => Some(465),
+        "lmtp" => Some(24),
+        _ => None,
+    }
+}
+
+/// Parameter access in a service's name space.
+struct Params<'a> {
+    config: &'a Config,
+    service: Option<&'a Service>,
+}
+
+impl Params<'_> {
+    fn get(&self, name: &str) -> Result<String, SettingsError> {
+        let raw = self
+            .config
+            .lookup_value(name, self.service)
+            .unwrap_or_default();
+        if self.config.is_raw(name) {
+            return Ok(raw);
+        }
+        Ok(self.config.expand(&raw, self.service)?.text)
+    }
+
+    fn bad(&self, name: &str, value: &str) -> SettingsError {
+        SettingsError::BadValue {
+            dir: self.config.dir.display().to_string(),
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<u64, SettingsError> {
+        let v = self.get(name)?;
+        v.trim().parse().map_err(|_| self.bad(name, &v))
+    }
+
+    fn size(&self, name: &str) -> Result<usize, SettingsError> {
+        let n = self.number(name)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn count(&self, name: &str) -> Result<u32, SettingsError> {
+        let n = self.number(name)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, SettingsError> {
+        let v = self.get(name)?;
+        match v.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" => Ok(false),
+            _ => Err(self.bad(name, &v)),
+        }
+    }
+
+    fn time(&self, name: &str) -> Result<Duration, SettingsError> {
+        let v = self.get(name)?;
+        parse_time(&v).ok_or_else(|| self.bad(name, &v))
+    }
+}
+
+/// A Postfix time value: a number with an optional unit (s, m, h, d, w; seconds when
+/// none is given, the unit of every time parameter smtpd reads here).
+pub fn parse_time(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(mult)?))
+}
+
+/// Resolves `path` against `base` when it is relative.
+pub fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        for (text, want) in [
+            ("300s", Some(300)),
+            ("1s", Some(1)),
+            ("5m", Some(300)),
+            ("10", Some(10)),
+            ("1h", Some(3600)),
+            ("x", None),
+            ("5y", None),
+        ] {
+            assert_eq!(parse_time(text).map(|d| d.as_secs()), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        for (text, want) in [
+            ("smtp", Some(25)),
+            ("2525", Some(2525)),
+            ("submission", Some(587)),
+            ("nope", None),
+        ] {
+            assert_eq!(port_number(text), want, "{text}");
+        }
+    }
+
+    fn addrs_of(master: &str, main: &str) -> Vec<Listener> {
+        use tern_config::host::HostInfo;
+        use tern_config::maincf::MainCf;
+        use tern_config::mastercf::MasterCf;
+        let main = MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf");
+        let master = MasterCf::parse(master.as_bytes(), "master.cf").expect("master.cf");
+        let config = Config::new(
+            Path::new("/etc/postfix"),
+            main,
+            master,
+            HostInfo::from_hostname("mx.example.com"),
+        );
+        load(&config).expect("settings").listeners
+    }
+
+    #[test]
+    fn listeners_from_master_cf() {
+        let master = "smtp inet n - y - - smtpd\n\
+                      127.0.0.1:2525 inet n - n - 3 smtpd -o smtpd_banner=hi\n\
+                      [::1]:25 inet n - n - - smtpd\n\
+                      pickup unix n - y 60 1 pickup\n\
+                      smtp unix - - y - - smtp\n";
+        let l = addrs_of(
+            master,
+            "inet_interfaces = loopback-only\ninet_protocols = ipv4\n",
+        );
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].addrs, vec!["127.0.0.1:25".parse().expect("addr")]);
+        assert_eq!(l[0].process_limit, 100);
+        assert_eq!(l[1].addrs, vec!["127.0.0.1:2525".parse().expect("addr")]);
+        assert_eq!(l[1].process_limit, 3);
+        assert_eq!(l[1].smtpd.session.banner, "hi");
+        assert_eq!(l[0].smtpd.session.banner, "mx.example.com ESMTP Postfix");
+        assert_eq!(l[2].addrs, vec!["[::1]:25".parse().expect("addr")]);
+        assert_eq!(l[0].smtpd.session.bare_lf, BareLfPolicy::Normalize);
+    }
+}

@@ -1,0 +1,512 @@
+//! smtpd: the socket driver of one client session. Bytes from the socket go into the
+//! sans-IO `tern_smtp` line assembler and session; the session's steps are carried out
+//! here: replies written, policy questions answered ([`crate::relay`]), message content
+//! streamed into the queue file ([`crate::cleanup`]), and the `250 Ok: queued as ID` sent
+//! only once the queue's group commit says the file and its directory entry are on disk.
+//!
+//! Replies are collected while complete commands are buffered and written when the
+//! driver needs more input (RFC 2920 3.1: the server may batch replies to pipelined
+//! commands), or before a delay.
+//!
+//! # Security
+//! Everything read from the socket is untrusted. Lines are capped at line_length_limit
+//! by the assembler, each read waits at most smtpd_timeout, message content is written
+//! to disk as it arrives (never held whole in memory) and capped by message_size_limit,
+//! and the session ends after smtpd_hard_error_limit errors. This code runs as
+//! mail_owner (never root) when the daemon was started by root.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+
+use tern_maillog::smtpd::{self as log, Client, CommandCounts, EndReason, Stage, Transaction};
+use tern_maillog::{Ident, Logger};
+use tern_queue::{Committer, IdForm, QueueLayout};
+use tern_smtp::command::Verb;
+use tern_smtp::data::{BdatReader, DataReader, DataStep, DataSummary};
+use tern_smtp::line::Overlong;
+use tern_smtp::session::{Decision, MessageOutcome, Send, Verdict};
+use tern_smtp::{LineAssembler, Reply, Session, Step};
+
+use crate::cleanup::{ClientInfo, Message};
+use crate::relay::RelayPolicy;
+use crate::settings::SmtpdSettings;
+
+/// What every session shares.
+pub struct Shared {
+    pub logger: Arc<Logger>,
+    pub committer: Arc<Committer>,
+    pub layout: QueueLayout,
+    pub id_form: IdForm,
+    /// `syslog_name/cleanup`.
+    pub cleanup_ident: Ident,
+}
+
+/// The reply when the queue file cannot be written or committed (smtpd.c).
+const WRITE_ERROR: &str = "451 4.3.0 Error: queue file write error";
+/// The most bytes one read takes.
+const READ_SIZE: usize = 16 * 1024;
+/// A bound on the passes of the input loop between reads.
+const MAX_PASSES: usize = 1_000_000;
+
+/// Runs one session to its end.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, sh: Arc<Shared>) {
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
+        v4 @ std::net::IpAddr::V4(_) => v4,
+    };
+    // XXX: no reverse DNS yet: loopback clients are `localhost` (as /etc/hosts names
+    // them), all others `unknown`, the name Postfix logs for an unverified client.
+    let name = if ip.is_loopback() {
+        "localhost"
+    } else {
+        "unknown"
+    };
+    let mut d = Driver {
+        ident: Ident::new(&s.syslog_name, "smtpd"),
+        session: Session::new(s.session.clone()),
+        lines: LineAssembler::new(s.line_length_limit, s.session.bare_lf),
+        data: None,
+        chunk: None,
+        bdat: None,
+        msg: None,
+        out: Vec::new(),
+        closing: false,
+        stage: Stage::Connect,
+        client: ClientInfo {
+            name: name.to_owned(),
+            addr: ip.to_string(),
+            port: peer.port(),
+            helo: None,
+            protocol: "SMTP".to_owned(),
+        },
+        ip,
+        s,
+        sh,
+        stream,
+    };
+    d.run().await;
+}
+
+struct Chunk {
+    left: u64,
+    keep: bool,
+    then: Option<Send>,
+}
+
+struct Driver {
+    ident: Ident,
+    session: Session,
+    lines: LineAssembler,
+    data: Option<DataReader>,
+    chunk: Option<Chunk>,
+    bdat: Option<BdatReader>,
+    msg: Option<Message>,
+    out: Vec<u8>,
+    closing: bool,
+    stage: Stage,
+    client: ClientInfo,
+    ip: std::net::IpAddr,
+    s: Arc<SmtpdSettings>,
+    sh: Arc<Shared>,
+    stream: TcpStream,
+}
+
+impl Driver {
+    fn log_client(&self) -> Client<'_> {
+        Client {
+            name: &self.client.name,
+            addr: &self.client.addr,
+        }
+    }
+
+    async fn run(&mut self) {
+        self.sh
+            .logger
+            .log(&self.ident, &log::connect(self.log_client()));
+        let greeting = self.session.greeting();
+        self.reply(&greeting);
+        let mut buf = vec![0u8; READ_SIZE];
+        let end = loop {
+            self.process().await;
+            if self.flush().await.is_err() {
+                break Some(EndReason::LostConnection);
+            }
+            if self.closing || self.session.is_closed() && self.chunk.is_none() {
+                break None;
+            }
+            match timeout(self.s.timeout, self.stream.read(&mut buf)).await {
+                Err(_) => {
+                    let text = format!(
+                        "421 4.4.2 {} Error: timeout exceeded",
+                        self.s.session.myhostname
+                    );
+                    if let Ok(r) = Reply::parse(&text) {
+                        self.reply(&r);
+                    }
+                    let _ = self.flush().await;
+                    break Some(EndReason::Timeout);
+                }
+                Ok(Ok(0) | Err(_)) => break Some(EndReason::LostConnection),
+                Ok(Ok(n)) => self.lines.push(&buf[..n]),
+            }
+        };
+        // Dropping an unfinished message removes its temporary file.
+        self.msg = None;
+        if let Some(reason) = end {
+            let stage = self.current_stage();
+            if let Some(line) = log::session_end(reason, stage, self.log_client()) {
+                self.sh.logger.log(&self.ident, &line);
+            }
+        }
+        let counts = counts(&self.session);
+        let line = log::disconnect(self.log_client(), &counts);
+        self.sh.logger.log(&self.ident, &line);
+        let _ = self.stream.shutdown().await;
+    }
+
+    fn current_stage(&self) -> Stage {
+        if let Some(r) = &self.data {
+            return Stage::DataContent(r.finish().size);
+        }
+        if self.chunk.is_some() {
+            return Stage::BdatContent(self.bdat.as_ref().map_or(0, |b| b.summary().size));
+        }
+        self.stage
+    }
+
+    fn reply(&mut self, r: &Reply) {
+        self.out.extend_from_slice(r.to_wire(true).as_bytes());
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        self.stream.write_all(&out).await
+    }
+
+    /// Handles all complete input that is buffered.
+    async fn process(&mut self) {
+        for _ in 0..MAX_PASSES {
+            if self.closing || (self.session.is_closed() && self.chunk.is_none()) {
+                return;
+            }
+            if self.chunk.is_some() {
+                if !self.chunk_bytes().await {
+                    return;
+                }
+                continue;
+            }
+            let Some(line) = self.lines.next_line() else {
+                return;
+            };
+            if let Some(reader) = &mut self.data {
+                match reader.line(&line) {
+                    DataStep::Store(text, kind) => {
+                        if let Some(m) = &mut self.msg
+                            && m.record(text, kind).is_err()
+                        {
+                            self.msg = None;
+                        }
+                    }
+                    DataStep::Skip => {}
+                    DataStep::End => {
+                        let summary = reader.finish();
+                        self.data = None;
+                        self.lines.set_overlong(Overlong::Skip);
+                        self.stage = Stage::EndOfMessage;
+                        let outcome = self.commit(summary).await;
+                        let step = self.session.message_done(summary, outcome);
+                        self.step(step).await;
+                    }
+                }
+                continue;
+            }
+            self.stage = Stage::Command(command_of(&line.text));
+            let step = self.session.command(&line);
+            self.step(step).await;
+            if self.session.sender().is_none() && self.data.is_none() && self.chunk.is_none() {
+                // RSET, HELO, or the end of a transaction: no message is open.
+                self.msg = None;
+            }
+        }
+    }
+
+    /// Moves buffered BDAT payload into the reader; false when more input is needed.
+    async fn chunk_bytes(&mut self) -> bool {
+        let Some(chunk) = &mut self.chunk else {
+            return true;
+        };
+        let max = usize::try_from(chunk.left).unwrap_or(usize::MAX);
+        let bytes = self.lines.take_raw(max);
+        if bytes.is_empty() && chunk.left > 0 {
+            return false;
+        }
+        chunk.left -= bytes.len() as u64;
+        if let (true, Some(b)) = (chunk.keep, &mut self.bdat) {
+            let mut failed = false;
+            let msg = &mut self.msg;
+            b.feed(&bytes, &mut |text, kind| {
+                if let Some(m) = msg.as_mut() {
+                    failed |= m.record(text, kind).is_err();
+                }
+            });
+            if failed {
+                self.msg = None;
+            }
+        }
+        if chunk.left > 0 {
+            return false;
+        }
+        let chunk = self.chunk.take();
+        let step = if let Some(send) = chunk.and_then(|c| c.then) {
+            Step::Send(send)
+        } else {
+            let Some(b) = &self.bdat else { return true };
+            let summary = b.summary();
+            let done = b.is_done();
+            let outcome = if done {
+                self.bdat = None;
+                self.stage = Stage::EndOfMessage;
+                Some(self.commit(summary).await)
+            } else {
+                None
+            };
+            self.session.chunk_done(summary, outcome)
+        };
+        self.step(step).await;
+        true
+    }
+
+    async fn step(&mut self, mut step: Step) {
+        for _ in 0..16 {
+            match step {
+                Step::Send(send) => {
+                    self.send(&send).await;
+                    return;
+                }
+                Step::Decide(decision) => {
+                    let verdict = self.decide(decision);
+                    step = self.session.decide(verdict);
+                }
+                Step::ReadData(send) => {
+                    self.send(&send).await;
+                    let cfg = self.session.config();
+                    self.data = Some(DataReader::new(cfg.bare_lf, cfg.ehlo.message_size_limit));
+                    self.lines.set_overlong(Overlong::Split);
+                    self.start_message();
+                    return;
+                }
+                Step::ReadChunk { size, last } => {
+                    if self.bdat.is_none() {
+                        self.start_message();
+                    }
+                    let cfg = self.session.config();
+                    let limit = self.s.line_length_limit;
+                    let reader = self.bdat.get_or_insert_with(|| {
+                        BdatReader::new(cfg.bare_lf, limit, cfg.ehlo.message_size_limit)
+                    });
+                    reader.start_chunk(size, last);
+                    self.chunk = Some(Chunk {
+                        left: size,
+                        keep: true,
+                        then: None,
+                    });
+                    return;
+                }
+                Step::SkipChunk { size, then } => {
+                    self.bdat = None;
+                    self.msg = None;
+                    self.chunk = Some(Chunk {
+                        left: size,
+                        keep: false,
+                        then: Some(then),
+                    });
+                    return;
+                }
+                Step::StartTls(send) => {
+                    // Not offered (no TLS yet); the session refuses STARTTLS itself.
+                    self.send(&send).await;
+                    self.closing = true;
+                    return;
+                }
+                Step::Closed => return,
+            }
+        }
+    }
+
+    async fn send(&mut self, send: &Send) {
+        if send.delay {
+            // smtpd_soft_error_limit: Postfix sleeps before it answers.
+            let _ = self.flush().await;
+            sleep(self.s.error_sleep).await;
+        }
+        for r in &send.replies {
+            self.reply(r);
+        }
+        if send.close {
+            if self.session.error_count() >= self.s.session.hard_error_limit {
+                let stage = self.stage;
+                if let Some(line) =
+                    log::session_end(EndReason::TooManyErrors, stage, self.log_client())
+                {
+                    self.sh.logger.log(&self.ident, &line);
+                }
+            }
+            self.closing = true;
+        }
+    }
+
+    fn decide(&mut self, decision: Decision) -> Verdict {
+        match decision {
+            Decision::Rcpt(rcpt) => {
+                if let Some(reply) = self.s.restrictions.check_recipient(self.ip, &rcpt.address) {
+                    let tx = Transaction {
+                        queue_id: self.msg.as_ref().map(Message::id),
+                        sender: self.session.sender().map(|m| m.address.as_str()),
+                        recipient: Some(&rcpt.address),
+                        protocol: Some(self.session.protocol()),
+                        helo: self.session.helo_name(),
+                    };
+                    let line = log::reject(
+                        Stage::Command(tern_maillog::smtpd::Command::Rcpt),
+                        self.log_client(),
+                        &reply.to_string(),
+                        tx,
+                    );
+                    self.sh.logger.log(&self.ident, &line);
+                    return Verdict::Reject(reply);
+                }
+                if self.msg.is_none() {
+                    match Message::create(
+                        &self.sh.layout,
+                        self.sh.id_form,
+                        &self.s.session.myhostname,
+                    ) {
+                        Ok(m) => {
+                            let line = log::client(m.id(), self.log_client(), log::Sasl::default());
+                            self.sh.logger.log(&self.ident, &line);
+                            self.msg = Some(m);
+                        }
+                        Err(e) => {
+                            self.sh.logger.log(
+                                &self.ident,
+                                &tern_maillog::Line::warning(format!("queue file: {e}")),
+                            );
+                            return Verdict::Reject(reply_of(WRITE_ERROR));
+                        }
+                    }
+                }
+                if let Some(m) = &mut self.msg {
+                    m.add_recipient(&rcpt);
+                }
+                Verdict::Accept
+            }
+            Decision::Data if self.msg.is_none() => Verdict::Reject(reply_of(WRITE_ERROR)),
+            Decision::Auth { .. } => {
+                Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
+            }
+            _ => Verdict::Accept,
+        }
+    }
+
+    /// Writes the envelope and Received: header when the content starts.
+    fn start_message(&mut self) {
+        let Some(sender) = self.session.sender().cloned() else {
+            return;
+        };
+        self.client.helo = self.session.helo_name().map(str::to_owned);
+        self.client.protocol = if sender.smtputf8 && self.session.protocol() == "ESMTP" {
+            "UTF8SMTP".to_owned()
+        } else {
+            self.session.protocol().to_owned()
+        };
+        if let Some(m) = &mut self.msg
+            && m.start(&sender, &self.client, &self.s.mail_name).is_err()
+        {
+            self.msg = None;
+        }
+    }
+
+    /// cleanup and the queue commit at the end of the content.
+    async fn commit(&mut self, summary: DataSummary) -> MessageOutcome {
+        let msg = self.msg.take();
+        if summary.error.is_some() {
+            // The session answers with the reader's error; the file is dropped.
+            return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
+        }
+        let Some(msg) = msg else {
+            return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
+        };
+        let id = msg.id().to_owned();
+        let (pending, message_id) = match msg.finish() {
+            Ok(done) => done,
+            Err(e) => {
+                self.warn(&format!("{id}: queue file write error: {e}"));
+                return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
+            }
+        };
+        let line = tern_maillog::queue::message_id(&id, &message_id);
+        self.sh.logger.log(&self.sh.cleanup_ident, &line);
+        let committer = Arc::clone(&self.sh.committer);
+        match tokio::task::spawn_blocking(move || committer.commit(pending)).await {
+            Ok(Ok(qid)) => MessageOutcome::Queued {
+                queue_id: qid.as_str().to_owned(),
+            },
+            Ok(Err(e)) => {
+                self.warn(&format!("{id}: commit: {e}"));
+                MessageOutcome::Rejected(reply_of(WRITE_ERROR))
+            }
+            Err(e) => {
+                self.warn(&format!("{id}: commit task: {e}"));
+                MessageOutcome::Rejected(reply_of(WRITE_ERROR))
+            }
+        }
+    }
+
+    fn warn(&self, text: &str) {
+        self.sh
+            .logger
+            .log(&self.ident, &tern_maillog::Line::warning(text.to_owned()));
+    }
+}
+
+/// A reply from a literal that is known to parse.
+fn reply_of(text: &str) -> Reply {
+    // Only called with this module's literals, which are well formed; the fallback
+    // keeps a bad literal from panicking on the network path.
+    Reply::parse(text).unwrap_or_else(|_| {
+        Reply::new(451, None, ["Error: internal"]).unwrap_or_else(|_| unreachable!())
+    })
+}
+
+/// The command word of a line, as the log names the stage.
+fn command_of(text: &[u8]) -> tern_maillog::smtpd::Command {
+    use tern_maillog::smtpd::Command as C;
+    let word: Vec<u8> = text
+        .iter()
+        .take_while(|b| !b.is_ascii_whitespace())
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    C::ALL
+        .into_iter()
+        .find(|c| c.verb().as_bytes() == word.as_slice())
+        .unwrap_or(C::Unknown)
+}
+
+/// The session's counters in the log's type (both list the verbs in smtpd's order).
+fn counts(session: &Session) -> CommandCounts {
+    let mut c = CommandCounts::default();
+    for (verb, cmd) in Verb::ALL.into_iter().zip(tern_maillog::smtpd::Command::ALL) {
+        let (ok, total) = session.stats().get(verb);
+        for i in 0..total {
+            c.record(cmd, i < ok);
+        }
+    }
+    c
+}
