@@ -34,6 +34,16 @@ pub(super) fn create_missing(check: &Check) -> Result<(), Failure> {
         let dir = check.value(name);
         if !dir.is_empty() && !Path::new(&dir).exists() {
             std::fs::create_dir_all(&dir).map_err(|e| fatal!("mkdir {dir}: {e}"))?;
+            if name == "data_directory" && nix::unistd::getuid().is_root() {
+                // postfix-files: data_directory belongs to mail_owner.
+                let o = &check.owners.mail_owner;
+                nix::unistd::chown(
+                    Path::new(&dir),
+                    Some(nix::unistd::Uid::from_raw(o.uid)),
+                    Some(nix::unistd::Gid::from_raw(o.gid)),
+                )
+                .map_err(|e| fatal!("chown {dir}: {e}"))?;
+            }
         }
     }
     Ok(())
