@@ -10,7 +10,9 @@
 #   2730  local client; its cleanup has header_size_limit = 1000, hopcount_limit = 3
 #   2731  local client; the cleanup of 2728
 #   2729  SASL AUTH (carol/secret) and STARTTLS with the snakeoil certificate
-# Then: postfix -c $DIR start; swaks ...; the mailbox is $DIR/spool/alice.
+# Then: postfix -c $DIR start; python3 send.py (25 SMTP cases); sendmail -C $DIR with -F
+# "John Q. Public", -F "John   Smith", no -F, -F 'Odd "q" (c)'; the mailbox is $DIR/spool/alice
+# (delivered.mbox; the last two messages were sent with TZ=America/St_Johns).
 set -e
 DIR=$(mktemp -d /tmp/pfref.d2m.XXXXXX); chmod 0755 $DIR
 mkdir $DIR/queue $DIR/data $DIR/spool
