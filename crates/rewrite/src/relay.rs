@@ -1,0 +1,196 @@
+//! The relay policy smtpd(8) applies to RCPT TO: `smtpd_relay_restrictions` with
+//! `permit_mynetworks`, `permit_sasl_authenticated`, `permit_auth_destination`,
+//! `reject_unauth_destination`, `defer_unauth_destination`, `permit`, `reject` and `defer`
+//! (smtpd_check.c; postconf(5) "smtpd_relay_restrictions").
+//!
+//! A recipient is an authorised destination when, rewritten in the local context and
+//! resolved, its class is local, virtual alias, virtual mailbox or relay, and it is not
+//! routed (`user@a@b`, `user%a@b`, `a!user@b`) unless allow_untrusted_routing is on.
+//!
+//! The functions return [`Decision`]s that carry Postfix's reply (code, enhanced status,
+//! text); the caller applies soft_bounce and warn_if_reject and writes the reply. A
+//! restriction this module does not know is [`Decision::Unsupported`], for the caller to
+//! report; it is never silently skipped.
+//!
+//! Security: the client address and the recipient come from the network; a table lookup
+//! error is a 451 (Postfix's reject_dict_retry), never a permit.
+
+use std::net::IpAddr;
+
+use crate::address::Context;
+use crate::resolve::{Class, Resolver};
+
+/// The SMTP client, as the restrictions see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client<'a> {
+    /// The verified client host name, or `unknown`.
+    pub name: &'a str,
+    pub addr: IpAddr,
+    /// Whether the client has authenticated with SASL.
+    pub sasl_authenticated: bool,
+}
+
+impl<'a> Client<'a> {
+    /// A client known by its address only (name `unknown`, not authenticated).
+    pub fn from_addr(addr: IpAddr) -> Client<'a> {
+        Client {
+            name: "unknown",
+            addr,
+            sasl_authenticated: false,
+        }
+    }
+}
+
+/// An SMTP reply as Postfix builds it for a restriction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// The RFC 3463 enhanced status code, its class digit matching `code`.
+    pub dsn: String,
+    pub text: String,
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.code, self.dsn, self.text)
+    }
+}
+
+/// What one restriction, or a whole list, decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// OK: stop, accept (for this list).
+    Permit,
+    /// DUNNO: no decision; the next restriction (or list) decides.
+    Dunno,
+    /// Reject (5xx) or defer (4xx) with this reply.
+    Reject(Reply),
+    /// A table lookup failed: `451 4.3.0 <rcpt>: Temporary lookup failure`.
+    TempFail(Reply),
+    /// A restriction this module does not implement yet, by name.
+    Unsupported(String),
+}
+
+impl Resolver {
+    /// permit_mynetworks: OK when the client matches mynetworks, else DUNNO.
+    pub fn permit_mynetworks(&self, client: &Client<'_>, recipient: &str) -> Decision {
+        match self.mynetworks.match_namadr(client.name, client.addr) {
+            Ok(true) => Decision::Permit,
+            Ok(false) => Decision::Dunno,
+            Err(err) => {
+                (self.warn)(&err.to_string());
+                Decision::TempFail(temp_fail(recipient))
+            }
+        }
+    }
+
+    /// permit_auth_destination: OK when `recipient` (internal form, as given in RCPT TO)
+    /// is an authorised destination, else DUNNO.
+    pub fn permit_auth_destination(&self, recipient: &str) -> Decision {
+        let rewritten = self.rewrite(Context::Local, recipient);
+        let Ok(resolved) = self.resolve(&rewritten) else {
+            return Decision::TempFail(temp_fail(recipient));
+        };
+        if !resolved.recipient.contains('@') {
+            return Decision::Permit;
+        }
+        if !self.settings.allow_untrusted_routing && resolved.flags.routed {
+            return Decision::Dunno;
+        }
+        if resolved.class.is_final() || resolved.class == Class::Relay {
+            Decision::Permit
+        } else {
+            Decision::Dunno
+        }
+    }
+
+    /// reject_unauth_destination: `554 5.7.1 <rcpt>: Relay access denied` (the code is
+    /// relay_domains_reject_code) unless the recipient is an authorised destination.
+    pub fn reject_unauth_destination(&self, recipient: &str) -> Decision {
+        self.unauth(recipient, self.settings.relay_domains_reject_code, "5.7.1")
+    }
+
+    /// defer_unauth_destination: as reject_unauth_destination with relay_domains_reject_code
+    /// less 100 and 4.7.1 (`454 4.7.1 <rcpt>: Relay access denied`).
+    pub fn defer_unauth_destination(&self, recipient: &str) -> Decision {
+        let code = self.settings.relay_domains_reject_code.saturating_sub(100);
+        self.unauth(recipient, code, "4.7.1")
+    }
+
+    fn unauth(&self, recipient: &str, code: u16, dsn: &str) -> Decision {
+        match self.permit_auth_destination(recipient) {
+            Decision::Permit => Decision::Dunno,
+            Decision::TempFail(reply) => Decision::TempFail(reply),
+            _ => Decision::Reject(reply(
+                code,
+                dsn,
+                format!("<{recipient}>: Relay access denied"),
+            )),
+        }
+    }
+
+    /// Evaluates smtpd_relay_restrictions for one RCPT TO: the first restriction that
+    /// decides wins; [`Decision::Dunno`] when none does (or the list is empty).
+    pub fn relay_restrictions(&self, client: &Client<'_>, recipient: &str) -> Decision {
+        let names = tern_config::list::split(&self.settings.smtpd_relay_restrictions)
+            .unwrap_or_else(|_| vec![self.settings.smtpd_relay_restrictions.clone()]);
+        self.evaluate(&names, client, recipient)
+    }
+
+    /// Evaluates a restriction list (names as in main.cf).
+    pub fn evaluate(&self, names: &[String], client: &Client<'_>, recipient: &str) -> Decision {
+        let s = &self.settings;
+        for name in names {
+            let decision = match name.to_ascii_lowercase().as_str() {
+                "permit" => Decision::Permit,
+                "reject" => Decision::Reject(reply(
+                    s.reject_code,
+                    "5.7.1",
+                    format!("<{recipient}>: Recipient address rejected: Access denied"),
+                )),
+                "defer" => Decision::Reject(reply(
+                    s.defer_code,
+                    "4.3.2",
+                    format!("<{recipient}>: Recipient address rejected: Try again later"),
+                )),
+                "permit_mynetworks" => self.permit_mynetworks(client, recipient),
+                "permit_sasl_authenticated" => {
+                    if client.sasl_authenticated {
+                        Decision::Permit
+                    } else {
+                        Decision::Dunno
+                    }
+                }
+                "permit_auth_destination" => self.permit_auth_destination(recipient),
+                "reject_unauth_destination" => self.reject_unauth_destination(recipient),
+                "defer_unauth_destination" => self.defer_unauth_destination(recipient),
+                _ => Decision::Unsupported(name.clone()),
+            };
+            if decision != Decision::Dunno {
+                return decision;
+            }
+        }
+        Decision::Dunno
+    }
+}
+
+/// smtpd_check_reject(): the enhanced status class follows the reply code's class.
+fn reply(code: u16, dsn: &str, text: String) -> Reply {
+    let class = match code / 100 {
+        4 => '4',
+        5 => '5',
+        _ => dsn.chars().next().unwrap_or('5'),
+    };
+    let mut dsn = dsn.to_owned();
+    dsn.replace_range(..1.min(dsn.len()), &class.to_string());
+    Reply { code, dsn, text }
+}
+
+/// reject_dict_retry().
+fn temp_fail(recipient: &str) -> Reply {
+    reply(
+        451,
+        "4.3.0",
+        format!("<{recipient}>: Temporary lookup failure"),
+    )
+}

@@ -1,0 +1,177 @@
+//! The parameters trivial-rewrite(8) and smtpd(8)'s relay checks read, taken from a
+//! [`Config`] once and expanded, so that the resolver never consults the configuration again.
+//!
+//! Defaults come from the configuration engine, which already evaluates the
+//! compatibility_level-dependent ones (`append_dot_mydomain`, `relay_domains`,
+//! `mynetworks_style`, `smtputf8_enable`, `smtpd_relay_restrictions`).
+//!
+//! Trust: main.cf is the administrator's; a value Postfix would refuse (a boolean that is
+//! neither `yes` nor `no`, a reply code that is not a number) is an error with Postfix's text.
+
+use tern_config::config::{Config, ConfigError};
+
+/// Why the settings or the tables behind them could not be set up; `Display` gives Postfix's
+/// fatal text where it has one.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// get_mail_conf_bool(): `bad boolean configuration: name = value`.
+    #[error("bad boolean configuration: {name} = {value}")]
+    BadBool { name: String, value: String },
+    /// get_mail_conf_int(): `bad numerical configuration: name = value`.
+    #[error("bad numerical configuration: {name} = {value}")]
+    BadInt { name: String, value: String },
+    /// A list parameter whose braces do not balance (`name: missing '}' in ...`).
+    #[error("{name}: {source}")]
+    List {
+        name: String,
+        source: tern_config::list::ListError,
+    },
+    /// A `!` with nothing after it in a match list.
+    #[error("{0}: no pattern after '!'")]
+    EmptyNegation(String),
+    /// A table named in a parameter could not be opened.
+    #[error("{name}: {source}")]
+    Map {
+        name: String,
+        source: tern_maps::MapError,
+    },
+}
+
+/// Every parameter the resolver, the rewriter and the relay policy use, expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The configuration directory, for messages that name main.cf.
+    pub config_directory: String,
+    pub myhostname: String,
+    pub mydomain: String,
+    pub myorigin: String,
+    pub mydestination: String,
+    pub inet_interfaces: String,
+    pub inet_protocols: String,
+    pub proxy_interfaces: String,
+    pub relay_domains: String,
+    pub virtual_alias_domains: String,
+    pub virtual_mailbox_domains: String,
+    pub local_transport: String,
+    pub virtual_transport: String,
+    pub relay_transport: String,
+    pub default_transport: String,
+    pub relayhost: String,
+    pub transport_maps: String,
+    pub relocated_maps: String,
+    pub recipient_delimiter: String,
+    pub owner_request_special: bool,
+    pub double_bounce_sender: String,
+    pub append_at_myorigin: bool,
+    pub append_dot_mydomain: bool,
+    pub swap_bangpath: bool,
+    pub allow_percent_hack: bool,
+    pub resolve_dequoted_address: bool,
+    pub resolve_null_domain: bool,
+    pub resolve_numeric_domain: bool,
+    pub remote_header_rewrite_domain: String,
+    pub empty_address_recipient: String,
+    pub show_user_unknown_table_name: bool,
+    pub allow_min_user: bool,
+    pub smtputf8_enable: bool,
+    pub allow_untrusted_routing: bool,
+    pub mynetworks: String,
+    pub mynetworks_style: String,
+    /// The parameter names listed in parent_domain_matches_subdomains.
+    pub parent_domain_matches_subdomains: Vec<String>,
+    pub smtpd_relay_restrictions: String,
+    pub relay_domains_reject_code: u16,
+    pub reject_code: u16,
+    pub defer_code: u16,
+}
+
+impl Settings {
+    /// Reads and expands every parameter once.
+    pub fn from_config(config: &Config) -> Result<Settings, SetupError> {
+        let text = |name: &str| -> Result<String, SetupError> {
+            Ok(config.expanded(name)?.unwrap_or_default())
+        };
+        let flag = |name: &str| -> Result<bool, SetupError> { parse_bool(name, &text(name)?) };
+        let code = |name: &str| -> Result<u16, SetupError> {
+            let value = text(name)?;
+            value.trim().parse().map_err(|_| SetupError::BadInt {
+                name: name.to_owned(),
+                value,
+            })
+        };
+        let parents = text("parent_domain_matches_subdomains")?;
+        let parent_domain_matches_subdomains =
+            tern_config::list::split(&parents).map_err(|source| SetupError::List {
+                name: "parent_domain_matches_subdomains".to_owned(),
+                source,
+            })?;
+        Ok(Settings {
+            config_directory: config.dir.display().to_string(),
+            myhostname: text("myhostname")?,
+            mydomain: text("mydomain")?,
+            myorigin: text("myorigin")?,
+            mydestination: text("mydestination")?,
+            inet_interfaces: text("inet_interfaces")?,
+            inet_protocols: text("inet_protocols")?,
+            proxy_interfaces: text("proxy_interfaces")?,
+            relay_domains: text("relay_domains")?,
+            virtual_alias_domains: text("virtual_alias_domains")?,
+            virtual_mailbox_domains: text("virtual_mailbox_domains")?,
+            local_transport: text("local_transport")?,
+            virtual_transport: text("virtual_transport")?,
+            relay_transport: text("relay_transport")?,
+            default_transport: text("default_transport")?,
+            relayhost: text("relayhost")?,
+            transport_maps: text("transport_maps")?,
+            relocated_maps: text("relocated_maps")?,
+            recipient_delimiter: text("recipient_delimiter")?,
+            owner_request_special: flag("owner_request_special")?,
+            double_bounce_sender: text("double_bounce_sender")?,
+            append_at_myorigin: flag("append_at_myorigin")?,
+            append_dot_mydomain: flag("append_dot_mydomain")?,
+            swap_bangpath: flag("swap_bangpath")?,
+            allow_percent_hack: flag("allow_percent_hack")?,
+            resolve_dequoted_address: flag("resolve_dequoted_address")?,
+            resolve_null_domain: flag("resolve_null_domain")?,
+            resolve_numeric_domain: flag("resolve_numeric_domain")?,
+            remote_header_rewrite_domain: text("remote_header_rewrite_domain")?,
+            empty_address_recipient: text("empty_address_recipient")?,
+            show_user_unknown_table_name: flag("show_user_unknown_table_name")?,
+            allow_min_user: flag("allow_min_user")?,
+            smtputf8_enable: flag("smtputf8_enable")?,
+            allow_untrusted_routing: flag("allow_untrusted_routing")?,
+            mynetworks: text("mynetworks")?,
+            mynetworks_style: text("mynetworks_style")?,
+            parent_domain_matches_subdomains,
+            smtpd_relay_restrictions: text("smtpd_relay_restrictions")?,
+            relay_domains_reject_code: code("relay_domains_reject_code")?,
+            reject_code: code("reject_code")?,
+            defer_code: code("defer_code")?,
+        })
+    }
+
+    /// Whether a parameter's domain patterns match subdomains (`example.com` matches
+    /// `x.example.com`), per parent_domain_matches_subdomains; otherwise only `.example.com`
+    /// does (match_parent_style(3)).
+    pub fn parent_style(&self, name: &str) -> bool {
+        self.parent_domain_matches_subdomains
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Postfix's booleans: `yes` or `no`, in any case.
+fn parse_bool(name: &str, value: &str) -> Result<bool, SetupError> {
+    if value.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err(SetupError::BadBool {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
