@@ -57,7 +57,12 @@ fn compare(master_cf: &str) {
     for (name, value) in &debian {
         match ours.get(name) {
             None => problems.push(format!("missing: {name}")),
-            Some(v) if v != value && !HOST_DERIVED.contains(&name.as_str()) => {
+            Some(v)
+                if v != value
+                    && !HOST_DERIVED.contains(&name.as_str())
+                    && !tern_config::registry::SAFER_DEFAULTS
+                        .contains(&(name.as_str(), value.as_str())) =>
+            {
                 problems.push(format!("{name}: Debian `{value}`, Tern `{v}`"));
             }
             Some(_) => {}

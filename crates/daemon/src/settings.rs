@@ -163,21 +163,10 @@ fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
     s.soft_error_limit = p.count("smtpd_soft_error_limit")?;
     s.hard_error_limit = p.count("smtpd_hard_error_limit")?;
     s.junk_command_limit = p.count("smtpd_junk_command_limit")?;
-    // Tern's default for smtpd_forbid_bare_newline is `normalize` (RFC 5321 2.3.8: a
-    // bare LF is no line end; normalizing closes the SMTP smuggling hole of
-    // CVE-2023-51764 without refusing old clients). The registry still carries Postfix
-    // 3.7's `no`, so an unset value is read as `normalize` here.
-    // XXX: move this default into the registry (crates/config) and postconf -d.
+    // Tern's default is `normalize` (registry::SAFER_DEFAULTS).
     let name = "smtpd_forbid_bare_newline";
-    let set = p.config.setting(name).is_some()
-        || p.service
-            .is_some_and(|s| s.overrides.iter().any(|(n, _)| n == name));
-    s.bare_lf = if set {
-        let v = p.get(name)?;
-        BareLfPolicy::parse(&v).ok_or_else(|| p.bad(name, &v))?
-    } else {
-        BareLfPolicy::Normalize
-    };
+    let v = p.get(name)?;
+    s.bare_lf = BareLfPolicy::parse(&v).ok_or_else(|| p.bad(name, &v))?;
     s.bare_lf_reject_code =
         u16::try_from(p.number("smtpd_forbid_bare_newline_reject_code")?).unwrap_or(550);
     s.strict_rfc821_envelopes = p.bool("strict_rfc821_envelopes")?;

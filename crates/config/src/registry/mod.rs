@@ -86,6 +86,12 @@ pub const LEGACY: &[&str] = &[
     "virtual_maps",
 ];
 
+/// Defaults that Tern changes on purpose for safety, with Postfix 3.7's default text: Tern
+/// follows Postfix 3.9+ here. `smtpd_forbid_bare_newline = normalize` closes the SMTP
+/// smuggling hole (CVE-2023-51764) without refusing old clients (RFC 5321 2.3.8: a bare LF
+/// is no line end). docs/compat.md lists each row.
+pub const SAFER_DEFAULTS: &[(&str, &str)] = &[("smtpd_forbid_bare_newline", "no")];
+
 /// Every built-in parameter, sorted by name.
 pub fn all() -> &'static [Param] {
     TABLE.as_slice()
