@@ -45,6 +45,11 @@ pub(crate) struct Cdb {
     size: u64,
     /// The 256 (position, slots) pairs.
     tables: Vec<(u32, u32)>,
+    /// Where the records end, as tinycdb's cdb_init() takes it: the first hash table's
+    /// position, kept within [HEADER, size]. Hash tables must lie at or after it and
+    /// records before it; tinycdb answers EPROTO otherwise, so a damaged header gives
+    /// Postfix's "Protocol error" here too rather than a lucky answer.
+    dend: u64,
     /// The path, for messages.
     path: String,
 }
@@ -55,15 +60,18 @@ impl Cdb {
     pub(crate) fn new(file: ReadAt, base: u64, path: &str) -> Option<Cdb> {
         let size = file.len.checked_sub(base)?;
         let head = file.read(base, HEADER).ok()?;
-        let tables = head
+        let tables: Vec<(u32, u32)> = head
             .chunks_exact(8)
             .map(|pair| (le32(pair, 0), le32(pair, 4)))
             .collect();
+        let first = tables.first().map_or(0, |&(pos, _)| u64::from(pos));
+        let dend = first.clamp(HEADER as u64, size.max(HEADER as u64));
         Some(Cdb {
             file,
             base,
             size,
             tables,
+            dend,
             path: path.to_owned(),
         })
     }
@@ -74,13 +82,17 @@ impl Cdb {
 
     /// The value stored under exactly `key`.
     pub(crate) fn find(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
+        // A key longer than the whole data section cannot be stored (tinycdb: not found).
+        if key.len() as u64 >= self.dend {
+            return Ok(None);
+        }
         let h = hash(key);
         let (start, slots) = self.tables[(h & 255) as usize];
         if slots == 0 {
             return Ok(None);
         }
         let (start, slots) = (u64::from(start), u64::from(slots));
-        if slots > self.size / 8 || start < HEADER as u64 || start + slots * 8 > self.size {
+        if slots > self.size / 8 || start < self.dend || start + slots * 8 > self.size {
             return Err(self.corrupt());
         }
         let mut slot = u64::from(h >> 8) % slots;
@@ -112,6 +124,10 @@ impl Cdb {
 
     /// The value of the record at `pos` when its key is `key`.
     fn record_if(&self, pos: u64, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
+        // A record lies in the data section, before the hash tables (tinycdb's bounds).
+        if pos.saturating_add(8) > self.dend {
+            return Err(self.corrupt());
+        }
         // One read for the lengths, the key and (usually) the value.
         let head = self.read_upto(pos, 8 + key.len() + 256)?;
         if head.len() < 8 {
@@ -121,11 +137,18 @@ impl Cdb {
         if klen != key.len() {
             return Ok(None);
         }
+        let key_end = pos + 8 + klen as u64;
+        if key_end > self.dend {
+            return Err(self.corrupt());
+        }
         let Some(found) = head.get(8..8 + klen) else {
             return Err(self.corrupt());
         };
         if found != key {
             return Ok(None);
+        }
+        if key_end.saturating_add(vlen as u64) > self.dend {
+            return Err(self.corrupt());
         }
         let from = 8 + klen;
         match head.get(from..from + vlen) {
@@ -398,6 +421,39 @@ mod tests {
             err.to_string(),
             format!("dict_cdbq_open: unable to init {name}.cdb: Protocol error")
         );
+    }
+
+    #[test]
+    fn damaged_header_is_a_protocol_error_as_in_tinycdb() {
+        // tinycdb takes the first hash table's position as the end of the records: a
+        // header whose first entry points past them makes every table "inside the data"
+        // and every lookup EPROTO (Debian's postmap: "error reading X: Protocol error").
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().join("d").display().to_string();
+        let mut w = create("cdb", &name, opts(false)).unwrap();
+        for i in 0..100 {
+            w.put(&format!("key{i}"), &format!("v{i}")).unwrap();
+        }
+        w.finish().unwrap();
+        let path = format!("{name}.cdb");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let protocol = format!("error reading {path}: Protocol error");
+        let original = le32(&bytes, 0);
+        // (first header entry's position, whether lookups fail): past the records, at the
+        // header's end (no room for records), and as written.
+        for (first, fails) in [(u32::MAX, true), (2048, true), (original, false)] {
+            bytes[..4].copy_from_slice(&first.to_le_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            let map = CdbMap::open(&name).unwrap();
+            for key in ["key7", "key99", "nokey"] {
+                let got = map.lookup(key).map_err(|e| e.to_string());
+                if fails && key != "nokey" {
+                    assert_eq!(got, Err(protocol.clone()), "{key}");
+                } else if !fails {
+                    assert!(got.is_ok(), "{key}: {got:?}");
+                }
+            }
+        }
     }
 
     proptest! {

@@ -78,11 +78,17 @@ impl Map for LmdbMap {
         self.forms.lookup(key, |stored| self.tree.get(stored))
     }
 
-    /// In key order, as an lmdb cursor walks the table.
+    /// In key order, as an lmdb cursor walks the table. dict_lmdb.c words a failed
+    /// cursor step "error seeking", where a failed lookup is "error reading".
     fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {
-        Ok(self
-            .tree
-            .entries()?
+        let entries = self.tree.entries().map_err(|err| match err {
+            MapError::Retry(text) => match text.strip_prefix("error reading ") {
+                Some(rest) => MapError::Retry(format!("error seeking {rest}")),
+                None => MapError::Retry(text),
+            },
+            other @ MapError::Config(_) => other,
+        })?;
+        Ok(entries
             .iter()
             .map(|(key, value)| (text(key), text(value)))
             .collect())
