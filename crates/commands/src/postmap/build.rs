@@ -43,7 +43,7 @@ pub(super) fn build(
     check_buildable(kind)?;
     let create = CreateOptions {
         duplicates: opts.duplicates,
-        nul_terminated: opts.nul,
+        nul_terminated: opts.nul.unwrap_or_else(|| indexed::default_nul(kind)),
         mode,
     };
     let mut sink = if opts.incremental {
@@ -139,13 +139,13 @@ pub(super) fn delete(
     } else {
         vec![key.to_owned()]
     };
-    let create = CreateOptions {
-        duplicates: opts.duplicates,
-        nul_terminated: opts.nul,
-        mode: 0o644,
-    };
     let mut found = false;
     for (kind, name) in specs {
+        let create = CreateOptions {
+            duplicates: opts.duplicates,
+            nul_terminated: opts.nul.unwrap_or_else(|| indexed::default_nul(kind)),
+            mode: 0o644,
+        };
         if !INDEXED.contains(&kind.as_str()) && tern_maps::open::TYPES.contains(&kind.as_str()) {
             return Err(fatal!("{kind}:{name} map requires O_RDONLY access mode"));
         }
