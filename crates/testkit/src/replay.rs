@@ -16,7 +16,7 @@ use tern_smtp::transcript::{Item, Transcript, line_matches};
 pub use crate::postfix::OUTSIDE_CLIENT;
 
 /// How long a group that expects replies waits for them.
-const REPLY_WAIT: Duration = Duration::from_secs(5);
+const REPLY_WAIT: Duration = Duration::from_secs(15);
 /// How long a group that expects no reply waits to see that none comes.
 const SILENCE_WAIT: Duration = Duration::from_millis(300);
 
