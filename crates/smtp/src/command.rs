@@ -427,6 +427,10 @@ pub fn parse_vrfy(args: &[Token], opts: &ParseOptions) -> Result<(String, bool),
         .map(|t| t.text.as_str())
         .collect::<Vec<_>>()
         .join(" ");
+    // Postfix checks VRFY's argument as a recipient address (verified live: `VRFY a b`).
+    if crate::params::extract_address(&joined, false, false).is_none() {
+        return Err(SyntaxError::new("501 5.1.3 Bad recipient address syntax"));
+    }
     Ok((joined, utf8))
 }
 

@@ -141,18 +141,15 @@ impl MailFrom {
                 m.body = Some(Body::SevenBit);
             } else if let Some(n) = starts_with_ci(arg, "SIZE=") {
                 let digits = &arg[n..];
-                if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                // An empty value is not all digits either (`SIZE=`, verified live).
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(SyntaxError::new("501 5.5.4 Bad message size syntax"));
                 }
-                // off_cvt_string: an empty value is 0; overflow of off_t is refused.
-                let size = if digits.is_empty() {
-                    Some(0)
-                } else {
-                    digits
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|&s| i64::try_from(s).is_ok())
-                };
+                // off_cvt_string: overflow of off_t is refused.
+                let size = digits
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&s| i64::try_from(s).is_ok());
                 m.size = Some(size.ok_or_else(|| {
                     SyntaxError::new("552 5.3.4 Message size exceeds file system imposed limit")
                 })?);
@@ -297,8 +294,19 @@ pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<S
         text = &text[colon + 1..];
     }
     let mut out = String::new();
+    // RFC 822 3.1.4: whitespace may separate tokens, but two atoms with only
+    // whitespace between them are two words, not one address (`<a b@c>`, `VRFY a b`:
+    // Postfix's tok822 parser refuses both, verified live).
+    let atom = |c: char| !c.is_whitespace() && !c.is_control() && !"()<>@,;:\\\".[]".contains(c);
+    let mut gap = false;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        if gap && atom(c) {
+            return None;
+        }
+        if !c.is_whitespace() && c != '(' {
+            gap = false;
+        }
         match c {
             '"' => loop {
                 match chars.next()? {
@@ -326,7 +334,7 @@ pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<S
             '\\' => out.push(chars.next()?),
             // More than one address, a group, or stray brackets.
             '<' | '>' | ',' | ';' | ')' => return None,
-            c if c.is_whitespace() => {}
+            c if c.is_whitespace() => gap = gap || out.chars().last().is_some_and(atom),
             c => out.push(c),
         }
     }
@@ -414,6 +422,7 @@ mod tests {
             ("MAIL FROM:<a@b.>", Ok("a@b.")),
             ("MAIL FROM:<\"a b\"@c>", Ok("a b@c")),
             ("MAIL FROM:<a@>", Err(BAD_SENDER)),
+            ("MAIL FROM:<a b@c>", Err(BAD_SENDER)),
             ("MAIL FROM:<a@b>,<c@d>", Err(BAD_SENDER)),
             ("MAIL FROM:<a@b..c>", Err(BAD_SENDER)),
             ("MAIL FROM:<@>", Err(BAD_SENDER)),
@@ -438,6 +447,10 @@ mod tests {
             (
                 "MAIL FROM:<a@b> BODY=BINARYMIME",
                 Err("555 5.5.4 Unsupported option: BODY=BINARYMIME"),
+            ),
+            (
+                "MAIL FROM:<a@b> SIZE=",
+                Err("501 5.5.4 Bad message size syntax"),
             ),
             (
                 "MAIL FROM:<a@b> SIZE=abc",

@@ -5,13 +5,20 @@
 //! Format, one item per line:
 //! - `# ...` and empty lines are comments.
 //! - `! name = value` sets a main.cf parameter for the state-machine replay
-//!   ([`apply_setting`]); a live peer must be configured the same way.
+//!   ([`apply_setting`]); a live peer must be configured the same way. Parameters
+//!   that only shape policy ([`POLICY_ONLY`]) are left to the live peer.
 //! - `C: text` is client input: `text` followed by CRLF.
 //! - `C~ text` is raw client input without the CRLF; in both, `\r`, `\n`, `\t`, `\0`,
 //!   `\\` and `\xHH` are escapes (for bare LFs, NULs and BDAT payloads).
 //! - `S: line` is one expected reply line as sent, without CRLF. A `*` at its end
 //!   matches any rest (queue ids). Each `C` item is sent whole, then the replies up
 //!   to the next `C` are expected.
+//! - `S! line` is an expected reply line that the server's policy decides (relay and
+//!   recipient restrictions, local recipients, VRFY, ETRN). A live peer is compared
+//!   with it like `S:`; the state-machine replay answers the group's
+//!   [`Step::Decide`]s with the group's `S!` lines in order (2xx/3xx: accept;
+//!   otherwise: reject with that reply) and accepts any decision beyond them, so a
+//!   group that has an `S!` line marks every decided reply in it.
 //! - `L: ehlo=1 ... commands=N` is the per-command statistics of the session's
 //!   `disconnect from <client>` log line (copied from Postfix's mail log).
 //!
@@ -28,6 +35,8 @@ use crate::session::{MessageOutcome, Session, SessionConfig, Step, Verdict};
 pub enum Item {
     Client(Vec<u8>),
     Server(String),
+    /// An `S!` line: expected, and the policy verdict of the state-machine replay.
+    Policy(String),
     Log(String),
 }
 
@@ -77,8 +86,11 @@ impl Transcript {
                 t.items.push(Item::Log(rest.to_string()));
             } else if let Some(rest) = raw.strip_prefix("S: ") {
                 t.items.push(Item::Server(rest.to_string()));
+            } else if let Some(rest) = raw.strip_prefix("S! ") {
+                crate::reply::Reply::parse(rest).map_err(|_| bad("S! wants a reply"))?;
+                t.items.push(Item::Policy(rest.to_string()));
             } else {
-                return Err(bad("want #, !, C:, C~ or S:"));
+                return Err(bad("want #, !, C:, C~, S:, S! or L:"));
             }
         }
         Ok(t)
@@ -106,6 +118,26 @@ pub fn line_matches(expected: &str, actual: &str) -> bool {
         None => expected == actual,
     }
 }
+
+/// main.cf parameters that shape only the server's policy answers, which the
+/// state-machine replay takes from `S!` lines instead; [`apply_setting`] ignores them.
+pub const POLICY_ONLY: &[&str] = &[
+    "mynetworks",
+    "mydestination",
+    "relay_domains",
+    "local_recipient_maps",
+    "smtpd_client_restrictions",
+    "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions",
+    "smtpd_relay_restrictions",
+    "smtpd_recipient_restrictions",
+    "smtpd_data_restrictions",
+    "smtpd_etrn_restrictions",
+    "smtpd_reject_unlisted_recipient",
+    "smtpd_reject_unlisted_sender",
+    "smtpd_error_sleep_time",
+    "fast_flush_domains",
+];
 
 /// Applies one main.cf setting that shapes the protocol.
 pub fn apply_setting(
@@ -145,6 +177,7 @@ pub fn apply_setting(
         "disable_vrfy_command" => cfg.ehlo.vrfy_enabled = !yes()?,
         "strict_rfc821_envelopes" => cfg.strict_rfc821_envelopes = yes()?,
         "smtputf8_enable" => cfg.ehlo.smtputf8 = yes()?,
+        _ if POLICY_ONLY.contains(&name) => {}
         _ => return Err(bad()),
     }
     Ok(())
@@ -172,11 +205,13 @@ pub fn replay(t: &Transcript) -> Result<Replayed, TranscriptError> {
         out: Vec::new(),
         session: Session::new(cfg),
         line_limit,
+        verdicts: std::collections::VecDeque::new(),
     };
     let greeting = driver.session.greeting().to_wire(true);
     let mut all = vec![split(&greeting)];
-    for item in &t.items {
+    for (i, item) in t.items.iter().enumerate() {
         if let Item::Client(bytes) = item {
+            driver.verdicts = group_verdicts(&t.items[i + 1..])?;
             if !driver.session.is_closed() {
                 driver.lines.push(bytes);
                 driver.run();
@@ -186,6 +221,27 @@ pub fn replay(t: &Transcript) -> Result<Replayed, TranscriptError> {
     }
     let stats = driver.session.stats().log_suffix().trim_start().to_string();
     Ok(Replayed { groups: all, stats })
+}
+
+/// The verdicts of the `S!` lines up to the next client item.
+fn group_verdicts(rest: &[Item]) -> Result<std::collections::VecDeque<Verdict>, TranscriptError> {
+    let mut out = std::collections::VecDeque::new();
+    for item in rest {
+        match item {
+            Item::Client(_) => break,
+            Item::Policy(line) if line.starts_with(['2', '3']) => out.push_back(Verdict::Accept),
+            Item::Policy(line) => {
+                let reply =
+                    crate::reply::Reply::parse(line).map_err(|e| TranscriptError::Syntax {
+                        line: 0,
+                        reason: format!("S! {line}: {e}"),
+                    })?;
+                out.push_back(Verdict::Reject(reply));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn split(wire: &str) -> Vec<String> {
@@ -208,6 +264,8 @@ struct Driver {
     bdat: Option<BdatReader>,
     out: Vec<String>,
     line_limit: usize,
+    /// This group's `S!` verdicts, in order; beyond them, accept.
+    verdicts: std::collections::VecDeque<Verdict>,
 }
 
 impl Driver {
@@ -276,7 +334,10 @@ impl Driver {
                     self.emit(&send);
                     return;
                 }
-                Step::Decide(_) => step = self.session.decide(Verdict::Accept),
+                Step::Decide(_) => {
+                    let verdict = self.verdicts.pop_front().unwrap_or(Verdict::Accept);
+                    step = self.session.decide(verdict);
+                }
                 Step::ReadData(send) => {
                     self.emit(&send);
                     let cfg = self.session.config();

@@ -3,4 +3,5 @@
 //! wait for a port. Test-only: nothing here runs in production.
 
 pub mod postfix;
+pub mod replay;
 pub mod tern;

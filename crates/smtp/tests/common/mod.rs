@@ -25,12 +25,13 @@ pub fn load_all() -> Vec<(PathBuf, Transcript)> {
 }
 
 /// Expected reply lines: the greeting group, then one group per client item.
+#[allow(dead_code)] // used by transcripts.rs, not by postfix_side_by_side.rs
 pub fn expected_groups(t: &Transcript) -> Vec<Vec<String>> {
     let mut groups = vec![Vec::new()];
     for item in &t.items {
         match item {
             Item::Client(_) => groups.push(Vec::new()),
-            Item::Server(s) => groups
+            Item::Server(s) | Item::Policy(s) => groups
                 .last_mut()
                 .expect("one group at least")
                 .push(s.clone()),
@@ -41,7 +42,7 @@ pub fn expected_groups(t: &Transcript) -> Vec<Vec<String>> {
 }
 
 /// The expected `disconnect from` statistics, if the transcript gives them.
-#[allow(dead_code)] // used by transcripts.rs, not by live_peer.rs
+#[allow(dead_code)] // used by transcripts.rs, not by postfix_side_by_side.rs
 pub fn expected_log(t: &Transcript) -> Option<String> {
     t.items.iter().find_map(|i| match i {
         Item::Log(l) => Some(l.clone()),
