@@ -48,6 +48,9 @@ const NOT_YET: &[(&str, &str)] = &[
     ),
 ];
 
+/// A transcript's `!` lines: the key that groups transcripts onto one instance.
+type Settings = Vec<(String, String)>;
+
 fn load_all() -> Vec<(String, Transcript)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../smtp/tests/transcripts");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -74,8 +77,7 @@ fn load_all() -> Vec<(String, Transcript)> {
 
 #[test]
 fn transcripts_agree_with_tern() {
-    let mut by_settings: BTreeMap<Vec<(String, String)>, Vec<(String, Transcript)>> =
-        BTreeMap::new();
+    let mut by_settings: BTreeMap<Settings, Vec<(String, Transcript)>> = BTreeMap::new();
     for (name, t) in load_all() {
         by_settings
             .entry(t.settings.clone())
@@ -92,9 +94,10 @@ fn transcripts_agree_with_tern() {
         let tern = Tern::start(&extra).unwrap_or_else(|e| panic!("cannot start Tern: {e}"));
         let addr: SocketAddr = tern.addr().parse().expect("socket address");
         for (name, t) in files {
-            let outcome = replay_against(addr, t)
-                .map(|live| mismatches(&expected_groups(t), &live.groups))
-                .unwrap_or_else(|e| vec![e]);
+            let outcome = match replay_against(addr, t) {
+                Ok(live) => mismatches(&expected_groups(t), &live.groups),
+                Err(e) => vec![e],
+            };
             if outcome.is_empty() {
                 passed.push(name.clone());
             } else {
