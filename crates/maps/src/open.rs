@@ -85,7 +85,12 @@ impl Map for Folded {
     }
 
     fn lookup(&self, key: &str) -> Result<Option<String>, MapError> {
-        self.0.lookup(&key.to_lowercase())
+        // Most keys are lower case already: fold (and allocate) only when needed.
+        if key.is_ascii() && !key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.0.lookup(key)
+        } else {
+            self.0.lookup(&key.to_lowercase())
+        }
     }
 
     fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {
