@@ -59,9 +59,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
         v4 @ std::net::IpAddr::V4(_) => v4,
     };
-    // XXX: no reverse DNS yet: loopback clients are `localhost` (as /etc/hosts names
-    // them), all others `unknown`, the name Postfix logs for an unverified client.
-    let name = if ip.is_loopback() {
+    // XXX: no reverse DNS yet: 127.0.0.1 and ::1 are `localhost` (as /etc/hosts names
+    // them), all others `unknown`, the name Postfix logs for an unverified client (Debian's
+    // Postfix logs `unknown[127.0.0.2]`).
+    let name = if ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST {
         "localhost"
     } else {
         "unknown"

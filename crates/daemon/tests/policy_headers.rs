@@ -51,14 +51,11 @@ fn relay_denied_outside_mynetworks() {
     ] {
         let t = Tern::start(extra).expect("start");
         assert_eq!(python(&t, RELAY).trim(), want, "{extra}");
-        let log = t.log();
-        assert!(
-            log.contains(&format!(
-                "NOQUEUE: reject: RCPT from localhost[127.0.0.2]: {want}; \
-                 from=<a@example.org> to=<x@elsewhere.example> proto=ESMTP helo=<client.example>"
-            )) || log.contains(&format!("reject: RCPT from unknown[127.0.0.2]: {want}")),
-            "{log}"
+        let line = format!(
+            "NOQUEUE: reject: RCPT from unknown[127.0.0.2]: {want}; \
+             from=<a@example.org> to=<x@elsewhere.example> proto=ESMTP helo=<client.example>"
         );
+        assert!(t.log().contains(&line), "{line}\n{}", t.log());
     }
 }
 
