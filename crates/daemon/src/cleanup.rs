@@ -3,25 +3,35 @@
 //!
 //! As in Postfix, the queue file (and so the queue id) exists from the first accepted
 //! RCPT on (smtpd logs `QUEUEID: client=...` then); the envelope is written when the
-//! content starts, the `Received:` header first (smtpd.c puts it before the client's
-//! content), then the content as records, each line ending in LF (the queue's internal
-//! form, which postcat and the delivery agents read); a header section without
-//! `Message-ID:` gets one (cleanup(8): "Add ... Message-Id: ... headers when not
-//! present"), and cleanup logs `QUEUEID: message-id=...`.
+//! content starts, smtpd's `Received:` header first (smtpd.c puts it before the client's
+//! content, [`tern_message::trace::smtpd_received`]), then the content as records, each
+//! line ending in LF (the queue's internal form, which postcat and the delivery agents
+//! read).
 //!
-//! XXX: Date: and From: for local clients, header folding and the other header rewrites
-//! belong to crates/message (cleanup's header library), which is being written.
+//! The header section goes through cleanup's header library
+//! ([`tern_message::split::HeaderSplitter`] and [`tern_message::cleanup::HeaderCleanup`]):
+//! the hop count (hopcount_limit: `554 5.4.0 Error: too many hops`), message_drop_headers,
+//! header_size_limit, and the Message-Id:, Date: and From: cleanup adds for clients in
+//! local_header_rewrite_clients (cleanup(8): "Add ... Message-Id: ... headers when not
+//! present"); the `message-id=` values cleanup logs come from it too. The body is written
+//! as it arrives, never held in memory.
 //!
 //! # Security
 //! The content comes from the network. It is written as records of bounded size (the
-//! line assembler caps each line at line_length_limit); only header names are looked
-//! at here, case-insensitively, and values are logged as given (smtpd already replaced
-//! nothing: the log writer cuts lines at 2000 bytes).
+//! line assembler caps each line at line_length_limit); a header field is held in memory
+//! up to header_size_limit only. Nothing here panics on any input.
 
-use std::fmt::Write as _;
 use std::io;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tern_message::cleanup::{
+    CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, LogEvent, NoHooks, Settings,
+    rewrite_context,
+};
+use tern_message::header::HeaderField;
+use tern_message::split::{FirstLine, HeaderSplitter, HeadersEnd, Step, smtpd_first_line};
+use tern_message::trace::{self, ClientAddr, Protocol, ReceivedBy, SmtpdSession};
 use tern_queue::{
     Envelope, Error as QueueError, IdForm, MessageFlags, PendingFile, QueueLayout, QueueName,
     QueueWriter, Recipient, Timestamp,
@@ -37,40 +47,50 @@ const FLUSH_AT: usize = 64 * 1024;
 pub struct ClientInfo {
     pub name: String,
     pub addr: String,
+    pub ip: IpAddr,
     pub port: u16,
     pub helo: Option<String>,
     /// `SMTP`, `ESMTP`, `UTF8SMTP`.
     pub protocol: String,
+    /// The client is in local_header_rewrite_clients.
+    pub local: bool,
 }
 
-/// Where the header section is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Headers,
-    Body,
+/// Why the message was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// cleanup refused the content (the reply is [`CleanupError::reply`]).
+    #[error("{0}")]
+    Cleanup(CleanupError),
 }
 
 /// One message being received.
-pub struct Message {
+pub struct Message<'s> {
     pending: Option<PendingFile>,
     writer: Option<QueueWriter<PendingFile>>,
     id: String,
     recipients: Vec<Recipient>,
     buf: Vec<u8>,
-    part: Part,
-    /// The previous record ended without its line end (a line split at the limit).
+    settings: &'s Settings,
+    splitter: HeaderSplitter,
+    headers: Option<HeaderCleanup<'s, NoHooks>>,
+    error: Option<CleanupError>,
+    /// smtpd's first-line handling still applies (receive_data_message in smtpd.c).
+    first_line: bool,
+    /// The last body record did not end its line.
     in_line: bool,
-    msgid: Option<String>,
-    myhostname: String,
+    queue_time: i64,
     arrival: Timestamp,
 }
 
-impl Message {
+impl<'s> Message<'s> {
     /// Creates the queue file in `incoming/` (its id is fixed now).
     pub fn create(
         layout: &QueueLayout,
         form: IdForm,
-        myhostname: &str,
+        settings: &'s Settings,
     ) -> Result<Self, QueueError> {
         let pending = PendingFile::create(layout, QueueName::Incoming, form)?;
         Ok(Self {
@@ -79,10 +99,13 @@ impl Message {
             writer: None,
             recipients: Vec::new(),
             buf: Vec::new(),
-            part: Part::Headers,
+            settings,
+            splitter: HeaderSplitter::new(settings.header_size_limit),
+            headers: None,
+            error: None,
+            first_line: true,
             in_line: false,
-            msgid: None,
-            myhostname: myhostname.to_owned(),
+            queue_time: unix_now(),
             arrival: Timestamp::now(),
         })
     }
@@ -106,6 +129,7 @@ impl Message {
         sender: &MailFrom,
         client: &ClientInfo,
         mail_name: &str,
+        remote_header_rewrite_domain: &str,
     ) -> io::Result<()> {
         let Some(pending) = self.pending.take() else {
             return Err(io::Error::other("queue file already started"));
@@ -136,94 +160,156 @@ impl Message {
             flags: MessageFlags(flags),
         };
         self.writer = Some(QueueWriter::new(pending, &env)?);
-        let received = received_header(
-            client,
-            &self.myhostname,
+        let now = local_timestamp(unix_now());
+        let session = SmtpdSession {
+            helo: client.helo.as_deref(),
+            client_name: &client.name,
+            client_addr: ClientAddr::Ip(client.ip),
+            protocol: if client.protocol == "SMTP" {
+                Protocol::Smtp
+            } else {
+                Protocol::Esmtp
+            },
+            tls: false,
+            authenticated: false,
+            smtputf8: client.protocol.starts_with("UTF8"),
+        };
+        let by = ReceivedBy {
+            myhostname: &self.settings.myhostname,
             mail_name,
-            &self.id,
-            (self.recipients.len() == 1).then(|| self.recipients[0].address.as_str()),
-            unix_now(),
+            queue_id: Some(&self.id),
+            single_recipient: (self.recipients.len() == 1)
+                .then(|| self.recipients[0].address.as_str()),
+            arrival: &now,
+        };
+        let received = trace::smtpd_received(&session, &by);
+        let mut headers = HeaderCleanup::new(
+            self.settings,
+            HeaderEnvelope {
+                sender: sender.address.clone(),
+                full_name: None,
+                queue_id: self.id.clone(),
+                queue_time: self.queue_time,
+                arrival: local_timestamp(self.queue_time),
+                rewrite_context: rewrite_context(client.local, remote_header_rewrite_domain),
+            },
+            NoHooks,
         );
-        self.buf.extend_from_slice(received.as_bytes());
+        match HeaderField::parse(received.as_bytes()).map(|f| headers.header(f)) {
+            Some(Ok(Some(text))) => self.put_line(&text),
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => self.error = Some(e),
+        }
+        self.headers = Some(headers);
         Ok(())
     }
 
     /// One content record from the DATA or BDAT reader.
     pub fn record(&mut self, text: &[u8], kind: RecordKind) -> io::Result<()> {
-        if self.part == Part::Headers && !self.in_line {
-            self.header_line(text);
+        if self.error.is_some() {
+            // cleanup has refused the message; the rest is read and dropped.
+            return Ok(());
         }
-        self.buf.extend_from_slice(text);
-        if kind == RecordKind::Norm {
-            self.buf.push(b'\n');
+        let complete = kind == RecordKind::Norm;
+        if self.first_line && !self.splitter.in_body() {
+            match smtpd_first_line(text) {
+                FirstLine::MailboxLine(h) => {
+                    self.split(&h, true);
+                    return self.maybe_flush();
+                }
+                FirstLine::InsertBlank => self.split(b"", true),
+                FirstLine::AsIs => {}
+            }
+            self.first_line = false;
         }
-        self.in_line = kind == RecordKind::Cont;
-        if self.buf.len() >= FLUSH_AT {
-            self.flush()?;
-        }
-        Ok(())
+        self.split(text, complete);
+        self.maybe_flush()
     }
 
-    /// Ends the content; returns the file ready for the commit and the Message-ID value
-    /// for cleanup's log line.
-    pub fn finish(mut self) -> io::Result<(PendingFile, String)> {
+    /// Ends the content; returns the file ready for the commit and cleanup's log events
+    /// (`message-id=...`).
+    pub fn finish(mut self) -> Result<(PendingFile, Vec<LogEvent>), FinishError> {
+        if self.error.is_none() {
+            let step = self.splitter.finish();
+            self.apply(step);
+        }
+        let logs = self
+            .headers
+            .as_mut()
+            .map(HeaderCleanup::take_logs)
+            .unwrap_or_default();
+        if let Some(e) = self.error.take() {
+            return Err(FinishError::Cleanup(e));
+        }
         if self.in_line {
             self.buf.push(b'\n');
-        }
-        if self.part == Part::Headers {
-            // The content ended inside the header section.
-            self.add_message_id();
         }
         self.flush()?;
         let writer = self
             .writer
             .take()
             .ok_or_else(|| io::Error::other("queue file not started"))?;
-        let pending = writer.finish()?;
-        Ok((pending, self.msgid.unwrap_or_default()))
+        Ok((writer.finish()?, logs))
     }
 
-    fn header_line(&mut self, text: &[u8]) {
-        if text.is_empty() {
-            self.add_message_id();
-            self.part = Part::Body;
+    fn split(&mut self, text: &[u8], complete: bool) {
+        let step = self.splitter.push(text, complete);
+        self.apply(step);
+    }
+
+    fn apply(&mut self, step: Step<'_>) {
+        let Some(headers) = self.headers.as_mut() else {
             return;
+        };
+        if let Some(field) = step.header {
+            match headers.header(field) {
+                Ok(Some(text)) => self.put_line(&text),
+                Ok(None) => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
         }
-        let is_header = text
-            .iter()
-            .position(|&b| b == b':')
-            .is_some_and(|i| i > 0 && text[..i].iter().all(u8::is_ascii_graphic));
-        if !is_header && !matches!(text[0], b' ' | b'\t') {
-            // RFC 5322 2.2: the first line that is no header field starts the body;
-            // cleanup then puts a blank line before it (Postfix does too).
-            self.add_message_id();
-            self.buf.push(b'\n');
-            self.part = Part::Body;
-            return;
+        if let Some(end) = step.end {
+            let Some(headers) = self.headers.as_mut() else {
+                return;
+            };
+            match headers.end_of_headers() {
+                Ok(added) => {
+                    for h in added {
+                        self.put_line(&h);
+                    }
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+            if end == HeadersEnd::InsertedSeparator {
+                // RFC 5322 2.1: cleanup puts the empty line the client left out.
+                self.buf.push(b'\n');
+            }
         }
-        let name = b"message-id:";
-        if self.msgid.is_none()
-            && text.len() >= name.len()
-            && text[..name.len()].eq_ignore_ascii_case(name)
-        {
-            let value = String::from_utf8_lossy(&text[name.len()..]);
-            self.msgid = Some(value.trim().to_owned());
+        if let Some((text, complete)) = step.body {
+            self.buf.extend_from_slice(text);
+            if complete {
+                self.buf.push(b'\n');
+            }
+            self.in_line = !complete;
         }
     }
 
-    fn add_message_id(&mut self) {
-        if self.msgid.is_some() {
-            return;
+    fn put_line(&mut self, text: &[u8]) {
+        self.buf.extend_from_slice(text);
+        self.buf.push(b'\n');
+    }
+
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
         }
-        // cleanup_message.c: <YYYYMMDDHHMMSS.QUEUEID@myhostname>.
-        let (y, mo, d, h, mi, s) = civil(unix_now());
-        let id = format!(
-            "<{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}.{}@{}>",
-            self.id, self.myhostname
-        );
-        self.buf
-            .extend_from_slice(format!("Message-Id: {id}\n").as_bytes());
-        self.msgid = Some(id);
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -235,114 +321,31 @@ impl Message {
     }
 }
 
-/// smtpd's Received: header (smtpd.c): `for <rcpt>` only with a single recipient.
-pub fn received_header(
-    client: &ClientInfo,
-    myhostname: &str,
-    mail_name: &str,
-    queue_id: &str,
-    single_rcpt: Option<&str>,
-    now: i64,
-) -> String {
-    let helo = client.helo.as_deref().unwrap_or(&client.name);
-    let addr = if client.addr.contains(':') {
-        format!("IPv6:{}", client.addr)
+/// A time with this host's zone, for the Received: and Date: headers.
+fn local_timestamp(unix: i64) -> trace::Timestamp {
+    let offset = tern_maillog::writer::local_utc_offset(unix);
+    let minutes = offset / 60;
+    // XXX: the zone abbreviation (strftime's %Z) needs the tz database's names; a host
+    // off UTC gets its numeric offset in the parentheses instead.
+    let zone = if offset == 0 {
+        "UTC".to_owned()
     } else {
-        client.addr.clone()
+        format!(
+            "{}{:02}{:02}",
+            if minutes < 0 { '-' } else { '+' },
+            minutes.unsigned_abs() / 60,
+            minutes.unsigned_abs() % 60
+        )
     };
-    let date = mail_date(now);
-    let mut h = format!(
-        "Received: from {helo} ({} [{addr}])\n\tby {myhostname} ({mail_name}) with {} id {queue_id}",
-        client.name, client.protocol
-    );
-    match single_rcpt {
-        Some(r) => {
-            let _ = write!(h, "\n\tfor <{r}>; {date}\n");
-        }
-        None => {
-            let _ = write!(h, ";\n\t{date}\n");
-        }
+    trace::Timestamp {
+        unix,
+        utc_offset_minutes: minutes,
+        zone,
     }
-    h
-}
-
-/// RFC 5322 3.3 date-time as Postfix's mail_date() writes it:
-/// `Thu, 26 Nov 2026 20:53:35 +0000 (UTC)`.
-pub fn mail_date(unix: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let offset = i64::from(tern_maillog::writer::local_utc_offset(unix));
-    let local = unix + offset;
-    let (y, mo, d, h, mi, s) = civil(local);
-    let wday = DAYS[usize::try_from(local.div_euclid(86_400).rem_euclid(7)).unwrap_or(0)];
-    let sign = if offset < 0 { '-' } else { '+' };
-    let off = offset.abs();
-    // XXX: the zone name in parentheses is printed for UTC only (no tz database here).
-    let zone = if offset == 0 { " (UTC)" } else { "" };
-    format!(
-        "{wday}, {d} {} {y} {h:02}:{mi:02}:{s:02} {sign}{:02}{:02}{zone}",
-        MONTHS[usize::try_from(mo - 1).unwrap_or(0)],
-        off / 3600,
-        off % 3600 / 60
-    )
 }
 
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-/// Year, month, day, hour, minute, second of a Unix time (the days-from-civil
-/// algorithm of Howard Hinnant's "chrono-Compatible Low-Level Date Algorithms").
-#[allow(clippy::many_single_char_names)] // the names of the published algorithm
-fn civil(t: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        for (t, want) in [
-            (0, (1970, 1, 1, 0, 0, 0)),
-            (951_782_400, (2000, 2, 29, 0, 0, 0)),
-            (1_795_726_415, (2026, 11, 26, 20, 53, 35)),
-        ] {
-            assert_eq!(civil(t), want, "{t}");
-        }
-    }
-
-    #[test]
-    fn received() {
-        let c = ClientInfo {
-            name: "localhost".into(),
-            addr: "127.0.0.1".into(),
-            port: 4000,
-            helo: Some("client.example".into()),
-            protocol: "ESMTP".into(),
-        };
-        let h = received_header(&c, "mx.example.com", "Postfix", "4ABC", Some("a@b"), 0);
-        assert!(h.starts_with(
-            "Received: from client.example (localhost [127.0.0.1])\n\tby mx.example.com \
-             (Postfix) with ESMTP id 4ABC\n\tfor <a@b>; "
-        ));
-        let h = received_header(&c, "mx", "Postfix", "4ABC", None, 0);
-        assert!(h.contains("id 4ABC;\n\t"), "{h}");
-    }
 }

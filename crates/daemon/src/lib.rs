@@ -7,7 +7,7 @@
 //! - [`relay`]: the relay policy (smtpd_relay_restrictions, smtpd_recipient_restrictions:
 //!   permit_mynetworks, reject_unauth_destination, ...) behind a small trait.
 //! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
-//! - [`cleanup`]: the queue file of one message: Received:, Message-ID:, commit.
+//! - [`cleanup`]: the queue file of one message: Received:, cleanup's header work (tern_message), commit.
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
 //!   signals (reload, graceful stop, abort) and the pid file.
 //! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).

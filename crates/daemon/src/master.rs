@@ -131,6 +131,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         config_directory: &s.config_directory.display().to_string(),
     })?);
     let master_ident = Ident::new(&s.syslog_name, "master");
+    crate::relay::attach_logger(Arc::clone(&logger), Ident::new(&s.syslog_name, "smtpd"));
     for event in tern_queue::recover(&s.layout, &QueueName::MESSAGE_QUEUES)? {
         logger.log(&master_ident, &recovery_line(&event));
     }

@@ -23,7 +23,7 @@ use tern_smtp::line::BareLfPolicy;
 use tern_smtp::reply::DiscardSet;
 use tern_smtp::session::SessionConfig;
 
-use crate::relay::Restrictions;
+use crate::relay::{PolicyError, Restrictions};
 
 /// Why the configuration cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub enum SettingsError {
         name: String,
         value: String,
     },
+    #[error("relay policy: {0}")]
+    Policy(#[from] PolicyError),
     #[error("{path}/master.cf: line {line}: bad service address: {name}")]
     Address {
         path: String,
@@ -85,6 +87,10 @@ pub struct SmtpdSettings {
     pub error_sleep: Duration,
     pub mail_name: String,
     pub restrictions: Arc<Restrictions>,
+    /// cleanup's header settings.
+    pub cleanup: tern_message::cleanup::Settings,
+    /// remote_header_rewrite_domain (empty: remote clients' headers are left alone).
+    pub remote_header_rewrite_domain: String,
 }
 
 /// Reads the daemon's settings from a loaded configuration.
@@ -177,7 +183,22 @@ fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
         timeout: p.time("smtpd_timeout")?,
         error_sleep: p.time("smtpd_error_sleep_time")?,
         mail_name: p.get("mail_name")?,
-        restrictions: Arc::new(Restrictions::from_params(&|n| p.get(n))?),
+        restrictions: Arc::new(Restrictions::from_config(p.config, p.service)?),
+        cleanup: tern_message::cleanup::Settings {
+            myhostname,
+            hopcount_limit: p.size("hopcount_limit")?,
+            header_size_limit: p.size("header_size_limit")?,
+            header_address_token_limit: p.size("header_address_token_limit")?,
+            always_add_missing_headers: p.bool("always_add_missing_headers")?,
+            undisclosed_recipients_header: p.get("undisclosed_recipients_header")?,
+            enable_long_queue_ids: p.bool("enable_long_queue_ids")?,
+            message_drop_headers: tern_config::list::split(&p.get("message_drop_headers")?)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        },
+        remote_header_rewrite_domain: p.get("remote_header_rewrite_domain")?,
     })
 }
 

@@ -24,6 +24,7 @@ use tokio::time::{sleep, timeout};
 
 use tern_maillog::smtpd::{self as log, Client, CommandCounts, EndReason, Stage, Transaction};
 use tern_maillog::{Ident, Logger};
+use tern_message::cleanup::LogEvent;
 use tern_queue::{Committer, IdForm, QueueLayout};
 use tern_smtp::command::Verb;
 use tern_smtp::data::{BdatReader, DataReader, DataStep, DataSummary};
@@ -31,7 +32,7 @@ use tern_smtp::line::Overlong;
 use tern_smtp::session::{Decision, MessageOutcome, Send, Verdict};
 use tern_smtp::{LineAssembler, Reply, Session, Step};
 
-use crate::cleanup::{ClientInfo, Message};
+use crate::cleanup::{ClientInfo, FinishError, Message};
 use crate::relay::RelayPolicy;
 use crate::settings::SmtpdSettings;
 
@@ -58,14 +59,19 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
         v4 @ std::net::IpAddr::V4(_) => v4,
     };
-    // XXX: no reverse DNS yet: loopback clients are `localhost` (as /etc/hosts names
-    // them), all others `unknown`, the name Postfix logs for an unverified client.
-    let name = if ip.is_loopback() {
+    // XXX: no reverse DNS yet: 127.0.0.1 and ::1 are `localhost` (as /etc/hosts names
+    // them), all others `unknown`, the name Postfix logs for an unverified client (Debian's
+    // Postfix logs `unknown[127.0.0.2]`).
+    let name = if ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST {
         "localhost"
     } else {
         "unknown"
     };
+    let local = s.restrictions.is_local_header_client(ip);
+    // The driver borrows cleanup's settings from this Arc for the whole session.
+    let settings = Arc::clone(&s);
     let mut d = Driver {
+        cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
         session: Session::new(s.session.clone()),
         lines: LineAssembler::new(s.line_length_limit, s.session.bare_lf),
@@ -79,6 +85,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         client: ClientInfo {
             name: name.to_owned(),
             addr: ip.to_string(),
+            ip,
+            local,
             port: peer.port(),
             helo: None,
             protocol: "SMTP".to_owned(),
@@ -97,14 +105,15 @@ struct Chunk {
     then: Option<Send>,
 }
 
-struct Driver {
+struct Driver<'s> {
+    cleanup: &'s tern_message::cleanup::Settings,
     ident: Ident,
     session: Session,
     lines: LineAssembler,
     data: Option<DataReader>,
     chunk: Option<Chunk>,
     bdat: Option<BdatReader>,
-    msg: Option<Message>,
+    msg: Option<Message<'s>>,
     out: Vec<u8>,
     closing: bool,
     stage: Stage,
@@ -115,7 +124,7 @@ struct Driver {
     stream: TcpStream,
 }
 
-impl Driver {
+impl Driver<'_> {
     fn log_client(&self) -> Client<'_> {
         Client {
             name: &self.client.name,
@@ -383,11 +392,7 @@ impl Driver {
                     return Verdict::Reject(reply);
                 }
                 if self.msg.is_none() {
-                    match Message::create(
-                        &self.sh.layout,
-                        self.sh.id_form,
-                        &self.s.session.myhostname,
-                    ) {
+                    match Message::create(&self.sh.layout, self.sh.id_form, self.cleanup) {
                         Ok(m) => {
                             let line = log::client(m.id(), self.log_client(), log::Sasl::default());
                             self.sh.logger.log(&self.ident, &line);
@@ -427,7 +432,13 @@ impl Driver {
             self.session.protocol().to_owned()
         };
         if let Some(m) = &mut self.msg
-            && m.start(&sender, &self.client, &self.s.mail_name).is_err()
+            && m.start(
+                &sender,
+                &self.client,
+                &self.s.mail_name,
+                &self.s.remote_header_rewrite_domain,
+            )
+            .is_err()
         {
             self.msg = None;
         }
@@ -444,15 +455,31 @@ impl Driver {
             return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
         };
         let id = msg.id().to_owned();
-        let (pending, message_id) = match msg.finish() {
+        let (pending, logs) = match msg.finish() {
             Ok(done) => done,
-            Err(e) => {
+            Err(FinishError::Io(e)) => {
                 self.warn(&format!("{id}: queue file write error: {e}"));
                 return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
             }
+            Err(FinishError::Cleanup(e)) => {
+                // cleanup_message.c: `warning: QUEUEID: message rejected: hopcount exceeded`.
+                let line = tern_maillog::Line::warning(format!("{id}: {e}"));
+                self.sh.logger.log(&self.sh.cleanup_ident, &line);
+                let (code, dsn, text) = e.reply();
+                return MessageOutcome::Rejected(reply_of(&format!("{code} {dsn} {text}")));
+            }
         };
-        let line = tern_maillog::queue::message_id(&id, &message_id);
-        self.sh.logger.log(&self.sh.cleanup_ident, &line);
+        for event in logs {
+            let line = match event {
+                LogEvent::MessageId(v) => {
+                    tern_maillog::queue::message_id(&id, &String::from_utf8_lossy(&v))
+                }
+                LogEvent::ResentMessageId(v) => {
+                    tern_maillog::queue::resent_message_id(&id, &String::from_utf8_lossy(&v))
+                }
+            };
+            self.sh.logger.log(&self.sh.cleanup_ident, &line);
+        }
         let committer = Arc::clone(&self.sh.committer);
         match tokio::task::spawn_blocking(move || committer.commit(pending)).await {
             Ok(Ok(qid)) => MessageOutcome::Queued {

@@ -4,10 +4,16 @@
 //! The names, owners and modes are those of Postfix's `postfix-files` (Debian:
 //! /etc/postfix/postfix-files), which `postfix start` (postfix-script, `postfix
 //! set-permissions`) applies: the queue directory itself and `pid/` belong to root with
-//! mode 0755, `maildrop/` (0730) and `public/` (0710) to `mail_owner` and
-//! `setgid_group` (postdrop writes into the one and talks through the other), every other
-//! queue to `mail_owner` with mode 0700. Where postfix-files leaves the group as `-`,
-//! the group is left as created.
+//! mode 0755, `maildrop/` and `public/` to `mail_owner` and `setgid_group` (postdrop
+//! writes into the one and talks through the other), every other queue to `mail_owner`
+//! with mode 0700. Where postfix-files leaves the group as `-`, the group is left as
+//! created (root's, for a root-started instance: `postfix:root` as on Debian).
+//!
+//! The two group-shared directories carry the extra bits Debian's package gives them
+//! (`ls -ld /var/spool/postfix/*` on Debian 12: `drwx-wx--T postfix postdrop maildrop`,
+//! `drwx--s--- postfix postdrop public`): maildrop is sticky (1730), so a postdrop-group
+//! process cannot remove another user's submission, and public is set-gid (2710), so the
+//! sockets made in it get the postdrop group. postfix-files itself says 730 and 710.
 //!
 //! This module trusts its caller for the uids and gids (resolved from `mail_owner` and
 //! `setgid_group` by the daemon); it follows no symbolic links of its own accord but does
@@ -119,12 +125,12 @@ impl QueueName {
             QueueName::Maildrop => DirPermissions {
                 owner: Owner::MailOwner,
                 group: true,
-                mode: 0o730,
+                mode: 0o1730,
             },
             QueueName::Public => DirPermissions {
                 owner: Owner::MailOwner,
                 group: true,
-                mode: 0o710,
+                mode: 0o2710,
             },
             _ => DirPermissions {
                 owner: Owner::MailOwner,
@@ -240,6 +246,8 @@ impl QueueLayout {
                     Owner::MailOwner => o.mail_owner_uid,
                 };
                 chown(&p, uid, perm.group.then_some(o.setgid_gid))?;
+                // A change of owner may clear the set-gid bit: set the mode again.
+                set_mode(&p, perm.mode)?;
             }
         }
         Ok(())
@@ -253,6 +261,10 @@ fn make_dir(p: &Path, mode: u32) -> Result<(), Error> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
         Err(e) => return Err(Error::io("create directory", p, e)),
     }
+    set_mode(p, mode)
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<(), Error> {
     fs::set_permissions(p, fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io("set mode of", p, e))
 }
@@ -296,8 +308,8 @@ mod tests {
             ("hold", 0o700),
             ("incoming", 0o700),
             ("private", 0o700),
-            ("maildrop", 0o730),
-            ("public", 0o710),
+            ("maildrop", 0o1730),
+            ("public", 0o2710),
             ("pid", 0o755),
             ("saved", 0o700),
             ("trace", 0o700),
@@ -329,6 +341,8 @@ mod tests {
         assert_eq!(md("incoming").uid(), 4321);
         assert_ne!(md("incoming").gid(), 8765);
         assert_eq!(md("pid").uid(), 0);
+        assert_eq!(md("maildrop").mode() & 0o7777, 0o1730);
+        assert_eq!(md("public").mode() & 0o7777, 0o2710);
     }
 
     #[test]
