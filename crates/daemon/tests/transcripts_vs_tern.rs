@@ -34,11 +34,6 @@ const NOT_YET: &[(&str, &str)] = &[
         "ETRN needs fast_flush_domains and the flush service: not built yet",
     ),
     (
-        "65-relay-reject.txt",
-        "routed addresses (x%y@local, x!y@local): the daemon still uses its stand-in relay \
-         policy; tern-rewrite has the rule",
-    ),
-    (
         "66-local-recipients.txt",
         "reject_unlisted_recipient (local_recipient_maps)",
     ),
