@@ -55,7 +55,25 @@ pub enum PolicyError {
     Expand(#[from] tern_config::expand::ExpandError),
     #[error("parameter {name}: bad value: {value}")]
     BadValue { name: String, value: String },
+    /// Neither restriction list can refuse relaying: Postfix refuses to run rather than be
+    /// an open relay (smtpd_check.c), and so does Tern.
+    #[error(
+        "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at \
+         least one working instance of: reject_unauth_destination, defer_unauth_destination, \
+         reject, defer, defer_if_permit or check_relay_domains"
+    )]
+    NoRelayLimit,
 }
+
+/// Restrictions of which at least one must appear in the relay or recipient list.
+const RELAY_REQUIRED: &[&str] = &[
+    "reject_unauth_destination",
+    "defer_unauth_destination",
+    "reject",
+    "defer",
+    "defer_if_permit",
+    "check_relay_domains",
+];
 
 /// The restriction lists and the resolver they consult.
 #[derive(Debug)]
@@ -124,6 +142,12 @@ impl Restrictions {
                 name: "smtpd_recipient_restrictions".to_owned(),
                 value: recipient.clone(),
             })?;
+        let relay_list =
+            tern_config::list::split(&settings.smtpd_relay_restrictions).unwrap_or_default();
+        let limits = |list: &[String]| list.iter().any(|r| RELAY_REQUIRED.contains(&r.as_str()));
+        if !limits(&relay_list) && !limits(&recipient_restrictions) {
+            return Err(PolicyError::NoRelayLimit);
+        }
         let local = get("local_header_rewrite_clients")?;
         let local_header_clients =
             tern_config::list::split(&local).map_err(|_| PolicyError::BadValue {

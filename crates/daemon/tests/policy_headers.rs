@@ -159,3 +159,14 @@ s.quit()
         "{log}"
     );
 }
+
+/// Never an open relay: with no restriction that can refuse relaying (here the empty
+/// defaults of compatibility_level 0), the daemon refuses to start, as Postfix's smtpd does.
+#[test]
+fn no_relay_limit_refuses_to_start() {
+    let started = Tern::start("compatibility_level = 0\nsmtpd_relay_restrictions =\n");
+    assert!(
+        started.is_err(),
+        "a daemon without a relay limit must not start"
+    );
+}
