@@ -310,6 +310,27 @@ EOF
   record idle_rss_kb postfix_pss_with_sessions "$pss" "open=$open processes=$n"
 }
 
+# The file system's create + write 4 KiB + fsync rate, one thread: the ceiling of a
+# server that fsyncs each message file before its 250 with no group commit.
+fsync_rate() {
+  local d=$WORK/fsync-test
+  mkdir -p "$d"
+  record fsync_per_s queue_fs "$(python3 - "$d" 500 <<'EOF'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+t = time.time()
+for i in range(n):
+    fd = os.open(os.path.join(d, str(i)), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    os.write(fd, b"x" * 4096); os.fsync(fd); os.close(fd)
+print(f"{n / (time.time() - t):.0f}")
+for i in range(n):
+    os.unlink(os.path.join(d, str(i)))
+EOF
+)" "1 thread, 4 KiB files"
+  rmdir "$d"
+}
+
+fsync_rate
 start_postfix
 start_tern
 start_sink
