@@ -85,6 +85,8 @@ pub struct SmtpdSettings {
     pub error_sleep: Duration,
     pub mail_name: String,
     pub restrictions: Arc<Restrictions>,
+    /// queue_minfree: the queue space (bytes) at or below which MAIL is refused.
+    pub queue_minfree: u64,
 }
 
 /// Reads the daemon's settings from a loaded configuration.
@@ -178,6 +180,7 @@ fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
         error_sleep: p.time("smtpd_error_sleep_time")?,
         mail_name: p.get("mail_name")?,
         restrictions: Arc::new(Restrictions::from_params(&|n| p.get(n))?),
+        queue_minfree: p.number("queue_minfree")?,
     })
 }
 

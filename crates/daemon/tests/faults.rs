@@ -277,14 +277,16 @@ fn session(t: &Tern) -> (TcpStream, BufReader<TcpStream>) {
     (w, r)
 }
 
-/// (b) The queue on a 2 MB tmpfs: messages until it is full get 250 (and are on disk) or
-/// a temporary storage error (452 4.3.1 or 451 4.3.0, as Postfix answers), never 250 for
-/// a message that is not there; after files are deleted, service resumes.
-#[test]
-fn disk_full_is_a_temporary_error_and_service_resumes() {
+/// (b) The queue on a 2 MB tmpfs, filled with 16 KiB messages in one session. Each
+/// message gets 250 (and is then a complete file on disk) or a temporary storage error
+/// (452 4.3.1 or 451 4.3.0, as Postfix answers), never 250 for a message that is not
+/// there, and a refused message leaves no file behind. After half the queue is deleted,
+/// service resumes. `main_cf` is appended to the instance's main.cf; returns the
+/// refusals and the mail log.
+fn fill_the_queue(main_cf: &str) -> (Vec<String>, String) {
     const SIZE: usize = 16 * 1024;
     const MAX_MESSAGES: usize = 1000;
-    let mut t = Tern::start("").expect("start");
+    let mut t = Tern::start(main_cf).expect("start");
     t.kill();
     let queue = t.queue_dir();
     let _mount = Mount::tmpfs(&queue, "2m");
@@ -362,4 +364,41 @@ fn disk_full_is_a_temporary_error_and_service_resumes() {
     drop((w, r));
     // The daemon must be stopped before the tmpfs goes away.
     t.stop(Duration::from_secs(5));
+    (refusals, t.log())
+}
+
+/// With a message_size_limit that fits the disk a few times, the queue space check at
+/// MAIL refuses before any write fails, as Postfix does: `452 4.3.1 Insufficient system
+/// storage`, logged as a NOQUEUE reject and a warning.
+#[test]
+fn full_queue_refused_at_mail_like_postfix() {
+    let (refusals, log) = fill_the_queue("message_size_limit = 100000");
+    for rep in &refusals {
+        assert!(
+            rep.starts_with("452 4.3.1 Insufficient system storage"),
+            "{rep}"
+        );
+    }
+    assert!(
+        log.contains("NOQUEUE: reject: MAIL from localhost[127.0.0.1]: 452 4.3.1 Insufficient system storage; proto=ESMTP helo=<full.example>"),
+        "{log}"
+    );
+    assert!(
+        log.contains("warning: not enough free space in mail queue: "),
+        "{log}"
+    );
+}
+
+/// With no message_size_limit the check only refuses a disk with no free block, so the
+/// writes themselves run out of space (ENOSPC): the end of data gets `451 4.3.0 Error:
+/// queue file write error` (smtpd's answer to cleanup's write error), never 250.
+#[test]
+fn enospc_during_data_is_a_temporary_error_and_service_resumes() {
+    let (refusals, _) = fill_the_queue("message_size_limit = 0");
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.starts_with("451 4.3.0 Error: queue file write error")),
+        "{refusals:?}"
+    );
 }
