@@ -259,7 +259,9 @@ mod tests {
         let strict = format!(
             "{base}smtpd_relay_restrictions = permit_mynetworks reject_unauth_destination\n"
         );
-        let odd = format!("{base}smtpd_relay_restrictions = permit_mynetworks check_foo\n");
+        let odd = format!(
+            "{base}smtpd_relay_restrictions = permit_mynetworks check_foo reject_unauth_destination\n"
+        );
         for (main, client, rcpt, want) in [
             (base.to_owned(), "127.0.0.1", "a@elsewhere.org", None),
             (base.to_owned(), "::1", "a@elsewhere.org", None),

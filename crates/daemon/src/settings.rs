@@ -91,6 +91,8 @@ pub struct SmtpdSettings {
     pub cleanup: tern_message::cleanup::Settings,
     /// remote_header_rewrite_domain (empty: remote clients' headers are left alone).
     pub remote_header_rewrite_domain: String,
+    /// queue_minfree: the queue space (bytes) at or below which MAIL is refused.
+    pub queue_minfree: u64,
 }
 
 /// Reads the daemon's settings from a loaded configuration.
@@ -199,6 +201,7 @@ fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
                 .collect(),
         },
         remote_header_rewrite_domain: p.get("remote_header_rewrite_domain")?,
+        queue_minfree: p.number("queue_minfree")?,
     })
 }
 
@@ -388,6 +391,8 @@ mod tests {
         use tern_config::host::HostInfo;
         use tern_config::maincf::MainCf;
         use tern_config::mastercf::MasterCf;
+        // A relay limit is required to start (compatibility_level 0 has none by default).
+        let main = format!("compatibility_level = 3.6\n{main}");
         let main = MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf");
         let master = MasterCf::parse(master.as_bytes(), "master.cf").expect("master.cf");
         let config = Config::new(

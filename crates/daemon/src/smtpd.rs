@@ -48,6 +48,8 @@ pub struct Shared {
 
 /// The reply when the queue file cannot be written or committed (smtpd.c).
 const WRITE_ERROR: &str = "451 4.3.0 Error: queue file write error";
+/// The reply when the queue file system is short of space (smtpd(8): queue_minfree).
+const NO_SPACE: &str = "452 4.3.1 Insufficient system storage";
 /// The most bytes one read takes.
 const READ_SIZE: usize = 16 * 1024;
 /// A bound on the passes of the input loop between reads.
@@ -412,6 +414,31 @@ impl Driver<'_> {
                 }
                 Verdict::Accept
             }
+            Decision::Mail(_) => match self.queue_space_short() {
+                Some(free) => {
+                    // Postfix logs the reject (no sender yet) and then the warning.
+                    let reply = reply_of(NO_SPACE);
+                    let tx = Transaction {
+                        queue_id: None,
+                        sender: None,
+                        recipient: None,
+                        protocol: Some(self.session.protocol()),
+                        helo: self.session.helo_name(),
+                    };
+                    let line = log::reject(
+                        Stage::Command(tern_maillog::smtpd::Command::Mail),
+                        self.log_client(),
+                        &reply.to_string(),
+                        tx,
+                    );
+                    self.sh.logger.log(&self.ident, &line);
+                    self.warn(&format!(
+                        "not enough free space in mail queue: {free} bytes < 1.5*message size limit"
+                    ));
+                    Verdict::Reject(reply)
+                }
+                None => Verdict::Accept,
+            },
             Decision::Data if self.msg.is_none() => Verdict::Reject(reply_of(WRITE_ERROR)),
             Decision::Auth { .. } => {
                 Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
@@ -494,6 +521,23 @@ impl Driver<'_> {
                 MessageOutcome::Rejected(reply_of(WRITE_ERROR))
             }
         }
+    }
+
+    /// The queue space check at MAIL (smtpd(8), queue_minfree): refuse when the space
+    /// free to unprivileged users on the queue file system is at most queue_minfree, or
+    /// less than 1.5 times message_size_limit, so that a message that is accepted can be
+    /// written; Postfix answers a full disk this way before any write fails. Returns the
+    /// free bytes when short. A failing statvfs lets the transaction go on (the write
+    /// error path still answers 451 4.3.0).
+    fn queue_space_short(&self) -> Option<u64> {
+        let st = nix::sys::statvfs::statvfs(self.sh.layout.root()).ok()?;
+        let bsize = st.fragment_size().max(1);
+        let free = st.blocks_available();
+        let limit = self.s.session.ehlo.message_size_limit / bsize;
+        // limit >= free / 1.5, in integers.
+        let short = self.s.queue_minfree / bsize >= free
+            || limit.saturating_mul(3) >= free.saturating_mul(2);
+        short.then(|| free.saturating_mul(bsize))
     }
 
     fn warn(&self, text: &str) {
