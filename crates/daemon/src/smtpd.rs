@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
@@ -140,7 +140,6 @@ impl Driver<'_> {
             .log(&self.ident, &log::connect(self.log_client()));
         let greeting = self.session.greeting();
         self.reply(&greeting);
-        let mut buf = vec![0u8; READ_SIZE];
         let end = loop {
             self.process().await;
             if self.flush().await.is_err() {
@@ -149,7 +148,9 @@ impl Driver<'_> {
             if self.closing || self.session.is_closed() && self.chunk.is_none() {
                 break None;
             }
-            match timeout(self.s.timeout, self.stream.read(&mut buf)).await {
+            // Wait for input without holding a read buffer: an idle session then costs only
+            // its state, not READ_SIZE bytes (thousands of idle sessions per instance).
+            match timeout(self.s.timeout, self.stream.readable()).await {
                 Err(_) => {
                     let text = format!(
                         "421 4.4.2 {} Error: timeout exceeded",
@@ -161,8 +162,17 @@ impl Driver<'_> {
                     let _ = self.flush().await;
                     break Some(EndReason::Timeout);
                 }
-                Ok(Ok(0) | Err(_)) => break Some(EndReason::LostConnection),
-                Ok(Ok(n)) => self.lines.push(&buf[..n]),
+                Ok(Err(_)) => break Some(EndReason::LostConnection),
+                Ok(Ok(())) => {
+                    // The buffer lives only across this non-async read.
+                    let mut buf = [0u8; READ_SIZE];
+                    match self.stream.try_read(&mut buf) {
+                        Ok(0) => break Some(EndReason::LostConnection),
+                        Ok(n) => self.lines.push(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => break Some(EndReason::LostConnection),
+                    }
+                }
             }
         };
         // Dropping an unfinished message removes its temporary file.
