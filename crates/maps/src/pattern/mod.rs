@@ -199,6 +199,60 @@ pub enum Rule<M, C> {
     Endif,
 }
 
+/// What a pattern table type (regexp:, pcre:) supplies to [`add_rule`]: its warnings, its
+/// match-rule parser, and its `/pattern/flags` reader and compiler for `if` conditions.
+pub trait RuleSyntax {
+    type Match;
+    type Cond;
+    type Pat<'t>;
+    /// Warns about the current line (`TYPE map PATH, line N: WHAT`).
+    fn warn(&self, what: &str);
+    /// The current line's number.
+    fn line(&self) -> usize;
+    /// A `/pattern/flags result` rule, or `None` after warning.
+    fn match_rule(&self, body: &str) -> Option<Self::Match>;
+    /// Reads `[!]/pattern/flags`, returning the rest of the text.
+    fn pattern<'t>(&self, text: &'t str) -> Option<(Self::Pat<'t>, &'t str)>;
+    /// Compiles an `if` condition.
+    fn condition(&self, pat: &Self::Pat<'_>) -> Option<Self::Cond>;
+}
+
+/// Adds one logical line of a pattern table to `rules`: a match rule, `if /pattern/`, or
+/// `endif`, with Postfix's warnings for everything else (dict_regexp.c and dict_pcre.c
+/// share these rules and texts).
+pub fn add_rule<S: RuleSyntax>(s: &S, body: &str, rules: &mut Rules<S::Match, S::Cond>) {
+    if !body.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        if let Some(rule) = s.match_rule(body) {
+            rules.push_match(rule);
+        }
+    } else if let Some(rest) = keyword(body, "if") {
+        let Some((pat, rest)) = s.pattern(skip_space(rest)) else {
+            return;
+        };
+        let extra = skip_space(rest);
+        if !extra.is_empty() {
+            s.warn(&format!(
+                "ignoring extra text after IF statement: \"{extra}\""
+            ));
+            s.warn("do not prepend whitespace to statements between IF and ENDIF");
+        }
+        if let Some(cond) = s.condition(&pat) {
+            rules.push_if(cond, s.line());
+        }
+    } else if let Some(rest) = keyword(body, "endif") {
+        if rules.nesting() == 0 {
+            s.warn("ignoring ENDIF without matching IF");
+            return;
+        }
+        if !skip_space(rest).is_empty() {
+            s.warn("ignoring extra text after ENDIF");
+        }
+        rules.push_endif();
+    } else {
+        s.warn("ignoring unrecognized request");
+    }
+}
+
 /// The rules of one table, with `if` / `endif` linked up.
 #[derive(Debug)]
 pub struct Rules<M, C> {

@@ -17,7 +17,7 @@
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
-use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, Rules};
+use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, RuleSyntax, Rules};
 use crate::{Map, MapError, OpenFlags, Owner, Warn};
 
 /// Opens a `pcre:` table named `name` (a file).
@@ -82,7 +82,7 @@ impl PcreMap {
                 line: line.number,
                 warn: &sink,
             };
-            ctx.rule(body, &mut rules);
+            pattern::add_rule(&ctx, body, &mut rules);
         }
         for line in rules.finish() {
             warn(&format!(
@@ -192,45 +192,24 @@ struct Pat<'a> {
     options: Options,
 }
 
-impl Ctx<'_> {
+impl RuleSyntax for Ctx<'_> {
+    type Match = MatchRule;
+    type Cond = Cond;
+    type Pat<'t> = Pat<'t>;
+
+    fn line(&self) -> usize {
+        self.line
+    }
+
+    fn condition(&self, pat: &Pat<'_>) -> Option<Cond> {
+        self.compile(pat)
+    }
+
     fn warn(&self, what: &str) {
         (self.warn)(&format!(
             "pcre map {}, line {}: {what}",
             self.path, self.line
         ));
-    }
-
-    fn rule(&self, body: &str, rules: &mut Rules<MatchRule, Cond>) {
-        if !body.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            if let Some(rule) = self.match_rule(body) {
-                rules.push_match(rule);
-            }
-        } else if let Some(rest) = pattern::keyword(body, "if") {
-            let Some((pat, rest)) = self.pattern(pattern::skip_space(rest)) else {
-                return;
-            };
-            let extra = pattern::skip_space(rest);
-            if !extra.is_empty() {
-                self.warn(&format!(
-                    "ignoring extra text after IF statement: \"{extra}\""
-                ));
-                self.warn("do not prepend whitespace to statements between IF and ENDIF");
-            }
-            if let Some(cond) = self.compile(&pat) {
-                rules.push_if(cond, self.line);
-            }
-        } else if let Some(rest) = pattern::keyword(body, "endif") {
-            if rules.nesting() == 0 {
-                self.warn("ignoring ENDIF without matching IF");
-                return;
-            }
-            if !pattern::skip_space(rest).is_empty() {
-                self.warn("ignoring extra text after ENDIF");
-            }
-            rules.push_endif();
-        } else {
-            self.warn("ignoring unrecognized request");
-        }
     }
 
     fn match_rule(&self, body: &str) -> Option<MatchRule> {
@@ -312,7 +291,9 @@ impl Ctx<'_> {
             &rest[flags_end..],
         ))
     }
+}
 
+impl Ctx<'_> {
     fn compile(&self, pat: &Pat<'_>) -> Option<Cond> {
         let o = pat.options;
         let (source, shift) = if o.ungreedy {

@@ -16,7 +16,7 @@ mod translate;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, Rules};
+use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, RuleSyntax, Rules};
 use crate::{Map, MapError, OpenFlags, Owner};
 
 /// Opens a `regexp:` table named `name` (a file).
@@ -69,7 +69,7 @@ impl RegexpMap {
                 line: line.number,
                 warn,
             };
-            ctx.rule(body, &mut rules);
+            pattern::add_rule(&ctx, body, &mut rules);
         }
         for line in rules.finish() {
             warn(&format!(
@@ -149,45 +149,24 @@ struct Pat<'a> {
     syntax: translate::Syntax,
 }
 
-impl Ctx<'_> {
+impl RuleSyntax for Ctx<'_> {
+    type Match = MatchRule;
+    type Cond = Cond;
+    type Pat<'t> = Pat<'t>;
+
+    fn line(&self) -> usize {
+        self.line
+    }
+
+    fn condition(&self, pat: &Pat<'_>) -> Option<Cond> {
+        self.compile(pat).map(|(c, _)| c)
+    }
+
     fn warn(&self, what: &str) {
         (self.warn)(&format!(
             "regexp map {}, line {}: {what}",
             self.path, self.line
         ));
-    }
-
-    fn rule(&self, body: &str, rules: &mut Rules<MatchRule, Cond>) {
-        if !body.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            if let Some(rule) = self.match_rule(body) {
-                rules.push_match(rule);
-            }
-        } else if let Some(rest) = pattern::keyword(body, "if") {
-            let Some((pat, rest)) = self.pattern(pattern::skip_space(rest)) else {
-                return;
-            };
-            let extra = pattern::skip_space(rest);
-            if !extra.is_empty() {
-                self.warn(&format!(
-                    "ignoring extra text after IF statement: \"{extra}\""
-                ));
-                self.warn("do not prepend whitespace to statements between IF and ENDIF");
-            }
-            if let Some(cond) = self.compile(&pat).map(|(c, _)| c) {
-                rules.push_if(cond, self.line);
-            }
-        } else if let Some(rest) = pattern::keyword(body, "endif") {
-            if rules.nesting() == 0 {
-                self.warn("ignoring ENDIF without matching IF");
-                return;
-            }
-            if !pattern::skip_space(rest).is_empty() {
-                self.warn("ignoring extra text after ENDIF");
-            }
-            rules.push_endif();
-        } else {
-            self.warn("ignoring unrecognized request");
-        }
     }
 
     fn match_rule(&self, body: &str) -> Option<MatchRule> {
@@ -275,7 +254,9 @@ impl Ctx<'_> {
             &rest[flags_end..],
         ))
     }
+}
 
+impl Ctx<'_> {
     /// Compiles a pattern; its number of subexpressions comes back too.
     fn compile(&self, pat: &Pat<'_>) -> Option<(Cond, usize)> {
         let translated = match translate::translate(pat.regex, pat.syntax) {
