@@ -567,26 +567,21 @@ fn reply_of(text: &str) -> Reply {
 }
 
 /// The command word of a line, as the log names the stage.
-fn command_of(text: &[u8]) -> tern_maillog::smtpd::Command {
-    use tern_maillog::smtpd::Command as C;
-    let word: Vec<u8> = text
+fn command_of(text: &[u8]) -> Verb {
+    let end = text
         .iter()
-        .take_while(|b| !b.is_ascii_whitespace())
-        .map(u8::to_ascii_uppercase)
-        .collect();
-    C::ALL
-        .into_iter()
-        .find(|c| c.verb().as_bytes() == word.as_slice())
-        .unwrap_or(C::Unknown)
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(text.len());
+    Verb::from_word(&text[..end])
 }
 
-/// The session's counters in the log's type (both list the verbs in smtpd's order).
+/// The session's counters for the `disconnect from` line.
 fn counts(session: &Session) -> CommandCounts {
     let mut c = CommandCounts::default();
-    for (verb, cmd) in Verb::ALL.into_iter().zip(tern_maillog::smtpd::Command::ALL) {
+    for verb in Verb::ALL {
         let (ok, total) = session.stats().get(verb);
         for i in 0..total {
-            c.record(cmd, i < ok);
+            c.record(verb, i < ok);
         }
     }
     c

@@ -38,76 +38,9 @@ impl fmt::Display for Client<'_> {
     }
 }
 
-/// The commands smtpd counts, in the order it prints them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Command {
-    Helo,
-    Ehlo,
-    Xclient,
-    Xforward,
-    Starttls,
-    Auth,
-    Mail,
-    Rcpt,
-    Data,
-    Bdat,
-    Rset,
-    Noop,
-    Vrfy,
-    Etrn,
-    Quit,
-    /// Anything else, counted as `unknown`.
-    Unknown,
-}
-
-impl Command {
-    /// Every command, in smtpd's print order.
-    pub const ALL: [Self; 16] = [
-        Self::Helo,
-        Self::Ehlo,
-        Self::Xclient,
-        Self::Xforward,
-        Self::Starttls,
-        Self::Auth,
-        Self::Mail,
-        Self::Rcpt,
-        Self::Data,
-        Self::Bdat,
-        Self::Rset,
-        Self::Noop,
-        Self::Vrfy,
-        Self::Etrn,
-        Self::Quit,
-        Self::Unknown,
-    ];
-
-    /// The verb in upper case, as in `lost connection after EHLO` and `reject: RCPT`.
-    pub fn verb(self) -> &'static str {
-        match self {
-            Self::Helo => "HELO",
-            Self::Ehlo => "EHLO",
-            Self::Xclient => "XCLIENT",
-            Self::Xforward => "XFORWARD",
-            Self::Starttls => "STARTTLS",
-            Self::Auth => "AUTH",
-            Self::Mail => "MAIL",
-            Self::Rcpt => "RCPT",
-            Self::Data => "DATA",
-            Self::Bdat => "BDAT",
-            Self::Rset => "RSET",
-            Self::Noop => "NOOP",
-            Self::Vrfy => "VRFY",
-            Self::Etrn => "ETRN",
-            Self::Quit => "QUIT",
-            Self::Unknown => "UNKNOWN",
-        }
-    }
-
-    fn index(self) -> usize {
-        // ALL lists every variant once, so the search always succeeds.
-        Self::ALL.iter().position(|c| *c == self).unwrap_or(0)
-    }
-}
+/// The commands smtpd counts, in the order it prints them: the SMTP crate's verb table (one
+/// table for the parser, the session counters and the log).
+pub use tern_smtp::command::Verb as Command;
 
 /// Per-session command counters for the `disconnect from` line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,7 +69,7 @@ impl CommandCounts {
             if self.total[i] == 0 {
                 continue;
             }
-            let name = command.verb().to_ascii_lowercase();
+            let name = command.log_name();
             // Writing to a String cannot fail.
             let _ = write!(out, " {name}={}", self.ok[i]);
             if self.ok[i] != self.total[i] {
@@ -388,7 +321,7 @@ mod tests {
                 " helo=1 rset=1 noop=1 quit=1 unknown=0/1 commands=4/5",
             ),
             (
-                &[(Auth, true), (Ehlo, true), (Starttls, true), (Ehlo, true)],
+                &[(Auth, true), (Ehlo, true), (StartTls, true), (Ehlo, true)],
                 " ehlo=2 starttls=1 auth=1 commands=4",
             ),
         ];

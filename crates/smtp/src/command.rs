@@ -92,7 +92,35 @@ impl Verb {
         }
     }
 
-    fn from_word(word: &[u8]) -> Self {
+    /// Upper-case name, as in `lost connection after EHLO` and `reject: RCPT`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Helo => "HELO",
+            Self::Ehlo => "EHLO",
+            Self::Xclient => "XCLIENT",
+            Self::Xforward => "XFORWARD",
+            Self::StartTls => "STARTTLS",
+            Self::Auth => "AUTH",
+            Self::Mail => "MAIL",
+            Self::Rcpt => "RCPT",
+            Self::Data => "DATA",
+            Self::Bdat => "BDAT",
+            Self::Rset => "RSET",
+            Self::Noop => "NOOP",
+            Self::Vrfy => "VRFY",
+            Self::Etrn => "ETRN",
+            Self::Quit => "QUIT",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The position in [`Verb::ALL`] (smtpd's print order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The verb a command word names (case-insensitive), `Unknown` for anything else.
+    pub fn from_word(word: &[u8]) -> Self {
         Self::ALL[..15]
             .iter()
             .copied()
@@ -437,6 +465,15 @@ pub fn parse_vrfy(args: &[Token], opts: &ParseOptions) -> Result<(String, bool),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verb_table_is_consistent() {
+        for (i, v) in Verb::ALL.into_iter().enumerate() {
+            assert_eq!(v.index(), i);
+            assert_eq!(v.verb().to_ascii_lowercase(), v.log_name());
+            assert_eq!(Verb::from_word(v.verb().as_bytes()), v);
+        }
+    }
 
     fn words(line: &str) -> Vec<String> {
         let r = Request::parse(line.as_bytes(), true).unwrap();
