@@ -215,6 +215,32 @@ pub trait RuleSyntax {
     fn pattern<'t>(&self, text: &'t str) -> Option<(Self::Pat<'t>, &'t str)>;
     /// Compiles an `if` condition.
     fn condition(&self, pat: &Self::Pat<'_>) -> Option<Self::Cond>;
+    /// What the warning for a missing closing delimiter says is done: regexp: says
+    /// "skipping", pcre: "ignoring" (their sources differ).
+    const ON_NO_CLOSING: &'static str;
+
+    /// Splits `[!]/regex/rest`, warning as Postfix does when there is no regexp or no
+    /// closing delimiter: (regex, negated, rest).
+    fn delimited<'t>(&self, text: &'t str) -> Option<(&'t str, bool, &'t str)> {
+        match delimited(text) {
+            Delimited::Found {
+                negated,
+                regex,
+                rest,
+            } => Some((regex, negated, rest)),
+            Delimited::NoRegexp => {
+                self.warn("no regexp: skipping this rule");
+                None
+            }
+            Delimited::NoClosing(d) => {
+                self.warn(&format!(
+                    "no closing regexp delimiter \"{d}\": {} this rule",
+                    Self::ON_NO_CLOSING
+                ));
+                None
+            }
+        }
+    }
 }
 
 /// Adds one logical line of a pattern table to `rules`: a match rule, `if /pattern/`, or

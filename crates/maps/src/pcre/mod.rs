@@ -17,7 +17,7 @@
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
-use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, RuleSyntax, Rules};
+use crate::pattern::{self, ReplaceTexts, Replacement, RuleSyntax, Rules};
 use crate::{Map, MapError, OpenFlags, Owner, Warn};
 
 /// Opens a `pcre:` table named `name` (a file).
@@ -194,6 +194,7 @@ struct Pat<'a> {
 
 impl RuleSyntax for Ctx<'_> {
     type Match = MatchRule;
+    const ON_NO_CLOSING: &'static str = "ignoring";
     type Cond = Cond;
     type Pat<'t> = Pat<'t>;
 
@@ -237,23 +238,7 @@ impl RuleSyntax for Ctx<'_> {
 
     /// Reads `[!]/regex/flags` (dict_pcre.c: flags end at white space only).
     fn pattern<'t>(&self, text: &'t str) -> Option<(Pat<'t>, &'t str)> {
-        let (regex, negated, rest) = match pattern::delimited(text) {
-            Delimited::Found {
-                negated,
-                regex,
-                rest,
-            } => (regex, negated, rest),
-            Delimited::NoRegexp => {
-                self.warn("no regexp: skipping this rule");
-                return None;
-            }
-            Delimited::NoClosing(d) => {
-                self.warn(&format!(
-                    "no closing regexp delimiter \"{d}\": ignoring this rule"
-                ));
-                return None;
-            }
-        };
+        let (regex, negated, rest) = self.delimited(text)?;
         let mut o = Options {
             caseless: true,
             dotall: true,

@@ -16,7 +16,7 @@ mod translate;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::pattern::{self, Delimited, ReplaceTexts, Replacement, RuleSyntax, Rules};
+use crate::pattern::{self, ReplaceTexts, Replacement, RuleSyntax, Rules};
 use crate::{Map, MapError, OpenFlags, Owner};
 
 /// Opens a `regexp:` table named `name` (a file).
@@ -151,6 +151,7 @@ struct Pat<'a> {
 
 impl RuleSyntax for Ctx<'_> {
     type Match = MatchRule;
+    const ON_NO_CLOSING: &'static str = "skipping";
     type Cond = Cond;
     type Pat<'t> = Pat<'t>;
 
@@ -207,23 +208,7 @@ impl RuleSyntax for Ctx<'_> {
 
     /// Reads `[!]/regex/flags` (dict_regexp.c: flags end at white space or `!`).
     fn pattern<'t>(&self, text: &'t str) -> Option<(Pat<'t>, &'t str)> {
-        let (regex, negated, rest) = match pattern::delimited(text) {
-            Delimited::Found {
-                negated,
-                regex,
-                rest,
-            } => (regex, negated, rest),
-            Delimited::NoRegexp => {
-                self.warn("no regexp: skipping this rule");
-                return None;
-            }
-            Delimited::NoClosing(d) => {
-                self.warn(&format!(
-                    "no closing regexp delimiter \"{d}\": skipping this rule"
-                ));
-                return None;
-            }
-        };
+        let (regex, negated, rest) = self.delimited(text)?;
         let mut syntax = translate::Syntax {
             extended: true,
             icase: true,
