@@ -35,7 +35,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use tern_config::config::{Config, ConfigError};
 use tern_maillog::{Ident, Line, LogConfig, Logger, MaillogError};
-use tern_queue::{Committer, Owners, QueueName, RecoveryEvent};
+use tern_queue::{Committer, Owners, QueueName, RecoveryEvent, ReplayEvent};
 
 use crate::settings::{self, DaemonSettings, SettingsError, SmtpdSettings};
 use crate::smtpd::{self, Shared};
@@ -132,9 +132,6 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     })?);
     let master_ident = Ident::new(&s.syslog_name, "master");
     crate::relay::attach_logger(Arc::clone(&logger), Ident::new(&s.syslog_name, "smtpd"));
-    for event in tern_queue::recover(&s.layout, &QueueName::MESSAGE_QUEUES)? {
-        logger.log(&master_ident, &recovery_line(&event));
-    }
     let mut bound = Vec::new();
     for l in &s.listeners {
         for addr in &l.addrs {
@@ -152,6 +149,14 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     }
     if let Some(u) = &owner {
         drop_privileges(u)?;
+    }
+    // Recovery runs as mail_owner, the owner of the queues: what it writes back is
+    // theirs. The journal first: it may restore files that recovery then checks.
+    for event in tern_queue::replay(&s.layout)? {
+        logger.log(&master_ident, &replay_line(&event));
+    }
+    for event in tern_queue::recover(&s.layout, &QueueName::MESSAGE_QUEUES)? {
+        logger.log(&master_ident, &recovery_line(&event));
     }
     let pid = std::process::id();
     let write = |f: &mut File| -> std::io::Result<()> {
@@ -174,7 +179,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     );
     let shared = Arc::new(Shared {
         logger: Arc::clone(&logger),
-        committer: Arc::new(Committer::start()?),
+        committer: Arc::new(Committer::start_journaled(&s.layout)?),
         layout: s.layout.clone(),
         id_form: s.id_form,
         cleanup_ident: Ident::new(&s.syslog_name, "cleanup"),
@@ -324,6 +329,26 @@ fn reload(opts: &Options, slots: &Slots, logger: &Logger, ident: &Ident) {
         ident,
         &tern_maillog::master::reload(&s.mail_version, &s.config_directory.display().to_string()),
     );
+}
+
+fn replay_line(e: &ReplayEvent) -> Line {
+    match e {
+        ReplayEvent::Restored { id, path } => Line::warning(format!(
+            "queue recovery: {id}: restored {} from the commit journal",
+            path.display()
+        )),
+        ReplayEvent::Repaired { id, path } => Line::warning(format!(
+            "queue recovery: {id}: rewrote incomplete {} from the commit journal",
+            path.display()
+        )),
+        ReplayEvent::BadSegment { path } => Line::warning(format!(
+            "queue recovery: removed unfinished journal segment {}",
+            path.display()
+        )),
+        ReplayEvent::Replayed { segments, records } => Line::warning(format!(
+            "queue recovery: replayed {segments} journal segment(s), {records} record(s)"
+        )),
+    }
 }
 
 fn recovery_line(e: &RecoveryEvent) -> Line {

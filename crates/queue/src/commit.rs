@@ -32,25 +32,35 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use crate::Error;
 use crate::file::Timestamp;
 use crate::id::{IdForm, QueueId};
+use crate::journal::{self, Journal};
 use crate::layout::{QueueLayout, QueueName, make_hash_dirs};
 
 /// The most files one batch takes; the rest wait for the next.
 const MAX_BATCH: usize = 512;
+/// Writes of a file too big to journal go out in pieces of this size.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// A queue file being written: open under a temporary name, its id already chosen.
 pub struct PendingFile {
-    out: BufWriter<File>,
+    file: File,
+    /// Bytes not yet written to `file`; while `whole`, every byte of the file from its
+    /// start (`flushed` of them written), so that the commit can journal the file.
+    buf: Vec<u8>,
+    flushed: usize,
+    whole: bool,
+    queue: QueueName,
     temp: PathBuf,
     target: PathBuf,
     id: QueueId,
@@ -89,7 +99,11 @@ impl PendingFile {
             let id = QueueId::new(form, now.sec, now.usec, inode);
             let target = layout.path(queue, &id);
             return Ok(Self {
-                out: BufWriter::with_capacity(64 * 1024, file),
+                file,
+                buf: Vec::with_capacity(8 * 1024),
+                flushed: 0,
+                whole: true,
+                queue,
                 temp,
                 target,
                 id,
@@ -120,6 +134,7 @@ impl PendingFile {
     /// Commits this file on the calling thread: syncs it, names it, syncs its directory.
     pub fn commit(mut self) -> Result<QueueId, Error> {
         self.flush()?;
+        self.mark_complete()?;
         self.sync()?;
         self.link()?;
         sync_dir(self.target.parent().unwrap_or(Path::new(".")))?;
@@ -127,16 +142,44 @@ impl PendingFile {
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        self.out
-            .flush()
+        self.write_out()
             .map_err(|e| Error::io("write", &self.temp, e))
     }
 
+    /// Writes what the file does not have yet.
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.flushed < self.buf.len() {
+            (&self.file).write_all(&self.buf[self.flushed..])?;
+            self.flushed = self.buf.len();
+        }
+        if !self.whole {
+            self.buf.clear();
+            self.flushed = 0;
+        }
+        Ok(())
+    }
+
+    /// Gives the file mode 0700, Postfix's mark of a complete queue file.
+    fn mark_complete(&self) -> Result<(), Error> {
+        self.file
+            .set_permissions(fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("set mode of", &self.temp, e))
+    }
+
     fn sync(&self) -> Result<(), Error> {
-        let f = self.out.get_ref();
-        f.set_permissions(fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io("set mode of", &self.temp, e))?;
-        f.sync_data().map_err(|e| Error::io("fsync", &self.temp, e))
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.temp, e))
+    }
+
+    /// The whole file, when it is small enough to be journaled.
+    fn journal_bytes(&self) -> Option<&[u8]> {
+        (self.whole && self.buf.len() <= journal::MAX_RECORD && self.queue_journaled())
+            .then_some(self.buf.as_slice())
+    }
+
+    fn queue_journaled(&self) -> bool {
+        matches!(self.queue, QueueName::Incoming | QueueName::Maildrop)
     }
 
     /// Gives the file its queue id name without replacing another file.
@@ -161,14 +204,24 @@ impl PendingFile {
 }
 
 impl Write for PendingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf)
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
     }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.out.write_all(buf)
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(data);
+        if self.whole && self.buf.len() > journal::MAX_RECORD {
+            // Too big to journal: from now on the buffer is only a write buffer.
+            self.whole = false;
+            self.write_out()?;
+        } else if !self.whole && self.buf.len() >= WRITE_BUFFER {
+            self.write_out()?;
+        }
+        Ok(())
     }
+    /// Writes the buffered bytes to the file (not to disk).
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.write_out()
     }
 }
 
@@ -194,8 +247,10 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
 pub struct CommitStats {
     /// Batches processed.
     pub batches: u64,
-    /// Files committed (fdatasyncs of files).
+    /// Files committed.
     pub files: u64,
+    /// Of those, files made durable by the journal (no fdatasync of their own).
+    pub journaled: u64,
     /// Directory fsyncs.
     pub dir_syncs: u64,
 }
@@ -204,55 +259,104 @@ pub struct CommitStats {
 struct Counters {
     batches: AtomicU64,
     files: AtomicU64,
+    journaled: AtomicU64,
     dir_syncs: AtomicU64,
 }
 
 type Reply = mpsc::SyncSender<Result<QueueId, Error>>;
 
+/// What the commit thread is asked to do.
+enum Job {
+    /// A file, written and marked complete; `synced` when its data is on disk already.
+    File {
+        file: PendingFile,
+        synced: bool,
+        reply: Reply,
+    },
+    /// Retire every journal segment, then answer.
+    Checkpoint(mpsc::SyncSender<()>),
+}
+
 /// A thread that commits files for many writers in batches (group commit).
 pub struct Committer {
-    tx: Option<mpsc::Sender<(PendingFile, Reply)>>,
+    tx: Option<mpsc::Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
     counters: Arc<Counters>,
+    journaled: bool,
 }
 
 impl Committer {
-    /// Starts the commit thread.
+    /// Starts the commit thread without a journal: each file is fdatasynced on its own.
     pub fn start() -> Result<Self, Error> {
-        let (tx, rx) = mpsc::channel::<(PendingFile, Reply)>();
+        Self::spawn(None)
+    }
+
+    /// Starts the commit thread with the commit journal of `layout` (module
+    /// [`crate::journal`]). Call [`crate::journal::replay`] first: a journal left by a
+    /// crash must be replayed before new segments are made.
+    pub fn start_journaled(layout: &QueueLayout) -> Result<Self, Error> {
+        Self::spawn(Some(Journal::open(layout)?))
+    }
+
+    fn spawn(journal: Option<Journal>) -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let c = Arc::clone(&counters);
+        let journaled = journal.is_some();
         let thread = thread::Builder::new()
             .name("queue-commit".into())
-            .spawn(move || run(&rx, &c))
+            .spawn(move || run(&rx, &c, journal))
             .map_err(|e| Error::io("start commit thread", Path::new("."), e))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
             counters,
+            journaled,
         })
     }
 
     /// Commits `file` and returns when it is durable (or failed). Call from any thread;
     /// concurrent calls share fsync rounds.
     pub fn commit(&self, mut file: PendingFile) -> Result<QueueId, Error> {
-        // The writer's own thread pushes its buffer out and syncs the file's data:
-        // fdatasyncs from many threads at once share the file system's journal commits,
-        // where one thread syncing them in turn would pay one commit each (see the
-        // measurements in docs/queue-format.md). The commit thread batches the rest.
+        // The writer's own thread writes the file out. A file the journal takes needs no
+        // sync of its own. Any other is fdatasynced here: fdatasyncs from many threads at
+        // once share the file system's journal commits, where one thread syncing them in
+        // turn would pay one commit each (docs/queue-format.md). The commit thread
+        // batches the rest.
         file.flush()?;
-        file.sync()?;
+        file.mark_complete()?;
+        let synced = !(self.journaled && file.journal_bytes().is_some());
+        if synced {
+            file.sync()?;
+        }
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         let tx = self.tx.as_ref().ok_or(Error::CommitterGone)?;
-        tx.send((file, reply_tx))
-            .map_err(|_| Error::CommitterGone)?;
+        tx.send(Job::File {
+            file,
+            synced,
+            reply: reply_tx,
+        })
+        .map_err(|_| Error::CommitterGone)?;
         reply_rx.recv().map_err(|_| Error::CommitterGone)?
+    }
+
+    /// Returns once every file committed so far is on disk by itself, no longer through a
+    /// journal segment: a queue manager calls this before it moves or removes files that
+    /// it found in `incoming/`. Without a journal it returns at once.
+    pub fn checkpoint(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if let Some(t) = &self.tx
+            && t.send(Job::Checkpoint(tx)).is_ok()
+        {
+            let _ = rx.recv();
+        }
     }
 
     pub fn stats(&self) -> CommitStats {
         CommitStats {
             batches: self.counters.batches.load(Ordering::Relaxed),
             files: self.counters.files.load(Ordering::Relaxed),
+            journaled: self.counters.journaled.load(Ordering::Relaxed),
             dir_syncs: self.counters.dir_syncs.load(Ordering::Relaxed),
         }
     }
@@ -260,7 +364,8 @@ impl Committer {
 
 impl Drop for Committer {
     fn drop(&mut self) {
-        // Closing the channel ends the thread after the batch it is on.
+        // Closing the channel ends the thread after the batch it is on; its journal
+        // retires every segment as it goes.
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -268,29 +373,93 @@ impl Drop for Committer {
     }
 }
 
-fn run(rx: &mpsc::Receiver<(PendingFile, Reply)>, counters: &Counters) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+fn run(rx: &mpsc::Receiver<Job>, counters: &Counters, mut journal: Option<Journal>) {
+    loop {
+        let wait = journal
+            .as_ref()
+            .map_or(Duration::from_hours(1), Journal::wait_hint);
+        let first = match rx.recv_timeout(wait) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(j) = journal.as_mut() {
+                    j.tick();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = Vec::new();
+        let mut checkpoints = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next {
+            match job {
+                Job::File {
+                    file,
+                    synced,
+                    reply,
+                } => batch.push((file, synced, reply)),
+                Job::Checkpoint(tx) => checkpoints.push(tx),
+            }
+            next = if batch.len() < MAX_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() {
+            commit_batch(batch, counters, journal.as_mut());
+        }
+        if let Some(j) = journal.as_mut() {
+            if checkpoints.is_empty() {
+                j.tick();
+            } else {
+                j.checkpoint();
             }
         }
-        commit_batch(batch, counters);
+        for tx in checkpoints {
+            let _ = tx.send(());
+        }
     }
+    // Dropping the journal retires its segments: a clean stop leaves none.
+    drop(journal);
 }
 
-fn commit_batch(batch: Vec<(PendingFile, Reply)>, counters: &Counters) {
-    let mut results: Vec<(Result<(), Error>, PendingFile, Reply)> = Vec::with_capacity(batch.len());
-    for (mut f, reply) in batch {
-        let r = f.link();
-        results.push((r, f, reply));
+fn commit_batch(
+    batch: Vec<(PendingFile, bool, Reply)>,
+    counters: &Counters,
+    journal: Option<&mut Journal>,
+) {
+    // Journal first: once its records are synced the files are safe whatever happens to
+    // their names, so the names can be made without a directory fsync. A crash before
+    // the link leaves only a temporary name (the record replays it if the sync had
+    // returned).
+    let mut journaled = false;
+    if let Some(j) = journal {
+        let records: Vec<(QueueName, &str, &[u8])> = batch
+            .iter()
+            .filter(|(_, synced, _)| !synced)
+            .filter_map(|(f, _, _)| Some((f.queue, f.id.as_str(), f.journal_bytes()?)))
+            .collect();
+        journaled = records.is_empty() || j.append(&records).is_ok();
     }
+    let mut results: Vec<(Result<(), Error>, PendingFile, bool, Reply)> =
+        Vec::with_capacity(batch.len());
+    for (mut f, synced, reply) in batch {
+        // Without the journal (it failed), a file it was to take is synced here.
+        let r = if synced || journaled {
+            Ok(())
+        } else {
+            f.sync()
+        };
+        let r = r.and_then(|()| f.link());
+        let own_sync = synced || !journaled;
+        results.push((r, f, own_sync, reply));
+    }
+    // Directory fsyncs only for names the journal does not cover.
     let dirs: BTreeSet<PathBuf> = results
         .iter()
-        .filter(|(r, _, _)| r.is_ok())
-        .filter_map(|(_, f, _)| f.target.parent().map(Path::to_owned))
+        .filter(|(r, _, own, _)| r.is_ok() && *own)
+        .filter_map(|(_, f, _, _)| f.target.parent().map(Path::to_owned))
         .collect();
     let mut failed_dirs = Vec::new();
     for d in &dirs {
@@ -302,13 +471,17 @@ fn commit_batch(batch: Vec<(PendingFile, Reply)>, counters: &Counters) {
     counters
         .files
         .fetch_add(results.len() as u64, Ordering::Relaxed);
+    counters.journaled.fetch_add(
+        results.iter().filter(|(_, _, own, _)| !own).count() as u64,
+        Ordering::Relaxed,
+    );
     counters
         .dir_syncs
         .fetch_add(dirs.len() as u64, Ordering::Relaxed);
-    for (r, f, reply) in results {
+    for (r, f, own, reply) in results {
         let r = r.and_then(|()| {
             let parent = f.target.parent().unwrap_or(Path::new("."));
-            match failed_dirs.iter().find(|(d, _)| d == parent) {
+            match failed_dirs.iter().find(|(d, _)| own && d == parent) {
                 // The name may not be durable: the caller must not answer 250.
                 Some((d, msg)) => Err(Error::io(
                     "fsync directory",

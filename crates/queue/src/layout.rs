@@ -58,11 +58,13 @@ pub enum QueueName {
     Public,
     /// Private sockets of the daemons.
     Private,
+    /// Tern's own: the commit journal's segments (docs/queue-format.md).
+    Journal,
 }
 
 impl QueueName {
     /// Every queue directory, in the order postfix-files lists them.
-    pub const ALL: [QueueName; 14] = [
+    pub const ALL: [QueueName; 15] = [
         QueueName::Active,
         QueueName::Bounce,
         QueueName::Corrupt,
@@ -71,6 +73,7 @@ impl QueueName {
         QueueName::Flush,
         QueueName::Hold,
         QueueName::Incoming,
+        QueueName::Journal,
         QueueName::Private,
         QueueName::Maildrop,
         QueueName::Public,
@@ -106,6 +109,7 @@ impl QueueName {
             QueueName::Pid => "pid",
             QueueName::Public => "public",
             QueueName::Private => "private",
+            QueueName::Journal => "journal",
         }
     }
 

@@ -25,6 +25,7 @@
 pub mod commit;
 pub mod file;
 pub mod id;
+pub mod journal;
 pub mod layout;
 pub mod record;
 pub mod scan;
@@ -40,6 +41,7 @@ pub use file::{
     StatusLog, StatusUpdate, Timestamp,
 };
 pub use id::{IdError, IdForm, QueueId};
+pub use journal::{ReplayEvent, replay};
 pub use layout::{Owners, QueueLayout, QueueName};
 pub use record::ReadError;
 pub use scan::{QueueEntry, QueueListing, RecoveryEvent, recover, scan};
