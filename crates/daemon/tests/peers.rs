@@ -38,7 +38,7 @@ fn smtp_source_messages_all_land_in_the_queue() {
             "-f",
             "sender@example.test",
         ])
-        .args(["-t", "rcpt@mx.example.test", &t.addr()])
+        .args(["-t", "root@mx.example.test", &t.addr()])
         .status()
         .expect("run smtp-source");
     assert!(status.success(), "smtp-source failed: {status}");

@@ -3,7 +3,7 @@
 //! is wrong in two ways), then a [`Decision`] for the driver's policy.
 
 use crate::command::{Command, Request, Verb, parse_bdat, parse_vrfy};
-use crate::params::{MailFrom, ParseOptions, RcptTo, extract_address};
+use crate::params::{MailFrom, ParseOptions, RcptTo, extract_address, valid_domain};
 use crate::replies as r;
 use crate::reply::{EhloKeyword, Reply};
 use crate::session::{Awaiting, Bdat, Decision, Send, Session, Step};
@@ -185,6 +185,10 @@ impl Session {
         }
         let arg = &req.args[0].text;
         let domain = arg.strip_prefix(['@', '#']).unwrap_or(arg);
+        // smtpd.c etrn_cmd(): a host name, or (beyond RFC 1985) an address literal.
+        if !valid_etrn_domain(domain) {
+            return Err(r::reply("501 Error: invalid parameter syntax"));
+        }
         Ok(Outcome::Decide(Decision::Etrn(domain.to_string())))
     }
 
@@ -325,6 +329,15 @@ impl Session {
             self.cfg.myhostname
         ))
     }
+}
+
+/// What etrn_cmd() accepts: Postfix's valid_hostname() (ASCII only, no trailing dot) or
+/// valid_mailhost_literal() (`[1.2.3.4]`, `[IPv6:...]`).
+fn valid_etrn_domain(domain: &str) -> bool {
+    if domain.starts_with('[') {
+        return valid_domain(domain);
+    }
+    domain.is_ascii() && !domain.ends_with('.') && valid_domain(domain)
 }
 
 /// Postfix's is_header(): a header label (printable ASCII, optional blanks) and `:`.
