@@ -14,8 +14,8 @@
 //! never a permit.
 
 use tern_maps::{OpenFlags, Warn};
-use tern_rewrite::matchlist::MatchList;
 use tern_rewrite::SetupError;
+use tern_rewrite::matchlist::MatchList;
 
 /// fast_flush_domains, parsed and its tables opened.
 #[derive(Debug)]
@@ -92,7 +92,12 @@ mod tests {
             ("example.com", true, "example.com", Answer::Unavailable),
             ("example.com", true, "sub.example.com", Answer::Unavailable),
             ("example.com", false, "sub.example.com", Answer::Deny),
-            (".example.com", false, "sub.example.com", Answer::Unavailable),
+            (
+                ".example.com",
+                false,
+                "sub.example.com",
+                Answer::Unavailable,
+            ),
             ("example.com", true, "other.org", Answer::Deny),
             ("fail:x", true, "other.org", Answer::Unavailable),
         ] {
@@ -113,7 +118,10 @@ mod tests {
         );
         let long = "a".repeat(150);
         let (_, warning) = Answer::Deny.reply_and_warning(&long, client);
-        assert_eq!(warning, format!("reject: ETRN {}... from {client}", "a".repeat(100)));
+        assert_eq!(
+            warning,
+            format!("reject: ETRN {}... from {client}", "a".repeat(100))
+        );
         assert_eq!(
             Answer::Unavailable.reply_and_warning("x", client),
             (

@@ -86,8 +86,7 @@ impl RecipientMaps {
         let proxy_read = [params.proxy_read_maps.clone()];
         let open_all = |value: &str| -> Vec<Box<dyn Map>> {
             // A list that does not split is one table that cannot be opened.
-            let specs =
-                tern_config::list::split(value).unwrap_or_else(|_| vec![value.to_owned()]);
+            let specs = tern_config::list::split(value).unwrap_or_else(|_| vec![value.to_owned()]);
             specs
                 .iter()
                 .map(|spec| open_one(spec, &flags, &proxy_read, error))
@@ -139,13 +138,10 @@ impl RecipientMaps {
         let p = &self.params;
         // smtpd_resolve_addr(): rewrite in the local context, then resolve.
         let rewritten = resolver.rewrite(Context::Local, recipient);
-        let resolved = resolver
-            .resolve(&rewritten)
-            .map_err(|_| Failure::Retry)?;
+        let resolved = resolver.resolve(&rewritten).map_err(|_| Failure::Retry)?;
         let address = resolved.recipient.as_str();
-        let found = |maps: &[Box<dyn Map>], title: &str| {
-            lookup(resolver, maps, title, address, warn)
-        };
+        let found =
+            |maps: &[Box<dyn Map>], title: &str| lookup(resolver, maps, title, address, warn);
         if found(&self.recipient_canonical, "recipient_canonical_maps")?
             || found(&self.canonical, "canonical_maps")?
             || found(&self.virtual_alias, "virtual_alias_maps")?
@@ -290,9 +286,7 @@ fn dsn_split(default: &str, text: &str) -> (String, String) {
 /// dsn_valid(): `2`, `4` or `5`, then `.` and 1-3 digits twice.
 fn dsn_valid(text: &str) -> bool {
     let mut parts = text.split('.');
-    let class_ok = parts
-        .next()
-        .is_some_and(|c| matches!(c, "2" | "4" | "5"));
+    let class_ok = parts.next().is_some_and(|c| matches!(c, "2" | "4" | "5"));
     let digits = |p: Option<&str>| {
         p.is_some_and(|d| (1..=3).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
     };

@@ -22,8 +22,8 @@ const BASE: &str = "compatibility_level = 3.6\nmyhostname = mx.example.com\n\
 fn config(extra: &str) -> Config {
     let text = format!("{BASE}{extra}");
     let main = MainCf::parse(text.as_bytes(), "main.cf").expect("main.cf");
-    let master = MasterCf::parse(b"smtp inet n - n - - smtpd\n".as_slice(), "master.cf")
-        .expect("master.cf");
+    let master =
+        MasterCf::parse(b"smtp inet n - n - - smtpd\n".as_slice(), "master.cf").expect("master.cf");
     Config::new(
         Path::new("/nonexistent"),
         main,
@@ -46,10 +46,8 @@ fn check(extra: &str, rcpt: &str) -> Option<String> {
     }
 }
 
-fn unknown(rcpt: &str, table: &str) -> Option<String> {
-    Some(format!(
-        "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown in {table}"
-    ))
+fn unknown(rcpt: &str, table: &str) -> String {
+    format!("550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown in {table}")
 }
 
 #[test]
@@ -62,9 +60,17 @@ fn key_forms_and_classes() {
         ("", "ROOT@MX.EXAMPLE.COM", None),
         ("", "alice+list@localhost", None),
         ("", "root@[127.0.0.1]", None),
-        ("", "bob@mx.example.com", unknown("bob@mx.example.com", local)),
-        ("", "bob", unknown("bob", local)),
-        ("", "bob+root@localhost", unknown("bob+root@localhost", local)),
+        (
+            "",
+            "bob@mx.example.com",
+            Some(unknown("bob@mx.example.com", local)),
+        ),
+        ("", "bob", Some(unknown("bob", local))),
+        (
+            "",
+            "bob+root@localhost",
+            Some(unknown("bob+root@localhost", local)),
+        ),
         // Always known in a local domain.
         ("", "postmaster@localhost", None),
         ("", "Postmaster@mx.example.com", None),
@@ -72,9 +78,21 @@ fn key_forms_and_classes() {
         ("", "double-bounce@localhost", None),
         ("", "postmaster", None),
         // The full address and @domain forms.
-        ("local_recipient_maps = inline:{bob@localhost=x}\n", "bob@localhost", None),
-        ("local_recipient_maps = inline:{@localhost=x}\n", "anyone@localhost", None),
-        ("local_recipient_maps = inline:{bob@localhost=x}\n", "bob+x@localhost", None),
+        (
+            "local_recipient_maps = inline:{bob@localhost=x}\n",
+            "bob@localhost",
+            None,
+        ),
+        (
+            "local_recipient_maps = inline:{@localhost=x}\n",
+            "anyone@localhost",
+            None,
+        ),
+        (
+            "local_recipient_maps = inline:{bob@localhost=x}\n",
+            "bob+x@localhost",
+            None,
+        ),
         // An empty local_recipient_maps turns the local check off.
         ("local_recipient_maps =\n", "bob@localhost", None),
         (
@@ -92,11 +110,23 @@ fn key_forms_and_classes() {
             ),
         ),
         // Canonical and virtual alias entries make any class known.
-        ("canonical_maps = inline:{zed@localhost=root}\n", "zed@localhost", None),
-        ("recipient_canonical_maps = inline:{@localhost=root}\n", "zed@localhost", None),
+        (
+            "canonical_maps = inline:{zed@localhost=root}\n",
+            "zed@localhost",
+            None,
+        ),
+        (
+            "recipient_canonical_maps = inline:{@localhost=root}\n",
+            "zed@localhost",
+            None,
+        ),
         // Virtual alias class: known by virtual_alias_maps, else the resolver's error.
         ("", "a@valias.test", None),
-        ("", "b@valias.test", unknown("b@valias.test", "virtual alias table")),
+        (
+            "",
+            "b@valias.test",
+            Some(unknown("b@valias.test", "virtual alias table")),
+        ),
         (
             "unknown_virtual_alias_reject_code = 551\n",
             "b@valias.test",
@@ -108,11 +138,19 @@ fn key_forms_and_classes() {
         ),
         // Virtual mailbox class.
         ("", "c@vmbox.test", None),
-        ("", "d@vmbox.test", unknown("d@vmbox.test", "virtual mailbox table")),
+        (
+            "",
+            "d@vmbox.test",
+            Some(unknown("d@vmbox.test", "virtual mailbox table")),
+        ),
         ("virtual_mailbox_maps =\n", "d@vmbox.test", None),
         // Relay class.
         ("", "e@relay.test", None),
-        ("", "f@relay.test", unknown("f@relay.test", "relay recipient table")),
+        (
+            "",
+            "f@relay.test",
+            Some(unknown("f@relay.test", "relay recipient table")),
+        ),
         ("relay_recipient_maps =\n", "f@relay.test", None),
         // The default class is not checked.
         ("", "g@elsewhere.org", None),
@@ -165,7 +203,9 @@ fn surrogate_warns_on_each_lookup() {
     let config = config("local_recipient_maps = nosuchtype:x\n");
     let resolver = Resolver::from_config(&config, tern_maps::no_warnings()).expect("resolver");
     let params = crate::relay::recipient_params(&config, None).expect("params");
-    let maps = RecipientMaps::open(params, &warn, &|t| errors.lock().expect("lock").push(t.into()));
+    let maps = RecipientMaps::open(params, &warn, &|t| {
+        errors.lock().expect("lock").push(t.into());
+    });
     assert_eq!(
         *errors.lock().expect("lock"),
         vec!["unsupported dictionary type: nosuchtype".to_owned()]

@@ -388,8 +388,7 @@ mod tests {
         Restrictions::from_config(&config, None).expect("policy")
     }
 
-    const UNKNOWN_B: &str =
-        "550 5.1.1 <b@localhost>: Recipient address rejected: User unknown in local recipient table";
+    const UNKNOWN_B: &str = "550 5.1.1 <b@localhost>: Recipient address rejected: User unknown in local recipient table";
 
     #[test]
     fn decisions() {
@@ -427,12 +426,7 @@ mod tests {
                 Some("451 4.3.5 Server configuration error"),
             ),
             // reject_unlisted_recipient: after both lists, for every client.
-            (
-                base.to_owned(),
-                "192.0.2.1",
-                "b@localhost",
-                Some(UNKNOWN_B),
-            ),
+            (base.to_owned(), "192.0.2.1", "b@localhost", Some(UNKNOWN_B)),
             (base.to_owned(), "127.0.0.1", "b@localhost", Some(UNKNOWN_B)),
             (
                 format!("{base}smtpd_recipient_restrictions = permit\n"),

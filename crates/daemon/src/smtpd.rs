@@ -472,7 +472,12 @@ impl Driver<'_> {
             protocol: Some(self.session.protocol()),
             helo: self.session.helo_name(),
         };
-        let line = log::reject(Stage::Command(verb), self.log_client(), &reply.to_string(), tx);
+        let line = log::reject(
+            Stage::Command(verb),
+            self.log_client(),
+            &reply.to_string(),
+            tx,
+        );
         self.sh.logger.log(&self.ident, &line);
         Some(reply)
     }

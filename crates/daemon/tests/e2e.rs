@@ -177,7 +177,13 @@ fn relay_denied_and_pipelining_and_bdat() {
 fn swaks_pipeline() {
     let t = Tern::start("").expect("start");
     let out = Command::new("swaks")
-        .args(["--server", &t.addr(), "--to", "root@localhost", "--pipeline"])
+        .args([
+            "--server",
+            &t.addr(),
+            "--to",
+            "root@localhost",
+            "--pipeline",
+        ])
         .output()
         .expect("swaks");
     let text = String::from_utf8_lossy(&out.stdout);

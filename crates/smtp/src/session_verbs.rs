@@ -354,3 +354,52 @@ fn is_header(word: &str) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{Line, LineEnd};
+    use crate::session::SessionConfig;
+
+    fn line(text: &str) -> Line {
+        Line {
+            text: text.as_bytes().to_vec(),
+            end: LineEnd::Crlf,
+        }
+    }
+
+    #[test]
+    fn etrn_domains() {
+        for (domain, ok) in [
+            ("x", true),
+            ("mx.example.test", true),
+            ("a_b.example", true),
+            ("[127.0.0.1]", true),
+            ("[IPv6:::1]", true),
+            ("example.test.", false),
+            ("a..b", false),
+            ("-a.b", false),
+            ("1.2.3.4", false),
+            ("[1.2.3]", false),
+            ("d\u{fc}.example", false),
+            ("a/b", false),
+        ] {
+            assert_eq!(valid_etrn_domain(domain), ok, "{domain}");
+        }
+    }
+
+    #[test]
+    fn etrn_syntax_before_the_decision() {
+        let mut s = Session::new(SessionConfig::new("mx"));
+        let step = s.command(&line("ETRN @a..b"));
+        let Step::Send(send) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            send.replies[0].to_string(),
+            "501 Error: invalid parameter syntax"
+        );
+        let step = s.command(&line("ETRN #x.test"));
+        assert_eq!(step, Step::Decide(Decision::Etrn("x.test".to_owned())));
+    }
+}
