@@ -6,6 +6,9 @@
 //!   (`-o` overrides applied per service).
 //! - [`relay`]: the relay policy (smtpd_relay_restrictions, smtpd_recipient_restrictions:
 //!   permit_mynetworks, reject_unauth_destination, ...) behind a small trait.
+//! - [`recipients`]: reject_unlisted_recipient (local_recipient_maps and the other
+//!   recipient tables), for RCPT TO and VRFY.
+//! - [`etrn`]: ETRN and fast_flush_domains.
 //! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
 //! - [`cleanup`]: the queue file of one message: Received:, cleanup's header work (tern_message), commit.
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
@@ -17,7 +20,9 @@
 
 pub mod cleanup;
 pub mod control;
+pub mod etrn;
 pub mod master;
+pub mod recipients;
 pub mod relay;
 pub mod settings;
 pub mod smtpd;

@@ -25,6 +25,9 @@ use tern_maillog::{Ident, Line, Logger};
 use tern_rewrite::{Client, Decision, Resolver, Settings as RewriteSettings};
 use tern_smtp::Reply;
 
+use crate::etrn::FastFlush;
+use crate::recipients::{self, RecipientMaps};
+
 /// Where the resolver's warnings go once the daemon's logger exists.
 static WARN_LOG: OnceLock<(Arc<Logger>, Ident)> = OnceLock::new();
 
@@ -34,10 +37,18 @@ pub fn attach_logger(logger: Arc<Logger>, ident: Ident) {
     let _ = WARN_LOG.set((logger, ident));
 }
 
-fn warn(text: &str) {
+pub(crate) fn warn(text: &str) {
     match WARN_LOG.get() {
         Some((logger, ident)) => logger.log(ident, &Line::warning(text.to_owned())),
         None => eprintln!("warning: {text}"),
+    }
+}
+
+/// Postfix's `error:` lines (a table that cannot be opened), like [`warn`].
+pub(crate) fn error(text: &str) {
+    match WARN_LOG.get() {
+        Some((logger, ident)) => logger.log(ident, &Line::error(text.to_owned())),
+        None => eprintln!("error: {text}"),
     }
 }
 
@@ -79,7 +90,12 @@ const RELAY_REQUIRED: &[&str] = &[
 #[derive(Debug)]
 pub struct Restrictions {
     resolver: Resolver,
+    relay_list: Vec<String>,
     recipient_list: Vec<String>,
+    /// reject_unlisted_recipient's tables.
+    recipients: RecipientMaps,
+    /// fast_flush_domains, for ETRN.
+    fast_flush: FastFlush,
     /// local_header_rewrite_clients, split.
     local_header_clients: Vec<String>,
     /// inet_interfaces' addresses, for permit_inet_interfaces.
@@ -156,13 +172,25 @@ impl Restrictions {
             })?;
         let interfaces = tern_rewrite::Interfaces::detect(&settings);
         let own_addrs = interfaces.own.clone();
+        let flush_style = settings.parent_style("fast_flush_domains");
         let resolver = Resolver::new(settings, interfaces, Arc::new(warn))?;
+        let warn_fn: tern_maps::Warn = Arc::new(warn);
+        let recipients = RecipientMaps::open(recipient_params(config, service)?, &warn_fn, &error);
+        let fast_flush = FastFlush::new(&get("fast_flush_domains")?, flush_style, &warn_fn)?;
         Ok(Self {
             resolver,
+            relay_list,
             recipient_list: recipient_restrictions,
+            recipients,
+            fast_flush,
             local_header_clients,
             own_addrs,
         })
+    }
+
+    /// fast_flush_domains, for ETRN.
+    pub fn fast_flush(&self) -> &FastFlush {
+        &self.fast_flush
     }
 
     /// Whether cleanup rewrites this client's headers in the local context (and adds the
@@ -196,14 +224,65 @@ impl Restrictions {
         &self.resolver
     }
 
+    /// smtpd_check_rcpt(): smtpd_relay_restrictions, then smtpd_recipient_restrictions
+    /// (the first reject ends it; a permit only ends its own list), then the implicit
+    /// reject_unlisted_recipient unless a list already ran it for this recipient.
     fn decide(&self, client: IpAddr, recipient: &str) -> Decision {
         let client = Client::from_addr(client);
-        match self.resolver.relay_restrictions(&client, recipient) {
-            Decision::Dunno | Decision::Permit => {}
-            other => return other,
+        let mut checked = false;
+        for list in [&self.relay_list, &self.recipient_list] {
+            match self.evaluate(list, &client, recipient, &mut checked) {
+                Decision::Dunno | Decision::Permit => {}
+                other => return other,
+            }
         }
-        self.resolver
-            .evaluate(&self.recipient_list, &client, recipient)
+        if self.recipients.implicit() && !checked {
+            return self.unlisted(recipient);
+        }
+        Decision::Dunno
+    }
+
+    /// One restriction list; `reject_unlisted_recipient` (and its old name
+    /// `check_recipient_maps`) is handled here, the rest by the resolver's library.
+    fn evaluate(
+        &self,
+        list: &[String],
+        client: &Client<'_>,
+        recipient: &str,
+        checked: &mut bool,
+    ) -> Decision {
+        let mut rest = list;
+        while !rest.is_empty() {
+            let split = rest.iter().position(|name| is_unlisted_check(name));
+            let (segment, marker) = match split {
+                Some(at) => (&rest[..at], true),
+                None => (rest, false),
+            };
+            if !segment.is_empty() {
+                match self.resolver.evaluate(segment, client, recipient) {
+                    Decision::Dunno => {}
+                    other => return other,
+                }
+            }
+            if !marker {
+                break;
+            }
+            rest = &rest[segment.len() + 1..];
+            // check_recipient_rcpt_maps(): once per recipient.
+            if !*checked {
+                *checked = true;
+                match self.unlisted(recipient) {
+                    Decision::Dunno => {}
+                    other => return other,
+                }
+            }
+        }
+        Decision::Dunno
+    }
+
+    fn unlisted(&self, recipient: &str) -> Decision {
+        let warn: tern_maps::Warn = Arc::new(warn);
+        self.recipients.check(&self.resolver, recipient, &warn)
     }
 }
 
@@ -221,6 +300,64 @@ impl RelayPolicy for Restrictions {
         // the recipient through.
         Some(Reply::parse(&text).unwrap_or_else(|_| server_error()))
     }
+}
+
+/// reject_unlisted_recipient and the name Postfix keeps for it.
+fn is_unlisted_check(name: &str) -> bool {
+    name.eq_ignore_ascii_case("reject_unlisted_recipient")
+        || name.eq_ignore_ascii_case("check_recipient_maps")
+}
+
+/// The recipient-validation parameters of one service.
+pub(crate) fn recipient_params(
+    config: &Config,
+    service: Option<&Service>,
+) -> Result<recipients::Params, PolicyError> {
+    let get = |name: &str, service: Option<&Service>| -> Result<String, PolicyError> {
+        let raw = config.lookup_value(name, service).unwrap_or_default();
+        if config.is_raw(name) {
+            return Ok(raw);
+        }
+        Ok(config.expand(&raw, service)?.text.trim().to_owned())
+    };
+    let text = |name: &str| get(name, service);
+    let bad = |name: &str, value: &str| PolicyError::BadValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    };
+    let flag = |name: &str| -> Result<bool, PolicyError> {
+        let v = text(name)?;
+        match v.to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" => Ok(false),
+            _ => Err(bad(name, &v)),
+        }
+    };
+    let code = |name: &str| -> Result<u16, PolicyError> {
+        let v = text(name)?;
+        v.parse().map_err(|_| bad(name, &v))
+    };
+    let overrides = text("receive_override_options")?;
+    Ok(recipients::Params {
+        smtpd_reject_unlisted_recipient: flag("smtpd_reject_unlisted_recipient")?,
+        no_unknown_recipient_checks: tern_config::list::split(&overrides)
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case("no_unknown_recipient_checks")),
+        local_recipient_maps: text("local_recipient_maps")?,
+        virtual_alias_maps: text("virtual_alias_maps")?,
+        virtual_mailbox_maps: text("virtual_mailbox_maps")?,
+        relay_recipient_maps: text("relay_recipient_maps")?,
+        canonical_maps: text("canonical_maps")?,
+        recipient_canonical_maps: text("recipient_canonical_maps")?,
+        unknown_local_recipient_reject_code: code("unknown_local_recipient_reject_code")?,
+        unknown_virtual_alias_reject_code: code("unknown_virtual_alias_reject_code")?,
+        unknown_virtual_mailbox_reject_code: code("unknown_virtual_mailbox_reject_code")?,
+        unknown_relay_recipient_reject_code: code("unknown_relay_recipient_reject_code")?,
+        show_user_unknown_table_name: flag("show_user_unknown_table_name")?,
+        // proxymap(8) is a service of its own: main.cf's value, no -o overrides.
+        proxy_read_maps: get("proxy_read_maps", None)?,
+    })
 }
 
 fn server_error() -> Reply {
@@ -251,11 +388,14 @@ mod tests {
         Restrictions::from_config(&config, None).expect("policy")
     }
 
+    const UNKNOWN_B: &str = "550 5.1.1 <b@localhost>: Recipient address rejected: User unknown in local recipient table";
+
     #[test]
     fn decisions() {
         let base = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8 [::1]/128\n\
                     relay_domains = relay.net\n\
-                    mydestination = mx.example.com, localhost\n";
+                    mydestination = mx.example.com, localhost\n\
+                    local_recipient_maps = inline:{a=x}\n";
         let strict = format!(
             "{base}smtpd_relay_restrictions = permit_mynetworks reject_unauth_destination\n"
         );
@@ -284,6 +424,70 @@ mod tests {
                 "192.0.2.1",
                 "a@elsewhere.org",
                 Some("451 4.3.5 Server configuration error"),
+            ),
+            // reject_unlisted_recipient: after both lists, for every client.
+            (base.to_owned(), "192.0.2.1", "b@localhost", Some(UNKNOWN_B)),
+            (base.to_owned(), "127.0.0.1", "b@localhost", Some(UNKNOWN_B)),
+            (
+                format!("{base}smtpd_recipient_restrictions = permit\n"),
+                "127.0.0.1",
+                "b@localhost",
+                Some(UNKNOWN_B),
+            ),
+            (
+                format!("{base}smtpd_reject_unlisted_recipient = no\n"),
+                "192.0.2.1",
+                "b@localhost",
+                None,
+            ),
+            // An explicit reject_unlisted_recipient works with the implicit one off, where
+            // the list names it, and runs once.
+            (
+                format!(
+                    "{base}smtpd_reject_unlisted_recipient = no\n\
+                     smtpd_recipient_restrictions = reject_unlisted_recipient\n"
+                ),
+                "192.0.2.1",
+                "b@localhost",
+                Some(UNKNOWN_B),
+            ),
+            (
+                format!(
+                    "{base}smtpd_recipient_restrictions = reject_unlisted_recipient check_foo\n"
+                ),
+                "192.0.2.1",
+                "b@localhost",
+                Some(UNKNOWN_B),
+            ),
+            (
+                format!(
+                    "{base}smtpd_recipient_restrictions = reject_unlisted_recipient check_foo\n"
+                ),
+                "192.0.2.1",
+                "a@localhost",
+                Some("451 4.3.5 Server configuration error"),
+            ),
+            (
+                format!("{base}smtpd_recipient_restrictions = permit reject_unlisted_recipient\n"),
+                "192.0.2.1",
+                "b@localhost",
+                Some(UNKNOWN_B),
+            ),
+            // Relay control comes first; then the relay class's own table.
+            (
+                format!("{base}relay_recipient_maps = inline:{{r@relay.net=x}}\n"),
+                "192.0.2.1",
+                "x@relay.net",
+                Some(
+                    "550 5.1.1 <x@relay.net>: Recipient address rejected: User unknown in relay \
+                     recipient table",
+                ),
+            ),
+            (
+                format!("{base}relay_recipient_maps = inline:{{r@relay.net=x}}\n"),
+                "192.0.2.1",
+                "r@relay.net",
+                None,
             ),
         ] {
             let p = policy(&main);

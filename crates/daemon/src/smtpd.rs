@@ -29,6 +29,7 @@ use tern_queue::{Committer, IdForm, QueueLayout};
 use tern_smtp::command::Verb;
 use tern_smtp::data::{BdatReader, DataReader, DataStep, DataSummary};
 use tern_smtp::line::Overlong;
+use tern_smtp::params::extract_address;
 use tern_smtp::session::{Decision, MessageOutcome, Send, Verdict};
 use tern_smtp::{LineAssembler, Reply, Session, Step};
 
@@ -386,21 +387,7 @@ impl Driver<'_> {
     fn decide(&mut self, decision: Decision) -> Verdict {
         match decision {
             Decision::Rcpt(rcpt) => {
-                if let Some(reply) = self.s.restrictions.check_recipient(self.ip, &rcpt.address) {
-                    let tx = Transaction {
-                        queue_id: self.msg.as_ref().map(Message::id),
-                        sender: self.session.sender().map(|m| m.address.as_str()),
-                        recipient: Some(&rcpt.address),
-                        protocol: Some(self.session.protocol()),
-                        helo: self.session.helo_name(),
-                    };
-                    let line = log::reject(
-                        Stage::Command(tern_maillog::smtpd::Command::Rcpt),
-                        self.log_client(),
-                        &reply.to_string(),
-                        tx,
-                    );
-                    self.sh.logger.log(&self.ident, &line);
+                if let Some(reply) = self.check_recipient(Verb::Rcpt, &rcpt.address) {
                     return Verdict::Reject(reply);
                 }
                 if self.msg.is_none() {
@@ -449,12 +436,50 @@ impl Driver<'_> {
                 }
                 None => Verdict::Accept,
             },
+            // smtpd.c vrfy_cmd(): the recipient restrictions (relay control and
+            // reject_unlisted_recipient) on the unquoted address.
+            Decision::Vrfy { address, .. } => {
+                let internal = extract_address(&address, false, false).unwrap_or(address);
+                match self.check_recipient(Verb::Vrfy, &internal) {
+                    Some(reply) => Verdict::Reject(reply),
+                    None => Verdict::Accept,
+                }
+            }
+            Decision::Etrn(domain) => {
+                // XXX: smtpd_etrn_restrictions (empty by default) are not evaluated yet.
+                let answer = self.s.restrictions.fast_flush().answer(&domain);
+                let client = format!("{}[{}]", self.client.name, self.client.addr);
+                let (reply, warning) = answer.reply_and_warning(&domain, &client);
+                self.warn(&warning);
+                Verdict::Reject(reply_of(&reply))
+            }
             Decision::Data if self.msg.is_none() => Verdict::Reject(reply_of(WRITE_ERROR)),
             Decision::Auth { .. } => {
                 Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
             }
             _ => Verdict::Accept,
         }
+    }
+
+    /// smtpd_check_rcpt() for RCPT TO and VRFY: the policy's reply, logged as Postfix
+    /// logs a reject (`NOQUEUE: reject: RCPT from ...; from=<...> to=<...> ...`).
+    fn check_recipient(&mut self, verb: Verb, address: &str) -> Option<Reply> {
+        let reply = self.s.restrictions.check_recipient(self.ip, address)?;
+        let tx = Transaction {
+            queue_id: self.msg.as_ref().map(Message::id),
+            sender: self.session.sender().map(|m| m.address.as_str()),
+            recipient: Some(address),
+            protocol: Some(self.session.protocol()),
+            helo: self.session.helo_name(),
+        };
+        let line = log::reject(
+            Stage::Command(verb),
+            self.log_client(),
+            &reply.to_string(),
+            tx,
+        );
+        self.sh.logger.log(&self.ident, &line);
+        Some(reply)
     }
 
     /// Writes the envelope and Received: header when the content starts.

@@ -63,9 +63,9 @@ s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
 s.ehlo("client.example")
 assert s.has_extn("8bitmime") and s.has_extn("smtputf8") and s.has_extn("pipelining")
 msg = "From: a@example.org\r\nSubject: caf\u00e9\r\n\r\nh\u00e9llo\r\n.dot\r\n".encode()
-r = s.sendmail("a@example.org", ["you@localhost"], msg, mail_options=["BODY=8BITMIME"])
+r = s.sendmail("a@example.org", ["root@localhost"], msg, mail_options=["BODY=8BITMIME"])
 assert r == {{}}, r
-r = s.sendmail("j\u00f6rg@example.org", ["you@localhost", "other@localhost"], msg,
+r = s.sendmail("j\u00f6rg@example.org", ["root@localhost", "postmaster@localhost"], msg,
                mail_options=["SMTPUTF8", "BODY=8BITMIME"])
 print(s.noop())
 s.quit()
@@ -96,7 +96,7 @@ s.quit()
     let (f1, c1) = &contents[0];
     assert_eq!(f1.envelope.sender, "a@example.org");
     assert!(c1.starts_with("Received: from client.example (localhost [127.0.0.1])\n\tby mx.example.test (Postfix) with ESMTP id "), "{c1}");
-    assert!(c1.contains("\n\tfor <you@localhost>; "), "{c1}");
+    assert!(c1.contains("\n\tfor <root@localhost>; "), "{c1}");
     assert!(c1.contains("Subject: caf\u{e9}\n"), "{c1}");
     assert!(c1.contains("\nh\u{e9}llo\n.dot\n"), "{c1}");
     assert!(c1.contains("Message-Id: <"), "{c1}");
@@ -126,7 +126,7 @@ fn relay_denied_and_pipelining_and_bdat() {
     // RFC 2920: the whole transaction in one write.
     s.write_all(
         b"EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@elsewhere.example>\r\n\
-          RCPT TO:<you@localhost>\r\nDATA\r\n",
+          RCPT TO:<root@localhost>\r\nDATA\r\n",
     )
     .expect("write");
     let ehlo = reply(&mut r);
@@ -147,7 +147,7 @@ fn relay_denied_and_pipelining_and_bdat() {
     assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
     // BDAT (RFC 3030) in two chunks, the command and its payload in one write.
     s.write_all(
-        b"MAIL FROM:<b@example.org>\r\nRCPT TO:<you@localhost>\r\nBDAT 14\r\nSubject: two\r\n",
+        b"MAIL FROM:<b@example.org>\r\nRCPT TO:<root@localhost>\r\nBDAT 14\r\nSubject: two\r\n",
     )
     .expect("write");
     assert_eq!(reply(&mut r), "250 2.1.0 Ok\r\n");
@@ -177,7 +177,13 @@ fn relay_denied_and_pipelining_and_bdat() {
 fn swaks_pipeline() {
     let t = Tern::start("").expect("start");
     let out = Command::new("swaks")
-        .args(["--server", &t.addr(), "--to", "you@localhost", "--pipeline"])
+        .args([
+            "--server",
+            &t.addr(),
+            "--to",
+            "root@localhost",
+            "--pipeline",
+        ])
         .output()
         .expect("swaks");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -240,7 +246,7 @@ fn durability_under_sigkill() {
                 reply(&mut r);
                 for i in 0..PER_SESSION {
                     let msg = format!(
-                        "MAIL FROM:<s{n}@example.org>\r\nRCPT TO:<you@localhost>\r\nDATA\r\n"
+                        "MAIL FROM:<s{n}@example.org>\r\nRCPT TO:<root@localhost>\r\nDATA\r\n"
                     );
                     w.write_all(msg.as_bytes()).expect("write");
                     assert!(reply(&mut r).starts_with("250"));

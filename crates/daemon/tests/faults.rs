@@ -98,7 +98,7 @@ fn sender_loop(
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 i += 1;
                 let cmds =
-                    format!("MAIL FROM:<s{n}@example.org>\r\nRCPT TO:<you@localhost>\r\nDATA\r\n");
+                    format!("MAIL FROM:<s{n}@example.org>\r\nRCPT TO:<root@localhost>\r\nDATA\r\n");
                 w.write_all(cmds.as_bytes())?;
                 let (m, rc, d) = (reply(&mut r)?, reply(&mut r)?, reply(&mut r)?);
                 assert!(m.starts_with("250") && rc.starts_with("250"), "{m}{rc}");
@@ -245,7 +245,7 @@ enum Sent {
 fn transaction(w: &mut TcpStream, r: &mut BufReader<TcpStream>, i: usize, size: usize) -> Sent {
     for cmd in [
         "MAIL FROM:<full@example.org>",
-        "RCPT TO:<you@localhost>",
+        "RCPT TO:<root@localhost>",
         "DATA",
     ] {
         w.write_all(format!("{cmd}\r\n").as_bytes()).expect("write");

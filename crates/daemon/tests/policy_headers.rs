@@ -90,7 +90,7 @@ fn received_message_id_date_from() {
 import smtplib
 s = smtplib.SMTP("127.0.0.1", PORT, timeout=30)
 s.ehlo("client.example")
-s.sendmail("a@example.org", ["you@localhost"], b"Subject: hi\r\n\r\nbody\r\n")
+s.sendmail("a@example.org", ["root@localhost"], b"Subject: hi\r\n\r\nbody\r\n")
 s.quit()
 "#,
     );
@@ -99,7 +99,7 @@ s.quit()
     let (id, c) = &msgs[0];
     let head = format!(
         "Received: from client.example (localhost [127.0.0.1])\n\tby mx.example.test \
-         (Postfix) with ESMTP id {id}\n\tfor <you@localhost>; "
+         (Postfix) with ESMTP id {id}\n\tfor <root@localhost>; "
     );
     assert!(c.starts_with(&head), "{c}");
     // Postfix's form: <YYYYMMDDhhmmss.QUEUEID@myhostname>.
@@ -144,7 +144,7 @@ s.ehlo("client.example")
 hops = b"".join(b"Received: from h%d by h%d; Thu, 26 Nov 2026 20:00:00 +0000\r\n" % (i, i)
                 for i in range(51))
 try:
-    s.sendmail("a@example.org", ["you@localhost"], hops + b"Subject: loop\r\n\r\nbody\r\n")
+    s.sendmail("a@example.org", ["root@localhost"], hops + b"Subject: loop\r\n\r\nbody\r\n")
     print("accepted")
 except smtplib.SMTPDataError as e:
     print(e.smtp_code, e.smtp_error.decode())

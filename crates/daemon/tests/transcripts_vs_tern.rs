@@ -1,10 +1,6 @@
 //! The SMTP transcript corpus (crates/smtp/tests/transcripts, checked step by step against
 //! Debian's Postfix) replayed against Tern's daemon over loopback from 127.0.0.2: every
-//! reply line (code, enhanced code, text) must be what Postfix answered.
-//!
-//! Dialogs that need parts of the server not built yet are listed in `NOT_YET` with the
-//! reason; the test fails when one of them starts to pass (so the list only shrinks) or when
-//! any other dialog differs.
+//! reply line (code, enhanced code, text) of every dialog must be what Postfix answered.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,30 +14,6 @@ use tern_testkit::tern::Tern;
 /// Settings every instance gets, as the Postfix side of the corpus has them.
 const BASE: &str = "mydomain = example.test\nmydestination = $myhostname, localhost\n\
                     mynetworks = 127.0.0.1/32\nsmtpd_error_sleep_time = 0s\n";
-
-/// Dialogs that need work not done yet, with the reason.
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "27-long-rcpt.txt",
-        "reject_unlisted_recipient (local_recipient_maps) is not built yet",
-    ),
-    (
-        "38-vrfy-forms.txt",
-        "VRFY checks local_recipient_maps: not built yet",
-    ),
-    (
-        "39-etrn-forms.txt",
-        "ETRN needs fast_flush_domains and the flush service: not built yet",
-    ),
-    (
-        "66-local-recipients.txt",
-        "reject_unlisted_recipient (local_recipient_maps)",
-    ),
-    (
-        "77-smtputf8.txt",
-        "reject_unlisted_recipient (local_recipient_maps)",
-    ),
-];
 
 /// A transcript's `!` lines: the key that groups transcripts onto one instance.
 type Settings = Vec<(String, String)>;
@@ -80,7 +52,7 @@ fn transcripts_agree_with_tern() {
             .push((name, t));
     }
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let mut passed = Vec::new();
+    let mut passed = 0usize;
     for (settings, files) in &by_settings {
         let mut extra = String::from(BASE);
         for (n, v) in settings {
@@ -94,7 +66,7 @@ fn transcripts_agree_with_tern() {
                 Err(e) => vec![e],
             };
             if outcome.is_empty() {
-                passed.push(name.clone());
+                passed += 1;
             } else {
                 failed.insert(name.clone(), outcome.join("\n    "));
             }
@@ -102,19 +74,12 @@ fn transcripts_agree_with_tern() {
     }
     let mut report = String::new();
     for (name, why) in &failed {
-        if !NOT_YET.iter().any(|(n, _)| n == name) {
-            let _ = writeln!(report, "{name}:\n    {why}");
-        }
-    }
-    for name in &passed {
-        if NOT_YET.iter().any(|(n, _)| n == name) {
-            let _ = writeln!(report, "{name}: passes now; remove it from NOT_YET");
-        }
+        let _ = writeln!(report, "{name}:\n    {why}");
     }
     assert!(
         report.is_empty(),
         "{} of {} dialogs differ from Postfix:\n{report}",
         failed.len(),
-        failed.len() + passed.len()
+        failed.len() + passed
     );
 }

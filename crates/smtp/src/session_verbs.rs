@@ -3,7 +3,7 @@
 //! is wrong in two ways), then a [`Decision`] for the driver's policy.
 
 use crate::command::{Command, Request, Verb, parse_bdat, parse_vrfy};
-use crate::params::{MailFrom, ParseOptions, RcptTo, extract_address};
+use crate::params::{MailFrom, ParseOptions, RcptTo, extract_address, valid_domain};
 use crate::replies as r;
 use crate::reply::{EhloKeyword, Reply};
 use crate::session::{Awaiting, Bdat, Decision, Send, Session, Step};
@@ -185,6 +185,10 @@ impl Session {
         }
         let arg = &req.args[0].text;
         let domain = arg.strip_prefix(['@', '#']).unwrap_or(arg);
+        // smtpd.c etrn_cmd(): a host name, or (beyond RFC 1985) an address literal.
+        if !valid_etrn_domain(domain) {
+            return Err(r::reply("501 Error: invalid parameter syntax"));
+        }
         Ok(Outcome::Decide(Decision::Etrn(domain.to_string())))
     }
 
@@ -327,6 +331,15 @@ impl Session {
     }
 }
 
+/// What etrn_cmd() accepts: Postfix's valid_hostname() (ASCII only, no trailing dot) or
+/// valid_mailhost_literal() (`[1.2.3.4]`, `[IPv6:...]`).
+fn valid_etrn_domain(domain: &str) -> bool {
+    if domain.starts_with('[') {
+        return valid_domain(domain);
+    }
+    domain.is_ascii() && !domain.ends_with('.') && valid_domain(domain)
+}
+
 /// Postfix's is_header(): a header label (printable ASCII, optional blanks) and `:`.
 fn is_header(word: &str) -> bool {
     let mut label = 0;
@@ -340,4 +353,53 @@ fn is_header(word: &str) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{Line, LineEnd};
+    use crate::session::SessionConfig;
+
+    fn line(text: &str) -> Line {
+        Line {
+            text: text.as_bytes().to_vec(),
+            end: LineEnd::Crlf,
+        }
+    }
+
+    #[test]
+    fn etrn_domains() {
+        for (domain, ok) in [
+            ("x", true),
+            ("mx.example.test", true),
+            ("a_b.example", true),
+            ("[127.0.0.1]", true),
+            ("[IPv6:::1]", true),
+            ("example.test.", false),
+            ("a..b", false),
+            ("-a.b", false),
+            ("1.2.3.4", false),
+            ("[1.2.3]", false),
+            ("d\u{fc}.example", false),
+            ("a/b", false),
+        ] {
+            assert_eq!(valid_etrn_domain(domain), ok, "{domain}");
+        }
+    }
+
+    #[test]
+    fn etrn_syntax_before_the_decision() {
+        let mut s = Session::new(SessionConfig::new("mx"));
+        let step = s.command(&line("ETRN @a..b"));
+        let Step::Send(send) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            send.replies[0].to_string(),
+            "501 Error: invalid parameter syntax"
+        );
+        let step = s.command(&line("ETRN #x.test"));
+        assert_eq!(step, Step::Decide(Decision::Etrn("x.test".to_owned())));
+    }
 }

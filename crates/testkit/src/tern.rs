@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The Postfix test instance's aliases (`postmaster: root`), in texthash:'s form.
+pub const ALIASES: &str = "postmaster root\n";
+
 /// How long start-up may take.
 const START_WAIT: Duration = Duration::from_secs(30);
 
@@ -38,6 +41,11 @@ impl Tern {
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(dir.path().join("log")).map_err(|e| e.to_string())?;
+        // The aliases the Postfix instance has (postfix.rs), so that local_recipient_maps
+        // (`proxy:unix:passwd.byname $alias_maps`) knows the same users. texthash: needs no
+        // postalias run and answers as the hash: table postalias builds; it reads postmap's
+        // `key value` form, not aliases(5)'s `key: value`.
+        std::fs::write(conf.join("aliases"), ALIASES).map_err(|e| e.to_string())?;
         let main = format!(
             "compatibility_level = 3.6\n\
              queue_directory = {root}/spool\n\
@@ -52,6 +60,7 @@ impl Tern {
              mynetworks = 127.0.0.0/8\n\
              inet_interfaces = loopback-only\n\
              inet_protocols = ipv4\n\
+             alias_maps = texthash:{root}/conf/aliases\n\
              {extra}\n"
         );
         std::fs::write(conf.join("main.cf"), main).map_err(|e| e.to_string())?;
