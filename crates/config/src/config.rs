@@ -91,6 +91,19 @@ impl Config {
         Ok(Config::new(dir, main, master, HostInfo::detect()))
     }
 
+    /// Loads the configuration a command uses: the directory of `-c dir` (`cli`), else
+    /// `MAIL_CONFIG`, else the default; a directory that was named becomes the value of
+    /// `config_directory`, as in Postfix's mail_conf_read, so `${config_directory}` in
+    /// main.cf expands to it.
+    pub fn load_for_command(cli: Option<&Path>) -> Result<Config, ConfigError> {
+        let (dir, given) = config_directory(cli);
+        let mut config = Config::load(&dir)?;
+        if given {
+            config.set("config_directory", &dir.to_string_lossy());
+        }
+        Ok(config)
+    }
+
     /// Puts parsed files together. Service-implied parameters are registered here; call
     /// [`Config::register_user`] to learn user-defined names too.
     pub fn new(dir: &Path, main: MainCf, master: MasterCf, host: HostInfo) -> Config {

@@ -51,6 +51,10 @@ pub const PID_FILE: &str = "pid/master.pid";
 pub struct Options {
     /// The configuration directory (absolute).
     pub config_dir: PathBuf,
+    /// Started in the background by `postfix start`: once up, let go of the standard
+    /// error stream inherited from the starting command (later messages go to the mail
+    /// log), so that a caller reading its output (`postfix start 2>&1 | cat`) sees it end.
+    pub detach: bool,
 }
 
 /// Why the daemon cannot run; `Display` is the text after `fatal: `.
@@ -170,6 +174,9 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         path: pid_path.clone(),
         source,
     })?;
+    if opts.detach {
+        detach_stderr();
+    }
     logger.log(
         &master_ident,
         &tern_maillog::master::daemon_started(
@@ -329,6 +336,13 @@ fn reload(opts: &Options, slots: &Slots, logger: &Logger, ident: &Ident) {
         ident,
         &tern_maillog::master::reload(&s.mail_version, &s.config_directory.display().to_string()),
     );
+}
+
+/// Points standard error at /dev/null (best effort: a failure keeps the old stream).
+fn detach_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 2);
+    }
 }
 
 fn replay_line(e: &ReplayEvent) -> Line {

@@ -543,7 +543,25 @@ impl Driver<'_> {
             self.sh.logger.log(&self.sh.cleanup_ident, &line);
         }
         let committer = Arc::clone(&self.sh.committer);
-        match tokio::task::spawn_blocking(move || committer.commit(pending)).await {
+        let result = if committer.journals(&pending) {
+            // The journal path: the last write of the file goes to the page cache from
+            // this task (as the mail log's writes do) and the commit thread completes
+            // the future; no blocking thread is woken per message.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            committer.submit(
+                pending,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+            rx.await.map_err(|e| e.to_string())
+        } else {
+            // A large file is fdatasynced on its own: not on a runtime thread.
+            tokio::task::spawn_blocking(move || committer.commit(pending))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match result {
             Ok(Ok(qid)) => MessageOutcome::Queued {
                 queue_id: qid.as_str().to_owned(),
             },

@@ -263,7 +263,24 @@ struct Counters {
     dir_syncs: AtomicU64,
 }
 
-type Reply = mpsc::SyncSender<Result<QueueId, Error>>;
+/// Where the result of a commit goes: a waiting thread, or a callback (which runs on the
+/// commit thread and must not block: an async caller completes a future with it).
+enum Reply {
+    Thread(mpsc::SyncSender<Result<QueueId, Error>>),
+    Callback(Box<dyn FnOnce(Result<QueueId, Error>) + Send>),
+}
+
+impl Reply {
+    fn send(self, r: Result<QueueId, Error>) {
+        match self {
+            // A writer that went away no longer needs the answer.
+            Reply::Thread(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Callback(f) => f(r),
+        }
+    }
+}
 
 /// What the commit thread is asked to do.
 enum Job {
@@ -334,10 +351,50 @@ impl Committer {
         tx.send(Job::File {
             file,
             synced,
-            reply: reply_tx,
+            reply: Reply::Thread(reply_tx),
         })
         .map_err(|_| Error::CommitterGone)?;
         reply_rx.recv().map_err(|_| Error::CommitterGone)?
+    }
+
+    /// Whether [`Committer::submit`] takes `file`: it is small enough for the journal, and
+    /// this committer has one. Other files go through [`Committer::commit`], on a thread
+    /// that may block for an fdatasync.
+    pub fn journals(&self, file: &PendingFile) -> bool {
+        self.journaled && file.journal_bytes().is_some()
+    }
+
+    /// Queues a file that [`Committer::journals`] takes, without waiting: writes its last
+    /// bytes and its mode (page-cache work, no sync) on the caller's thread, and calls
+    /// `done` on the commit thread once the file is durable or has failed. For async
+    /// callers, which must not block a worker thread on a thread hand-off.
+    pub fn submit(
+        &self,
+        mut file: PendingFile,
+        done: Box<dyn FnOnce(Result<QueueId, Error>) + Send>,
+    ) {
+        let ready = file.flush().and_then(|()| file.mark_complete());
+        if let Err(e) = ready {
+            return done(Err(e));
+        }
+        if !self.journals(&file) {
+            return done(Err(Error::io(
+                "journal",
+                &file.temp,
+                io::Error::other("file not journaled: use commit"),
+            )));
+        }
+        let Some(tx) = self.tx.as_ref() else {
+            return done(Err(Error::CommitterGone));
+        };
+        let job = Job::File {
+            file,
+            synced: false,
+            reply: Reply::Callback(done),
+        };
+        if let Err(mpsc::SendError(Job::File { reply, .. })) = tx.send(job) {
+            reply.send(Err(Error::CommitterGone));
+        }
     }
 
     /// Returns once every file committed so far is on disk by itself, no longer through a
@@ -491,7 +548,6 @@ fn commit_batch(
                 None => Ok(f.id.clone()),
             }
         });
-        // A writer that went away no longer needs the answer.
-        let _ = reply.send(r);
+        reply.send(r);
     }
 }

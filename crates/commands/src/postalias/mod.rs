@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use tern_config::config::{self, Config};
+use tern_config::config::Config;
 
 use crate::fatal;
 use crate::getopt::{Opt, getopt};
@@ -49,8 +49,7 @@ fn tables(args: &[String]) -> Result<(Option<PathBuf>, Vec<String>), Fatal> {
             cli = Some(PathBuf::from(dir));
         }
     }
-    let (dir, _) = config::config_directory(cli.as_deref());
-    let config = Config::load(&dir)?;
+    let config = Config::load_for_command(cli.as_deref())?;
     let list = config.expanded("alias_database")?.unwrap_or_default();
     let tables = list
         .split(|c: char| c == ',' || c.is_whitespace())

@@ -82,6 +82,7 @@ pub(super) fn run(check: &Check, script: &Msg, dir: &Path, command: &str) -> Res
             if command == "start-fg" {
                 let opts = tern_daemon::Options {
                     config_dir: dir.to_path_buf(),
+                    detach: child,
                 };
                 return tern_daemon::run(&opts).map_err(|e| Failure::Postfix(fatal!("{e}")));
             }

@@ -16,7 +16,7 @@ mod query;
 use std::io::Write;
 use std::path::PathBuf;
 
-use tern_config::config::{self, Config};
+use tern_config::config::Config;
 use tern_maps::indexed::Duplicates;
 use tern_maps::{OpenFlags, Warn};
 
@@ -119,8 +119,7 @@ fn run_with(flavor: Flavor, args: &[String], msg: &Msg, out: &mut dyn Write) -> 
     if files.is_empty() {
         return Err(flavor.usage());
     }
-    let (dir, _) = config::config_directory(opts.config_dir.as_deref());
-    let config = Config::load(&dir)?;
+    let config = Config::load_for_command(opts.config_dir.as_deref())?;
     let default_type = config
         .expanded("default_database_type")?
         .unwrap_or_else(|| "hash".to_owned());
