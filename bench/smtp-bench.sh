@@ -22,7 +22,7 @@
 # the ones this script started, by pid, and the private Postfix instance (`postfix -c DIR
 # stop`, then whatever of that instance is left, by pid).
 #
-# Usage (as root, after `cargo build --release -p tern-commands --bin postfix`):
+# Usage (as root, after `cargo build --release -p tern-commands`):
 #   bash bench/smtp-bench.sh
 # Tunables (env): N (messages per accept run, 5000), N_LAT (500), IDLE (10000),
 #   TERN (path of Tern's postfix binary), WORK (a directory to keep), PORT_BASE (2640)
@@ -50,7 +50,7 @@ die() { log "ERROR: $*"; exit 1; }
 for c in postfix postconf smtp-source smtp-sink python3; do
   command -v "$c" >/dev/null || die "$c missing (apt-get install postfix python3)"
 done
-[ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands --bin postfix"
+[ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands"
 
 WORK=${WORK:-$(mktemp -d /tmp/smtp-bench.XXXXXX)}
 mkdir -p "$WORK"; chmod 0755 "$WORK"
@@ -170,8 +170,13 @@ myhostname = mx.bench.test
 mynetworks = 127.0.0.1/32
 inet_interfaces = loopback-only
 inet_protocols = ipv4
+alias_maps = hash:$TD/conf/aliases
+alias_database = hash:$TD/conf/aliases
 EOF
   # maxproc 0 (no limit): the idle-session measurement holds 10,000 sessions at once.
+  # The same aliases as Postfix's instance, built by Tern's own postalias.
+  echo "postmaster: root" > "$TD/conf/aliases"
+  "$(dirname "$TERN")/postalias" -c "$TD/conf" "hash:$TD/conf/aliases" || die "Tern's postalias failed"
   cat > "$TD/conf/master.cf" <<EOF
 127.0.0.1:$TERN_PORT inet n - n - 0 smtpd
 postlog unix-dgram n - n - 1 postlogd
