@@ -3,6 +3,7 @@
 //! Tables are opened lazily, in command-line order, and a query stops at the first table
 //! that has the key (postmap(1)); a lookup error is fatal with Postfix's text.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Read, Write};
 
 use tern_maps::{Map, OpenFlags};
@@ -116,7 +117,12 @@ pub(super) fn query_stdin(
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        found |= answer(opts, &mut tables, &String::from_utf8_lossy(&line), out)?;
+        // Valid UTF-8 (the usual case) is borrowed as it is; only a bad line is converted.
+        let key = match std::str::from_utf8(&line) {
+            Ok(key) => Cow::Borrowed(key),
+            Err(_) => String::from_utf8_lossy(&line),
+        };
+        found |= answer(opts, &mut tables, &key, out)?;
     }
     Ok(i32::from(!found))
 }
@@ -132,7 +138,11 @@ fn answer(
         return Ok(false);
     };
     let value = shown(opts, &value)?;
-    writeln!(out, "{key}{}{value}", opts.flavor.separator())?;
+    // The four pieces as they are: no formatting machinery per answer.
+    out.write_all(key.as_bytes())?;
+    out.write_all(opts.flavor.separator().as_bytes())?;
+    out.write_all(value.as_bytes())?;
+    out.write_all(b"\n")?;
     Ok(true)
 }
 
@@ -155,12 +165,12 @@ pub(super) fn sequence(
 }
 
 /// The value as printed: base64-decoded with `-F`.
-fn shown(opts: &Options, value: &str) -> Result<String, Fatal> {
+fn shown<'v>(opts: &Options, value: &'v str) -> Result<Cow<'v, str>, Fatal> {
     if !opts.base64 {
-        return Ok(value.to_owned());
+        return Ok(Cow::Borrowed(value));
     }
     match super::build::base64_decode(value) {
-        Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Some(bytes) => Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())),
         None => Err(fatal!("malformed BASE64 value: {value}")),
     }
 }
