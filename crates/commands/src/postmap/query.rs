@@ -107,7 +107,9 @@ pub(super) fn query_stdin(
     // One line at a time, as postmap(1) reads them: the input is never held whole, and no
     // key outlives its lookup. A line's bytes are converted on their own; an invalid UTF-8
     // sequence cannot span a newline, so this is the conversion of the whole input.
-    let mut input = std::io::stdin().lock();
+    // 64 KiB reads: standard input's own 8 KiB buffer is bypassed for reads this large, so a
+    // million keys take an eighth of the system calls.
+    let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut line = Vec::new();
     loop {
         line.clear();
