@@ -101,7 +101,7 @@ pub fn main() -> i32 {
 /// Runs `flavor` with `args` (without argv\[0\]); returns the exit status.
 pub fn run(flavor: Flavor, args: &[String]) -> i32 {
     let msg = Msg::from_args();
-    let mut out = ChunkedOut::new(std::io::stdout().lock());
+    let mut out = ChunkedOut::new(raw_stdout());
     match run_with(flavor, args, &msg, &mut out) {
         Ok(status) => {
             let _ = out.flush();
@@ -111,6 +111,19 @@ pub fn run(flavor: Flavor, args: &[String]) -> i32 {
             out.discard();
             msg.fatal(&f)
         }
+    }
+}
+
+/// Standard output without Rust's line buffering under [`ChunkedOut`], which already buffers
+/// as Postfix's VSTREAM does: std's line writer would split each 4096-byte chunk at its last
+/// newline into two writes (11,340 system calls for 1M `-q -` answers where Postfix makes
+/// 5,731). A duplicate of descriptor 1 writes each chunk whole, as Postfix does.
+fn raw_stdout() -> Box<dyn Write> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        // Descriptor 1 closed: std's stdout reports the errors as before.
+        Err(_) => Box::new(std::io::stdout().lock()),
     }
 }
 

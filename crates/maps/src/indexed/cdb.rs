@@ -91,11 +91,13 @@ impl Cdb {
         if slots == 0 {
             return Ok(None);
         }
+        // 32-bit division: slots is a nonzero u32 (checked above).
+        let first = (h >> 8) % slots;
         let (start, slots) = (u64::from(start), u64::from(slots));
         if slots > self.size / 8 || start < self.dend || start + slots * 8 > self.size {
             return Err(self.corrupt());
         }
-        let mut slot = u64::from(h >> 8) % slots;
+        let mut slot = u64::from(first);
         // Slots are read several at a time: probing usually ends within a few.
         let mut window: Cow<'_, [u8]> = Cow::Borrowed(&[]);
         let mut window_start = 0;
@@ -117,7 +119,11 @@ impl Cdb {
             {
                 return Ok(Some(value));
             }
-            slot = (slot + 1) % slots;
+            // The next slot, wrapping to the first (no division per step).
+            slot += 1;
+            if slot == slots {
+                slot = 0;
+            }
         }
         Ok(None)
     }
@@ -311,7 +317,11 @@ pub(crate) fn write_body(out: &mut TempFile, entries: &[Entry]) -> Result<(), Ma
         for &(h, rec) in table {
             let mut slot = (h >> 8) as usize % slots;
             while filled[slot].1 != 0 {
-                slot = (slot + 1) % slots;
+                // The next slot, wrapping to the first (no division per step).
+                slot += 1;
+                if slot == slots {
+                    slot = 0;
+                }
             }
             filled[slot] = (h, rec);
         }

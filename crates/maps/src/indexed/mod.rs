@@ -26,6 +26,7 @@ pub mod db;
 mod file;
 pub mod lmdb;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
@@ -176,6 +177,16 @@ fn stored(text: &str, nul: bool) -> Vec<u8> {
     out
 }
 
+/// A lookup key as stored, like [`stored`], borrowed when it needs no NUL: a lookup in a
+/// table without NULs (every `cdb:` table by default) copies nothing.
+fn lookup_form(text: &str, nul: bool) -> Cow<'_, [u8]> {
+    if nul {
+        Cow::Owned(stored(text, true))
+    } else {
+        Cow::Borrowed(c_str(text.as_bytes()))
+    }
+}
+
 /// `bytes` up to its first NUL.
 fn c_str(bytes: &[u8]) -> &[u8] {
     match bytes.iter().position(|&b| b == 0) {
@@ -187,6 +198,14 @@ fn c_str(bytes: &[u8]) -> &[u8] {
 /// A stored key or value as text: up to its first NUL, invalid UTF-8 replaced.
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(c_str(bytes)).into_owned()
+}
+
+/// A found value as text, like [`text`], reusing its buffer when it is valid UTF-8.
+fn value_text(mut bytes: Vec<u8>) -> String {
+    let end = c_str(&bytes).len();
+    bytes.truncate(end);
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// Which key forms a table still tries (DICT_FLAG_TRY1NULL, DICT_FLAG_TRY0NULL). After the
@@ -210,16 +229,16 @@ impl NulForms {
     ) -> Result<Option<String>, MapError> {
         let forms = self.0.load(Ordering::Relaxed);
         if forms & TRY1NULL != 0
-            && let Some(value) = get(&stored(key, true))?
+            && let Some(value) = get(&lookup_form(key, true))?
         {
             self.0.fetch_and(!TRY0NULL, Ordering::Relaxed);
-            return Ok(Some(text(&value)));
+            return Ok(Some(value_text(value)));
         }
         if forms & TRY0NULL != 0
-            && let Some(value) = get(&stored(key, false))?
+            && let Some(value) = get(&lookup_form(key, false))?
         {
             self.0.fetch_and(!TRY1NULL, Ordering::Relaxed);
-            return Ok(Some(text(&value)));
+            return Ok(Some(value_text(value)));
         }
         Ok(None)
     }

@@ -10,6 +10,10 @@ fn stored_forms() {
     assert_eq!(stored("a\0bc", true), b"a\0");
     assert_eq!(text(b"value\0"), "value");
     assert_eq!(text(b"va\0lue"), "va");
+    assert_eq!(*lookup_form("abc", true), *b"abc\0");
+    assert_eq!(*lookup_form("a\0bc", false), *b"a");
+    assert_eq!(value_text(b"value\0".to_vec()), "value");
+    assert_eq!(value_text(b"v\xffa\0lue".to_vec()), "v\u{fffd}a");
 }
 
 #[test]
