@@ -1,30 +1,33 @@
 //! Durable commit of new queue files, one at a time or in groups.
 //!
-//! A new message is written under a temporary name in its queue directory
-//! (`incoming/<usec>.<pid>.<n>`, a name that is no queue id since it holds dots, the shape
-//! of Postfix's mail_queue_enter temporary names) while its queue id is already fixed
-//! from the temporary file's inode, since cleanup puts the id into the Received: header
-//! before the content is complete. The commit then:
+//! A new message is written to a file without a name (O_TMPFILE) in its queue directory,
+//! or, where the file system cannot make one, under a temporary name
+//! (`incoming/<usec>.<pid>.<n>`, a name with dots, so never a queue id: the shape of
+//! Postfix's mail_queue_enter temporary names). Its queue id is fixed from the file's
+//! inode at once, since cleanup puts the id into the Received: header before the content
+//! is complete. The commit then:
 //!
 //! 1. gives the file mode 0700, Postfix's mark of a complete queue file
 //!    (MAIL_QUEUE_STAT_READY; showq and qmgr skip files without it);
-//! 2. fdatasyncs the file;
+//! 2. makes its bytes durable: a record in the commit journal ([`crate::journal`]) for a
+//!    file up to 1 MiB, else an fdatasync of the file;
 //! 3. links it under its queue id (never replacing an existing file) and removes the
-//!    temporary name;
-//! 4. fsyncs the directory that holds the new name.
+//!    temporary name, if it has one;
+//! 4. for a file that the journal does not hold, fsyncs the directory of the new name.
 //!
-//! Only after step 4 may smtpd answer 250: the message and its name survive a crash. A
-//! crash before step 3 leaves a temporary name, which recovery removes (the client got no
-//! 250 and will send again); a crash between link and unlink leaves both names, and
-//! recovery removes the temporary one.
+//! Only after that may smtpd answer 250: the message and its name survive a crash. A
+//! crash before step 3 leaves nothing (an O_TMPFILE file) or a temporary name, which
+//! recovery removes, unless the journal record was synced, in which case replay brings
+//! the file back; a crash between link and unlink leaves both names, and recovery removes
+//! the temporary one.
 //!
-//! [`Committer`] shares this work between many writers: each writer does steps 1-2 on
-//! its own thread (fdatasyncs issued at once by many threads share the file system's
-//! journal commits; one thread syncing them in turn would pay a journal commit each), then
-//! hands the file to the commit thread, which takes every file waiting, links them all,
-//! fsyncs each directory once for the whole batch, and wakes each writer. Writers that
-//! finish while a batch is being synced form the next batch, so directory syncs stay
-//! bounded however many sessions commit at once (docs/queue-format.md has measurements).
+//! [`Committer`] shares this work between many writers. A file the journal takes is
+//! handed to the commit thread as it is; the thread appends the records of every file
+//! waiting, syncs the segment once, links them all and answers each writer. A file too
+//! big for the journal is fdatasynced on its writer's own thread (fdatasyncs issued at once
+//! by many threads share the file system's journal commits), then handed over; the thread
+//! links the batch and fsyncs each directory once for it. Writers that finish while a
+//! batch is being synced form the next batch (docs/queue-format.md has measurements).
 //!
 //! A failed directory fsync fails every file of its batch: the files have their names but
 //! may not keep them, so the caller answers 4xx and the client sends again; a crash may
@@ -33,6 +36,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,7 +65,10 @@ pub struct PendingFile {
     flushed: usize,
     whole: bool,
     queue: QueueName,
+    /// The file's name until it is linked under its id: a temporary name, or, for a file
+    /// made with O_TMPFILE (no name at all until the link), the directory it will be in.
     temp: PathBuf,
+    anonymous: bool,
     target: PathBuf,
     id: QueueId,
     done: bool,
@@ -71,50 +78,34 @@ impl PendingFile {
     /// Creates a new file in queue `queue` (incoming for cleanup, maildrop for postdrop)
     /// and chooses its id in the form `form` from the time and the file's inode.
     pub fn create(layout: &QueueLayout, queue: QueueName, form: IdForm) -> Result<Self, Error> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
         let dir = layout.dir(queue);
-        let pid = std::process::id();
-        // A fresh name each try; a collision is another writer's file (EEXIST).
-        for _ in 0..1000 {
-            let now = Timestamp::now();
-            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-            let temp = dir.join(format!("{}.{pid}.{seq}", now.usec));
-            let file = match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io("create", &temp, e)),
-            };
-            let inode = file
-                .metadata()
-                .map_err(|e| Error::io("fstat", &temp, e))?
-                .ino();
-            // The time is taken again after the file exists, as Postfix does, so that the
-            // id's time part is no older than its inode.
-            let now = Timestamp::now();
-            let id = QueueId::new(form, now.sec, now.usec, inode);
-            let target = layout.path(queue, &id);
-            return Ok(Self {
-                file,
-                buf: Vec::with_capacity(8 * 1024),
-                flushed: 0,
-                whole: true,
-                queue,
-                temp,
-                target,
-                id,
-                done: false,
-            });
-        }
-        Err(Error::io(
-            "create",
-            &dir,
-            io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
-        ))
+        let (file, temp, anonymous) = if let Some(file) = create_anonymous(&dir) {
+            (file, dir, true)
+        } else {
+            let (file, temp) = create_named(&dir)?;
+            (file, temp, false)
+        };
+        let inode = file
+            .metadata()
+            .map_err(|e| Error::io("fstat", &temp, e))?
+            .ino();
+        // The time is taken again after the file exists, as Postfix does, so that the
+        // id's time part is no older than its inode.
+        let now = Timestamp::now();
+        let id = QueueId::new(form, now.sec, now.usec, inode);
+        let target = layout.path(queue, &id);
+        Ok(Self {
+            file,
+            buf: Vec::with_capacity(8 * 1024),
+            flushed: 0,
+            whole: true,
+            queue,
+            temp,
+            anonymous,
+            target,
+            id,
+            done: false,
+        })
     }
 
     pub fn id(&self) -> &QueueId {
@@ -126,9 +117,10 @@ impl PendingFile {
         &self.target
     }
 
-    /// The temporary name the file has now.
-    pub fn temp_path(&self) -> &Path {
-        &self.temp
+    /// The temporary name the file has now; `None` for a file without a name (made with
+    /// O_TMPFILE: it vanishes by itself if it is never linked).
+    pub fn temp_path(&self) -> Option<&Path> {
+        (!self.anonymous).then_some(self.temp.as_path())
     }
 
     /// Commits this file on the calling thread: syncs it, names it, syncs its directory.
@@ -187,7 +179,22 @@ impl PendingFile {
         if let Some(parent) = self.target.parent().filter(|p| !p.is_dir()) {
             make_hash_dirs(parent)?;
         }
-        match fs::hard_link(&self.temp, &self.target) {
+        let linked = if self.anonymous {
+            // linkat(2) of an O_TMPFILE file through its /proc/self/fd link (following
+            // it), which needs no privilege, unlike AT_EMPTY_PATH.
+            let fd = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+            nix::unistd::linkat(
+                None,
+                Path::new(&fd),
+                None,
+                &self.target,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(io::Error::from)
+        } else {
+            fs::hard_link(&self.temp, &self.target)
+        };
+        match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(Error::Exists {
@@ -197,10 +204,77 @@ impl PendingFile {
             Err(e) => return Err(Error::io("link", &self.target, e)),
         }
         self.done = true;
+        if self.anonymous {
+            return Ok(());
+        }
         // The file is safe under its id; the temporary name is only cleanup, and
         // recovery removes it if this is lost.
         fs::remove_file(&self.temp).map_err(|e| Error::io("remove", &self.temp, e))
     }
+}
+
+/// Whether O_TMPFILE files can be made and linked here (checked once per process).
+static ANONYMOUS_OK: AtomicU64 = AtomicU64::new(UNKNOWN);
+const UNKNOWN: u64 = 0;
+const YES: u64 = 1;
+const NO: u64 = 2;
+
+/// A file without a name in `dir` (O_TMPFILE): one directory operation per message (the
+/// link under its id) instead of three (create, link, unlink), and nothing to clean up
+/// after a crash. `None` where the file system or kernel cannot, or /proc is missing.
+fn create_anonymous(dir: &Path) -> Option<File> {
+    if ANONYMOUS_OK.load(Ordering::Relaxed) == NO {
+        return None;
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_TMPFILE.bits())
+        .open(dir);
+    match file {
+        Ok(f) if ANONYMOUS_OK.load(Ordering::Relaxed) == YES => Some(f),
+        Ok(f) => {
+            let ok = Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())).exists();
+            ANONYMOUS_OK.store(if ok { YES } else { NO }, Ordering::Relaxed);
+            ok.then_some(f)
+        }
+        // Not supported (EOPNOTSUPP, EISDIR, EINVAL on old kernels): use names. Other
+        // errors (EACCES, ENOSPC) the named path reports in its own words.
+        Err(e) => {
+            if matches!(e.raw_os_error(), Some(95 | 21 | 22)) {
+                ANONYMOUS_OK.store(NO, Ordering::Relaxed);
+            }
+            None
+        }
+    }
+}
+
+/// A file under a fresh temporary name in `dir` (`<usec>.<pid>.<n>`, the shape of
+/// Postfix's mail_queue_enter names, which is never a queue id).
+fn create_named(dir: &Path) -> Result<(File, PathBuf), Error> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    // A fresh name each try; a collision is another writer's file (EEXIST).
+    for _ in 0..1000 {
+        let now = Timestamp::now();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!("{}.{pid}.{seq}", now.usec));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(f) => return Ok((f, temp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create", &temp, e)),
+        }
+    }
+    Err(Error::io(
+        "create",
+        dir,
+        io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
+    ))
 }
 
 impl Write for PendingFile {
@@ -229,7 +303,7 @@ impl Drop for PendingFile {
     /// A file that was never committed (the client left during DATA, a write failed) is
     /// removed: nobody was told it was accepted.
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !self.anonymous {
             let _ = fs::remove_file(&self.temp);
         }
     }

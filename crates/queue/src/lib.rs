@@ -9,7 +9,7 @@
 //! PendingFile::create(layout, Incoming, form)   temp name in incoming/, id fixed
 //!   QueueWriter::new(pending, &envelope)        header + envelope records
 //!   .content(..) ... .finish()                  content records, End record
-//! Committer::commit(pending)                    fdatasync, link under id, fsync dir
+//! Committer::commit(pending)                    journal record or fdatasync, link under id
 //!   -> QueueId                                  now smtpd may answer 250
 //! StatusLog::open(path)?.append(&[update])      after each delivery attempt
 //! ```
