@@ -305,7 +305,7 @@ pub fn crc32(data: &[u8]) -> u32 {
     crc32_update(!0, data) ^ !0
 }
 
-fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
     }

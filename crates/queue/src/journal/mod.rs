@@ -32,15 +32,19 @@
 //! Segment format (all integers little-endian):
 //!
 //! ```text
-//! header  "TERNJRN\n" | u32 version (1) | u32 reserved | u64 segment sequence | 8 reserved
-//! record  "TJR1" | u32 payload length | u32 CRC-32 of payload | payload
+//! header  "TERNJRN\n" | u32 version (1) | u32 reserved | u64 segment sequence | u64 salt
+//! record  "TJR1" | u32 payload length | u32 CRC-32 of salt and payload | payload
 //! payload u64 segment sequence | u8 queue (0 incoming, 1 maildrop) | u8 id length | id
 //!         | the queue file's bytes
 //! ```
 //!
-//! The rest of a segment is zeros; reading stops at the first record whose magic, length,
-//! checksum or sequence is wrong (a batch cut by a crash: none of its writers was told the
-//! message was accepted).
+//! The rest of a segment is zeros, or old records of the segment's previous use (a retired
+//! segment is recycled: a new header makes its records stale). Reading stops at the first
+//! record whose magic, length, checksum or sequence is wrong (a batch cut by a crash: none
+//! of its writers was told the message was accepted; or the stale rest). The salt is
+//! random for each use of a segment and seeds every record's checksum, so that message
+//! content, which a client chooses and which lies in the stale rest, can never pass for a
+//! record.
 //!
 //! Security: segments live in `$queue_directory/journal`, mode 0700, owned by mail_owner,
 //! like the queues. Replay trusts their contents no more than a queue file's: lengths are
@@ -54,7 +58,8 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,7 +67,7 @@ pub use replay::{ReplayEvent, replay};
 
 use crate::Error;
 use crate::layout::{QueueLayout, QueueName};
-use crate::record::crc32;
+use crate::record::crc32_update;
 
 /// The size of a segment file.
 pub const SEGMENT_SIZE: u64 = 8 << 20;
@@ -108,12 +113,18 @@ fn queue_of(code: u8) -> Option<QueueName> {
 }
 
 /// Appends one record for queue file `content` named `id` in queue `q` to `out`.
-pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, q: QueueName, id: &str, content: &[u8]) {
+pub(crate) fn encode_record(
+    out: &mut Vec<u8>,
+    seg: SegmentId,
+    q: QueueName,
+    id: &str,
+    content: &[u8],
+) {
     let Some(code) = queue_code(q) else {
         return;
     };
     let mut payload = Vec::with_capacity(10 + id.len() + content.len());
-    payload.extend_from_slice(&seq.to_le_bytes());
+    payload.extend_from_slice(&seg.seq.to_le_bytes());
     payload.push(code);
     // Queue ids are at most 255 bytes (mail_queue_id_ok); longer cannot be made here.
     payload.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
@@ -126,7 +137,7 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, q: QueueName, id: &str,
             .unwrap_or(u32::MAX)
             .to_le_bytes(),
     );
-    out.extend_from_slice(&crc32(&payload).to_le_bytes());
+    out.extend_from_slice(&seg.crc(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
 }
 
@@ -143,18 +154,44 @@ pub(crate) struct Record<'a> {
     pub content: &'a [u8],
 }
 
-/// Reads the segment header; returns its sequence.
-fn parse_header(data: &[u8]) -> Option<u64> {
+/// Which use of which segment a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentId {
+    pub seq: u64,
+    pub salt: u64,
+}
+
+impl SegmentId {
+    fn new(seq: u64) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // RandomState's keys come from the operating system's random source.
+        let salt = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self { seq, salt }
+    }
+
+    /// A record's checksum: CRC-32 of the salt, then the payload.
+    fn crc(self, payload: &[u8]) -> u32 {
+        crc32_update(crc32_update(!0, &self.salt.to_le_bytes()), payload) ^ !0
+    }
+}
+
+/// Reads the segment header.
+fn parse_header(data: &[u8]) -> Option<SegmentId> {
     let h = data.get(..32)?;
     if &h[..8] != HEADER_MAGIC || u32::from_le_bytes(h[8..12].try_into().ok()?) != VERSION {
         return None;
     }
-    Some(u64::from_le_bytes(h[16..24].try_into().ok()?))
+    Some(SegmentId {
+        seq: u64::from_le_bytes(h[16..24].try_into().ok()?),
+        salt: u64::from_le_bytes(h[24..32].try_into().ok()?),
+    })
 }
 
 /// The records of a whole segment, up to the first one that does not check out.
 pub(crate) fn parse_records(data: &[u8]) -> Option<(u64, Vec<Record<'_>>)> {
-    let seq = parse_header(data)?;
+    let seg = parse_header(data)?;
     let mut out = Vec::new();
     let mut at = 32usize;
     while let Some(head) = data.get(at..at + RECORD_HEAD) {
@@ -166,7 +203,7 @@ pub(crate) fn parse_records(data: &[u8]) -> Option<(u64, Vec<Record<'_>>)> {
         let Some(payload) = data.get(at + RECORD_HEAD..at + RECORD_HEAD + len) else {
             break;
         };
-        if len < 10 || crc32(payload) != crc {
+        if len < 10 || seg.crc(payload) != crc {
             break;
         }
         let rseq = u64::from_le_bytes(payload[..8].try_into().ok()?);
@@ -180,7 +217,7 @@ pub(crate) fn parse_records(data: &[u8]) -> Option<(u64, Vec<Record<'_>>)> {
         else {
             break;
         };
-        if rseq != seq || crate::id::QueueId::parse(id).is_err() {
+        if rseq != seg.seq || crate::id::QueueId::parse(id).is_err() {
             break;
         }
         out.push(Record {
@@ -190,11 +227,29 @@ pub(crate) fn parse_records(data: &[u8]) -> Option<(u64, Vec<Record<'_>>)> {
         });
         at += RECORD_HEAD + len;
     }
-    Some((seq, out))
+    Some((seg.seq, out))
+}
+
+/// The 32-byte header of a segment.
+pub(crate) fn header(seg: SegmentId) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(HEADER_MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&seg.seq.to_le_bytes());
+    h[24..32].copy_from_slice(&seg.salt.to_le_bytes());
+    h
+}
+
+/// A segment ready to take records.
+struct Spare {
+    file: File,
+    path: PathBuf,
+    id: SegmentId,
 }
 
 /// Makes segment `seq`: header, zeros to [`SEGMENT_SIZE`], synced, its name synced.
-fn make_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), Error> {
+fn make_segment(dir: &Path, seq: u64) -> Result<Spare, Error> {
+    let id = SegmentId::new(seq);
     let path = dir.join(segment_name(seq));
     let file = OpenOptions::new()
         .read(true)
@@ -204,12 +259,8 @@ fn make_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), Error> {
         .open(&path)
         .map_err(|e| Error::io("create", &path, e))?;
     let fill = || -> io::Result<()> {
-        let mut header = [0u8; 32];
-        header[..8].copy_from_slice(HEADER_MAGIC);
-        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        header[16..24].copy_from_slice(&seq.to_le_bytes());
         let mut w = io::BufWriter::with_capacity(1 << 20, &file);
-        w.write_all(&header)?;
+        w.write_all(&header(id))?;
         let zeros = vec![0u8; 1 << 20];
         let mut left = SEGMENT_SIZE - HEADER_LEN;
         while left > 0 {
@@ -227,14 +278,31 @@ fn make_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), Error> {
         return Err(Error::io("write", &path, e));
     }
     crate::commit::sync_dir(dir)?;
-    Ok((file, path))
+    Ok(Spare { file, path, id })
+}
+
+/// Makes a retired segment new as segment `seq`: a new header, synced before anything
+/// else, invalidates every old record (their sequence is no longer the segment's), and
+/// the blocks stay allocated, so no zeros need writing. Then the new name.
+fn recycle(dir: &Path, path: &Path, seq: u64) -> io::Result<Spare> {
+    let id = SegmentId::new(seq);
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    file.write_all_at(&header(id), 0)?;
+    file.sync_data()?;
+    let new_path = dir.join(segment_name(seq));
+    fs::rename(path, &new_path)?;
+    Ok(Spare {
+        file,
+        path: new_path,
+        id,
+    })
 }
 
 /// The segment being appended to.
 struct Segment {
     file: File,
     path: PathBuf,
-    seq: u64,
+    id: SegmentId,
     used: u64,
     /// When its first record was written; `None` while it has none.
     first: Option<Instant>,
@@ -242,57 +310,101 @@ struct Segment {
 
 /// Work for the checkpoint thread.
 enum Work {
-    /// syncfs, then delete these segments.
+    /// syncfs, then recycle (or delete) these segments.
     Retire(Vec<PathBuf>),
-    /// Make a spare segment with this sequence.
-    Spare(u64),
     /// Answer when everything sent before is done.
     Barrier(mpsc::SyncSender<()>),
 }
 
+/// State shared by the journal's threads.
+struct Shared {
+    dir: PathBuf,
+    /// The next segment sequence; sequences only grow, across restarts too (they start
+    /// from the clock).
+    next_seq: AtomicU64,
+    /// Spares made and not yet taken.
+    pooled: AtomicUsize,
+}
+
+impl Shared {
+    fn seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 /// The writer side, owned by the commit thread.
 pub(crate) struct Journal {
-    dir: PathBuf,
+    shared: Arc<Shared>,
     current: Option<Segment>,
     /// Segments with synced records, to retire with the next checkpoint.
     full: Vec<PathBuf>,
-    next_seq: u64,
-    work: mpsc::Sender<Work>,
-    spares: mpsc::Receiver<Result<(File, PathBuf, u64), Error>>,
-    /// A spare has been asked for and not received yet.
+    work: Option<mpsc::Sender<Work>>,
+    /// Asks the maker thread for a fresh segment.
+    make: Option<mpsc::Sender<()>>,
+    spares: mpsc::Receiver<Result<Spare, Error>>,
+    /// A fresh spare has been asked for and not received yet.
     spare_wanted: bool,
     /// After a segment could not be made (a full disk): no new try before this.
     retry_at: Option<Instant>,
-    thread: Option<thread::JoinHandle<()>>,
+    threads: Vec<thread::JoinHandle<()>>,
 }
+
+/// Spares kept ready; a retired segment beyond these is deleted, not recycled.
+const POOL: usize = 2;
 
 impl Journal {
     /// Opens the journal of `layout` (after [`replay`] has emptied it) and starts its
-    /// checkpoint thread.
+    /// threads: one makes fresh segments, one retires full ones.
     pub(crate) fn open(layout: &QueueLayout) -> Result<Self, Error> {
         let dir = journal_dir(layout);
         let root = File::open(layout.root()).map_err(|e| Error::io("open", layout.root(), e))?;
-        // Sequences only grow, across restarts too: start from the clock.
-        let next_seq = SystemTime::now()
+        let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            next_seq: AtomicU64::new(start),
+            pooled: AtomicUsize::new(0),
+        });
         let (work_tx, work_rx) = mpsc::channel::<Work>();
+        let (make_tx, make_rx) = mpsc::channel::<()>();
         let (spare_tx, spare_rx) = mpsc::channel();
-        let tdir = dir.clone();
-        let thread = thread::Builder::new()
-            .name("queue-journal".into())
-            .spawn(move || checkpoint_thread(&tdir, &root, &work_rx, &spare_tx))
-            .map_err(|e| Error::io("start journal thread", &dir, e))?;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| Error::io("start journal thread", &dir, e))
+        };
+        let (sh, tx) = (Arc::clone(&shared), spare_tx.clone());
+        let maker = spawn(
+            "queue-journal-make",
+            Box::new(move || {
+                while make_rx.recv().is_ok() {
+                    let made = make_segment(&sh.dir, sh.seq());
+                    if made.is_ok() {
+                        sh.pooled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if tx.send(made).is_err() {
+                        break;
+                    }
+                }
+            }),
+        )?;
+        let sh = Arc::clone(&shared);
+        let checkpointer = spawn(
+            "queue-journal-sync",
+            Box::new(move || checkpoint_thread(&sh, &root, &work_rx, &spare_tx)),
+        )?;
         let mut j = Self {
-            dir,
+            shared,
             current: None,
             full: Vec::new(),
-            next_seq,
-            work: work_tx,
+            work: Some(work_tx),
+            make: Some(make_tx),
             spares: spare_rx,
             spare_wanted: false,
             retry_at: None,
-            thread: Some(thread),
+            threads: vec![maker, checkpointer],
         };
         j.ask_spare();
         Ok(j)
@@ -300,14 +412,35 @@ impl Journal {
 
     fn ask_spare(&mut self) {
         if !self.spare_wanted {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.spare_wanted = self.work.send(Work::Spare(seq)).is_ok();
+            self.spare_wanted = self.make.as_ref().is_some_and(|m| m.send(()).is_ok());
+        }
+    }
+
+    /// Takes a spare: one waiting, else the fresh one asked for (waiting for it).
+    fn take_spare(&mut self) -> Option<Spare> {
+        let got = match self.spares.try_recv() {
+            Ok(r) => r,
+            Err(_) => {
+                self.ask_spare();
+                let r = self.spares.recv().ok()?;
+                self.spare_wanted = false;
+                r
+            }
+        };
+        match got {
+            Ok(s) => {
+                self.shared.pooled.fetch_sub(1, Ordering::Relaxed);
+                Some(s)
+            }
+            Err(_) => {
+                self.spare_wanted = false;
+                None
+            }
         }
     }
 
     /// A segment to write `need` bytes into: the current one if it has room, else a
-    /// spare (waiting for the one being made). `None` when no segment can be had.
+    /// spare. `None` when no segment can be had.
     fn segment_for(&mut self, need: u64) -> Option<&mut Segment> {
         let fits = self
             .current
@@ -315,31 +448,37 @@ impl Journal {
             .is_some_and(|s| s.used + need <= SEGMENT_SIZE);
         if !fits {
             if let Some(old) = self.current.take() {
-                self.full.push(old.path);
+                if old.first.is_some() {
+                    self.full.push(old.path);
+                } else {
+                    // Never written: it stays a spare.
+                    self.current = Some(old);
+                }
             }
-            if self.retry_at.is_some_and(|t| Instant::now() < t) {
-                return None;
-            }
-            if !self.spare_wanted {
-                self.ask_spare();
-            }
-            self.spare_wanted = false;
-            if let Ok(Ok((file, path, seq))) = self.spares.recv() {
+            if self.current.is_none() {
+                if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                    return None;
+                }
+                let Some(sp) = self.take_spare() else {
+                    self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                    return None;
+                };
                 self.current = Some(Segment {
-                    file,
-                    path,
-                    seq,
+                    file: sp.file,
+                    path: sp.path,
+                    id: sp.id,
                     used: HEADER_LEN,
                     first: None,
                 });
-                // The next one is made while this one fills.
-                self.ask_spare();
-            } else {
-                self.retry_at = Some(Instant::now() + RETRY_AFTER);
-                return None;
+                // The next one is made while this one fills, unless one is waiting.
+                if self.shared.pooled.load(Ordering::Relaxed) == 0 {
+                    self.ask_spare();
+                }
             }
         }
-        self.current.as_mut()
+        self.current
+            .as_mut()
+            .filter(|s| s.used + need <= SEGMENT_SIZE)
     }
 
     /// Makes `files` (queue, id, bytes) durable: appends their records and syncs, one
@@ -349,7 +488,7 @@ impl Journal {
         let mut i = 0;
         while i < files.len() {
             let first_len = record_len(files[i].1, files[i].2);
-            let dir = self.dir.clone();
+            let dir = self.shared.dir.clone();
             let Some(seg) = self.segment_for(first_len) else {
                 return Err(Error::io(
                     "make segment in",
@@ -365,7 +504,7 @@ impl Journal {
                 if end + n > SEGMENT_SIZE {
                     break;
                 }
-                encode_record(&mut buf, seg.seq, q, id, content);
+                encode_record(&mut buf, seg.id, q, id, content);
                 end += n;
                 i += 1;
             }
@@ -389,8 +528,14 @@ impl Journal {
         {
             self.rotate();
         }
-        if !self.full.is_empty() {
-            let _ = self.work.send(Work::Retire(std::mem::take(&mut self.full)));
+        self.retire();
+    }
+
+    fn retire(&mut self) {
+        if !self.full.is_empty()
+            && let Some(w) = &self.work
+        {
+            let _ = w.send(Work::Retire(std::mem::take(&mut self.full)));
         }
     }
 
@@ -406,9 +551,13 @@ impl Journal {
     /// Retires every segment with records and waits until that is done.
     pub(crate) fn checkpoint(&mut self) {
         self.rotate();
-        let _ = self.work.send(Work::Retire(std::mem::take(&mut self.full)));
+        self.retire();
         let (tx, rx) = mpsc::sync_channel(1);
-        if self.work.send(Work::Barrier(tx)).is_ok() {
+        if self
+            .work
+            .as_ref()
+            .is_some_and(|w| w.send(Work::Barrier(tx)).is_ok())
+        {
             let _ = rx.recv();
         }
     }
@@ -423,21 +572,25 @@ impl Journal {
 }
 
 impl Drop for Journal {
-    /// A clean stop leaves no live segment (and the empty spares are removed too).
+    /// A clean stop leaves no segment behind: the ones with records are retired, then
+    /// every spare is removed.
     fn drop(&mut self) {
         self.checkpoint();
+        // Closing the channels ends both threads.
+        self.work = None;
+        self.make = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
         if let Some(s) = self.current.take() {
             let _ = fs::remove_file(&s.path);
         }
-        // Closing the work channel ends the thread; a spare it made meanwhile is removed.
-        let (tx, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.work, tx));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        while let Ok(r) = self.spares.try_recv() {
+            if let Ok(s) = r {
+                let _ = fs::remove_file(s.path);
+            }
         }
-        while let Ok(Ok((_, path, _))) = self.spares.try_recv() {
-            let _ = fs::remove_file(path);
-        }
+        let _ = crate::commit::sync_dir(&self.shared.dir);
     }
 }
 
@@ -447,30 +600,35 @@ fn syncfs(root: &File) -> io::Result<()> {
 }
 
 fn checkpoint_thread(
-    dir: &Path,
+    shared: &Shared,
     root: &File,
     work: &mpsc::Receiver<Work>,
-    spares: &mpsc::Sender<Result<(File, PathBuf, u64), Error>>,
+    spares: &mpsc::Sender<Result<Spare, Error>>,
 ) {
     while let Ok(w) = work.recv() {
         match w {
-            Work::Retire(paths) if !paths.is_empty() => {
+            Work::Retire(paths) => {
                 // Every file that a record of these segments covers was written (and
                 // linked) before its record: one syncfs puts them all on disk. If it
                 // fails, the segments stay and are replayed at the next start.
-                if syncfs(root).is_ok() {
-                    for p in &paths {
-                        let _ = fs::remove_file(p);
+                if paths.is_empty() || syncfs(root).is_err() {
+                    continue;
+                }
+                for p in &paths {
+                    let keep = shared.pooled.load(Ordering::Relaxed) < POOL;
+                    match keep.then(|| recycle(&shared.dir, p, shared.seq())) {
+                        Some(Ok(sp)) => {
+                            shared.pooled.fetch_add(1, Ordering::Relaxed);
+                            if spares.send(Ok(sp)).is_err() {
+                                return;
+                            }
+                        }
+                        _ => {
+                            let _ = fs::remove_file(p);
+                        }
                     }
-                    let _ = crate::commit::sync_dir(dir);
                 }
-            }
-            Work::Retire(_) => {}
-            Work::Spare(seq) => {
-                let made = make_segment(dir, seq).map(|(f, p)| (f, p, seq));
-                if spares.send(made).is_err() {
-                    break;
-                }
+                let _ = crate::commit::sync_dir(&shared.dir);
             }
             Work::Barrier(tx) => {
                 let _ = tx.send(());
@@ -485,14 +643,12 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_stop_at_damage() {
-        let mut seg = vec![0u8; 32];
-        seg[..8].copy_from_slice(HEADER_MAGIC);
-        seg[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        seg[16..24].copy_from_slice(&7u64.to_le_bytes());
-        encode_record(&mut seg, 7, QueueName::Incoming, "4B3C2D1E0F", b"abc");
-        encode_record(&mut seg, 7, QueueName::Maildrop, "4B3C2D1E11", b"");
+        let id = SegmentId { seq: 7, salt: 99 };
+        let mut seg = header(id).to_vec();
+        encode_record(&mut seg, id, QueueName::Incoming, "4B3C2D1E0F", b"abc");
+        encode_record(&mut seg, id, QueueName::Maildrop, "4B3C2D1E11", b"");
         let good = seg.len();
-        encode_record(&mut seg, 7, QueueName::Incoming, "4B3C2D1E12", b"xyz");
+        encode_record(&mut seg, id, QueueName::Incoming, "4B3C2D1E12", b"xyz");
         seg.extend_from_slice(&[0u8; 64]);
         let (seq, recs) = parse_records(&seg).unwrap();
         assert_eq!(seq, 7);
@@ -504,10 +660,16 @@ mod tests {
         let mut bad = seg.clone();
         bad[good + RECORD_HEAD + 12] ^= 1;
         assert_eq!(parse_records(&bad).unwrap().1.len(), 2);
-        // A record of another segment's sequence (stale bytes) ends the segment.
-        let mut other = seg[..32].to_vec();
-        encode_record(&mut other, 8, QueueName::Incoming, "4B3C2D1E0F", b"abc");
-        assert!(parse_records(&other).unwrap().1.is_empty());
+        // Records of another use of the segment (stale bytes after a recycle) end it,
+        // whether the sequence or only the salt differs.
+        for other in [
+            SegmentId { seq: 8, salt: 99 },
+            SegmentId { seq: 7, salt: 98 },
+        ] {
+            let mut s2 = header(id).to_vec();
+            encode_record(&mut s2, other, QueueName::Incoming, "4B3C2D1E0F", b"abc");
+            assert!(parse_records(&s2).unwrap().1.is_empty());
+        }
         // Every prefix parses without panic to a prefix of the records.
         for n in 0..seg.len() {
             let got = parse_records(&seg[..n]).map_or(0, |(_, r)| r.len());

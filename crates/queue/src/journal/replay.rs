@@ -170,7 +170,7 @@ fn rewrite(path: &Path, content: &[u8], seq_no: &mut u64) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Journal, encode_record};
+    use crate::journal::{Journal, SegmentId, encode_record, header};
 
     fn layout() -> (tempfile::TempDir, QueueLayout) {
         let t = tempfile::tempdir().unwrap();
@@ -183,12 +183,10 @@ mod tests {
     fn restores_missing_repairs_damaged_keeps_intact() {
         let (_t, l) = layout();
         let ids = ["4B3C2D1E0F", "4B3C2D1E11", "4B3C2D1E12", "4B3C2D1E13"];
-        let mut seg = vec![0u8; 32];
-        seg[..8].copy_from_slice(super::super::HEADER_MAGIC);
-        seg[8..12].copy_from_slice(&1u32.to_le_bytes());
-        seg[16..24].copy_from_slice(&5u64.to_le_bytes());
+        let sid = SegmentId { seq: 5, salt: 1 };
+        let mut seg = header(sid).to_vec();
         for id in ids {
-            encode_record(&mut seg, 5, QueueName::Incoming, id, id.as_bytes());
+            encode_record(&mut seg, sid, QueueName::Incoming, id, id.as_bytes());
         }
         let dir = journal_dir(&l);
         fs::write(dir.join("0000000000000005"), &seg).unwrap();
