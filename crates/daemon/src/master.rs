@@ -10,35 +10,47 @@
 //! file (so a pid in a locked file means "accepting mail") and serve.
 //!
 //! Signals (the daemon's side of `postfix stop`, `abort`, `reload`):
-//! - SIGHUP: read main.cf and master.cf again; new sessions of each listening service get
-//!   the new settings, open sessions keep theirs, no connection is dropped.
-//!   XXX: services added to or removed from master.cf need a restart.
+//! - SIGHUP (`postfix reload`): read main.cf and master.cf again, as Postfix's master
+//!   does: a new `inet` service starts listening, a removed one stops accepting (its open
+//!   sessions finish), a changed address is a removal plus an addition, and new sessions
+//!   of every service get its new settings and process limit while open sessions keep
+//!   theirs; an unchanged address keeps its socket ([`listeners`]). Two limits, logged
+//!   when met: a port below 1024 cannot be added once the daemon has dropped root (the
+//!   reload keeps the old listeners and says `stop and start Postfix`), and, as in
+//!   Postfix, a changed inet_interfaces is ignored until a restart.
 //! - SIGTERM, SIGINT: graceful stop: stop accepting, let open sessions finish for up to
 //!   [`STOP_GRACE`], then exit. No message is lost: the 250 is sent only after the
 //!   commit, and a message whose commit had not finished was not acknowledged.
 //! - SIGQUIT: abort: exit at once (the same guarantee holds).
 //!
-//! Security: root privileges are used for binding and for the directories' owners only.
+//! Security: root privileges are used for binding and for the directories' owners only;
+//! they are given up for good before the first byte is read (Postfix's master keeps them
+//! to bind again on reload; Tern does not, hence the first limit above).
 
+mod listeners;
+
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Gid, Group, Uid, User};
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::mpsc;
 
 use tern_config::config::{Config, ConfigError};
 use tern_maillog::{Ident, Line, LogConfig, Logger, MaillogError};
 use tern_queue::{Committer, Owners, QueueName, RecoveryEvent, ReplayEvent};
 
-use crate::settings::{self, DaemonSettings, SettingsError, SmtpdSettings};
-use crate::smtpd::{self, Shared};
+use crate::settings::{self, DaemonSettings, SettingsError};
+use crate::smtpd::Shared;
+
+use listeners::Listeners;
 
 /// How long a graceful stop waits for open sessions.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -76,9 +88,10 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("bind {addr}: {source}")]
+    /// inet_listen.c's text.
+    #[error("bind {} port {}: {}", .addr.ip(), .addr.port(), listeners::strerror(.source))]
     Bind {
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         source: std::io::Error,
     },
     #[error("file {dir}/main.cf: parameter mail_owner: unknown user name value: {name}")]
@@ -136,20 +149,14 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     })?);
     let master_ident = Ident::new(&s.syslog_name, "master");
     crate::relay::attach_logger(Arc::clone(&logger), Ident::new(&s.syslog_name, "smtpd"));
-    let mut bound = Vec::new();
-    for l in &s.listeners {
-        for addr in &l.addrs {
-            let sock = std::net::TcpListener::bind(addr).map_err(|source| DaemonError::Bind {
-                addr: *addr,
-                source,
-            })?;
-            sock.set_nonblocking(true)
-                .map_err(|source| DaemonError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
-            bound.push((l.service.clone(), sock));
-        }
+    let mut bound = BTreeMap::new();
+    for addr in s.listeners.iter().flat_map(|l| &l.addrs) {
+        // A second service on one address fails here, "Address already in use".
+        let sock = listeners::bind(*addr).map_err(|source| DaemonError::Bind {
+            addr: *addr,
+            source,
+        })?;
+        bound.insert(*addr, sock);
     }
     if let Some(u) = &owner {
         drop_privileges(u)?;
@@ -206,13 +213,10 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     result
 }
 
-/// Per service name: the settings new sessions get.
-type Slots = Vec<(String, Arc<RwLock<Arc<SmtpdSettings>>>)>;
-
 async fn serve(
     opts: &Options,
     s: DaemonSettings,
-    bound: Vec<(String, std::net::TcpListener)>,
+    bound: BTreeMap<SocketAddr, std::net::TcpListener>,
     shared: Arc<Shared>,
     ident: Ident,
 ) -> Result<(), DaemonError> {
@@ -225,35 +229,12 @@ async fn serve(
     let mut term = signal(SignalKind::terminate()).map_err(|e| io("signal", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| io("signal", e))?;
     let mut quit = signal(SignalKind::quit()).map_err(|e| io("signal", e))?;
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (track_tx, mut track_rx) = mpsc::channel::<()>(1);
-    let mut slots: Slots = Vec::new();
-    for l in &s.listeners {
-        let slot = Arc::new(RwLock::new(Arc::clone(&l.smtpd)));
-        slots.push((l.service.clone(), Arc::clone(&slot)));
-        let limit = Arc::new(Semaphore::new(if l.process_limit == 0 {
-            Semaphore::MAX_PERMITS
-        } else {
-            l.process_limit
-        }));
-        for (service, sock) in bound.iter().filter(|(n, _)| *n == l.service) {
-            let sock = sock.try_clone().map_err(|e| io("listen", e))?;
-            let listener = TcpListener::from_std(sock).map_err(|e| io("listen", e))?;
-            let _ = service;
-            tokio::spawn(accept_loop(
-                listener,
-                Arc::clone(&slot),
-                Arc::clone(&limit),
-                Arc::clone(&shared),
-                track_tx.clone(),
-                stop_rx.clone(),
-            ));
-        }
-    }
-    drop(bound);
+    let mut listeners = Listeners::start(&s.listeners, bound, Arc::clone(&shared), track_tx)
+        .map_err(|e| io("listen", e))?;
     let signo = loop {
         tokio::select! {
-            _ = hup.recv() => reload(opts, &slots, &shared.logger, &ident),
+            _ = hup.recv() => reload(opts, &s, &mut listeners, &shared.logger, &ident).await,
             _ = term.recv() => break 15,
             _ = int.recv() => break 2,
             _ = quit.recv() => {
@@ -265,57 +246,47 @@ async fn serve(
     shared
         .logger
         .log(&ident, &tern_maillog::master::terminating(signo));
-    let _ = stop_tx.send(true);
-    drop(track_tx);
-    // recv() returns None once every session and accept loop has ended.
+    listeners.close_all().await;
+    drop(listeners);
+    // recv() returns None once every session has ended.
     let _ = tokio::time::timeout(STOP_GRACE, track_rx.recv()).await;
     Ok(())
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    slot: Arc<RwLock<Arc<SmtpdSettings>>>,
-    limit: Arc<Semaphore>,
-    shared: Arc<Shared>,
-    track: mpsc::Sender<()>,
-    mut stop: watch::Receiver<bool>,
+/// SIGHUP: see the module documentation. `started` holds the settings of start-up (the
+/// inet_interfaces that stays in force until a restart).
+async fn reload(
+    opts: &Options,
+    started: &DaemonSettings,
+    listeners: &mut Listeners,
+    logger: &Logger,
+    ident: &Ident,
 ) {
-    loop {
-        // process_limit: like a busy Postfix smtpd pool, a full service leaves new
-        // connections in the kernel's listen queue.
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.changed() => return,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => if let Ok(c) = r { c } else {
-                // EMFILE and the like: back off briefly instead of spinning.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            },
-            _ = stop.changed() => return,
-        };
-        let settings = match slot.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(p) => Arc::clone(&p.into_inner()),
-        };
-        let shared = Arc::clone(&shared);
-        let track = track.clone();
-        tokio::spawn(async move {
-            smtpd::serve(stream, peer, settings, shared).await;
-            drop(permit);
-            drop(track);
-        });
-    }
-}
-
-fn reload(opts: &Options, slots: &Slots, logger: &Logger, ident: &Ident) {
     let loaded = load_config(&opts.config_dir)
         .map_err(DaemonError::from)
-        .and_then(|c| settings::load(&c).map_err(DaemonError::from));
+        .and_then(|mut c| {
+            let s = settings::load(&c)?;
+            if s.inet_interfaces == started.inet_interfaces {
+                return Ok(s);
+            }
+            // master_ent.c: listeners inherited by child processes cannot be moved, so
+            // Postfix ignores the change, once per inet service, until a restart.
+            for svc in c.master.services.iter().filter(|v| v.kind == "inet") {
+                logger.log(
+                    ident,
+                    &Line::warning(format!(
+                        "service {}: ignoring inet_interfaces change",
+                        svc.name
+                    )),
+                );
+                logger.log(
+                    ident,
+                    &Line::warning("to change inet_interfaces, stop and start Postfix"),
+                );
+            }
+            c.set("inet_interfaces", &started.inet_interfaces);
+            Ok(settings::load(&c)?)
+        });
     let s = match loaded {
         Ok(s) => s,
         Err(e) => {
@@ -324,13 +295,9 @@ fn reload(opts: &Options, slots: &Slots, logger: &Logger, ident: &Ident) {
             return;
         }
     };
-    for l in &s.listeners {
-        if let Some((_, slot)) = slots.iter().find(|(n, _)| *n == l.service) {
-            match slot.write() {
-                Ok(mut g) => *g = Arc::clone(&l.smtpd),
-                Err(p) => *p.into_inner() = Arc::clone(&l.smtpd),
-            }
-        }
+    let failures = listeners.reload(&s.listeners).await;
+    for line in listeners::failure_lines(&failures, Uid::effective().is_root()) {
+        logger.log(ident, &line);
     }
     logger.log(
         ident,

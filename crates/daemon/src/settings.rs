@@ -61,6 +61,8 @@ pub struct DaemonSettings {
     pub maillog_file: String,
     pub maillog_file_prefixes: String,
     pub syslog_facility: String,
+    /// main.cf's inet_interfaces (expanded): a reload compares it with start-up's.
+    pub inet_interfaces: String,
     pub listeners: Vec<Listener>,
 }
 
@@ -153,6 +155,7 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
         maillog_file: p.get("maillog_file")?,
         maillog_file_prefixes: p.get("maillog_file_prefixes")?,
         syslog_facility: p.get("syslog_facility")?,
+        inet_interfaces: p.get("inet_interfaces")?,
         listeners,
     })
 }

@@ -30,6 +30,14 @@ pub struct Tern {
 impl Tern {
     /// Starts an instance whose main.cf gets `extra` appended to the defaults below.
     pub fn start(extra: &str) -> Result<Tern, String> {
+        let mut t = Tern::configure(extra)?;
+        t.launch()?;
+        Ok(t)
+    }
+
+    /// Writes an instance's files as [`Tern::start`] does, without starting it (for a
+    /// test that starts it its own way; nothing then stops it on drop).
+    pub fn configure(extra: &str) -> Result<Tern, String> {
         let dir = tempfile::Builder::new()
             .prefix("tern-")
             .tempdir()
@@ -69,13 +77,40 @@ impl Tern {
              postlog unix-dgram n - n - 1 postlogd\n"
         );
         std::fs::write(conf.join("master.cf"), master).map_err(|e| e.to_string())?;
-        let mut t = Tern {
+        Ok(Tern {
             dir,
             port,
             child: None,
-        };
-        t.launch()?;
-        Ok(t)
+        })
+    }
+
+    /// Replaces master.cf with `services` plus the postlog line that `postfix start`
+    /// requires (Postfix 3.7's postfix-script). The first listener is still expected on
+    /// [`Tern::port`] by [`Tern::launch`].
+    pub fn write_master_cf(&self, services: &str) -> Result<(), String> {
+        let text = format!("{services}postlog unix-dgram n - n - 1 postlogd\n");
+        std::fs::write(self.config_dir().join("master.cf"), text).map_err(|e| e.to_string())
+    }
+
+    /// Runs `postfix reload` and waits until the daemon logs that the reload is done
+    /// (master's `reload -- version ...` line, written once the new listeners are in
+    /// place); returns the log.
+    pub fn reload(&self) -> Result<String, String> {
+        const DONE: &str = "reload -- version ";
+        let before = self.log().matches(DONE).count();
+        let (code, err) = self.postfix(&["reload"])?;
+        if code != 0 {
+            return Err(format!("postfix reload: exit {code}: {err}"));
+        }
+        let start = Instant::now();
+        while start.elapsed() < START_WAIT {
+            let log = self.log();
+            if log.matches(DONE).count() > before {
+                return Ok(log);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("no reload line in the log:\n{}", self.log()))
     }
 
     /// (Re)starts the daemon process and waits for its greeting.
