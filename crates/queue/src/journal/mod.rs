@@ -418,24 +418,20 @@ impl Journal {
 
     /// Takes a spare: one waiting, else the fresh one asked for (waiting for it).
     fn take_spare(&mut self) -> Option<Spare> {
-        let got = match self.spares.try_recv() {
-            Ok(r) => r,
-            Err(_) => {
-                self.ask_spare();
-                let r = self.spares.recv().ok()?;
-                self.spare_wanted = false;
-                r
-            }
+        let got = if let Ok(r) = self.spares.try_recv() {
+            r
+        } else {
+            self.ask_spare();
+            let r = self.spares.recv().ok()?;
+            self.spare_wanted = false;
+            r
         };
-        match got {
-            Ok(s) => {
-                self.shared.pooled.fetch_sub(1, Ordering::Relaxed);
-                Some(s)
-            }
-            Err(_) => {
-                self.spare_wanted = false;
-                None
-            }
+        if let Ok(s) = got {
+            self.shared.pooled.fetch_sub(1, Ordering::Relaxed);
+            Some(s)
+        } else {
+            self.spare_wanted = false;
+            None
         }
     }
 
