@@ -6,11 +6,20 @@
 //! turned folding off (`postmap -f`), so `ROOT` finds `root`. These tables cannot list
 //! their entries.
 //!
+//! Answers are kept for [`CACHE_TTL`] (found and not found alike, never errors): a name
+//! service lookup costs dozens of system calls (the password file, systemd's userdb
+//! directories), and smtpd asks once or twice per recipient. Postfix asks proxymap, which
+//! asks the C library each time; a user added or removed is seen by Tern within
+//! [`CACHE_TTL`].
+//!
 //! Trust: the answers come from the C library's name service, which we trust as Postfix
 //! does. When a name is not found and even uid 0 (gid 0) cannot be found, the database is
 //! taken to be unreachable: a warning once, and a lookup error.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
@@ -33,8 +42,14 @@ pub fn open(name: &str, flags: &OpenFlags) -> Result<Box<dyn Map>, MapError> {
         kind,
         fold: flags.fold_fix,
         warn: flags.warn.clone(),
+        cache: Mutex::new(HashMap::new()),
     }))
 }
+
+/// How long an answer is kept.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// The most answers kept; when full, the cache starts over.
+const CACHE_MAX: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -48,6 +63,7 @@ pub struct UnixMap {
     kind: Kind,
     fold: bool,
     warn: Warn,
+    cache: Mutex<HashMap<String, (Instant, Option<String>)>>,
 }
 
 impl std::fmt::Debug for UnixMap {
@@ -77,8 +93,32 @@ impl Map for UnixMap {
         if key.contains('\0') {
             return Ok(None);
         }
+        if let Ok(cache) = self.cache.lock()
+            && let Some((at, answer)) = cache.get(&key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(answer.clone());
+        }
+        let answer = self.ask(&key)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), answer.clone()));
+        }
+        Ok(answer)
+    }
+
+    fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {
+        Err(crate::fail::no_sequence(&self.spec))
+    }
+}
+
+impl UnixMap {
+    /// The name service's answer for `key`.
+    fn ask(&self, key: &str) -> Result<Option<String>, MapError> {
         match self.kind {
-            Kind::Passwd => match User::from_name(&key) {
+            Kind::Passwd => match User::from_name(key) {
                 Ok(Some(user)) => {
                     PASSWD_CHECKED.store(true, Ordering::Relaxed);
                     Ok(Some(passwd_line(&user)))
@@ -90,7 +130,7 @@ impl Map for UnixMap {
                     User::from_uid(Uid::from_raw(0)).ok().flatten().is_some(),
                 ),
             },
-            Kind::Group => match Group::from_name(&key) {
+            Kind::Group => match Group::from_name(key) {
                 Ok(Some(group)) => {
                     GROUP_CHECKED.store(true, Ordering::Relaxed);
                     Ok(Some(group_line(&group)))
@@ -105,12 +145,6 @@ impl Map for UnixMap {
         }
     }
 
-    fn sequence(&self) -> Result<Vec<(String, String)>, MapError> {
-        Err(crate::fail::no_sequence(&self.spec))
-    }
-}
-
-impl UnixMap {
     /// A name that was not found: not found, unless this is the first miss and the
     /// database cannot even find id 0.
     fn miss(

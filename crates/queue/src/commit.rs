@@ -176,24 +176,17 @@ impl PendingFile {
 
     /// Gives the file its queue id name without replacing another file.
     fn link(&mut self) -> Result<(), Error> {
-        if let Some(parent) = self.target.parent().filter(|p| !p.is_dir()) {
+        let mut linked = self.link_once();
+        // A hashed queue's subdirectory is made on first need (not looked for first:
+        // that would cost a stat per message).
+        if linked
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            && let Some(parent) = self.target.parent().filter(|p| !p.is_dir())
+        {
             make_hash_dirs(parent)?;
+            linked = self.link_once();
         }
-        let linked = if self.anonymous {
-            // linkat(2) of an O_TMPFILE file through its /proc/self/fd link (following
-            // it), which needs no privilege, unlike AT_EMPTY_PATH.
-            let fd = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-            nix::unistd::linkat(
-                None,
-                Path::new(&fd),
-                None,
-                &self.target,
-                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
-            )
-            .map_err(io::Error::from)
-        } else {
-            fs::hard_link(&self.temp, &self.target)
-        };
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -210,6 +203,26 @@ impl PendingFile {
         // The file is safe under its id; the temporary name is only cleanup, and
         // recovery removes it if this is lost.
         fs::remove_file(&self.temp).map_err(|e| Error::io("remove", &self.temp, e))
+    }
+}
+
+impl PendingFile {
+    fn link_once(&self) -> io::Result<()> {
+        if self.anonymous {
+            // linkat(2) of an O_TMPFILE file through its /proc/self/fd link (following
+            // it), which needs no privilege, unlike AT_EMPTY_PATH.
+            let fd = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+            nix::unistd::linkat(
+                None,
+                Path::new(&fd),
+                None,
+                &self.target,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(io::Error::from)
+        } else {
+            fs::hard_link(&self.temp, &self.target)
+        }
     }
 }
 
