@@ -402,3 +402,49 @@ fn enospc_during_data_is_a_temporary_error_and_service_resumes() {
         "{refusals:?}"
     );
 }
+
+/// (c) The commit journal after a crash that lost a queue file's data: a message gets its
+/// 250, the daemon is killed at once (its journal segment is still live: segments retire
+/// one second after their first record), and the queue file is then cut short and another
+/// removed, as a power failure can leave files whose data never reached the disk. The
+/// next start replays the journal: both files are whole again, and the mail log says so.
+#[test]
+fn journal_replay_restores_files_a_crash_lost() {
+    let mut t = Tern::start("").expect("start");
+    let (mut w, mut r) = session(&t);
+    let Sent::Queued(cut) = transaction(&mut w, &mut r, 1, 100) else {
+        panic!("not queued");
+    };
+    let Sent::Queued(gone) = transaction(&mut w, &mut r, 2, 100) else {
+        panic!("not queued");
+    };
+    t.kill();
+    let layout = QueueLayout::new(t.queue_dir());
+    let live = std::fs::read_dir(t.queue_dir().join("journal"))
+        .expect("journal dir")
+        .count();
+    assert!(live > 0, "no journal segment left by the kill");
+    let path = |id: &str| layout.path(QueueName::Incoming, &id.parse().expect("id"));
+    let whole = std::fs::read(path(&cut)).expect("queue file");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path(&cut))
+        .expect("open");
+    file.set_len(whole.len() as u64 / 2).expect("truncate");
+    drop(file);
+    let gone_bytes = std::fs::read(path(&gone)).expect("queue file");
+    std::fs::remove_file(path(&gone)).expect("remove");
+    t.launch().expect("restart");
+    assert_eq!(std::fs::read(path(&cut)).expect("restored"), whole);
+    assert_eq!(std::fs::read(path(&gone)).expect("restored"), gone_bytes);
+    QueueFile::open(&path(&gone)).expect("a complete queue file");
+    let log = t.log();
+    for want in [
+        format!("warning: queue recovery: {cut}: rewrote incomplete "),
+        format!("warning: queue recovery: {gone}: restored "),
+        "warning: queue recovery: replayed ".to_owned(),
+    ] {
+        assert!(log.contains(&want), "{want:?} not in the log:\n{log}");
+    }
+    assert!(incoming_ids(&t.queue_dir()).contains(&gone));
+}
