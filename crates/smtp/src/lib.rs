@@ -13,6 +13,7 @@
 //! (DATA and BDAT content), [`session`] (the state machine), [`transcript`] (the test
 //! transcript format shared with loopback tests).
 
+mod addr822;
 pub mod command;
 pub mod data;
 pub mod line;
