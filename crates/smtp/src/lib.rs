@@ -18,6 +18,7 @@ pub mod command;
 pub mod data;
 pub mod line;
 pub mod params;
+pub mod pipelining;
 pub mod replies;
 pub mod reply;
 pub mod session;
