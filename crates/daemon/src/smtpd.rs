@@ -73,10 +73,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
     let local = s.restrictions.is_local_header_client(ip);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
+    let mut session_cfg = s.session.clone();
+    session_cfg.forbid_unauth_pipelining = s.restrictions.forbid_unauth_pipelining();
     let mut d = Driver {
         cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
-        session: Session::new(s.session.clone()),
+        session: Session::new(session_cfg),
         lines: LineAssembler::new(s.line_length_limit, s.session.bare_lf),
         data: None,
         chunk: None,
@@ -139,8 +141,20 @@ impl Driver<'_> {
         self.sh
             .logger
             .log(&self.ident, &log::connect(self.log_client()));
-        let greeting = self.session.greeting();
-        self.reply(&greeting);
+        // smtpd.c: input that came before the greeting is a pipelining violation (an
+        // early talker); with smtpd_forbid_unauth_pipelining it gets the 554 instead.
+        self.read_ahead();
+        let early = self.session.early_input(self.lines.buffered());
+        self.log_pipelining();
+        match early {
+            Some(send) => {
+                self.send(&send).await;
+            }
+            None => {
+                let greeting = self.session.greeting();
+                self.reply(&greeting);
+            }
+        }
         let end = loop {
             self.process().await;
             if self.flush().await.is_err() {
@@ -188,6 +202,27 @@ impl Driver<'_> {
         let line = log::disconnect(self.log_client(), &counts);
         self.sh.logger.log(&self.ident, &line);
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Takes what the socket already holds, without waiting (Postfix's peekfd()).
+    fn read_ahead(&mut self) {
+        let mut buf = [0u8; READ_SIZE];
+        if let Ok(n) = self.stream.try_read(&mut buf) {
+            self.lines.push(&buf[..n]);
+        }
+    }
+
+    /// `improper command pipelining after CMD from CLIENT: TEXT`, once per session.
+    fn log_pipelining(&mut self) {
+        let Some(p) = self.session.take_improper_pipelining() else {
+            return;
+        };
+        // XXX: before the greeting Postfix logs `... after CONNECT from ...`; the typed
+        // log function takes a command only, so that line is not logged yet.
+        if let Some(after) = p.after {
+            let line = log::improper_pipelining(after, self.log_client(), &p.escaped_input());
+            self.sh.logger.log(&self.ident, &line);
+        }
     }
 
     fn current_stage(&self) -> Stage {
@@ -250,7 +285,13 @@ impl Driver<'_> {
                 continue;
             }
             self.stage = Stage::Command(command_of(&line.text));
-            let step = self.session.command(&line);
+            // RFC 2920: what the client sent behind this command (Postfix peeks at its
+            // buffer, then at the socket).
+            if self.lines.buffered().is_empty() && !self.session.improper_pipelining() {
+                self.read_ahead();
+            }
+            let step = self.session.command_ahead(&line, self.lines.buffered());
+            self.log_pipelining();
             self.step(step).await;
             if self.session.sender().is_none() && self.data.is_none() && self.chunk.is_none() {
                 // RSET, HELO, or the end of a transaction: no message is open.
@@ -464,7 +505,11 @@ impl Driver<'_> {
     /// smtpd_check_rcpt() for RCPT TO and VRFY: the policy's reply, logged as Postfix
     /// logs a reject (`NOQUEUE: reject: RCPT from ...; from=<...> to=<...> ...`).
     fn check_recipient(&mut self, verb: Verb, address: &str) -> Option<Reply> {
-        let reply = self.s.restrictions.check_recipient(self.ip, address)?;
+        let pipelining = self.session.improper_pipelining();
+        let reply = self
+            .s
+            .restrictions
+            .check_recipient(self.ip, address, pipelining)?;
         let tx = Transaction {
             queue_id: self.msg.as_ref().map(Message::id),
             sender: self.session.sender().map(|m| m.address.as_str()),

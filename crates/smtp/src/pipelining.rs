@@ -31,8 +31,9 @@ pub const SYNC_ERROR: &str = "554 5.5.0 Error: SMTP protocol synchronization";
 /// A pipelining violation, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImproperPipelining {
-    /// Postfix's `state->where`: `CONNECT` before the greeting, else the command.
-    pub after: &'static str,
+    /// Postfix's `state->where`: the command, or `None` before the greeting (where
+    /// Postfix logs `CONNECT`).
+    pub after: Option<Verb>,
     /// The first bytes that were waiting (at most [`SHOWN`]).
     pub input: Vec<u8>,
 }
@@ -43,9 +44,14 @@ impl ImproperPipelining {
     pub fn log_text(&self, client: &str) -> String {
         format!(
             "improper command pipelining after {} from {client}: {}",
-            self.after,
-            escape(&self.input)
+            self.after.map_or("CONNECT", Verb::verb),
+            self.escaped_input()
         )
+    }
+
+    /// The waiting input as the log shows it ([`escape`]).
+    pub fn escaped_input(&self) -> String {
+        escape(&self.input)
     }
 }
 
@@ -85,7 +91,7 @@ impl Session {
     /// Before the greeting: `ahead` is what the client sent already. Returns the 554
     /// to send instead of the greeting when smtpd_forbid_unauth_pipelining is on.
     pub fn early_input(&mut self, ahead: &[u8]) -> Option<Send> {
-        if !self.flag_pipelining("CONNECT", ahead) || !self.cfg.forbid_unauth_pipelining {
+        if !self.flag_pipelining(None, ahead) || !self.cfg.forbid_unauth_pipelining {
             return None;
         }
         Some(self.send_parts(vec![Reply::canned(SYNC_ERROR)], true))
@@ -108,14 +114,14 @@ impl Session {
         if self.esmtp && !must_be_last(verb) {
             return None;
         }
-        if !self.flag_pipelining(verb.verb(), ahead) || !self.cfg.forbid_unauth_pipelining {
+        if !self.flag_pipelining(Some(verb), ahead) || !self.cfg.forbid_unauth_pipelining {
             return None;
         }
         Some(self.send_parts(vec![Reply::canned(SYNC_ERROR)], true))
     }
 
     /// Sets the flag and the log record on the first violation; true if this was one.
-    fn flag_pipelining(&mut self, after: &'static str, ahead: &[u8]) -> bool {
+    fn flag_pipelining(&mut self, after: Option<Verb>, ahead: &[u8]) -> bool {
         if self.ill_pipelining || ahead.is_empty() {
             return false;
         }
@@ -192,7 +198,9 @@ mod tests {
             let got = replies(s.command_ahead(&line(cmd), ahead.as_bytes()));
             assert_eq!(got, want, "{cmd} / {ahead}");
             assert_eq!(
-                s.take_improper_pipelining().map(|p| p.after),
+                s.take_improper_pipelining()
+                    .and_then(|p| p.after)
+                    .map(Verb::verb),
                 after,
                 "{cmd} / {ahead}"
             );
