@@ -146,14 +146,11 @@ impl Driver<'_> {
         self.read_ahead();
         let early = self.session.early_input(self.lines.buffered());
         self.log_pipelining();
-        match early {
-            Some(send) => {
-                self.send(&send).await;
-            }
-            None => {
-                let greeting = self.session.greeting();
-                self.reply(&greeting);
-            }
+        if let Some(send) = early {
+            self.send(&send).await;
+        } else {
+            let greeting = self.session.greeting();
+            self.reply(&greeting);
         }
         let end = loop {
             self.process().await;
