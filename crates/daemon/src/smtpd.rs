@@ -58,6 +58,9 @@ const MAX_PASSES: usize = 1_000_000;
 
 /// Runs one session to its end.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, sh: Arc<Shared>) {
+    let Some((stream, early)) = peek_early(stream) else {
+        return;
+    };
     let ip = match peer.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
         v4 @ std::net::IpAddr::V4(_) => v4,
@@ -101,7 +104,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         sh,
         stream,
     };
-    d.run().await;
+    d.run(&early).await;
 }
 
 struct Chunk {
@@ -137,14 +140,13 @@ impl Driver<'_> {
         }
     }
 
-    async fn run(&mut self) {
+    async fn run(&mut self, early: &[u8]) {
         self.sh
             .logger
             .log(&self.ident, &log::connect(self.log_client()));
         // smtpd.c: input that came before the greeting is a pipelining violation (an
         // early talker); with smtpd_forbid_unauth_pipelining it gets the 554 instead.
-        self.read_ahead();
-        let early = self.session.early_input(self.lines.buffered());
+        let early = self.session.early_input(early);
         self.log_pipelining();
         if let Some(send) = early {
             self.send(&send).await;
@@ -640,6 +642,19 @@ impl Driver<'_> {
             .logger
             .log(&self.ident, &tern_maillog::Line::warning(text.to_owned()));
     }
+}
+
+/// What the client sent before the greeting (smtpd.c checks this once, right after the
+/// connection is handed to smtpd): a real non-blocking peek, as a freshly registered
+/// tokio socket does not know yet that it is readable. The bytes stay in the socket.
+/// `None` if the socket cannot be handed back to the runtime.
+fn peek_early(stream: TcpStream) -> Option<(TcpStream, Vec<u8>)> {
+    let std = stream.into_std().ok()?;
+    // into_std() leaves the socket non-blocking: peek answers at once.
+    let mut buf = [0u8; tern_smtp::pipelining::SHOWN];
+    let early = std.peek(&mut buf).map_or(Vec::new(), |n| buf[..n].to_vec());
+    let stream = TcpStream::from_std(std).ok()?;
+    Some((stream, early))
 }
 
 /// A reply from a literal that is known to parse.
