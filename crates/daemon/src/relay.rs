@@ -54,7 +54,14 @@ pub(crate) fn error(text: &str) {
 
 /// The decision about one recipient; `None` accepts it.
 pub trait RelayPolicy: Send + Sync {
-    fn check_recipient(&self, client: IpAddr, recipient: &str) -> Option<Reply>;
+    /// `improper_pipelining`: the session broke RFC 2920's rules
+    /// (tern_smtp::pipelining), for reject_unauth_pipelining.
+    fn check_recipient(
+        &self,
+        client: IpAddr,
+        recipient: &str,
+        improper_pipelining: bool,
+    ) -> Option<Reply>;
 }
 
 /// Why the policy could not be set up.
@@ -100,6 +107,8 @@ pub struct Restrictions {
     local_header_clients: Vec<String>,
     /// inet_interfaces' addresses, for permit_inet_interfaces.
     own_addrs: Vec<IpAddr>,
+    /// smtpd_forbid_unauth_pipelining (read here, where the policy's parameters are).
+    forbid_unauth_pipelining: bool,
 }
 
 /// The parameters a master.cf `-o` may change for one service that the policy reads.
@@ -177,6 +186,18 @@ impl Restrictions {
         let warn_fn: tern_maps::Warn = Arc::new(warn);
         let recipients = RecipientMaps::open(recipient_params(config, service)?, &warn_fn, &error);
         let fast_flush = FastFlush::new(&get("fast_flush_domains")?, flush_style, &warn_fn)?;
+        let name = "smtpd_forbid_unauth_pipelining";
+        let value = get(name)?;
+        let forbid_unauth_pipelining = match value.trim() {
+            "yes" | "true" => true,
+            "no" | "false" => false,
+            _ => {
+                return Err(PolicyError::BadValue {
+                    name: name.to_owned(),
+                    value,
+                });
+            }
+        };
         Ok(Self {
             resolver,
             relay_list,
@@ -185,7 +206,13 @@ impl Restrictions {
             fast_flush,
             local_header_clients,
             own_addrs,
+            forbid_unauth_pipelining,
         })
+    }
+
+    /// smtpd_forbid_unauth_pipelining.
+    pub fn forbid_unauth_pipelining(&self) -> bool {
+        self.forbid_unauth_pipelining
     }
 
     /// fast_flush_domains, for ETRN.
@@ -227,11 +254,11 @@ impl Restrictions {
     /// smtpd_check_rcpt(): smtpd_relay_restrictions, then smtpd_recipient_restrictions
     /// (the first reject ends it; a permit only ends its own list), then the implicit
     /// reject_unlisted_recipient unless a list already ran it for this recipient.
-    fn decide(&self, client: IpAddr, recipient: &str) -> Decision {
+    fn decide(&self, client: IpAddr, recipient: &str, pipelining: bool) -> Decision {
         let client = Client::from_addr(client);
         let mut checked = false;
         for list in [&self.relay_list, &self.recipient_list] {
-            match self.evaluate(list, &client, recipient, &mut checked) {
+            match self.evaluate(list, &client, recipient, pipelining, &mut checked) {
                 Decision::Dunno | Decision::Permit => {}
                 other => return other,
             }
@@ -243,17 +270,21 @@ impl Restrictions {
     }
 
     /// One restriction list; `reject_unlisted_recipient` (and its old name
-    /// `check_recipient_maps`) is handled here, the rest by the resolver's library.
+    /// `check_recipient_maps`) and `reject_unauth_pipelining` are handled here, the rest
+    /// by the resolver's library.
     fn evaluate(
         &self,
         list: &[String],
         client: &Client<'_>,
         recipient: &str,
+        pipelining: bool,
         checked: &mut bool,
     ) -> Decision {
         let mut rest = list;
         while !rest.is_empty() {
-            let split = rest.iter().position(|name| is_unlisted_check(name));
+            let split = rest
+                .iter()
+                .position(|name| is_unlisted_check(name) || is_pipelining_check(name));
             let (segment, marker) = match split {
                 Some(at) => (&rest[..at], true),
                 None => (rest, false),
@@ -267,7 +298,14 @@ impl Restrictions {
             if !marker {
                 break;
             }
+            let name = &rest[segment.len()];
             rest = &rest[segment.len() + 1..];
+            if is_pipelining_check(name) {
+                if pipelining {
+                    return Decision::Reject(unauth_pipelining(recipient, "Recipient address"));
+                }
+                continue;
+            }
             // check_recipient_rcpt_maps(): once per recipient.
             if !*checked {
                 *checked = true;
@@ -287,8 +325,13 @@ impl Restrictions {
 }
 
 impl RelayPolicy for Restrictions {
-    fn check_recipient(&self, client: IpAddr, recipient: &str) -> Option<Reply> {
-        let text = match self.decide(client, recipient) {
+    fn check_recipient(
+        &self,
+        client: IpAddr,
+        recipient: &str,
+        improper_pipelining: bool,
+    ) -> Option<Reply> {
+        let text = match self.decide(client, recipient, improper_pipelining) {
             Decision::Permit | Decision::Dunno => return None,
             Decision::Reject(r) | Decision::TempFail(r) => r.to_string(),
             Decision::Unsupported(name) => {
@@ -299,6 +342,22 @@ impl RelayPolicy for Restrictions {
         // The library's replies are well formed; a text that is not still must not let
         // the recipient through.
         Some(Reply::parse(&text).unwrap_or_else(|_| server_error()))
+    }
+}
+
+/// reject_unauth_pipelining (smtpd_check.c): refuse when the client sent commands ahead
+/// where RFC 2920 does not allow it (the session's flag, tern_smtp::pipelining).
+fn is_pipelining_check(name: &str) -> bool {
+    name.eq_ignore_ascii_case("reject_unauth_pipelining")
+}
+
+/// reject_unauth_pipelining's reply: `503 5.5.0 <NAME>: CLASS rejected: Improper use of
+/// SMTP command pipelining` (MAIL_ERROR_PROTOCOL, smtpd_check.c).
+fn unauth_pipelining(name: &str, class: &str) -> tern_rewrite::relay::Reply {
+    tern_rewrite::relay::Reply {
+        code: 503,
+        dsn: "5.5.0".to_owned(),
+        text: format!("<{name}>: {class} rejected: Improper use of SMTP command pipelining"),
     }
 }
 
@@ -491,7 +550,7 @@ mod tests {
             ),
         ] {
             let p = policy(&main);
-            let got = p.check_recipient(client.parse().expect("ip"), rcpt);
+            let got = p.check_recipient(client.parse().expect("ip"), rcpt, false);
             assert_eq!(
                 got.map(|r| r.to_string()).as_deref(),
                 want,

@@ -58,6 +58,9 @@ const MAX_PASSES: usize = 1_000_000;
 
 /// Runs one session to its end.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, sh: Arc<Shared>) {
+    let Some((stream, early)) = peek_early(stream) else {
+        return;
+    };
     let ip = match peer.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
         v4 @ std::net::IpAddr::V4(_) => v4,
@@ -73,10 +76,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
     let local = s.restrictions.is_local_header_client(ip);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
+    let mut session_cfg = s.session.clone();
+    session_cfg.forbid_unauth_pipelining = s.restrictions.forbid_unauth_pipelining();
     let mut d = Driver {
         cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
-        session: Session::new(s.session.clone()),
+        session: Session::new(session_cfg),
         lines: LineAssembler::new(s.line_length_limit, s.session.bare_lf),
         data: None,
         chunk: None,
@@ -99,7 +104,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         sh,
         stream,
     };
-    d.run().await;
+    d.run(&early).await;
 }
 
 struct Chunk {
@@ -135,12 +140,20 @@ impl Driver<'_> {
         }
     }
 
-    async fn run(&mut self) {
+    async fn run(&mut self, early: &[u8]) {
         self.sh
             .logger
             .log(&self.ident, &log::connect(self.log_client()));
-        let greeting = self.session.greeting();
-        self.reply(&greeting);
+        // smtpd.c: input that came before the greeting is a pipelining violation (an
+        // early talker); with smtpd_forbid_unauth_pipelining it gets the 554 instead.
+        let early = self.session.early_input(early);
+        self.log_pipelining();
+        if let Some(send) = early {
+            self.send(&send).await;
+        } else {
+            let greeting = self.session.greeting();
+            self.reply(&greeting);
+        }
         let end = loop {
             self.process().await;
             if self.flush().await.is_err() {
@@ -188,6 +201,27 @@ impl Driver<'_> {
         let line = log::disconnect(self.log_client(), &counts);
         self.sh.logger.log(&self.ident, &line);
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Takes what the socket already holds, without waiting (Postfix's peekfd()).
+    fn read_ahead(&mut self) {
+        let mut buf = [0u8; READ_SIZE];
+        if let Ok(n) = self.stream.try_read(&mut buf) {
+            self.lines.push(&buf[..n]);
+        }
+    }
+
+    /// `improper command pipelining after CMD from CLIENT: TEXT`, once per session.
+    fn log_pipelining(&mut self) {
+        let Some(p) = self.session.take_improper_pipelining() else {
+            return;
+        };
+        // XXX: before the greeting Postfix logs `... after CONNECT from ...`; the typed
+        // log function takes a command only, so that line is not logged yet.
+        if let Some(after) = p.after {
+            let line = log::improper_pipelining(after, self.log_client(), &p.escaped_input());
+            self.sh.logger.log(&self.ident, &line);
+        }
     }
 
     fn current_stage(&self) -> Stage {
@@ -250,7 +284,13 @@ impl Driver<'_> {
                 continue;
             }
             self.stage = Stage::Command(command_of(&line.text));
-            let step = self.session.command(&line);
+            // RFC 2920: what the client sent behind this command (Postfix peeks at its
+            // buffer, then at the socket).
+            if self.lines.buffered().is_empty() && !self.session.improper_pipelining() {
+                self.read_ahead();
+            }
+            let step = self.session.command_ahead(&line, self.lines.buffered());
+            self.log_pipelining();
             self.step(step).await;
             if self.session.sender().is_none() && self.data.is_none() && self.chunk.is_none() {
                 // RSET, HELO, or the end of a transaction: no message is open.
@@ -464,7 +504,11 @@ impl Driver<'_> {
     /// smtpd_check_rcpt() for RCPT TO and VRFY: the policy's reply, logged as Postfix
     /// logs a reject (`NOQUEUE: reject: RCPT from ...; from=<...> to=<...> ...`).
     fn check_recipient(&mut self, verb: Verb, address: &str) -> Option<Reply> {
-        let reply = self.s.restrictions.check_recipient(self.ip, address)?;
+        let pipelining = self.session.improper_pipelining();
+        let reply = self
+            .s
+            .restrictions
+            .check_recipient(self.ip, address, pipelining)?;
         let tx = Transaction {
             queue_id: self.msg.as_ref().map(Message::id),
             sender: self.session.sender().map(|m| m.address.as_str()),
@@ -598,6 +642,19 @@ impl Driver<'_> {
             .logger
             .log(&self.ident, &tern_maillog::Line::warning(text.to_owned()));
     }
+}
+
+/// What the client sent before the greeting (smtpd.c checks this once, right after the
+/// connection is handed to smtpd): a real non-blocking peek, as a freshly registered
+/// tokio socket does not know yet that it is readable. The bytes stay in the socket.
+/// `None` if the socket cannot be handed back to the runtime.
+fn peek_early(stream: TcpStream) -> Option<(TcpStream, Vec<u8>)> {
+    let std = stream.into_std().ok()?;
+    // into_std() leaves the socket non-blocking: peek answers at once.
+    let mut buf = [0u8; tern_smtp::pipelining::SHOWN];
+    let early = std.peek(&mut buf).map_or(Vec::new(), |n| buf[..n].to_vec());
+    let stream = TcpStream::from_std(std).ok()?;
+    Some((stream, early))
 }
 
 /// A reply from a literal that is known to parse.

@@ -13,10 +13,12 @@
 //! (DATA and BDAT content), [`session`] (the state machine), [`transcript`] (the test
 //! transcript format shared with loopback tests).
 
+mod addr822;
 pub mod command;
 pub mod data;
 pub mod line;
 pub mod params;
+pub mod pipelining;
 pub mod replies;
 pub mod reply;
 pub mod session;

@@ -278,12 +278,11 @@ pub fn xtext_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Postfix's extract_addr(): the address in internal form, or `None` for
-/// "Bad ... address syntax". `allow_empty` is true for MAIL FROM.
+/// "Bad ... address syntax". `allow_empty` is true for MAIL FROM. The RFC 822 parse is
+/// [`crate::addr822`]'s; the checks on its result are extract_addr()'s and, for the
+/// domain, those trivial-rewrite's resolver applies (smtpd_check_addr()).
 pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<String> {
     let bracketed = token.len() >= 2 && token.starts_with('<') && token.ends_with('>');
-    if strict && !token.starts_with('<') {
-        return None;
-    }
     let mut text = if bracketed {
         &token[1..token.len() - 1]
     } else {
@@ -293,51 +292,12 @@ pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<S
     if let (true, Some(colon)) = (text.starts_with('@'), text.find(':')) {
         text = &text[colon + 1..];
     }
-    let mut out = String::new();
-    // RFC 822 3.1.4: whitespace may separate tokens, but two atoms with only
-    // whitespace between them are two words, not one address (`<a b@c>`, `VRFY a b`:
-    // Postfix's tok822 parser refuses both, verified live).
-    let atom = |c: char| !c.is_whitespace() && !c.is_control() && !"()<>@,;:\\\".[]".contains(c);
-    let mut gap = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if gap && atom(c) {
-            return None;
-        }
-        if !c.is_whitespace() && c != '(' {
-            gap = false;
-        }
-        match c {
-            '"' => loop {
-                match chars.next()? {
-                    '"' => break,
-                    '\\' => out.push(chars.next()?),
-                    q => out.push(q),
-                }
-            },
-            '(' => {
-                if strict {
-                    return None;
-                }
-                let mut depth = 1;
-                while depth > 0 {
-                    match chars.next()? {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        '\\' => {
-                            chars.next()?;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            '\\' => out.push(chars.next()?),
-            // More than one address, a group, or stray brackets.
-            '<' | '>' | ',' | ';' | ')' => return None,
-            c if c.is_whitespace() => gap = gap || out.chars().last().is_some_and(atom),
-            c => out.push(c),
-        }
+    let parsed = crate::addr822::parse(text);
+    if parsed.addresses.len() > 1 || (strict && (parsed.non_address > 0 || !token.starts_with('<')))
+    {
+        return None;
     }
+    let out = parsed.addresses.into_iter().next().unwrap_or_default();
     if out.is_empty() {
         return allow_empty.then_some(out);
     }

@@ -57,6 +57,9 @@ pub struct SessionConfig {
     /// starts with a non-letter, the `regexp:{{/^[^A-Z]/ Bogus}}` entry).
     pub forbidden_commands: Vec<String>,
     pub forbid_non_letter_commands: bool,
+    /// smtpd_forbid_unauth_pipelining: hang up on RFC 2920 violations
+    /// ([`crate::pipelining`]).
+    pub forbid_unauth_pipelining: bool,
 }
 
 impl SessionConfig {
@@ -78,6 +81,7 @@ impl SessionConfig {
             strict_rfc821_envelopes: false,
             forbidden_commands: vec!["CONNECT".into(), "GET".into(), "POST".into()],
             forbid_non_letter_commands: true,
+            forbid_unauth_pipelining: false,
         }
     }
 }
@@ -191,6 +195,10 @@ pub struct Session {
     pub(crate) junk_commands: u32,
     pub(crate) stats: CommandStats,
     pub(crate) closed: bool,
+    /// Postfix's SMTPD_FLAG_ILL_PIPELINING.
+    pub(crate) ill_pipelining: bool,
+    /// The violation not yet taken for the log.
+    pub(crate) pipelining_log: Option<crate::pipelining::ImproperPipelining>,
 }
 
 impl Session {
@@ -212,6 +220,8 @@ impl Session {
             junk_commands: 0,
             stats: CommandStats::default(),
             closed: false,
+            ill_pipelining: false,
+            pipelining_log: None,
         }
     }
 
@@ -265,8 +275,15 @@ impl Session {
         }
     }
 
-    /// Handles one command line from the line assembler (command mode).
+    /// Handles one command line from the line assembler (command mode), with no
+    /// input waiting behind it.
     pub fn command(&mut self, line: &Line) -> Step {
+        self.command_ahead(line, &[])
+    }
+
+    /// Handles one command line; `ahead` is the client input already received after
+    /// it, for the pipelining rules ([`crate::pipelining`]).
+    pub fn command_ahead(&mut self, line: &Line, ahead: &[u8]) -> Step {
         if self.closed {
             return Step::Closed;
         }
@@ -287,6 +304,12 @@ impl Session {
         };
         self.stats.count_total(req.verb);
         let verb = req.verb;
+        // smtpd_proto(): after the unknown-command checks, before the command runs.
+        if verb != Verb::Unknown
+            && let Some(send) = self.check_pipelining(verb, ahead)
+        {
+            return Step::Send(send);
+        }
         let result = match verb {
             Verb::Helo | Verb::Ehlo => self.helo(&req, opts),
             Verb::Mail => self.mail(&req, opts),

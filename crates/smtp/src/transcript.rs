@@ -176,6 +176,7 @@ pub fn apply_setting(
         "smtpd_discard_ehlo_keywords" => cfg.ehlo.discard = DiscardSet::parse(value),
         "disable_vrfy_command" => cfg.ehlo.vrfy_enabled = !yes()?,
         "strict_rfc821_envelopes" => cfg.strict_rfc821_envelopes = yes()?,
+        "smtpd_forbid_unauth_pipelining" => cfg.forbid_unauth_pipelining = yes()?,
         "smtputf8_enable" => cfg.ehlo.smtputf8 = yes()?,
         _ if POLICY_ONLY.contains(&name) => {}
         _ => return Err(bad()),
@@ -322,7 +323,9 @@ impl Driver {
                 }
                 continue;
             }
-            let step = self.session.command(&line);
+            // What followed the command in the same write is the input waiting behind
+            // it (RFC 2920 checks, crate::pipelining).
+            let step = self.session.command_ahead(&line, self.lines.buffered());
             self.step(step);
         }
     }
