@@ -233,6 +233,15 @@ pub(crate) fn strip_line_end(content: &[u8], policy: BareLfPolicy) -> Line {
     }
 }
 
+/// A CRLF-ended line of `text`, for the session machine's unit tests.
+#[cfg(test)]
+pub(crate) fn crlf_line(text: &str) -> Line {
+    Line {
+        text: text.as_bytes().to_vec(),
+        end: LineEnd::Crlf,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

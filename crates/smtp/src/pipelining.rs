@@ -137,15 +137,9 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::line::{Line, LineEnd};
     use crate::session::{SessionConfig, Step};
 
-    fn line(text: &str) -> Line {
-        Line {
-            text: text.as_bytes().to_vec(),
-            end: LineEnd::Crlf,
-        }
-    }
+    use crate::line::crlf_line as line;
 
     fn replies(step: Step) -> Vec<String> {
         match step {

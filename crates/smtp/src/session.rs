@@ -467,12 +467,7 @@ mod tests {
     use super::*;
     use crate::data::DataError;
 
-    fn line(text: &str) -> Line {
-        Line {
-            text: text.as_bytes().to_vec(),
-            end: LineEnd::Crlf,
-        }
-    }
+    use crate::line::crlf_line as line;
 
     /// Runs a command, answering decisions with `verdict`; returns the reply texts.
     fn run(s: &mut Session, cmd: &str, verdict: &Verdict) -> Vec<String> {

@@ -358,15 +358,9 @@ fn is_header(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::line::{Line, LineEnd};
     use crate::session::SessionConfig;
 
-    fn line(text: &str) -> Line {
-        Line {
-            text: text.as_bytes().to_vec(),
-            end: LineEnd::Crlf,
-        }
-    }
+    use crate::line::crlf_line as line;
 
     #[test]
     fn etrn_domains() {
