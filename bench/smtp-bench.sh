@@ -216,8 +216,9 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" | tee -a "$RES" >&2; }
 rate() { python3 -c "import sys; n,t=float(sys.argv[1]),sys.argv[2]; print('NaN' if t=='NaN' else f'{n/float(t):.1f}')" "$1" "$2"; }
 per_msg_ms() { python3 -c "import sys; n,t=float(sys.argv[1]),sys.argv[2]; print('NaN' if t=='NaN' else f'{1000*float(t)/n:.3f}')" "$1" "$2"; }
 
-# No queue is emptied between measurements (only at the end): deleting thousands of files
-# just before the other server's run would charge it for them (ext4, without a journal as
+# No queue is emptied, between measurements or at the end (the work directory stays for
+# inspection; remove it when done, a few minutes before the next run): deleting thousands
+# of files just before a run would charge that run for them (ext4, without a journal as
 # on this project's machines, skips recently deleted inodes when it allocates one, and that
 # scan showed up as a third of the CPU time of a run that followed a mass delete).
 bench_accept() {
@@ -237,7 +238,6 @@ bench_accept() {
   record latency_ms postfix "$(per_msg_ms "$N_LAT" "$e")" "elapsed=$e held=$(( $(pf_held) - b ))"
   b=$(tern_queued); e=$(run_source "$TERN_PORT" 1 "$N_LAT")
   record latency_ms tern "$(per_msg_ms "$N_LAT" "$e")" "elapsed=$e queued=$(( $(tern_queued) - b ))"
-  pf_clear; tern_clear
 }
 
 # The holder: opens COUNT sessions to PORT one by one (each reads its 220 greeting),
