@@ -154,7 +154,6 @@ EOF
   wait_greeting "$PF_PORT" 30 || die "Postfix does not greet: $(tail -5 "$PF/maillog" 2>/dev/null)"
 }
 pf_held() { find "$PF/queue/hold" -type f 2>/dev/null | wc -l; }
-pf_clear() { postsuper -c "$PF" -d ALL >/dev/null 2>&1 || true; }
 
 # ------------------------------------------------------------------ Tern
 start_tern() {
@@ -190,7 +189,6 @@ EOF
   wait_greeting "$TERN_PORT" 30 || die "Tern does not greet: $(tail -5 "$TD/stderr")"
 }
 tern_queued() { find "$TD/spool/incoming" -type f 2>/dev/null | wc -l; }
-tern_clear() { find "$TD/spool/incoming" -type f -delete 2>/dev/null || true; }
 
 start_sink() {
   log "smtp-sink on 127.0.0.1:$SINK_PORT"
