@@ -55,15 +55,17 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer, RetryDnsHandle};
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::op::{DnsRequestOptions, Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::system_conf::read_system_conf;
+use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 use tokio::time::{Instant, timeout_at};
 
 /// The most time both lookups of one client take together.
@@ -328,7 +330,17 @@ pub struct Resolver {
     dns_server: Option<SocketAddr>,
     hosts_path: PathBuf,
     /// Built on first use, inside the runtime; None when resolv.conf cannot be read.
-    dns: OnceLock<Option<TokioResolver>>,
+    dns: OnceLock<Option<Dns>>,
+}
+
+/// The DNS part: hickory's name server pool (resolv.conf's servers, UDP then TCP on
+/// truncation, its timeout and attempts). Not hickory's `Resolver`: that one answers every
+/// 127.0.0.0/8 PTR and every `localhost` query itself with `localhost` (RFC 6761 6.3),
+/// where the C library asks the DNS, so that Postfix logs `unknown[127.0.0.2]`. No cache,
+/// as the C library keeps none.
+struct Dns {
+    handle: RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>,
+    options: DnsRequestOptions,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -391,32 +403,23 @@ impl Resolver {
         judge_forward(ip, &name, addrs)
     }
 
-    fn dns(&self) -> Option<&TokioResolver> {
-        self.dns.get_or_init(|| build(self.dns_server)).as_ref()
-    }
-
     /// The first PTR name of `ip`, as DNS text (with its trailing dot).
     async fn ptr(&self, ip: IpAddr) -> Result<String, LookupError> {
-        let dns = self.dns().ok_or(LookupError::Again)?;
         let mut arpa = Name::from(ip);
         arpa.set_fqdn(true);
-        let lookup = dns
-            .lookup(arpa, RecordType::PTR)
-            .await
-            .map_err(|e| lookup_error(&e))?;
-        lookup
-            .answers()
+        let answers = self.query(arpa, RecordType::PTR).await?;
+        answers
             .iter()
-            .find_map(|r| match &r.data {
+            .find_map(|data| match data {
                 RData::PTR(p) => Some(p.0.to_ascii()),
                 _ => None,
             })
             .ok_or(LookupError::NoData)
     }
 
-    /// The addresses of `name` in `ip`'s family (A or AAAA), CNAMEs followed.
+    /// The addresses of `name` in `ip`'s family (A or AAAA; a recursive server's answer
+    /// holds the CNAME chain and the addresses at its end).
     async fn addrs(&self, name: &str, ip: IpAddr) -> Result<Vec<IpAddr>, LookupError> {
-        let dns = self.dns().ok_or(LookupError::Again)?;
         // XXX: the name is looked up as absolute; the C library would also try
         // resolv.conf's search domains for a name that does not exist as given.
         let mut fqdn = Name::from_ascii(name).map_err(|_| LookupError::NoName)?;
@@ -426,14 +429,11 @@ impl Resolver {
         } else {
             RecordType::AAAA
         };
-        let lookup = dns
-            .lookup(fqdn, rtype)
-            .await
-            .map_err(|e| lookup_error(&e))?;
-        let addrs: Vec<IpAddr> = lookup
-            .answers()
+        let addrs: Vec<IpAddr> = self
+            .query(fqdn, rtype)
+            .await?
             .iter()
-            .filter_map(|r| r.data.ip_addr())
+            .filter_map(RData::ip_addr)
             .filter(|a| a.is_ipv4() == ip.is_ipv4())
             .collect();
         if addrs.is_empty() {
@@ -441,26 +441,64 @@ impl Resolver {
         }
         Ok(addrs)
     }
+
+    /// One question to the DNS: the answer section's records of `rtype`.
+    async fn query(&self, name: Name, rtype: RecordType) -> Result<Vec<RData>, LookupError> {
+        let dns = self
+            .dns
+            .get_or_init(|| build(self.dns_server))
+            .as_ref()
+            .ok_or(LookupError::Again)?;
+        let response = dns
+            .handle
+            .lookup(Query::query(name, rtype), dns.options)
+            .first_answer()
+            .await
+            .map_err(|e| lookup_error(&e))?;
+        match response.metadata.response_code {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return Err(LookupError::NoName),
+            _ => return Err(LookupError::Again),
+        }
+        let answers: Vec<RData> = response
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == rtype)
+            .map(|r| r.data.clone())
+            .collect();
+        if answers.is_empty() {
+            return Err(LookupError::NoData);
+        }
+        Ok(answers)
+    }
 }
 
-/// The hickory resolver: resolv.conf's servers and options, or the one test server; its
-/// own hosts file handling is off ([`Hosts`] does that first, with glibc's rules).
-fn build(server: Option<SocketAddr>) -> Option<TokioResolver> {
-    let mut builder = match server {
+/// The DNS handle: resolv.conf's servers and options, or the one test server.
+fn build(server: Option<SocketAddr>) -> Option<Dns> {
+    let (config, options) = match server {
         Some(addr) => {
             let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
             for c in &mut ns.connections {
                 c.port = addr.port();
             }
-            TokioResolver::builder_with_config(
+            (
                 ResolverConfig::from_name_servers(vec![ns]),
-                TokioRuntimeProvider::default(),
+                ResolverOpts::default(),
             )
         }
-        None => TokioResolver::builder_tokio().ok()?,
+        None => read_system_conf().ok()?,
     };
-    builder.options_mut().use_hosts_file = ResolveHosts::Never;
-    builder.build().ok()
+    let mut request = DnsRequestOptions::default();
+    request.recursion_desired = options.recursion_desired;
+    request.use_edns = options.edns0;
+    let attempts = options.attempts;
+    let cx = Arc::new(PoolContext::new(options, TlsConfig::new().ok()?));
+    let (_, _, servers) = config.into_parts();
+    let pool = NameServerPool::from_config(servers, cx, TokioRuntimeProvider::default());
+    Some(Dns {
+        handle: RetryDnsHandle::new(pool, attempts),
+        options: request,
+    })
 }
 
 /// What getaddrinfo(3) would have answered for a hickory error.
