@@ -45,7 +45,13 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Who sent the message, for the Received: header and the envelope.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
+    /// The verified hostname or `unknown` ([`crate::peername`]).
     pub name: String,
+    /// The PTR name, verified or not, or `unknown`.
+    pub reverse_name: String,
+    /// Postfix's name_status and reverse_name_status (for reject_unknown_*_hostname).
+    pub name_status: crate::peername::NameStatus,
+    pub reverse_name_status: crate::peername::NameStatus,
     pub addr: String,
     pub ip: IpAddr,
     pub port: u16,

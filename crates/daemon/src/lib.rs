@@ -9,6 +9,7 @@
 //! - [`recipients`]: reject_unlisted_recipient (local_recipient_maps and the other
 //!   recipient tables), for RCPT TO and VRFY.
 //! - [`etrn`]: ETRN and fast_flush_domains.
+//! - [`peername`]: the client's hostname (PTR, then forward confirmation), as smtpd_peer.c.
 //! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
 //! - [`cleanup`]: the queue file of one message: Received:, cleanup's header work (tern_message), commit.
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
@@ -22,6 +23,7 @@ pub mod cleanup;
 pub mod control;
 pub mod etrn;
 pub mod master;
+pub mod peername;
 pub mod recipients;
 pub mod relay;
 pub mod settings;

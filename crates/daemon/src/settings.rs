@@ -23,6 +23,7 @@ use tern_smtp::line::BareLfPolicy;
 use tern_smtp::reply::DiscardSet;
 use tern_smtp::session::SessionConfig;
 
+use crate::peername::Resolver;
 use crate::relay::{PolicyError, Restrictions};
 
 /// Why the configuration cannot be run.
@@ -95,6 +96,10 @@ pub struct SmtpdSettings {
     pub remote_header_rewrite_domain: String,
     /// queue_minfree: the queue space (bytes) at or below which MAIL is refused.
     pub queue_minfree: u64,
+    /// smtpd_peername_lookup: look up and verify the client's hostname.
+    pub peername_lookup: bool,
+    /// The client-name resolver, one for all services of a configuration.
+    pub resolver: Arc<Resolver>,
 }
 
 /// Reads the daemon's settings from a loaded configuration.
@@ -115,6 +120,8 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
         IdForm::Short
     };
     let default_limit = p.number("default_process_limit")?;
+    // Read with the configuration, so that a reload also picks up a new resolv.conf.
+    let resolver = Arc::new(Resolver::from_env());
     let mut listeners = Vec::new();
     for svc in &config.master.services {
         let command = svc.command.rsplit('/').next().unwrap_or_default();
@@ -139,7 +146,7 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
             service: svc.name.clone(),
             addrs,
             process_limit: usize::try_from(process_limit).unwrap_or(usize::MAX),
-            smtpd: Arc::new(smtpd_settings(&sp)?),
+            smtpd: Arc::new(smtpd_settings(&sp, &resolver)?),
         });
     }
     Ok(DaemonSettings {
@@ -160,7 +167,10 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
     })
 }
 
-fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
+fn smtpd_settings(
+    p: &Params<'_>,
+    resolver: &Arc<Resolver>,
+) -> Result<SmtpdSettings, SettingsError> {
     let myhostname = p.get("myhostname")?;
     let mut s = SessionConfig::new(&myhostname);
     s.banner = p.get("smtpd_banner")?;
@@ -205,6 +215,8 @@ fn smtpd_settings(p: &Params<'_>) -> Result<SmtpdSettings, SettingsError> {
         },
         remote_header_rewrite_domain: p.get("remote_header_rewrite_domain")?,
         queue_minfree: p.number("queue_minfree")?,
+        peername_lookup: p.bool("smtpd_peername_lookup")?,
+        resolver: Arc::clone(resolver),
     })
 }
 

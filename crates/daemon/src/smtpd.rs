@@ -65,14 +65,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
         v4 @ std::net::IpAddr::V4(_) => v4,
     };
-    // XXX: no reverse DNS yet: 127.0.0.1 and ::1 are `localhost` (as /etc/hosts names
-    // them), all others `unknown`, the name Postfix logs for an unverified client (Debian's
-    // Postfix logs `unknown[127.0.0.2]`).
-    let name = if ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST {
-        "localhost"
-    } else {
-        "unknown"
-    };
+    // smtpd_peer.c: the client's name is found (and its warnings logged) before the
+    // greeting; see crate::peername.
+    let found = s.resolver.peer_name(ip, s.peername_lookup).await;
+    for w in &found.warnings {
+        let line = tern_maillog::Line::warning(w.clone());
+        sh.logger.log(&Ident::new(&s.syslog_name, "smtpd"), &line);
+    }
     let local = s.restrictions.is_local_header_client(ip);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
@@ -91,7 +90,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         closing: false,
         stage: Stage::Connect,
         client: ClientInfo {
-            name: name.to_owned(),
+            name: found.name,
+            reverse_name: found.reverse_name,
+            name_status: found.name_status,
+            reverse_name_status: found.reverse_name_status,
             addr: ip.to_string(),
             ip,
             local,
