@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tern_smtp::transcript::{Transcript, line_matches, replay};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::replay::{
-    disconnect_stats, expected_groups, expected_log, mismatches, replay_against,
+    disconnect_stats_nth, expected_groups, expected_log, mismatches, replay_against,
 };
 
 /// main.cf lines every instance gets before the transcript's own: the client port in
@@ -89,19 +89,32 @@ fn transcripts_agree_with_the_state_machine_and_debian_postfix() {
         }
         // Postfix logs `disconnect from` when smtpd is done with the session, a
         // little after the last reply: wait for every session's line, bounded.
+        // A session's line is found by its client port; a port the kernel gave out twice
+        // in this run names two sessions, in order.
+        let nth: Vec<usize> = sessions
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, l))| {
+                sessions[..i]
+                    .iter()
+                    .filter(|(_, _, e)| e.local == l.local)
+                    .count()
+            })
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut log = pf.maillog();
         while Instant::now() < deadline
             && sessions
                 .iter()
-                .any(|(_, _, l)| disconnect_stats(&log, l.local).is_none())
+                .zip(&nth)
+                .any(|((_, _, l), n)| disconnect_stats_nth(&log, l.local, *n).is_none())
         {
             std::thread::sleep(Duration::from_millis(100));
             log = pf.maillog();
         }
-        for (path, t, live) in &sessions {
+        for ((path, t, live), n) in sessions.iter().zip(&nth) {
             let name = file_name(path);
-            let got = disconnect_stats(&log, live.local);
+            let got = disconnect_stats_nth(&log, live.local, *n);
             if let Some(want) = expected_log(t)
                 && got.as_deref() != Some(want)
             {

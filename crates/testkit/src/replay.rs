@@ -99,11 +99,19 @@ pub fn mismatches(want: &[Vec<String>], got: &[Vec<String>]) -> Vec<String> {
 /// The statistics of the `disconnect from NAME[ADDR]:PORT` line of the session whose
 /// client was `local` (Postfix logs the port with `smtpd_client_port_logging = yes`).
 pub fn disconnect_stats(maillog: &str, local: SocketAddr) -> Option<String> {
+    disconnect_stats_nth(maillog, local, 0)
+}
+
+/// The statistics of the `nth` (from 0) session whose client was `local`: a run of many
+/// sessions may be given the same ephemeral port twice, and their lines come in the order
+/// of the sessions.
+pub fn disconnect_stats_nth(maillog: &str, local: SocketAddr, nth: usize) -> Option<String> {
     let needle = format!("[{}]:{} ", local.ip(), local.port());
     maillog
         .lines()
         .filter(|l| l.contains(": disconnect from "))
-        .find_map(|l| l.split_once(&needle).map(|(_, rest)| rest.to_string()))
+        .filter_map(|l| l.split_once(&needle).map(|(_, rest)| rest.to_string()))
+        .nth(nth)
 }
 
 /// Reads until `n` complete lines arrived (or [`REPLY_WAIT`] passed); with `n == 0`,
