@@ -13,6 +13,9 @@
 //! - `S: line` is one expected reply line as sent, without CRLF. A `*` at its end
 //!   matches any rest (queue ids). Each `C` item is sent whole, then the replies up
 //!   to the next `C` are expected.
+//! - A `C` item before any `S` line is an early talker's input: it is sent at once
+//!   on connect, before the greeting is read, and the greeting (or what replaces it)
+//!   is the first line of that item's replies ([`Transcript::talks_first`]).
 //! - `S! line` is an expected reply line that the server's policy decides (relay and
 //!   recipient restrictions, local recipients, VRFY, ETRN). A live peer is compared
 //!   with it like `S:`; the state-machine replay answers the group's
@@ -94,6 +97,13 @@ impl Transcript {
             }
         }
         Ok(t)
+    }
+
+    /// Whether the client speaks before the greeting: the first item is client input
+    /// (Postfix's smtpd checks for such input once, right after the connection is
+    /// handed to it: smtpd.c, smtpd_proto()).
+    pub fn talks_first(&self) -> bool {
+        matches!(self.items.first(), Some(Item::Client(_)))
     }
 
     /// The session configuration for this transcript, from `myhostname`'s defaults.
@@ -208,13 +218,22 @@ pub fn replay(t: &Transcript) -> Result<Replayed, TranscriptError> {
         line_limit,
         verdicts: std::collections::VecDeque::new(),
     };
-    let greeting = driver.session.greeting().to_wire(true);
-    let mut all = vec![split(&greeting)];
+    let mut all = Vec::new();
+    if t.talks_first() {
+        // No greeting group: the greeting is the first reply of the early input's
+        // group, or is replaced by the 554 of smtpd_forbid_unauth_pipelining.
+        all.push(Vec::new());
+    } else {
+        all.push(split(&driver.session.greeting().to_wire(true)));
+    }
     for (i, item) in t.items.iter().enumerate() {
         if let Item::Client(bytes) = item {
             driver.verdicts = group_verdicts(&t.items[i + 1..])?;
             if !driver.session.is_closed() {
                 driver.lines.push(bytes);
+                if i == 0 && t.talks_first() {
+                    driver.greet_early();
+                }
                 driver.run();
             }
             all.push(std::mem::take(&mut driver.out));
@@ -270,6 +289,18 @@ struct Driver {
 }
 
 impl Driver {
+    /// The greeting of a session whose client spoke first: the input is waiting, as
+    /// the socket driver's peek would see it (Session::early_input).
+    fn greet_early(&mut self) {
+        match self.session.early_input(self.lines.buffered()) {
+            Some(send) => self.emit(&send),
+            None => {
+                let greeting = self.session.greeting();
+                self.out.extend(split(&greeting.to_wire(true)));
+            }
+        }
+    }
+
     fn run(&mut self) {
         // Bounded: every pass consumes input or returns.
         for _ in 0..100_000 {
