@@ -292,12 +292,11 @@ impl Driver {
     /// The greeting of a session whose client spoke first: the input is waiting, as
     /// the socket driver's peek would see it (Session::early_input).
     fn greet_early(&mut self) {
-        match self.session.early_input(self.lines.buffered()) {
-            Some(send) => self.emit(&send),
-            None => {
-                let greeting = self.session.greeting();
-                self.out.extend(split(&greeting.to_wire(true)));
-            }
+        if let Some(send) = self.session.early_input(self.lines.buffered()) {
+            self.emit(&send);
+        } else {
+            let greeting = self.session.greeting();
+            self.out.extend(split(&greeting.to_wire(true)));
         }
     }
 
@@ -476,5 +475,39 @@ mod tests {
         assert!(!line_matches("250 2.0.0 Ok", "250 2.0.0 Ok: x"));
         assert!(Transcript::parse("X: y").is_err());
         assert_eq!(t.config().unwrap().recipient_limit, 3);
+    }
+
+    #[test]
+    fn early_talker() {
+        // (forbid_unauth_pipelining, replies to the early HELO, stats)
+        let table: &[(&str, &[&str], &str)] = &[
+            (
+                "no",
+                &["220 mx ESMTP Postfix", "250 mx"],
+                "helo=1 commands=1",
+            ),
+            ("yes", &[crate::pipelining::SYNC_ERROR], "commands=0/0"),
+        ];
+        for &(forbid, want, stats) in table {
+            let text = format!(
+                "! myhostname = mx\n! smtpd_forbid_unauth_pipelining = {forbid}\nC: HELO c\n"
+            );
+            let t = Transcript::parse(&text).unwrap();
+            assert!(t.talks_first());
+            let r = replay(&t).unwrap();
+            assert_eq!(
+                r.groups,
+                vec![
+                    Vec::<String>::new(),
+                    want.iter().map(|s| s.to_string()).collect()
+                ]
+            );
+            assert_eq!(r.stats, stats, "{forbid}");
+        }
+        assert!(
+            !Transcript::parse("S: 220 x\nC: QUIT\n")
+                .unwrap()
+                .talks_first()
+        );
     }
 }
