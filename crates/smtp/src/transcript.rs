@@ -499,7 +499,7 @@ mod tests {
                 r.groups,
                 vec![
                     Vec::<String>::new(),
-                    want.iter().map(|s| s.to_string()).collect()
+                    want.iter().map(ToString::to_string).collect()
                 ]
             );
             assert_eq!(r.stats, stats, "{forbid}");
