@@ -76,12 +76,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
     let local = s.restrictions.is_local_header_client(ip);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
-    let mut session_cfg = s.session.clone();
-    session_cfg.forbid_unauth_pipelining = s.restrictions.forbid_unauth_pipelining();
     let mut d = Driver {
         cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
-        session: Session::new(session_cfg),
+        session: Session::new(s.session.clone()),
         lines: LineAssembler::new(s.line_length_limit, s.session.bare_lf),
         data: None,
         chunk: None,
@@ -216,12 +214,10 @@ impl Driver<'_> {
         let Some(p) = self.session.take_improper_pipelining() else {
             return;
         };
-        // XXX: before the greeting Postfix logs `... after CONNECT from ...`; the typed
-        // log function takes a command only, so that line is not logged yet.
-        if let Some(after) = p.after {
-            let line = log::improper_pipelining(after, self.log_client(), &p.escaped_input());
-            self.sh.logger.log(&self.ident, &line);
-        }
+        // smtpd.c logs its `state->where`: CONNECT before the greeting.
+        let after = p.after.map_or(Stage::Connect, Stage::Command);
+        let line = log::improper_pipelining(after, self.log_client(), &p.escaped_input());
+        self.sh.logger.log(&self.ident, &line);
     }
 
     fn current_stage(&self) -> Stage {
