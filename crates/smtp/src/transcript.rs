@@ -22,6 +22,11 @@
 //!   [`Step::Decide`]s with the group's `S!` lines in order (2xx/3xx: accept;
 //!   otherwise: reject with that reply) and accepts any decision beyond them, so a
 //!   group that has an `S!` line marks every decided reply in it.
+//! - `S| line` is a line of the group's other legal answer, for dialogs whose
+//!   replies depend on timing that Postfix does not control either (an early talker
+//!   whose input arrives after smtpd's one check gets the 220): a live server may
+//!   answer the group with its `S:`/`S!` lines or with its `S|` lines. The
+//!   state-machine replay, which has no timing, must give the `S:`/`S!` lines.
 //! - `L: ehlo=1 ... commands=N` is the per-command statistics of the session's
 //!   `disconnect from <client>` log line (copied from Postfix's mail log).
 //!
@@ -40,6 +45,8 @@ pub enum Item {
     Server(String),
     /// An `S!` line: expected, and the policy verdict of the state-machine replay.
     Policy(String),
+    /// An `S|` line: the group's other legal answer, from a live server.
+    Alternative(String),
     Log(String),
 }
 
@@ -89,11 +96,13 @@ impl Transcript {
                 t.items.push(Item::Log(rest.to_string()));
             } else if let Some(rest) = raw.strip_prefix("S: ") {
                 t.items.push(Item::Server(rest.to_string()));
+            } else if let Some(rest) = raw.strip_prefix("S| ") {
+                t.items.push(Item::Alternative(rest.to_string()));
             } else if let Some(rest) = raw.strip_prefix("S! ") {
                 crate::reply::Reply::parse(rest).map_err(|_| bad("S! wants a reply"))?;
                 t.items.push(Item::Policy(rest.to_string()));
             } else {
-                return Err(bad("want #, !, C:, C~, S:, S! or L:"));
+                return Err(bad("want #, !, C:, C~, S:, S!, S| or L:"));
             }
         }
         Ok(t)
@@ -474,6 +483,10 @@ mod tests {
         ));
         assert!(!line_matches("250 2.0.0 Ok", "250 2.0.0 Ok: x"));
         assert!(Transcript::parse("X: y").is_err());
+        assert_eq!(
+            Transcript::parse("S| 220 x\n").unwrap().items,
+            vec![Item::Alternative("220 x".into())]
+        );
         assert_eq!(t.config().unwrap().recipient_limit, 3);
     }
 
