@@ -107,8 +107,6 @@ pub struct Restrictions {
     local_header_clients: Vec<String>,
     /// inet_interfaces' addresses, for permit_inet_interfaces.
     own_addrs: Vec<IpAddr>,
-    /// smtpd_forbid_unauth_pipelining (read here, where the policy's parameters are).
-    forbid_unauth_pipelining: bool,
 }
 
 /// The parameters a master.cf `-o` may change for one service that the policy reads.
@@ -186,18 +184,6 @@ impl Restrictions {
         let warn_fn: tern_maps::Warn = Arc::new(warn);
         let recipients = RecipientMaps::open(recipient_params(config, service)?, &warn_fn, &error);
         let fast_flush = FastFlush::new(&get("fast_flush_domains")?, flush_style, &warn_fn)?;
-        let name = "smtpd_forbid_unauth_pipelining";
-        let value = get(name)?;
-        let forbid_unauth_pipelining = match value.trim() {
-            "yes" | "true" => true,
-            "no" | "false" => false,
-            _ => {
-                return Err(PolicyError::BadValue {
-                    name: name.to_owned(),
-                    value,
-                });
-            }
-        };
         Ok(Self {
             resolver,
             relay_list,
@@ -206,13 +192,7 @@ impl Restrictions {
             fast_flush,
             local_header_clients,
             own_addrs,
-            forbid_unauth_pipelining,
         })
-    }
-
-    /// smtpd_forbid_unauth_pipelining.
-    pub fn forbid_unauth_pipelining(&self) -> bool {
-        self.forbid_unauth_pipelining
     }
 
     /// fast_flush_domains, for ETRN.

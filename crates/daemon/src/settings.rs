@@ -191,6 +191,7 @@ fn smtpd_settings(
     s.bare_lf_reject_code =
         u16::try_from(p.number("smtpd_forbid_bare_newline_reject_code")?).unwrap_or(550);
     s.strict_rfc821_envelopes = p.bool("strict_rfc821_envelopes")?;
+    s.forbid_unauth_pipelining = p.bool("smtpd_forbid_unauth_pipelining")?;
     Ok(SmtpdSettings {
         session: s,
         syslog_name: p.get("syslog_name")?,

@@ -16,6 +16,7 @@
 //! mail_owner (never root) when the daemon was started by root.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
@@ -58,9 +59,6 @@ const MAX_PASSES: usize = 1_000_000;
 
 /// Runs one session to its end.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, sh: Arc<Shared>) {
-    let Some((stream, early)) = peek_early(stream) else {
-        return;
-    };
     let ip = match peer.ip() {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), std::net::IpAddr::V4),
         v4 @ std::net::IpAddr::V4(_) => v4,
@@ -75,12 +73,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
     let local = s.restrictions.is_local_header_client(ip);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
-    let mut session_cfg = s.session.clone();
-    session_cfg.forbid_unauth_pipelining = s.restrictions.forbid_unauth_pipelining();
     let mut d = Driver {
         cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
-        session: Session::new(session_cfg),
+        session: Session::new(s.session.clone()),
         lines: LineAssembler::new(s.line_length_limit, s.session.bare_lf),
         data: None,
         chunk: None,
@@ -106,7 +102,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         sh,
         stream,
     };
-    d.run(&early).await;
+    d.run().await;
 }
 
 struct Chunk {
@@ -142,13 +138,16 @@ impl Driver<'_> {
         }
     }
 
-    async fn run(&mut self, early: &[u8]) {
+    async fn run(&mut self) {
         self.sh
             .logger
             .log(&self.ident, &log::connect(self.log_client()));
         // smtpd.c: input that came before the greeting is a pipelining violation (an
         // early talker); with smtpd_forbid_unauth_pipelining it gets the 554 instead.
-        let early = self.session.early_input(early);
+        // Checked once, as smtpd_proto() does, after the client's name and the
+        // `connect from` line: a client that writes at once after connect is seen.
+        let early = self.peek_early();
+        let early = self.session.early_input(&early);
         self.log_pipelining();
         if let Some(send) = early {
             self.send(&send).await;
@@ -205,6 +204,20 @@ impl Driver<'_> {
         let _ = self.stream.shutdown().await;
     }
 
+    /// What the client sent before the greeting, left in the socket: a real
+    /// non-blocking peek (on a duplicate of the descriptor, which shares its
+    /// O_NONBLOCK), as a freshly registered tokio socket does not know yet that it is
+    /// readable.
+    fn peek_early(&self) -> Vec<u8> {
+        let Ok(fd) = self.stream.as_fd().try_clone_to_owned() else {
+            return Vec::new();
+        };
+        let mut buf = [0u8; tern_smtp::pipelining::SHOWN];
+        std::net::TcpStream::from(fd)
+            .peek(&mut buf)
+            .map_or(Vec::new(), |n| buf[..n].to_vec())
+    }
+
     /// Takes what the socket already holds, without waiting (Postfix's peekfd()).
     fn read_ahead(&mut self) {
         let mut buf = [0u8; READ_SIZE];
@@ -218,12 +231,10 @@ impl Driver<'_> {
         let Some(p) = self.session.take_improper_pipelining() else {
             return;
         };
-        // XXX: before the greeting Postfix logs `... after CONNECT from ...`; the typed
-        // log function takes a command only, so that line is not logged yet.
-        if let Some(after) = p.after {
-            let line = log::improper_pipelining(after, self.log_client(), &p.escaped_input());
-            self.sh.logger.log(&self.ident, &line);
-        }
+        // smtpd.c logs its `state->where`: CONNECT before the greeting.
+        let after = p.after.map_or(Stage::Connect, Stage::Command);
+        let line = log::improper_pipelining(after, self.log_client(), &p.escaped_input());
+        self.sh.logger.log(&self.ident, &line);
     }
 
     fn current_stage(&self) -> Stage {
@@ -644,19 +655,6 @@ impl Driver<'_> {
             .logger
             .log(&self.ident, &tern_maillog::Line::warning(text.to_owned()));
     }
-}
-
-/// What the client sent before the greeting (smtpd.c checks this once, right after the
-/// connection is handed to smtpd): a real non-blocking peek, as a freshly registered
-/// tokio socket does not know yet that it is readable. The bytes stay in the socket.
-/// `None` if the socket cannot be handed back to the runtime.
-fn peek_early(stream: TcpStream) -> Option<(TcpStream, Vec<u8>)> {
-    let std = stream.into_std().ok()?;
-    // into_std() leaves the socket non-blocking: peek answers at once.
-    let mut buf = [0u8; tern_smtp::pipelining::SHOWN];
-    let early = std.peek(&mut buf).map_or(Vec::new(), |n| buf[..n].to_vec());
-    let stream = TcpStream::from_std(std).ok()?;
-    Some((stream, early))
 }
 
 /// A reply from a literal that is known to parse.

@@ -144,6 +144,12 @@ impl fmt::Display for Stage {
     }
 }
 
+impl From<Command> for Stage {
+    fn from(command: Command) -> Self {
+        Self::Command(command)
+    }
+}
+
 /// `lost connection after MAIL from NAME[ADDR]`, `timeout after DATA (1234 bytes) from ...`.
 ///
 /// `None` for a lost connection at END-OF-MESSAGE: Postfix does not log clients that drop
@@ -261,11 +267,13 @@ fn whatsup(what: &str, stage: Stage, client: Client<'_>, text: &str, tx: Transac
 }
 
 /// `improper command pipelining after HELO from NAME[ADDR]: NOOP\r\nQUIT\r\n`; `pending`
-/// is what was read ahead, already escaped (`\r\n` as four characters).
-pub fn improper_pipelining(after: Command, client: Client<'_>, pending: &str) -> Line {
+/// is what was read ahead, already escaped (`\r\n` as four characters). `after` is the
+/// command, or [`Stage::Connect`] for input that came before the greeting (smtpd.c
+/// logs its `state->where`, `CONNECT` then).
+pub fn improper_pipelining(after: impl Into<Stage>, client: Client<'_>, pending: &str) -> Line {
+    let after = after.into();
     Line::info(format!(
-        "improper command pipelining after {} from {client}: {pending}",
-        after.verb()
+        "improper command pipelining after {after} from {client}: {pending}"
     ))
 }
 
@@ -407,6 +415,26 @@ mod tests {
         ];
         for (sasl, want) in cases {
             assert_eq!(client("Q1", C, sasl).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn improper_pipelining_lines() {
+        let cases = [
+            (
+                Command::Helo.into(),
+                "improper command pipelining after HELO from localhost[127.0.0.1]: NOOP\\r\\n",
+            ),
+            (
+                Stage::Connect,
+                "improper command pipelining after CONNECT from localhost[127.0.0.1]: NOOP\\r\\n",
+            ),
+        ];
+        for (after, want) in cases {
+            assert_eq!(
+                improper_pipelining(after, C, "NOOP\\r\\n").to_string(),
+                want
+            );
         }
     }
 

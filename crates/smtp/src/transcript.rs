@@ -13,12 +13,20 @@
 //! - `S: line` is one expected reply line as sent, without CRLF. A `*` at its end
 //!   matches any rest (queue ids). Each `C` item is sent whole, then the replies up
 //!   to the next `C` are expected.
+//! - A `C` item before any `S` line is an early talker's input: it is sent at once
+//!   on connect, before the greeting is read, and the greeting (or what replaces it)
+//!   is the first line of that item's replies ([`Transcript::talks_first`]).
 //! - `S! line` is an expected reply line that the server's policy decides (relay and
 //!   recipient restrictions, local recipients, VRFY, ETRN). A live peer is compared
 //!   with it like `S:`; the state-machine replay answers the group's
 //!   [`Step::Decide`]s with the group's `S!` lines in order (2xx/3xx: accept;
 //!   otherwise: reject with that reply) and accepts any decision beyond them, so a
 //!   group that has an `S!` line marks every decided reply in it.
+//! - `S| line` is a line of the group's other legal answer, for dialogs whose
+//!   replies depend on timing that Postfix does not control either (an early talker
+//!   whose input arrives after smtpd's one check gets the 220): a live server may
+//!   answer the group with its `S:`/`S!` lines or with its `S|` lines. The
+//!   state-machine replay, which has no timing, must give the `S:`/`S!` lines.
 //! - `L: ehlo=1 ... commands=N` is the per-command statistics of the session's
 //!   `disconnect from <client>` log line (copied from Postfix's mail log).
 //!
@@ -37,6 +45,8 @@ pub enum Item {
     Server(String),
     /// An `S!` line: expected, and the policy verdict of the state-machine replay.
     Policy(String),
+    /// An `S|` line: the group's other legal answer, from a live server.
+    Alternative(String),
     Log(String),
 }
 
@@ -86,14 +96,23 @@ impl Transcript {
                 t.items.push(Item::Log(rest.to_string()));
             } else if let Some(rest) = raw.strip_prefix("S: ") {
                 t.items.push(Item::Server(rest.to_string()));
+            } else if let Some(rest) = raw.strip_prefix("S| ") {
+                t.items.push(Item::Alternative(rest.to_string()));
             } else if let Some(rest) = raw.strip_prefix("S! ") {
                 crate::reply::Reply::parse(rest).map_err(|_| bad("S! wants a reply"))?;
                 t.items.push(Item::Policy(rest.to_string()));
             } else {
-                return Err(bad("want #, !, C:, C~, S:, S! or L:"));
+                return Err(bad("want #, !, C:, C~, S:, S!, S| or L:"));
             }
         }
         Ok(t)
+    }
+
+    /// Whether the client speaks before the greeting: the first item is client input
+    /// (Postfix's smtpd checks for such input once, right after the connection is
+    /// handed to it: smtpd.c, smtpd_proto()).
+    pub fn talks_first(&self) -> bool {
+        matches!(self.items.first(), Some(Item::Client(_)))
     }
 
     /// The session configuration for this transcript, from `myhostname`'s defaults.
@@ -208,13 +227,22 @@ pub fn replay(t: &Transcript) -> Result<Replayed, TranscriptError> {
         line_limit,
         verdicts: std::collections::VecDeque::new(),
     };
-    let greeting = driver.session.greeting().to_wire(true);
-    let mut all = vec![split(&greeting)];
+    let mut all = Vec::new();
+    if t.talks_first() {
+        // No greeting group: the greeting is the first reply of the early input's
+        // group, or is replaced by the 554 of smtpd_forbid_unauth_pipelining.
+        all.push(Vec::new());
+    } else {
+        all.push(split(&driver.session.greeting().to_wire(true)));
+    }
     for (i, item) in t.items.iter().enumerate() {
         if let Item::Client(bytes) = item {
             driver.verdicts = group_verdicts(&t.items[i + 1..])?;
             if !driver.session.is_closed() {
                 driver.lines.push(bytes);
+                if i == 0 && t.talks_first() {
+                    driver.greet_early();
+                }
                 driver.run();
             }
             all.push(std::mem::take(&mut driver.out));
@@ -270,6 +298,17 @@ struct Driver {
 }
 
 impl Driver {
+    /// The greeting of a session whose client spoke first: the input is waiting, as
+    /// the socket driver's peek would see it (Session::early_input).
+    fn greet_early(&mut self) {
+        if let Some(send) = self.session.early_input(self.lines.buffered()) {
+            self.emit(&send);
+        } else {
+            let greeting = self.session.greeting();
+            self.out.extend(split(&greeting.to_wire(true)));
+        }
+    }
+
     fn run(&mut self) {
         // Bounded: every pass consumes input or returns.
         for _ in 0..100_000 {
@@ -444,6 +483,44 @@ mod tests {
         ));
         assert!(!line_matches("250 2.0.0 Ok", "250 2.0.0 Ok: x"));
         assert!(Transcript::parse("X: y").is_err());
+        assert_eq!(
+            Transcript::parse("S| 220 x\n").unwrap().items,
+            vec![Item::Alternative("220 x".into())]
+        );
         assert_eq!(t.config().unwrap().recipient_limit, 3);
+    }
+
+    #[test]
+    fn early_talker() {
+        // (forbid_unauth_pipelining, replies to the early HELO, stats)
+        let table: &[(&str, &[&str], &str)] = &[
+            (
+                "no",
+                &["220 mx ESMTP Postfix", "250 mx"],
+                "helo=1 commands=1",
+            ),
+            ("yes", &[crate::pipelining::SYNC_ERROR], "commands=0/0"),
+        ];
+        for &(forbid, want, stats) in table {
+            let text = format!(
+                "! myhostname = mx\n! smtpd_forbid_unauth_pipelining = {forbid}\nC: HELO c\n"
+            );
+            let t = Transcript::parse(&text).unwrap();
+            assert!(t.talks_first());
+            let r = replay(&t).unwrap();
+            assert_eq!(
+                r.groups,
+                vec![
+                    Vec::<String>::new(),
+                    want.iter().map(ToString::to_string).collect()
+                ]
+            );
+            assert_eq!(r.stats, stats, "{forbid}");
+        }
+        assert!(
+            !Transcript::parse("S: 220 x\nC: QUIT\n")
+                .unwrap()
+                .talks_first()
+        );
     }
 }
