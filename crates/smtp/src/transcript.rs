@@ -1,6 +1,7 @@
 //! SMTP transcripts: a small text format for client input and expected replies,
 //! replayed against [`Session`] with no sockets (tests/transcripts.rs) and, by the
-//! same files, against a live server over loopback (tests/live_peer.rs).
+//! same files, against a live server over loopback (tests/postfix_side_by_side.rs against
+//! Debian's Postfix, crates/daemon/tests/transcripts_vs_tern.rs against Tern).
 //!
 //! Format, one item per line:
 //! - `# ...` and empty lines are comments.
