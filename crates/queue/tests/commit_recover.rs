@@ -104,6 +104,65 @@ fn group_commit_from_many_threads() {
     assert!(s.batches <= 80 && s.dir_syncs == s.batches);
 }
 
+/// The journaled path from many threads, both ways of asking (blocking `commit` and the
+/// callback `submit`), a file too big for the journal among them: every file is whole
+/// under its id, small ones went through the journal with no fsync of their own, and a
+/// stop leaves the journal directory empty.
+#[test]
+fn journaled_commits_from_many_threads() {
+    let (_t, l) = layout();
+    let c = Arc::new(Committer::start_journaled(&l).unwrap());
+    let l = Arc::new(l);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (c, l) = (Arc::clone(&c), Arc::clone(&l));
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| {
+                        let p = write_message(&l, IdForm::Short, t * 100 + i);
+                        assert!(c.journals(&p));
+                        if i % 2 == 0 {
+                            c.commit(p).unwrap()
+                        } else {
+                            let (tx, rx) = std::sync::mpsc::channel();
+                            c.submit(
+                                p,
+                                Box::new(move |r| {
+                                    tx.send(r).unwrap();
+                                }),
+                            );
+                            rx.recv().unwrap().unwrap()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    // One file over the journal's 1 MiB: synced on its own.
+    let big = PendingFile::create(&l, QueueName::Incoming, IdForm::Short).unwrap();
+    let mut w = QueueWriter::new(big, &envelope(999)).unwrap();
+    w.content(&vec![b'x'; 1_200_000]).unwrap();
+    let big = w.finish().unwrap();
+    assert!(!c.journals(&big));
+    let big_id = c.commit(big).unwrap();
+    let mut ids: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    ids.push(big_id);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 81);
+    for id in &ids {
+        QueueFile::open(&l.path(QueueName::Incoming, id)).unwrap();
+    }
+    let s = c.stats();
+    assert_eq!((s.files, s.journaled), (81, 80));
+    drop(c);
+    let journal = l.root().join("journal");
+    assert_eq!(fs::read_dir(&journal).unwrap().count(), 0);
+}
+
 #[test]
 fn hashed_queues_and_moves() {
     let t = tempfile::tempdir().unwrap();
