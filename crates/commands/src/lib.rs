@@ -16,3 +16,24 @@ pub mod postconf;
 pub mod postfix;
 pub mod postmap;
 pub mod vstream;
+
+use std::os::unix::ffi::OsStrExt;
+
+/// The command's arguments without argv\[0\], as text. Postfix takes bytes; an argument
+/// that is not UTF-8 is converted with U+FFFD here (never a panic), and
+/// [`non_utf8_args`] gives its bytes, so that a command can answer as Postfix does.
+pub fn args() -> Vec<String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The arguments that are not UTF-8: each as [`args`] shows it, and its bytes.
+pub fn non_utf8_args() -> Vec<(String, Vec<u8>)> {
+    std::env::args_os()
+        .skip(1)
+        .filter(|a| a.to_str().is_none())
+        .map(|a| (a.to_string_lossy().into_owned(), a.as_bytes().to_vec()))
+        .collect()
+}

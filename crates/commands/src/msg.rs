@@ -43,6 +43,15 @@ impl Msg {
         Msg { prog }
     }
 
+    /// As [`Msg::from_args`] without the directory part of argv\[0\]: postmap and
+    /// postalias print `postmap: fatal: ...` however they were run (postconf keeps the
+    /// path).
+    pub fn from_args_basename() -> Msg {
+        let prog = Msg::from_args().prog;
+        let base = prog.rsplit('/').find(|p| !p.is_empty()).unwrap_or(&prog);
+        Msg::new(base)
+    }
+
     pub fn new(prog: &str) -> Msg {
         Msg {
             prog: prog.to_owned(),

@@ -8,8 +8,8 @@
 //! physical line. A logical line that still starts with whitespace (the file's very first
 //! text is indented) is dropped with a warning, as Postfix does.
 //!
-//! Trust: the file is data. Bytes that are not UTF-8 are replaced (keys are `str` here);
-//! nothing here panics on any input.
+//! Trust: the file is data. A logical line that is not UTF-8 is dropped with a warning, as
+//! Postfix drops it; nothing here panics on any input.
 
 /// One logical line and the number of its first physical line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,39 +19,58 @@ pub struct LogicalLine {
 }
 
 /// Splits `data` into logical lines. `path` names the file in warnings, which go to `warn`.
+/// A logical line that is not UTF-8 is dropped with Postfix's warning (postmap, postalias
+/// and texthash do this with `smtputf8_enable = yes`, the default since compatibility
+/// level 1; Tern always does).
 pub fn logical_lines(data: &[u8], path: &str, warn: &dyn Fn(&str)) -> Vec<LogicalLine> {
-    let text = String::from_utf8_lossy(data);
-    let mut physical: Vec<&str> = text.split('\n').collect();
+    let mut physical: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
     // A final newline ends the last line; it does not start an empty one.
-    if text.ends_with('\n') || text.is_empty() {
+    if data.ends_with(b"\n") || data.is_empty() {
         physical.pop();
     }
     let mut out = Vec::new();
-    let mut current: Option<LogicalLine> = None;
+    let mut current: Option<(usize, Vec<u8>)> = None;
     for (index, line) in physical.iter().enumerate() {
         let lineno = index + 1;
-        let body = line.trim_start_matches(is_space);
-        if body.is_empty() || body.starts_with('#') {
+        let start = line.iter().position(|&b| !is_space_byte(b));
+        let Some(start) = start.filter(|&i| line[i] != b'#') else {
             continue;
-        }
-        let continues = line.starts_with(is_space);
+        };
+        let continues = start > 0;
         match current.as_mut() {
-            Some(cur) if continues => cur.text.push_str(line),
+            Some((_, cur)) if continues => cur.extend_from_slice(line),
             _ => {
                 if let Some(done) = current.take() {
-                    push_line(&mut out, done, path, warn);
+                    finish_line(&mut out, done, path, warn);
                 }
-                current = Some(LogicalLine {
-                    lineno,
-                    text: (*line).to_owned(),
-                });
+                current = Some((lineno, line.to_vec()));
             }
         }
     }
     if let Some(done) = current {
-        push_line(&mut out, done, path, warn);
+        finish_line(&mut out, done, path, warn);
     }
     out
+}
+
+/// A logical line's bytes become its text, unless they are not UTF-8.
+fn finish_line(
+    out: &mut Vec<LogicalLine>,
+    (lineno, bytes): (usize, Vec<u8>),
+    path: &str,
+    warn: &dyn Fn(&str),
+) {
+    match String::from_utf8(bytes) {
+        Ok(text) => push_line(out, LogicalLine { lineno, text }, path, warn),
+        Err(e) => warn(&format!(
+            "{path}, line {lineno}: non-UTF-8 input \"{}\" -- ignoring this line",
+            tern_config::text::printable(e.as_bytes())
+        )),
+    }
+}
+
+fn is_space_byte(b: u8) -> bool {
+    b.is_ascii() && is_space(char::from(b))
 }
 
 /// Keeps a finished logical line, or drops it with Postfix's warning when it starts with

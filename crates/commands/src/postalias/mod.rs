@@ -16,16 +16,13 @@ use crate::postmap::{self, Flavor};
 
 /// `postalias`'s entry point; returns the exit status.
 pub fn main() -> i32 {
-    postmap::run(
-        Flavor::Postalias,
-        &std::env::args().skip(1).collect::<Vec<_>>(),
-    )
+    postmap::run(Flavor::Postalias, &crate::args())
 }
 
 /// `newaliases`'s entry point: `postalias` over each table of `alias_database`.
 pub fn newaliases() -> i32 {
-    let msg = Msg::from_args();
-    match tables(&std::env::args().skip(1).collect::<Vec<_>>()) {
+    let msg = Msg::from_args_basename();
+    match tables(&crate::args()) {
         Ok((_, tables)) if tables.is_empty() => 0,
         Ok((dir, tables)) => {
             let mut args = Vec::new();

@@ -163,7 +163,7 @@ pub(crate) struct Invocation {
 /// Runs postconf with the process's arguments; returns the exit status.
 pub fn main() -> i32 {
     let msg = Msg::from_args();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = crate::args();
     match run(&msg, &args) {
         Ok(()) => 0,
         Err(fatal) => msg.fatal(&fatal),

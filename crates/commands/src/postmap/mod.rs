@@ -92,15 +92,12 @@ pub(crate) struct Options {
 
 /// `postmap`'s entry point; returns the exit status.
 pub fn main() -> i32 {
-    run(
-        Flavor::Postmap,
-        &std::env::args().skip(1).collect::<Vec<_>>(),
-    )
+    run(Flavor::Postmap, &crate::args())
 }
 
 /// Runs `flavor` with `args` (without argv\[0\]); returns the exit status.
 pub fn run(flavor: Flavor, args: &[String]) -> i32 {
-    let msg = Msg::from_args();
+    let msg = Msg::from_args_basename();
     let mut out = ChunkedOut::new(raw_stdout());
     match run_with(flavor, args, &msg, &mut out) {
         Ok(status) => {

@@ -38,6 +38,22 @@ impl<'a> Tables<'a> {
         Ok(self.open[i].as_deref().expect("table opened above"))
     }
 
+    /// A key that is not UTF-8 (`raw`, its bytes): each table refuses it with Postfix's
+    /// warning and finds nothing (dict_utf8.c, with `smtputf8_enable = yes`, the default
+    /// since compatibility level 1; Tern always checks).
+    fn refuse(&mut self, raw: &[u8]) -> Result<(), Fatal> {
+        for i in 0..self.specs.len() {
+            self.get(i)?;
+            let (kind, name) = &self.specs[i];
+            (self.flags.warn)(&format!(
+                "{kind}:{}: non-UTF-8 key \"{}\": malformed UTF-8 or invalid codepoint",
+                dict_name(kind, name),
+                tern_config::text::printable(raw)
+            ));
+        }
+        Ok(())
+    }
+
     /// The first value for `key`, looking through the tables in order.
     fn find(&mut self, key: &str) -> Result<Option<String>, Fatal> {
         for i in 0..self.specs.len() {
@@ -75,6 +91,10 @@ pub(super) fn query_one(
     out: &mut dyn Write,
 ) -> Result<i32, Fatal> {
     let mut tables = Tables::new(specs, flags);
+    if let Some((_, raw)) = crate::non_utf8_args().into_iter().find(|(k, _)| k == key) {
+        tables.refuse(&raw)?;
+        return Ok(1);
+    }
     match tables.find(key)? {
         Some(value) => {
             let value = shown(opts, &value)?;
@@ -119,12 +139,12 @@ pub(super) fn query_stdin(
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        // Valid UTF-8 (the usual case) is borrowed as it is; only a bad line is converted.
-        let key = match std::str::from_utf8(&line) {
-            Ok(key) => Cow::Borrowed(key),
-            Err(_) => String::from_utf8_lossy(&line),
+        // Valid UTF-8 (the usual case) is borrowed as it is; a key that is not is refused.
+        let Ok(key) = std::str::from_utf8(&line) else {
+            tables.refuse(&line)?;
+            continue;
         };
-        found |= answer(opts, &mut tables, &key, out)?;
+        found |= answer(opts, &mut tables, key, out)?;
     }
     Ok(i32::from(!found))
 }
@@ -230,6 +250,17 @@ fn message_keys(text: &str, headers: bool, body: bool) -> Vec<String> {
         keys.extend(all.map(str::to_owned));
     }
     keys
+}
+
+/// The name Postfix's dictionary layer gives a table in messages: the file an indexed
+/// table lives in (`hash:/etc/aliases.db`, `cdb:x.cdb`; lmdb keeps the name as given), or
+/// the name as given.
+fn dict_name(kind: &str, name: &str) -> String {
+    match kind {
+        "hash" | "btree" => format!("{name}.db"),
+        "cdb" => format!("{name}.cdb"),
+        _ => name.to_owned(),
+    }
 }
 
 #[cfg(test)]
