@@ -19,13 +19,14 @@ pub mod vstream;
 
 use std::os::unix::ffi::OsStrExt;
 
-/// The command's arguments without argv\[0\], as text. Postfix takes bytes; an argument
-/// that is not UTF-8 is converted with U+FFFD here (never a panic), and
-/// [`non_utf8_args`] gives its bytes, so that a command can answer as Postfix does.
+/// The command's arguments without argv\[0\], as text. Postfix takes bytes; in an
+/// argument that is not UTF-8 each byte that is not part of a valid sequence becomes `?`
+/// (what Postfix prints for it), never a panic, and [`non_utf8_args`] gives the
+/// argument's bytes, so that a command can answer as Postfix does.
 pub fn args() -> Vec<String> {
     std::env::args_os()
         .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| text_of(a.as_bytes()))
         .collect()
 }
 
@@ -34,6 +35,16 @@ pub fn non_utf8_args() -> Vec<(String, Vec<u8>)> {
     std::env::args_os()
         .skip(1)
         .filter(|a| a.to_str().is_none())
-        .map(|a| (a.to_string_lossy().into_owned(), a.as_bytes().to_vec()))
+        .map(|a| (text_of(a.as_bytes()), a.as_bytes().to_vec()))
         .collect()
+}
+
+/// `bytes` as text, each byte outside a valid UTF-8 sequence shown as `?`.
+fn text_of(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|_| '?'));
+    }
+    out
 }
