@@ -55,7 +55,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
@@ -329,9 +329,16 @@ pub struct Resolver {
     /// The one DNS server to ask, from [`DNS_SERVER_ENV`]; None: resolv.conf's.
     dns_server: Option<SocketAddr>,
     hosts_path: PathBuf,
+    /// /etc/hosts as last read, and the (inode, size, mtime) it was read at: a connection
+    /// costs one stat of the file, not an open, read and parse (the C library reads it
+    /// on every lookup; a changed file is read again at once, so the answers are the same).
+    hosts: Mutex<Option<(HostsStamp, Arc<Hosts>)>>,
     /// Built on first use, inside the runtime; None when resolv.conf cannot be read.
     dns: OnceLock<Option<Dns>>,
 }
+
+/// What identifies one version of /etc/hosts.
+type HostsStamp = (u64, u64, Option<std::time::SystemTime>);
 
 /// The DNS part: hickory's name server pool (resolv.conf's servers, UDP then TCP on
 /// truncation, its timeout and attempts). Not hickory's `Resolver`: that one answers every
@@ -366,6 +373,7 @@ impl Resolver {
         Resolver {
             dns_server,
             hosts_path: PathBuf::from("/etc/hosts"),
+            hosts: Mutex::new(None),
             dns: OnceLock::new(),
         }
     }
@@ -377,11 +385,7 @@ impl Resolver {
             return PeerName::unknown(NameStatus::Permanent, Vec::new());
         }
         let deadline = Instant::now() + LOOKUP_BOUND;
-        // XXX: a blocking read of a small local file, as the C library does on every
-        // lookup; not worth a thread hop.
-        let hosts = std::fs::read_to_string(&self.hosts_path)
-            .map(|t| Hosts::parse(&t))
-            .unwrap_or_default();
+        let hosts = self.hosts_file();
         let (answer, from_dns) = if let Some(n) = hosts.name_of(ip) {
             (Ok(n.to_owned()), false)
         } else {
@@ -401,6 +405,32 @@ impl Resolver {
             Ok(from_file)
         };
         judge_forward(ip, &name, addrs)
+    }
+
+    /// /etc/hosts, parsed; read again when it changed. A blocking stat (and, after a change,
+    /// a read) of a small local file, as the C library does on every lookup: not worth a
+    /// thread hop.
+    fn hosts_file(&self) -> Arc<Hosts> {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = std::fs::metadata(&self.hosts_path)
+            .ok()
+            .map(|m| (m.ino(), m.len(), m.modified().ok()));
+        let mut cache = self
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(stamp), Some((cached, hosts))) = (stamp, cache.as_ref())
+            && stamp == *cached
+        {
+            return Arc::clone(hosts);
+        }
+        let hosts = Arc::new(
+            std::fs::read_to_string(&self.hosts_path)
+                .map(|t| Hosts::parse(&t))
+                .unwrap_or_default(),
+        );
+        *cache = stamp.map(|st| (st, Arc::clone(&hosts)));
+        hosts
     }
 
     /// The first PTR name of `ip`, as DNS text (with its trailing dot).
