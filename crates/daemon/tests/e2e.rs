@@ -2,7 +2,7 @@
 //! smtplib, swaks, raw sockets). Needs `target/<profile>/postfix` (`cargo build -p
 //! tern-commands --bin postfix`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
@@ -20,18 +20,7 @@ fn incoming(t: &Tern) -> Vec<tern_queue::QueueEntry> {
 
 /// Reads one (possibly multi-line) reply.
 fn reply(r: &mut BufReader<TcpStream>) -> String {
-    let mut all = String::new();
-    for _ in 0..100 {
-        let mut line = String::new();
-        if r.read_line(&mut line).expect("read") == 0 {
-            break;
-        }
-        all.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
-            break;
-        }
-    }
-    all
+    tern_testkit::smtp::read_reply(r).expect("read")
 }
 
 fn connect(t: &Tern) -> (TcpStream, BufReader<TcpStream>) {

@@ -7,7 +7,7 @@
 //! disk-full test needs root (it mounts a 2 MB tmpfs) and fails, not skips, without it.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,16 +32,10 @@ fn incoming_ids(queue_dir: &Path) -> HashSet<String> {
 
 /// Reads one (possibly multi-line) reply; an I/O error or EOF is `Err`.
 fn reply(r: &mut BufReader<TcpStream>) -> std::io::Result<String> {
-    let mut all = String::new();
-    for _ in 0..100 {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        all.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok(all);
-        }
+    let all = tern_testkit::smtp::read_reply(r)?;
+    let last = all.lines().last().unwrap_or("");
+    if all.is_empty() || last.as_bytes().get(3) == Some(&b'-') {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     Ok(all)
 }

@@ -6,7 +6,7 @@
 //! same dnsmasq on port 53). Needs `target/<profile>/postfix` (`cargo build -p
 //! tern-commands --bin postfix`) and dnsmasq; fails when either is missing.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -175,18 +175,7 @@ impl Drop for Instance {
 
 /// Reads one (possibly multi-line) reply.
 fn reply(r: &mut BufReader<TcpStream>) -> String {
-    let mut all = String::new();
-    for _ in 0..100 {
-        let mut line = String::new();
-        if r.read_line(&mut line).expect("read") == 0 {
-            break;
-        }
-        all.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
-            break;
-        }
-    }
-    all
+    tern_testkit::smtp::read_reply(r).expect("read")
 }
 
 /// Connects from `from` (a 127.0.0.0/8 address); returns the greeting and the stream.

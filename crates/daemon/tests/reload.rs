@@ -38,18 +38,7 @@ impl Client {
 
     /// Reads one (possibly multi-line) reply; empty at end of stream.
     fn reply(&mut self) -> String {
-        let mut all = String::new();
-        for _ in 0..100 {
-            let mut line = String::new();
-            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            all.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                break;
-            }
-        }
-        all
+        tern_testkit::smtp::read_reply(&mut self.r).unwrap_or_default()
     }
 
     fn cmd(&mut self, line: &str) -> String {

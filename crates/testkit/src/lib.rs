@@ -4,4 +4,5 @@
 
 pub mod postfix;
 pub mod replay;
+pub mod smtp;
 pub mod tern;
