@@ -266,6 +266,22 @@ async fn reload(
         .map_err(DaemonError::from)
         .and_then(|mut c| {
             let s = settings::load(&c)?;
+            // master_watch.c: these keep their start-up values until a restart.
+            let mut changed = false;
+            for ((name, old), (_, new)) in started.watched.iter().zip(&s.watched) {
+                if old != new {
+                    for text in [
+                        format!("ignoring {name} parameter value change"),
+                        format!("old value: \"{old}\", new value: \"{new}\""),
+                        format!("to change {name}, stop and start Postfix"),
+                    ] {
+                        logger.log(ident, &Line::warning(text));
+                    }
+                    c.set(name, old);
+                    changed = true;
+                }
+            }
+            let s = if changed { settings::load(&c)? } else { s };
             if s.inet_interfaces == started.inet_interfaces {
                 return Ok(s);
             }

@@ -64,8 +64,14 @@ pub struct DaemonSettings {
     pub syslog_facility: String,
     /// main.cf's inet_interfaces (expanded): a reload compares it with start-up's.
     pub inet_interfaces: String,
+    /// The parameters a reload cannot change (master_vars.c's watch list), expanded:
+    /// `config_directory`, `queue_directory`, `inet_protocols`.
+    pub watched: Vec<(&'static str, String)>,
     pub listeners: Vec<Listener>,
 }
+
+/// The parameters whose change master ignores until a restart (master_vars.c).
+pub const WATCHED: [&str; 3] = ["config_directory", "queue_directory", "inet_protocols"];
 
 /// One listening service (a master.cf `inet ... smtpd` entry).
 #[derive(Debug, Clone)]
@@ -163,6 +169,10 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
         maillog_file_prefixes: p.get("maillog_file_prefixes")?,
         syslog_facility: p.get("syslog_facility")?,
         inet_interfaces: p.get("inet_interfaces")?,
+        watched: WATCHED
+            .iter()
+            .map(|&n| Ok((n, p.get(n)?)))
+            .collect::<Result<_, SettingsError>>()?,
         listeners,
     })
 }

@@ -220,6 +220,30 @@ fn reload_applies_settings_to_new_sessions() {
     }
 }
 
+/// A parameter that master watches (master_vars.c: inet_protocols; also queue_directory,
+/// which `postfix reload` itself cannot reach: it looks for the pid file in the new
+/// directory, as Postfix's does) keeps its start-up value across a reload, with Postfix's
+/// three warnings.
+#[test]
+fn reload_ignores_watched_parameters() {
+    let t = Tern::start("").expect("start");
+    let main = t.config_dir().join("main.cf");
+    let mut text = std::fs::read_to_string(&main).expect("main.cf");
+    text.push_str("inet_protocols = all\n");
+    std::fs::write(&main, text).expect("main.cf");
+    let log = t.reload().expect("reload");
+    for needle in [
+        "warning: ignoring inet_protocols parameter value change",
+        "warning: old value: \"ipv4\", new value: \"all\"",
+        "warning: to change inet_protocols, stop and start Postfix",
+    ] {
+        assert!(log.contains(needle), "{needle} not in\n{log}");
+    }
+    let (mut c, _) = Client::greeted(t.port);
+    c.begin();
+    assert!(c.finish().starts_with("250 "));
+}
+
 /// A lower maxproc holds new clients at the greeting; a higher one by reload lets the
 /// waiting client in.
 #[test]
