@@ -31,6 +31,8 @@ macro_rules! fatal {
 #[derive(Debug, Clone)]
 pub struct Msg {
     prog: String,
+    /// Valid UTF-8 is shown as it is (programs with Postfix's UTF-8 support on).
+    utf8: bool,
 }
 
 impl Msg {
@@ -40,21 +42,25 @@ impl Msg {
             || "postconf".to_owned(),
             |a| a.to_string_lossy().into_owned(),
         );
-        Msg { prog }
+        Msg { prog, utf8: false }
     }
 
     /// As [`Msg::from_args`] without the directory part of argv\[0\]: postmap and
     /// postalias print `postmap: fatal: ...` however they were run (postconf keeps the
-    /// path).
+    /// path), and, with their UTF-8 support on, show valid UTF-8 as it is.
     pub fn from_args_basename() -> Msg {
         let prog = Msg::from_args().prog;
         let base = prog.rsplit('/').find(|p| !p.is_empty()).unwrap_or(&prog);
-        Msg::new(base)
+        Msg {
+            utf8: true,
+            ..Msg::new(base)
+        }
     }
 
     pub fn new(prog: &str) -> Msg {
         Msg {
             prog: prog.to_owned(),
+            utf8: false,
         }
     }
 
@@ -75,7 +81,12 @@ impl Msg {
 
     fn line(&self, level: &str, text: &dyn fmt::Display) {
         // Postfix's message layer shows non-printable bytes as `?`.
-        let text = tern_config::text::printable(text.to_string().as_bytes());
+        let bytes = text.to_string();
+        let text = if self.utf8 {
+            tern_config::text::printable_utf8(bytes.as_bytes())
+        } else {
+            tern_config::text::printable(bytes.as_bytes())
+        };
         let _ = writeln!(std::io::stderr(), "{}: {level}: {text}", self.prog);
     }
 }

@@ -81,7 +81,7 @@ fn non_utf8_keys_and_lines_like_debian() {
         (tempfile::tempdir().expect("tempdir"), debian),
         (tempfile::tempdir().expect("tempdir"), ours),
     ];
-    let source = b"a 1\nk\xff 3\nb 2\n  continued\n\xc3\x28x 4\nc\xc3\xa9 5\n";
+    let source = b"a 1\nk\xff 3\nb 2\n  continued\n\xc3\x28x 4\nc\xc3\xa9 5\n\xc3\xa9\xff 6\n";
     let aliases = b"root: a\nk\xff: b\npostmaster: root\n";
     let mut report = String::new();
     let mut outputs: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
@@ -94,7 +94,7 @@ fn non_utf8_keys_and_lines_like_debian() {
         for kind in ["hash", "cdb", "lmdb"] {
             let spec = format!("{kind}:src");
             out.push(run(&postmap, dir.path(), &[OsStr::new(&spec)], b""));
-            let keys = b"a\nk\xff\nb\n\xc3\x28x\nc\xc3\xa9\n";
+            let keys = b"a\nk\xff\nb\n\xc3\x28x\nc\xc3\xa9\n\xc3\xa9\xff\n";
             out.push(run(
                 &postmap,
                 dir.path(),

@@ -2,9 +2,8 @@
 
 /// Text as Postfix's logging shows it: every byte that is not printable ASCII becomes `?`
 /// (Postfix's msg layer does this to every warning and fatal line it prints, e.g. the `\r` of
-/// a CRLF line in `missing '=' after attribute name: "b?"`, and `ö` as `??`).
-///
-/// XXX: Postfix keeps valid UTF-8 when its SMTPUTF8 support is on; we always replace.
+/// a CRLF line in `missing '=' after attribute name: "b?"`, and `ö` as `??` in postconf).
+/// Programs that turn Postfix's UTF-8 support on keep valid UTF-8: [`printable_utf8`].
 pub fn printable(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -16,6 +15,25 @@ pub fn printable(bytes: &[u8]) -> String {
             }
         })
         .collect()
+}
+
+/// [`printable`] as Postfix's programs with UTF-8 support on (`smtputf8_enable = yes`, e.g.
+/// postmap and postalias) show text: a valid UTF-8 character outside ASCII is kept; a
+/// control character, and each byte that is not part of a valid sequence, becomes `?`
+/// (`é\xff 3` shows as `é? 3`).
+pub fn printable_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.extend(chunk.valid().chars().map(|c| {
+            if c.is_ascii() && !(' '..='~').contains(&c) {
+                '?'
+            } else {
+                c
+            }
+        }));
+        out.extend(chunk.invalid().iter().map(|_| '?'));
+    }
+    out
 }
 
 /// The C library's text for an I/O error, as Postfix's `%m` prints it ("No such file or
@@ -67,6 +85,14 @@ mod tests {
     fn printable_replaces_each_byte() {
         assert_eq!(printable(b"a\tb\r\xc3\xb6~"), "a?b???~");
         assert_eq!(printable("b\r\u{e9}".as_bytes()), "b???");
+    }
+
+    #[test]
+    fn printable_utf8_keeps_valid_characters() {
+        // Debian's postmap: `é\xff 3` is shown as `é? 3`.
+        assert_eq!(printable_utf8(b"\xc3\xa9\xff 3"), "\u{e9}? 3");
+        assert_eq!(printable_utf8(b"a\tb\r\xc3\x28~"), "a?b??(~");
+        assert_eq!(printable_utf8(b"\xe2\x82"), "??");
     }
 
     #[test]

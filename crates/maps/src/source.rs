@@ -64,7 +64,7 @@ fn finish_line(
         Ok(text) => push_line(out, LogicalLine { lineno, text }, path, warn),
         Err(e) => warn(&format!(
             "{path}, line {lineno}: non-UTF-8 input \"{}\" -- ignoring this line",
-            tern_config::text::printable(e.as_bytes())
+            tern_config::text::printable_utf8(e.as_bytes())
         )),
     }
 }

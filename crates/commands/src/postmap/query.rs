@@ -48,7 +48,7 @@ impl<'a> Tables<'a> {
             (self.flags.warn)(&format!(
                 "{kind}:{}: non-UTF-8 key \"{}\": malformed UTF-8 or invalid codepoint",
                 dict_name(kind, name),
-                tern_config::text::printable(raw)
+                tern_config::text::printable_utf8(raw)
             ));
         }
         Ok(())
