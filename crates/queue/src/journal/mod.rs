@@ -123,22 +123,25 @@ pub(crate) fn encode_record(
     let Some(code) = queue_code(q) else {
         return;
     };
-    let mut payload = Vec::with_capacity(10 + id.len() + content.len());
-    payload.extend_from_slice(&seg.seq.to_le_bytes());
-    payload.push(code);
-    // Queue ids are at most 255 bytes (mail_queue_id_ok); longer cannot be made here.
-    payload.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
-    payload.extend_from_slice(&id.as_bytes()[..id.len().min(255)]);
-    payload.extend_from_slice(content);
+    // The payload is written in place after a head whose length and CRC are filled in
+    // after it: the message bytes are copied once, into the batch's buffer.
+    let id = &id.as_bytes()[..id.len().min(255)];
+    out.reserve(RECORD_HEAD + 10 + id.len() + content.len());
     out.extend_from_slice(RECORD_MAGIC);
+    let head = out.len();
+    out.extend_from_slice(&[0; 8]);
+    let start = out.len();
+    out.extend_from_slice(&seg.seq.to_le_bytes());
+    out.push(code);
+    // Queue ids are at most 255 bytes (mail_queue_id_ok): the cut above never cuts.
+    out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(id);
+    out.extend_from_slice(content);
     // Payloads are bounded by MAX_RECORD plus a few bytes, far below u32::MAX.
-    out.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    out.extend_from_slice(&seg.crc(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let len = u32::try_from(out.len() - start).unwrap_or(u32::MAX);
+    let crc = seg.crc(&out[start..]);
+    out[head..head + 4].copy_from_slice(&len.to_le_bytes());
+    out[head + 4..head + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The size of the record [`encode_record`] makes.
