@@ -1,0 +1,1 @@
+//! Mailboxes: mbox and Maildir writers, locking and safe opening (to be written).

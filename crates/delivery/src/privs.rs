@@ -1,0 +1,1 @@
+//! Effective uid/gid switching for one delivery (to be written).

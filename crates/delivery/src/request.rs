@@ -1,0 +1,109 @@
+//! What the daemon asks of a delivery agent, and what it gets back.
+//!
+//! One [`DeliveryRequest`] carries one message (by its queue file, which the agent reads
+//! itself) and the recipients that go to one transport and next hop; the agent answers
+//! with one [`Outcome`] per recipient, in any order. The daemon turns outcomes into status
+//! records in the queue file, log lines (`status=sent (delivered to mailbox)`) and
+//! bounces; the agent never writes the queue or the log.
+//!
+//! Security: the daemon is less trusted than the helper that runs this crate as root. A
+//! request names a queue file; the agent checks that it lies inside queue_directory
+//! before it reads it, and takes nothing else from the request as a path.
+
+use std::path::PathBuf;
+
+/// Which agent program a master.cf transport runs (its `command` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    /// local(8)
+    Local,
+    /// virtual(8)
+    Virtual,
+    /// pipe(8)
+    Pipe,
+}
+
+/// One message to some of its recipients, through one transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRequest {
+    pub agent: Agent,
+    /// The master.cf service name (`local`, `virtual`, `maildrop`, ...): its `-o`
+    /// overrides apply, and pipe(8) reads its `flags=`, `user=` and `argv=` from there.
+    pub transport: String,
+    /// The next hop the resolver gave (a domain for local/virtual; pipe's `${nexthop}`).
+    pub nexthop: String,
+    pub queue_id: String,
+    /// The queue file (in `active/`).
+    pub queue_file: PathBuf,
+    /// The envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    /// Arrival time, seconds since the epoch.
+    pub arrival: u64,
+    /// RFC 3461 ENVID, if any.
+    pub envid: Option<String>,
+    pub recipients: Vec<RequestRecipient>,
+}
+
+/// One recipient of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestRecipient {
+    /// The recipient's index in the queue file (status records name it).
+    pub index: u32,
+    /// The address to deliver to (after rewriting).
+    pub address: String,
+    /// The original recipient, before aliasing/rewriting (`orig_to=`, X-Original-To:,
+    /// `${original_recipient}`); empty when the same as `address`.
+    pub orig_rcpt: String,
+    /// DSN ORCPT as given (`rfc822;user@example.com`), if any.
+    pub dsn_orcpt: Option<String>,
+    /// DSN NOTIFY bits (tern_queue::Notify).
+    pub notify: u8,
+}
+
+/// What became of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// [`RequestRecipient::index`].
+    pub index: u32,
+    pub result: Delivered,
+    /// `relay=` in the log line (`local`, `virtual`, `maildrop`, ...).
+    pub relay: String,
+    /// Per-address results of an alias or `.forward` expansion that the agent delivered
+    /// itself (Postfix logs one line per final address, with `orig_to=`).
+    pub expanded: Vec<ExpandedOutcome>,
+}
+
+/// A final address reached by expansion, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandedOutcome {
+    pub address: String,
+    pub result: Delivered,
+}
+
+/// The result of a delivery attempt (the DSN status and the text after `status=... (`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Done: `dsn` is 2.x.x; `text` e.g. `delivered to mailbox`, `delivered to maildir`,
+    /// `delivered to command: /usr/bin/procmail`, `delivered to file: /tmp/x`.
+    Sent { dsn: String, text: String },
+    /// Try again later: 4.x.x.
+    Deferred { dsn: String, text: String },
+    /// Failed for good: 5.x.x (a non-delivery report follows).
+    Bounced { dsn: String, text: String },
+    /// Hand these addresses to cleanup as a new message (local(8)'s forwarding of alias
+    /// and `.forward` results that are not its own to deliver): the daemon queues them
+    /// and logs `status=sent (forwarded as NEWID)`.
+    Forward(Forward),
+}
+
+/// A new message for addresses found by expansion.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Forward {
+    /// The new envelope sender (the original one, or `owner-alias`'s address).
+    pub sender: String,
+    /// The addresses, each with the original recipient to carry along.
+    pub recipients: Vec<String>,
+    /// Header lines to put before the message (`Delivered-To: user@domain`), without the
+    /// line ending.
+    pub prepend: Vec<String>,
+}

@@ -1,0 +1,1 @@
+//! virtual(8): deliveries to virtual mailboxes (to be written).
