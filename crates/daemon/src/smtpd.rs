@@ -16,10 +16,11 @@
 //! mail_owner (never root) when the daemon was started by root.
 
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use nix::sys::socket::{MsgFlags, recv};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
@@ -181,7 +182,7 @@ impl Driver<'_> {
                 Ok(Ok(())) => {
                     // The buffer lives only across this non-async read.
                     let mut buf = [0u8; READ_SIZE];
-                    match self.stream.try_read(&mut buf) {
+                    match self.read_drained(&mut buf) {
                         Ok(0) => break Some(EndReason::LostConnection),
                         Ok(n) => self.lines.push(&buf[..n]),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -209,13 +210,33 @@ impl Driver<'_> {
     /// O_NONBLOCK), as a freshly registered tokio socket does not know yet that it is
     /// readable.
     fn peek_early(&self) -> Vec<u8> {
-        let Ok(fd) = self.stream.as_fd().try_clone_to_owned() else {
-            return Vec::new();
-        };
         let mut buf = [0u8; tern_smtp::pipelining::SHOWN];
-        std::net::TcpStream::from(fd)
-            .peek(&mut buf)
-            .map_or(Vec::new(), |n| buf[..n].to_vec())
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        recv(self.stream.as_raw_fd(), &mut buf, flags).map_or(Vec::new(), |n| buf[..n].to_vec())
+    }
+
+    /// Reads what the socket holds. A read that does not fill the buffer leaves the
+    /// socket empty in all likelihood (the client waits for the reply to what it sent),
+    /// so the socket's readiness is forgotten with it: the next wait goes to the reactor
+    /// at once instead of first paying for a read that fails with EAGAIN (a system call
+    /// per command). As tokio's own poll_read does: the read runs inside `try_io`, whose
+    /// readiness snapshot is taken before the read, and tokio clears readiness only if no
+    /// event came after that snapshot, so input that arrives after the read sets it again.
+    fn read_drained(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let fd = self.stream.as_raw_fd();
+        let mut got = None;
+        let r = self.stream.try_io(Interest::READABLE, || {
+            let n = recv(fd, buf, MsgFlags::MSG_DONTWAIT).map_err(std::io::Error::from)?;
+            got = Some(n);
+            if n > 0 && n < buf.len() {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match got {
+            Some(n) => Ok(n),
+            None => r,
+        }
     }
 
     /// Takes what the socket already holds, without waiting (Postfix's peekfd()).
