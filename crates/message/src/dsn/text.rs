@@ -196,11 +196,11 @@ mod tests {
         for l in &got {
             assert!(l.len() <= 79);
         }
-        // One word longer than the limit stays whole.
+        // One word longer than the limit stays whole, on a line of its own.
         let word = "x".repeat(100);
         assert_eq!(
             wrapped(&format!("a {word} b")),
-            ["a", &format!("    {word} b")]
+            ["a", &format!("    {word}"), "    b"]
         );
     }
 
