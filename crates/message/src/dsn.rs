@@ -447,11 +447,13 @@ pub fn compose(
         w.line("");
         let mut text = b"<".to_vec();
         text.extend_from_slice(&e.address);
+        text.push(b'>');
         if let Some(orig) = &e.orig_addr {
-            text.extend_from_slice(b"> (expanded from <");
+            text.extend_from_slice(b" (expanded from <");
             text.extend_from_slice(orig);
+            text.extend_from_slice(b">)");
         }
-        text.extend_from_slice(b">: ");
+        text.extend_from_slice(b": ");
         text.extend_from_slice(&e.reason);
         w.wrapped(&text);
     }

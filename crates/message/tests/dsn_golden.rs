@@ -92,7 +92,10 @@ impl Instance {
         }
         std::fs::write(
             dir.join("aliases"),
-            format!("postmaster: {d}/pm.mbox\nsender: {d}/sender.mbox\nok: {d}/ok.mbox\n"),
+            format!(
+                "postmaster: {d}/pm.mbox\nsender: {d}/sender.mbox\nok: {d}/ok.mbox\n\
+                 lost: nobody-here\n"
+            ),
         )
         .unwrap();
         let inst = Self { dir, port };
@@ -396,7 +399,7 @@ fn notices_match_postfix() {
         ),
         (
             "<sender@mx.example.test> BODY=8BITMIME",
-            vec!["<nouser2@mx.example.test>"],
+            vec!["<nouser2@mx.example.test>", "<lost@mx.example.test>"],
             b"From: sender@mx.example.test\r\nSubject: held two \xc3\xa9\r\n\r\n\
               caf\xc3\xa9 body\r\n\tindented\r\n.\r\n"
                 .to_vec(),
@@ -500,6 +503,25 @@ fn notices_match_postfix() {
             0,
             Action::Failed,
         )];
+    }
+    // An alias expanded to an unknown user: "(expanded from <lost@...>)".
+    let lost = "lost@mx.example.test";
+    let mut expanded = report(
+        &log,
+        &cases[1].qid,
+        "nobody-here@mx.example.test",
+        &orcpt(lost),
+        0,
+        Action::Failed,
+    );
+    expanded.orig_addr = lost.into();
+    cases[1].failed.push(expanded);
+    // bounce(8) lists recipients in the order the agents appended them to its log, which is
+    // the order of their mail log lines.
+    for c in &mut cases {
+        let qid = c.qid.clone();
+        c.failed
+            .sort_by_key(|r| log.find(&format!("{qid}: to=<{}>,", r.address)));
     }
 
     let mut reporter = dsn::Reporter::new(HOST);
