@@ -8,6 +8,7 @@
 //! - [`address`]: the RFC 5322 address-list tokenizer and parser, and Postfix's
 //!   internal/external address forms (quote_822_local);
 //! - [`trace`]: the Received: headers of smtpd and pickup, mail_date, the Message-Id;
+//! - [`dsn`]: bounce(8)'s delivery status notifications (RFC 3464 multipart/report);
 //! - [`cleanup`]: cleanup's header work (hop count, dropped headers, missing headers, the
 //!   logged message-id) with hooks for header_checks and address rewriting.
 //!
@@ -17,6 +18,7 @@
 
 pub mod address;
 pub mod cleanup;
+pub mod dsn;
 pub mod header;
 pub mod split;
 pub mod trace;
