@@ -16,6 +16,17 @@
 //! present"); the `message-id=` values cleanup logs come from it too. The body is written
 //! as it arrives, never held in memory.
 //!
+//! Address rewriting ([`tern_rewrite::CleanupRewriter`], when the message is created with
+//! one: [`Message::create_with`]) happens as in cleanup_addr.c and cleanup_message.c:
+//! the envelope sender and each recipient are rewritten (trivial-rewrite in the local
+//! context, canonical maps, masquerading), each recipient is expanded through
+//! virtual_alias_maps into one Recipient record per address (duplicates dropped with
+//! Postfix's key), and the addresses of sender and recipient headers are rewritten in the
+//! header context (local clients; remote ones only with remote_header_rewrite_domain).
+//! A recipient without a DSN ORCPT gets `rfc822;ADDRESS` with the address as the client
+//! sent it, as Postfix's smtpd does. The Received: header's
+//! `for <addr>` names the recipient as the client sent it.
+//!
 //! # Security
 //! The content comes from the network. It is written as records of bounded size (the
 //! line assembler caps each line at line_length_limit); a header field is held in memory
@@ -23,19 +34,22 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tern_message::cleanup::{
-    CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, LogEvent, NoHooks, Settings,
-    rewrite_context,
+    AddressRole, CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, Hooks, LogEvent,
+    RewriteContext, Settings, rewrite_context,
 };
 use tern_message::header::HeaderField;
 use tern_message::split::{FirstLine, HeaderSplitter, HeadersEnd, Step, smtpd_first_line};
 use tern_message::trace::{self, ClientAddr, Protocol, ReceivedBy, SmtpdSession};
 use tern_queue::{
-    Envelope, Error as QueueError, IdForm, MessageFlags, PendingFile, QueueLayout, QueueName,
-    QueueWriter, Recipient, Timestamp,
+    Envelope, Error as QueueError, IdForm, MessageFlags, Notify, PendingFile, QueueLayout,
+    QueueName, QueueWriter, Recipient, Timestamp,
 };
+use tern_rewrite::canonical::Fault;
+use tern_rewrite::{CleanupRewriter, Context, HeaderRole};
 use tern_smtp::data::RecordKind;
 use tern_smtp::params::{Body, MailFrom, RcptTo};
 
@@ -77,11 +91,15 @@ pub struct Message<'s> {
     pending: Option<PendingFile>,
     writer: Option<QueueWriter<PendingFile>>,
     id: String,
+    /// The recipients as the client gave them (RCPT TO order).
     recipients: Vec<Recipient>,
     buf: Vec<u8>,
     settings: &'s Settings,
+    rewriter: Option<Arc<CleanupRewriter>>,
+    /// Why address rewriting refused the message.
+    fault: Option<Fault>,
     splitter: HeaderSplitter,
-    headers: Option<HeaderCleanup<'s, NoHooks>>,
+    headers: Option<HeaderCleanup<'s, RewriteHooks>>,
     error: Option<CleanupError>,
     /// smtpd's first-line handling still applies (receive_data_message in smtpd.c).
     first_line: bool,
@@ -92,11 +110,21 @@ pub struct Message<'s> {
 }
 
 impl<'s> Message<'s> {
-    /// Creates the queue file in `incoming/` (its id is fixed now).
+    /// Creates the queue file in `incoming/` (its id is fixed now); no address rewriting.
     pub fn create(
         layout: &QueueLayout,
         form: IdForm,
         settings: &'s Settings,
+    ) -> Result<Self, QueueError> {
+        Self::create_with(layout, form, settings, None)
+    }
+
+    /// Creates the queue file in `incoming/`, with cleanup's address rewriting.
+    pub fn create_with(
+        layout: &QueueLayout,
+        form: IdForm,
+        settings: &'s Settings,
+        rewriter: Option<Arc<CleanupRewriter>>,
     ) -> Result<Self, QueueError> {
         let pending = PendingFile::create(layout, QueueName::Incoming, form)?;
         Ok(Self {
@@ -106,6 +134,8 @@ impl<'s> Message<'s> {
             recipients: Vec::new(),
             buf: Vec::new(),
             settings,
+            rewriter,
+            fault: None,
             splitter: HeaderSplitter::new(settings.header_size_limit),
             headers: None,
             error: None,
@@ -126,6 +156,20 @@ impl<'s> Message<'s> {
             .orcpt
             .as_ref()
             .map(|o| format!("{};{}", o.addr_type, o.address));
+        if let Some(n) = rcpt.notify {
+            let mut bits = 0;
+            for (on, bit) in [
+                (n.never, Notify::NEVER),
+                (n.success, Notify::SUCCESS),
+                (n.failure, Notify::FAILURE),
+                (n.delay, Notify::DELAY),
+            ] {
+                if on {
+                    bits |= bit;
+                }
+            }
+            r.notify = Notify(bits);
+        }
         self.recipients.push(r);
     }
 
@@ -156,10 +200,17 @@ impl<'s> Message<'s> {
             attrs.push(("helo_name".to_owned(), h.clone()));
         }
         attrs.push(("protocol_name".to_owned(), client.protocol.clone()));
+        let (envelope_sender, recipients) = match self.rewrite_envelope(&sender.address) {
+            Ok(done) => done,
+            Err(fault) => {
+                self.fault = Some(fault);
+                (sender.address.clone(), self.recipients.clone())
+            }
+        };
         let env = Envelope {
             arrival: self.arrival,
-            sender: sender.address.clone(),
-            recipients: self.recipients.clone(),
+            sender: envelope_sender.clone(),
+            recipients,
             client: attrs,
             dsn_envid: sender.envid.clone(),
             dsn_ret: None,
@@ -192,14 +243,18 @@ impl<'s> Message<'s> {
         let mut headers = HeaderCleanup::new(
             self.settings,
             HeaderEnvelope {
-                sender: sender.address.clone(),
+                sender: envelope_sender,
                 full_name: None,
                 queue_id: self.id.clone(),
                 queue_time: self.queue_time,
                 arrival: local_timestamp(self.queue_time),
                 rewrite_context: rewrite_context(client.local, remote_header_rewrite_domain),
             },
-            NoHooks,
+            RewriteHooks {
+                rewriter: self.rewriter.clone(),
+                queue_id: self.id.clone(),
+                fault: None,
+            },
         );
         match HeaderField::parse(received.as_bytes()).map(|f| headers.header(f)) {
             Some(Ok(Some(text))) => self.put_line(&text),
@@ -247,6 +302,17 @@ impl<'s> Message<'s> {
         if let Some(e) = self.error.take() {
             return Err(FinishError::Cleanup(e));
         }
+        let fault = self
+            .fault
+            .take()
+            .or_else(|| self.headers.as_mut().and_then(|h| h.hooks().fault.clone()));
+        if let Some(fault) = fault {
+            // XXX: smtpd answers every Io error with `451 4.3.0 Error: queue file write
+            // error`, Postfix's reply to a lookup problem; an expansion limit should get
+            // `451 4.6.0 Alias expansion error` (smtpd.c, CLEANUP_STAT_DEFER), which needs
+            // a FinishError variant smtpd.rs knows.
+            return Err(FinishError::Io(io::Error::other(fault.to_string())));
+        }
         if self.in_line {
             self.buf.push(b'\n');
         }
@@ -256,6 +322,51 @@ impl<'s> Message<'s> {
             .take()
             .ok_or_else(|| io::Error::other("queue file not started"))?;
         Ok((writer.finish()?, logs))
+    }
+
+    /// cleanup_addr_sender() and cleanup_addr_recipient() + cleanup_out_recipient():
+    /// the envelope sender and the recipient records as they go into the queue file.
+    fn rewrite_envelope(&self, sender: &str) -> Result<(String, Vec<Recipient>), Fault> {
+        let Some(rw) = &self.rewriter else {
+            return Ok((sender.to_owned(), self.recipients.clone()));
+        };
+        let id = &self.id;
+        let sender = rw.sender(sender, id)?;
+        let mut dedup = rw.dedup();
+        let mut out = Vec::new();
+        for given in &self.recipients {
+            let clean = rw.recipient(&given.address, id)?;
+            // smtpd(8) sends an ORCPT of its own when the client gave none: the address
+            // as the client sent it (seen live in postcat's dsn_orig_rcpt).
+            let orcpt = given.orcpt.clone().or_else(|| {
+                (!given.address.is_empty()).then(|| format!("rfc822;{}", given.address))
+            });
+            let expanded = rw.expand(&clean, id)?;
+            let mut notify = given.notify.0;
+            // cleanup_out_recipient.c: NOTIFY=SUCCESS is answered with an "expanded" DSN
+            // for an alias and not passed on to the addresses it expands to.
+            // XXX: the "expanded" success notice itself is not sent yet.
+            if rw.has_virtual_alias_maps()
+                && notify & Notify::SUCCESS != 0
+                && (expanded.len() > 1 || expanded[0] != clean)
+            {
+                notify = if notify == Notify::SUCCESS {
+                    Notify::NEVER
+                } else {
+                    notify & !Notify::SUCCESS
+                };
+            }
+            let dsn_orcpt = orcpt.clone().unwrap_or_default();
+            for address in expanded {
+                if dedup.first(&dsn_orcpt, notify, &given.address, &address) {
+                    let mut r = Recipient::new(address);
+                    r.orcpt.clone_from(&orcpt);
+                    r.notify = Notify(notify);
+                    out.push(r);
+                }
+            }
+        }
+        Ok((sender, out))
     }
 
     fn split(&mut self, text: &[u8], complete: bool) {
@@ -324,6 +435,43 @@ impl<'s> Message<'s> {
             self.buf.clear();
         }
         Ok(())
+    }
+}
+
+/// cleanup's header address rewriting, plugged into the header library.
+#[derive(Debug)]
+struct RewriteHooks {
+    rewriter: Option<Arc<CleanupRewriter>>,
+    queue_id: String,
+    /// The first lookup problem; the message is refused at its end.
+    fault: Option<Fault>,
+}
+
+impl Hooks for RewriteHooks {
+    fn rewrite_address(
+        &mut self,
+        role: AddressRole,
+        context: RewriteContext,
+        address: &[u8],
+    ) -> Option<Vec<u8>> {
+        let rw = self.rewriter.as_ref()?;
+        // An address that is not UTF-8 is left as it came.
+        let address = std::str::from_utf8(address).ok()?;
+        let role = match role {
+            AddressRole::Sender => HeaderRole::Sender,
+            AddressRole::Recipient => HeaderRole::Recipient,
+        };
+        let context = match context {
+            RewriteContext::Local => Context::Local,
+            RewriteContext::Remote => Context::Remote,
+        };
+        match rw.header_address(role, context, address, &self.queue_id) {
+            Ok(new) => new.map(String::into_bytes),
+            Err(fault) => {
+                self.fault.get_or_insert(fault);
+                None
+            }
+        }
     }
 }
 

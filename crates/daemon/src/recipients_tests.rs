@@ -260,3 +260,44 @@ fn status_helpers() {
     let r = reply(450, "5.1.1", "a\tb");
     assert_eq!(r.to_string(), "450 4.1.1 a b");
 }
+
+#[test]
+fn relocated() {
+    // relocated(5) through the resolver (error transport, 5.1.6), as smtpd_check.c's
+    // check_rcpt_maps() answers; an address canonical_maps knows still passes.
+    let extra = "relocated_maps = inline:{gone@mx.example.com=new@else.test, \
+                 @moved.test=elsewhere, root=admin@else.test}\n\
+                 canonical_maps = inline:{alice@mx.example.com=x@y.test}\n\
+                 relay_domains = relay.test, moved.test\n";
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            "gone@mx.example.com",
+            Some(
+                "550 5.1.6 <gone@mx.example.com>: Recipient address rejected: User has moved \
+                 to new@else.test",
+            ),
+        ),
+        (
+            "gone+x@mx.example.com",
+            Some(
+                "550 5.1.6 <gone+x@mx.example.com>: Recipient address rejected: User has \
+                 moved to new@else.test",
+            ),
+        ),
+        (
+            "who@moved.test",
+            Some(
+                "550 5.1.6 <who@moved.test>: Recipient address rejected: User has moved to \
+                 elsewhere",
+            ),
+        ),
+        (
+            "root",
+            Some("550 5.1.6 <root>: Recipient address rejected: User has moved to admin@else.test"),
+        ),
+        ("alice@mx.example.com", None),
+    ];
+    for (rcpt, want) in cases {
+        assert_eq!(check(extra, rcpt).as_deref(), *want, "{rcpt}");
+    }
+}

@@ -6,6 +6,9 @@
 //!   swap_bangpath, allow_percent_hack) in the "local" and "remote" contexts.
 //! - [`matchlist`]: Postfix's match lists (mydestination, relay_domains, mynetworks, ...).
 //! - [`resolve`]: [`Resolver`], the address classes and transport(5).
+//! - [`canonical`], [`masquerade`], [`virtual_alias`]: cleanup(8)'s canonical(5)
+//!   mapping, address masquerading and virtual(5) alias expansion, put together for
+//!   cleanup by [`cleanup_addr::CleanupRewriter`].
 //! - [`relay`]: permit_mynetworks, reject_unauth_destination, defer_unauth_destination and
 //!   smtpd_relay_restrictions.
 //!
@@ -19,18 +22,23 @@
 //! ([`resolve::Interfaces::detect`]).
 
 pub mod address;
+pub mod canonical;
+pub mod cleanup_addr;
+pub mod masquerade;
 pub mod matchlist;
 pub mod relay;
 pub mod resolve;
 pub mod settings;
+pub mod virtual_alias;
 
 #[cfg(test)]
 mod tests;
 
 pub use address::Context;
+pub use cleanup_addr::{CleanupRewriter, HeaderRole};
 pub use relay::{Client, Decision, Reply};
 pub use resolve::{Class, Flags, Interfaces, LookupError, Resolved, Resolver};
-pub use settings::{Settings, SetupError};
+pub use settings::{CleanupSettings, Settings, SetupError};
 
 impl Resolver {
     /// Settings from `config`, this host's interfaces, and the tables opened; warnings go

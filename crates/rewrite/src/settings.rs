@@ -31,6 +31,15 @@ pub enum SetupError {
     /// A `!` with nothing after it in a match list.
     #[error("{0}: no pattern after '!'")]
     EmptyNegation(String),
+    /// name_mask(): a class list names something its table does not hold (`unknown
+    /// canonical_classes value "x" in "x"`; Postfix names canonical_classes for the
+    /// sender and recipient lists too).
+    #[error("unknown {context} value \"{name}\" in \"{value}\"")]
+    UnknownName {
+        context: String,
+        name: String,
+        value: String,
+    },
     /// A table named in a parameter could not be opened.
     #[error("{name}: {source}")]
     Map {
@@ -172,6 +181,66 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, SetupError> {
         Err(SetupError::BadBool {
             name: name.to_owned(),
             value: value.to_owned(),
+        })
+    }
+}
+
+/// The parameters cleanup(8)'s address rewriting reads (cleanup_init.c), expanded once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupSettings {
+    pub canonical_maps: String,
+    pub sender_canonical_maps: String,
+    pub recipient_canonical_maps: String,
+    pub canonical_classes: String,
+    pub sender_canonical_classes: String,
+    pub recipient_canonical_classes: String,
+    pub masquerade_domains: String,
+    pub masquerade_exceptions: String,
+    pub masquerade_classes: String,
+    pub virtual_alias_maps: String,
+    pub virtual_alias_recursion_limit: usize,
+    pub virtual_alias_expansion_limit: usize,
+    pub virtual_alias_address_length_limit: usize,
+    pub propagate_unmatched_extensions: String,
+    pub enable_original_recipient: bool,
+    pub duplicate_filter_limit: usize,
+}
+
+impl CleanupSettings {
+    /// Reads and expands every parameter once.
+    pub fn from_config(config: &Config) -> Result<CleanupSettings, SetupError> {
+        let text = |name: &str| -> Result<String, SetupError> {
+            Ok(config.expanded(name)?.unwrap_or_default())
+        };
+        let flag = |name: &str| -> Result<bool, SetupError> { parse_bool(name, &text(name)?) };
+        // get_mail_conf_int() with a minimum of 1 (cleanup_init.c) or 0.
+        let number = |name: &str, min: usize| -> Result<usize, SetupError> {
+            let value = text(name)?;
+            match value.trim().parse::<usize>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(SetupError::BadInt {
+                    name: name.to_owned(),
+                    value,
+                }),
+            }
+        };
+        Ok(CleanupSettings {
+            canonical_maps: text("canonical_maps")?,
+            sender_canonical_maps: text("sender_canonical_maps")?,
+            recipient_canonical_maps: text("recipient_canonical_maps")?,
+            canonical_classes: text("canonical_classes")?,
+            sender_canonical_classes: text("sender_canonical_classes")?,
+            recipient_canonical_classes: text("recipient_canonical_classes")?,
+            masquerade_domains: text("masquerade_domains")?,
+            masquerade_exceptions: text("masquerade_exceptions")?,
+            masquerade_classes: text("masquerade_classes")?,
+            virtual_alias_maps: text("virtual_alias_maps")?,
+            virtual_alias_recursion_limit: number("virtual_alias_recursion_limit", 1)?,
+            virtual_alias_expansion_limit: number("virtual_alias_expansion_limit", 1)?,
+            virtual_alias_address_length_limit: number("virtual_alias_address_length_limit", 1)?,
+            propagate_unmatched_extensions: text("propagate_unmatched_extensions")?,
+            enable_original_recipient: flag("enable_original_recipient")?,
+            duplicate_filter_limit: number("duplicate_filter_limit", 0)?,
         })
     }
 }
