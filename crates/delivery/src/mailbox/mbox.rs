@@ -250,7 +250,7 @@ pub fn deliver_with(
     // Write as the recipient ("so that file quota work"); the open ids come back when
     // this guard drops, before the dotlock is removed.
     let user = params.rights.user();
-    let _user_ids = match (user, params.rights) {
+    let user_ids = match (user, params.rights) {
         (Some(u), Rights::Spool { open, .. }) if open != u => {
             Some(privs::become_user(u.uid, u.gid).map_err(|e| io_err(&e, "set user ids"))?)
         }
@@ -279,6 +279,9 @@ pub fn deliver_with(
     }
 
     let result = append(&file, params.size_limit, opts, info, content);
+    // Back to the open ids before unlocking: only they may remove the dotlock from a
+    // spool like root:mail 2775.
+    drop(user_ids);
     drop(kernel_locks);
     drop(dot);
     match result {
