@@ -62,7 +62,11 @@ pub fn become_user(uid: u32, gid: u32) -> io::Result<Switched> {
         egid: getegid(),
         groups: getgroups().map_err(io::Error::from)?,
     };
-    if let Err(e) = set_ids(Uid::from_raw(uid), Gid::from_raw(gid), &[Gid::from_raw(gid)]) {
+    if let Err(e) = set_ids(
+        Uid::from_raw(uid),
+        Gid::from_raw(gid),
+        &[Gid::from_raw(gid)],
+    ) {
         // Back to where we were before reporting: a half-made switch must not stay.
         restore(&previous);
         return Err(e);

@@ -64,16 +64,19 @@ pub enum VirtualError {
 impl VirtualSettings {
     /// Reads the settings; `overrides` are the transport's master.cf `-o name=value`
     /// (they win over main.cf and are expanded in the same way).
+    #[allow(clippy::implicit_hasher)] // the daemon's overrides are a plain HashMap
     pub fn from_config(
         config: &Config,
         overrides: &HashMap<String, String>,
     ) -> Result<VirtualSettings, VirtualError> {
         let get = |name: &str| -> Result<String, VirtualError> {
             let text = match overrides.get(name) {
-                Some(v) => config
-                    .expand(v, None)
-                    .map_err(|e| VirtualError::Config(e.to_string()))?
-                    .text,
+                Some(v) => {
+                    config
+                        .expand(v, None)
+                        .map_err(|e| VirtualError::Config(e.to_string()))?
+                        .text
+                }
                 None => config
                     .expanded(name)
                     .map_err(|e| VirtualError::Config(e.to_string()))?
@@ -130,9 +133,10 @@ impl VirtualSettings {
             strict_owner: boolean("strict_mailbox_ownership")?,
             recipient_delimiter: get("recipient_delimiter")?,
             enable_original_recipient: boolean("enable_original_recipient")?,
-            hostname: nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "localhost".to_owned()),
+            hostname: nix::unistd::gethostname().map_or_else(
+                |_| "localhost".to_owned(),
+                |h| h.to_string_lossy().into_owned(),
+            ),
         })
     }
 }
@@ -204,28 +208,26 @@ impl VirtualAgent {
             }
         };
         let mailbox = format!("{}/{found}", s.mailbox_base);
-        let uid = match self.lookup(&self.uid_maps, "virtual_uid_maps", &user) {
-            Ok(Some(v)) => v,
-            _ => {
-                warn(&format!("recipient {user}: not found in virtual_uid_maps"));
-                return config_error();
-            }
+        let Ok(Some(uid)) = self.lookup(&self.uid_maps, "virtual_uid_maps", &user) else {
+            warn(&format!("recipient {user}: not found in virtual_uid_maps"));
+            return config_error();
         };
         let uid_n = atol(&uid);
         if uid_n < 0 || u64::try_from(uid_n).unwrap_or(0) < s.minimum_uid {
-            warn(&format!("recipient {user}: bad uid {uid} in virtual_uid_maps"));
+            warn(&format!(
+                "recipient {user}: bad uid {uid} in virtual_uid_maps"
+            ));
             return config_error();
         }
-        let gid = match self.lookup(&self.gid_maps, "virtual_gid_maps", &user) {
-            Ok(Some(v)) => v,
-            _ => {
-                warn(&format!("recipient {user}: not found in virtual_gid_maps"));
-                return config_error();
-            }
+        let Ok(Some(gid)) = self.lookup(&self.gid_maps, "virtual_gid_maps", &user) else {
+            warn(&format!("recipient {user}: not found in virtual_gid_maps"));
+            return config_error();
         };
         let gid_n = atol(&gid);
         if gid_n <= 0 {
-            warn(&format!("recipient {user}: bad gid {gid} in virtual_gid_maps"));
+            warn(&format!(
+                "recipient {user}: bad gid {gid} in virtual_gid_maps"
+            ));
             return config_error();
         }
         let owner = Owner {
@@ -258,7 +260,11 @@ impl VirtualAgent {
                 &s.hostname,
             )
             .map(|_| ());
-            (r, "maildir delivery failed: ".to_owned(), "delivered to maildir")
+            (
+                r,
+                "maildir delivery failed: ".to_owned(),
+                "delivered to maildir",
+            )
         } else {
             let params = MboxParams {
                 rights: Rights::User(owner),
@@ -306,6 +312,7 @@ impl VirtualAgent {
     }
 }
 
+#[allow(clippy::implicit_hasher)] // the daemon's overrides are a plain HashMap
 /// One recipient with the settings of `config` and the transport's `-o` overrides: opens
 /// the tables each time (the agent proper keeps a [`VirtualAgent`]).
 pub fn deliver_one(
@@ -354,7 +361,9 @@ fn atol(s: &str) -> i64 {
     let n = digits
         .bytes()
         .take_while(u8::is_ascii_digit)
-        .fold(0i64, |n, d| n.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
     if neg { -n } else { n }
 }
 

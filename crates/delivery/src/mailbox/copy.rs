@@ -184,7 +184,9 @@ pub struct Limited<W> {
 impl<W: Write> Write for Limited<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.limit > 0 && self.start + self.written + buf.len() as u64 > self.limit {
-            return Err(io::Error::from_raw_os_error(nix::errno::Errno::EFBIG as i32));
+            return Err(io::Error::from_raw_os_error(
+                nix::errno::Errno::EFBIG as i32,
+            ));
         }
         let n = self.inner.write(buf)?;
         self.written += n as u64;

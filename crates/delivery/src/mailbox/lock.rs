@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -103,7 +104,7 @@ pub fn dotlock(path: &Path, params: &LockParams) -> Result<DotLock, LockError> {
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&lock)
         {
             Ok(_) => return Ok(DotLock { path: lock }),
@@ -201,7 +202,6 @@ fn fcntl_lock(file: &File) -> Result<(), Errno> {
         l_len: 0,
         l_pid: 0,
     };
-    use std::os::fd::AsRawFd;
     fcntl(file.as_raw_fd(), FcntlArg::F_SETLK(&lock)).map(|_| ())
 }
 
@@ -212,7 +212,9 @@ fn rand_sleep(delay: Duration, attempt: u32) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::from(d.subsec_nanos()));
-    let seed = nanos ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
+    let seed = nanos
+        ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(std::process::id());
     let jitter = seed % (micros / 2 + 1);
     std::thread::sleep(Duration::from_micros(micros - micros / 4 + jitter));
 }
@@ -224,10 +226,16 @@ mod tests {
     #[test]
     fn parse_lock_lists() {
         let table: &[(&str, Result<Vec<LockKind>, String>)] = &[
-            ("fcntl, dotlock", Ok(vec![LockKind::Fcntl, LockKind::Dotlock])),
+            (
+                "fcntl, dotlock",
+                Ok(vec![LockKind::Fcntl, LockKind::Dotlock]),
+            ),
             ("flock", Ok(vec![LockKind::Flock])),
             ("", Ok(vec![])),
-            ("FCNTL dotlock,flock", Ok(vec![LockKind::Fcntl, LockKind::Dotlock, LockKind::Flock])),
+            (
+                "FCNTL dotlock,flock",
+                Ok(vec![LockKind::Fcntl, LockKind::Dotlock, LockKind::Flock]),
+            ),
             (
                 "lockf",
                 Err("unknown mailbox_delivery_lock value \"lockf\" in \"lockf\"".into()),
@@ -256,7 +264,10 @@ mod tests {
         let err = dotlock(&mbox, &quick()).unwrap_err();
         assert_eq!(
             err.text,
-            format!("unable to create lock file {}: File exists", lockfile.display())
+            format!(
+                "unable to create lock file {}: File exists",
+                lockfile.display()
+            )
         );
         assert_eq!(err.errno, Some(Errno::EEXIST as i32));
         drop(held);

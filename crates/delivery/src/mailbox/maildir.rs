@@ -66,7 +66,10 @@ pub fn deliver_with(
     let def = params.default_dsn;
     let _ids = match params.owner {
         Some(o) => Some(privs::become_user(o.uid, o.gid).map_err(|e| {
-            MailboxError::new(&mbox_dsn(e.raw_os_error(), def), format!("set user ids: {e}"))
+            MailboxError::new(
+                &mbox_dsn(e.raw_os_error(), def),
+                format!("set user ids: {e}"),
+            )
         })?),
         None => None,
     };
@@ -74,7 +77,12 @@ pub fn deliver_with(
     result.map_err(|(errno, mut err)| {
         if errno == Some(nix::errno::Errno::EACCES as i32) {
             let (uid, gid) = params.owner.map_or_else(
-                || (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()),
+                || {
+                    (
+                        nix::unistd::geteuid().as_raw(),
+                        nix::unistd::getegid().as_raw(),
+                    )
+                },
                 |o| (o.uid, o.gid),
             );
             err.warnings.push(format!(
@@ -227,8 +235,14 @@ mod tests {
     fn creates_dirs_and_names() {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("a/Maildir");
-        let new = deliver(&md, None, &info(), &mut &b"Subject: x\n\nFrom y\n"[..], "h.test")
-            .unwrap();
+        let new = deliver(
+            &md,
+            None,
+            &info(),
+            &mut &b"Subject: x\n\nFrom y\n"[..],
+            "h.test",
+        )
+        .unwrap();
         for sub in ["tmp", "new", "cur"] {
             let st = std::fs::metadata(md.join(sub)).unwrap();
             assert_eq!(st.mode() & 0o777, 0o700, "{sub}");
@@ -238,7 +252,10 @@ mod tests {
         let name = new.file_name().unwrap().to_str().unwrap().to_owned();
         let parts: Vec<&str> = name.splitn(2, '.').collect();
         assert!(parts[0].bytes().all(|b| b.is_ascii_digit()), "{name}");
-        assert!(parts[1].starts_with('V') && parts[1].ends_with(".h.test"), "{name}");
+        assert!(
+            parts[1].starts_with('V') && parts[1].ends_with(".h.test"),
+            "{name}"
+        );
         assert!(parts[1].contains('I') && parts[1].contains('M'), "{name}");
         let st = std::fs::metadata(&new).unwrap();
         assert_eq!(st.mode() & 0o777, 0o600);
@@ -259,10 +276,16 @@ mod tests {
             size_limit: 100,
         };
         let body = format!("S: x\n\n{}\n", "z".repeat(500));
-        let err = deliver_with(dir.path(), &params, &info(), &mut body.as_bytes(), "h")
-            .unwrap_err();
-        assert_eq!((err.dsn.as_str(), err.text.as_str()), ("5.2.2", "error writing message: File too large"));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        let err =
+            deliver_with(dir.path(), &params, &info(), &mut body.as_bytes(), "h").unwrap_err();
+        assert_eq!(
+            (err.dsn.as_str(), err.text.as_str()),
+            ("5.2.2", "error writing message: File too large")
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[test]
@@ -273,7 +296,8 @@ mod tests {
         let err = deliver(&md, None, &info(), &mut &b"x\n"[..], "h").unwrap_err();
         assert_eq!(err.dsn, "5.2.0");
         assert!(
-            err.text.starts_with(&format!("create maildir file {}/tmp/", md.display()))
+            err.text
+                .starts_with(&format!("create maildir file {}/tmp/", md.display()))
                 && err.text.ends_with(": Not a directory"),
             "{}",
             err.text

@@ -184,7 +184,10 @@ pub fn deliver_with(
 ) -> Result<(), MailboxError> {
     let def = params.default_dsn;
     let io_err = |e: &io::Error, what: &str| {
-        MailboxError::new(&mbox_dsn(e.raw_os_error(), def), format!("{what}: {}", strerror(e)))
+        MailboxError::new(
+            &mbox_dsn(e.raw_os_error(), def),
+            format!("{what}: {}", strerror(e)),
+        )
     };
     let _open_ids = match params.rights.open_ids() {
         Some(o) => Some(privs::become_user(o.uid, o.gid).map_err(|e| io_err(&e, "set user ids"))?),
@@ -241,8 +244,10 @@ pub fn deliver_with(
                 &mbox_dsn(Some(nix::errno::Errno::EAGAIN as i32), def),
                 "target file status changed unexpectedly",
             );
-            err.warnings
-                .push(format!("{}: file status changed unexpectedly", path.display()));
+            err.warnings.push(format!(
+                "{}: file status changed unexpectedly",
+                path.display()
+            ));
             return Err(err);
         }
     }
@@ -260,9 +265,8 @@ pub fn deliver_with(
     if !st.is_file() {
         if params.virtual_agent {
             let mut err = MailboxError::new("5.3.5", "mail system configuration error");
-            err.warnings.push(format!(
-                "destination {path_text} is not a regular file"
-            ));
+            err.warnings
+                .push(format!("destination {path_text} is not a regular file"));
             return Err(err);
         }
         return Err(MailboxError::new(
@@ -304,9 +308,12 @@ fn append(
     content: &mut dyn BufRead,
 ) -> Result<(), (String, String)> {
     let mut f = file;
-    let start = f
-        .seek(SeekFrom::End(0))
-        .map_err(|e| (mbox_dsn(e.raw_os_error(), "5.3.0"), format!("seek mailbox: {}", strerror(&e))))?;
+    let start = f.seek(SeekFrom::End(0)).map_err(|e| {
+        (
+            mbox_dsn(e.raw_os_error(), "5.3.0"),
+            format!("seek mailbox: {}", strerror(&e)),
+        )
+    })?;
     let flags = CopyFlags {
         from_line: opts.from_line,
         quote_from: opts.quote_from,
@@ -344,7 +351,10 @@ fn read_error(e: &io::Error) -> (String, String) {
         Some(nix::errno::Errno::EAGAIN | nix::errno::Errno::ESTALE) => "4.3.0",
         _ => "5.3.0",
     };
-    (dsn.to_owned(), format!("error reading message: {}", strerror(e)))
+    (
+        dsn.to_owned(),
+        format!("error reading message: {}", strerror(e)),
+    )
 }
 
 fn write_error(e: &copy::CopyError) -> (String, String) {
@@ -402,8 +412,7 @@ mod tests {
         std::fs::write(&p, "old\n").unwrap();
         let opts = MboxOptions::mbox(vec![LockKind::Fcntl]);
         let big = format!("Subject: x\n\n{}\n", "y".repeat(200_000));
-        let err = deliver_with(&p, &params(1000), &opts, &info(), &mut big.as_bytes())
-            .unwrap_err();
+        let err = deliver_with(&p, &params(1000), &opts, &info(), &mut big.as_bytes()).unwrap_err();
         assert_eq!(err.dsn, "5.2.2");
         assert!(!err.temporary);
         assert_eq!(err.text, "error writing message: File too large");
@@ -420,7 +429,10 @@ mod tests {
         assert_eq!(err.dsn, "4.2.0");
         assert_eq!(
             err.text,
-            format!("unable to create lock file {}.lock: File exists", p.display())
+            format!(
+                "unable to create lock file {}.lock: File exists",
+                p.display()
+            )
         );
     }
 
@@ -428,14 +440,20 @@ mod tests {
     fn symlink_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         // A spool others can write: root's own symlinks are allowed only elsewhere.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
         let p = dir.path().join("u");
         std::fs::write(dir.path().join("victim"), "").unwrap();
         std::os::unix::fs::symlink(dir.path().join("victim"), &p).unwrap();
         let opts = MboxOptions::mbox(vec![LockKind::Fcntl, LockKind::Dotlock]);
         let err = deliver_with(&p, &params(0), &opts, &info(), &mut &b"x\n"[..]).unwrap_err();
-        assert_eq!((err.dsn.as_str(), err.text.as_str()), ("5.2.0", "file is a symbolic link"));
+        assert_eq!(
+            (err.dsn.as_str(), err.text.as_str()),
+            ("5.2.0", "file is a symbolic link")
+        );
         assert_eq!(std::fs::read(dir.path().join("victim")).unwrap(), b"");
     }
 }

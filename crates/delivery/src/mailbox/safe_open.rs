@@ -174,10 +174,7 @@ mod tests {
         let table: &[(&str, &str)] = &[
             ("two", "file has 2 hard links"),
             ("dir", "cannot open file: Is a directory"),
-            (
-                "dangling",
-                "cannot open file: No such file or directory",
-            ),
+            ("dangling", "cannot open file: No such file or directory"),
         ];
         for (name, want) in table {
             let err = open_append(&d.join(name), CREATE).unwrap_err();

@@ -14,7 +14,10 @@ pub type Case = (&'static str, fn() -> Result<(), String>);
 /// Runs the cases whose names contain every non-flag argument (cargo test's filter);
 /// prints libtest-like lines and `N passed, N failed`; exits 1 on a failure.
 pub fn run(cases: &[Case]) {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if std::env::args().any(|a| a == "--list") {
         for (name, _) in cases {
             println!("{name}: test");
@@ -30,7 +33,10 @@ pub fn run(cases: &[Case]) {
         match case() {
             Ok(()) => {
                 passed += 1;
-                println!("test {name} ... ok ({:.1}s)", started.elapsed().as_secs_f32());
+                println!(
+                    "test {name} ... ok ({:.1}s)",
+                    started.elapsed().as_secs_f32()
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -55,13 +61,14 @@ pub fn need_root() -> Result<(), String> {
 
 /// Fails with an install hint unless `prog` is on PATH.
 pub fn need_program(prog: &str, package: &str) -> Result<(), String> {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join(prog).is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()));
     if found {
         Ok(())
     } else {
-        Err(format!("{prog} is missing: the CI must install the Debian package {package}"))
+        Err(format!(
+            "{prog} is missing: the CI must install the Debian package {package}"
+        ))
     }
 }
 
@@ -124,7 +131,11 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg("-f").arg("-r").arg(&self.name).output();
+        let _ = Command::new("userdel")
+            .arg("-f")
+            .arg("-r")
+            .arg(&self.name)
+            .output();
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }
