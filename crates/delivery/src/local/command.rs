@@ -139,7 +139,33 @@ fn spawn_and_wait(
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn()?;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        // exec_command(3): a plain command that is not found (a shell built-in such as
+        // `exit 75`) goes to the shell after all.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match &spec.program {
+            Program::Line { command, shell }
+                if shell.trim().is_empty()
+                    && !command
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .contains('/') =>
+            {
+                let mut retry = CommandSpec {
+                    program: Program::Line {
+                        command: command.clone(),
+                        shell: "/bin/sh -c".into(),
+                    },
+                    ..spec.clone()
+                };
+                retry.env.clone_from(&spec.env);
+                return spawn_and_wait(&retry, feed);
+            }
+            _ => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
     // The Command keeps the write ends of the output pipe; drop it so that EOF comes when
     // the command and its offspring are done.
     drop(cmd);
