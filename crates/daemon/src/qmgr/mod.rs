@@ -1,0 +1,2 @@
+//! qmgr: the queue manager (Postfix's qmgr(8)) inside the daemon.
+pub mod schedule;
