@@ -419,6 +419,11 @@ impl Scheduler {
         self.maybe_end(&j.queue_id, now)
     }
 
+    /// The message a running request belongs to.
+    pub fn job_queue_id(&self, job: u64) -> Option<&str> {
+        self.jobs.get(&job).map(|j| j.queue_id.as_str())
+    }
+
     /// The current window of a destination (for tests and the log).
     pub fn window_size(&self, transport: &str, dest: &str) -> Option<usize> {
         self.windows
