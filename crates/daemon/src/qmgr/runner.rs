@@ -105,7 +105,7 @@ struct Active {
     envelope: Envelope,
     log: Arc<Mutex<StatusLog>>,
     /// When it entered the active queue (`delays=a/...`).
-    active_at: SystemTime,
+    entered: SystemTime,
     /// The resolved address of each recipient of this pass, by index.
     addresses: HashMap<u32, String>,
     /// The last result of each recipient in this pass: (dsn, text).
@@ -334,7 +334,7 @@ impl Runner {
                 path: l.path,
                 envelope: l.envelope,
                 log: Arc::new(Mutex::new(l.log)),
-                active_at: now,
+                entered: now,
                 addresses: l
                     .recipients
                     .iter()
@@ -351,11 +351,11 @@ impl Runner {
 
     fn dispatch(&mut self) {
         for d in self.sched.dispatch() {
-            self.run_request(d);
+            self.run_request(&d);
         }
     }
 
-    fn run_request(&self, d: Dispatch) {
+    fn run_request(&self, d: &Dispatch) {
         let Some(a) = self.active.get(&d.queue_id) else {
             return;
         };
@@ -412,7 +412,7 @@ impl Runner {
             delay_resolution: self.s.delay_resolution,
             arrival: UNIX_EPOCH
                 + Duration::new(env.arrival.sec, env.arrival.usec.saturating_mul(1000)),
-            active_at: a.active_at,
+            active_at: a.entered,
         };
         let log = Arc::clone(&a.log);
         let events = self.events.clone();
@@ -513,7 +513,7 @@ impl Runner {
                 Next::Remove if ok => Next::Remove,
                 // A notice that could not be sent keeps the message for another pass.
                 Next::Remove => Next::Defer(now_secs() + min_backoff),
-                other => other,
+                other @ Next::Defer(_) => other,
             };
             let id = a.id.clone();
             let layout = deps.layout.clone();
