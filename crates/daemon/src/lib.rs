@@ -24,6 +24,7 @@ pub mod control;
 pub mod etrn;
 pub mod master;
 pub mod peername;
+pub mod qmgr;
 pub mod recipients;
 pub mod relay;
 pub mod settings;

@@ -80,6 +80,8 @@ pub enum DaemonError {
     Queue(#[from] tern_queue::Error),
     #[error("{0}")]
     Log(#[from] MaillogError),
+    #[error("{0}")]
+    Qmgr(#[from] crate::qmgr::QmgrError),
     #[error("the Postfix mail system is already running")]
     AlreadyRunning,
     #[error("{what} {}: {source}", path.display())]
@@ -191,13 +193,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             &s.config_directory.display().to_string(),
         ),
     );
-    let shared = Arc::new(Shared {
-        logger: Arc::clone(&logger),
-        committer: Arc::new(Committer::start_journaled(&s.layout)?),
-        layout: s.layout.clone(),
-        id_form: s.id_form,
-        cleanup_ident: Ident::new(&s.syslog_name, "cleanup"),
-    });
+    let committer = Arc::new(Committer::start_journaled(&s.layout)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(session_threads())
         .enable_all()
@@ -207,6 +203,27 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             path: opts.config_dir.clone(),
             source,
         })?;
+    // The queue manager starts after recovery, on the daemon's runtime, when master.cf
+    // has a qmgr service (as Postfix's master runs one only then).
+    let qmgr = if crate::qmgr::enabled(&config) {
+        let _guard = runtime.enter();
+        Some(crate::qmgr::start(
+            &config,
+            s.layout.clone(),
+            Arc::clone(&logger),
+            Arc::clone(&committer),
+        )?)
+    } else {
+        None
+    };
+    let shared = Arc::new(Shared {
+        logger: Arc::clone(&logger),
+        committer,
+        layout: s.layout.clone(),
+        id_form: s.id_form,
+        cleanup_ident: Ident::new(&s.syslog_name, "cleanup"),
+        qmgr,
+    });
     let result = runtime.block_on(serve(opts, s, bound, shared, master_ident));
     runtime.shutdown_timeout(Duration::from_secs(5));
     // The lock goes with the process; the file stays, as Postfix leaves it.

@@ -47,6 +47,8 @@ pub struct Shared {
     pub id_form: IdForm,
     /// `syslog_name/cleanup`.
     pub cleanup_ident: Ident,
+    /// The queue manager, told of each committed message (none in tests without one).
+    pub qmgr: Option<crate::qmgr::QmgrHandle>,
 }
 
 /// The reply when the queue file cannot be written or committed (smtpd.c).
@@ -640,9 +642,14 @@ impl Driver<'_> {
                 .map_err(|e| e.to_string())
         };
         match result {
-            Ok(Ok(qid)) => MessageOutcome::Queued {
-                queue_id: qid.as_str().to_owned(),
-            },
+            Ok(Ok(qid)) => {
+                if let Some(q) = &self.sh.qmgr {
+                    q.new_mail(&qid);
+                }
+                MessageOutcome::Queued {
+                    queue_id: qid.as_str().to_owned(),
+                }
+            }
             Ok(Err(e)) => {
                 self.warn(&format!("{id}: commit: {e}"));
                 MessageOutcome::Rejected(reply_of(WRITE_ERROR))

@@ -1,0 +1,240 @@
+//! The queue manager's settings from main.cf and master.cf: the time parameters, and for
+//! each master.cf transport its process limit, destination concurrency and recipient
+//! limits and the name it logs under.
+//!
+//! Time parameters take Postfix's default units when none is given (qmgr(8):
+//! maximal_queue_lifetime and bounce_queue_lifetime in days, delay_warning_time in hours,
+//! the others in seconds).
+//!
+//! Trust: the configuration is the administrator's; a bad value is a typed error.
+
+use std::collections::HashMap;
+
+use tern_config::config::Config;
+use tern_config::mastercf::Service;
+
+use super::schedule::{Limits, Policy};
+use crate::settings::SettingsError;
+
+/// One master.cf service that qmgr may hand mail to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// The command (`discard`, `error`, `local`, `smtp`, `pipe`, ...).
+    pub command: String,
+    /// The service's syslog_name (its `-o syslog_name=` or main.cf's).
+    pub syslog_name: String,
+}
+
+/// What the queue manager reads from the configuration.
+#[derive(Debug, Clone)]
+pub struct QmgrSettings {
+    pub policy: Policy,
+    pub default_limits: Limits,
+    pub limits: HashMap<String, Limits>,
+    /// master.cf services of type `unix` (the transports), by name.
+    pub services: HashMap<String, ServiceInfo>,
+    pub syslog_name: String,
+    /// delay_logging_resolution_limit.
+    pub delay_resolution: u32,
+}
+
+/// Reads the settings (see the module documentation).
+pub fn load(config: &Config) -> Result<QmgrSettings, SettingsError> {
+    let p = Get {
+        config,
+        service: None,
+    };
+    let policy = Policy {
+        queue_run_delay: p.time("queue_run_delay", 1)?,
+        minimal_backoff_time: p.time("minimal_backoff_time", 1)?,
+        maximal_backoff_time: p.time("maximal_backoff_time", 1)?,
+        maximal_queue_lifetime: p.time("maximal_queue_lifetime", 86_400)?,
+        bounce_queue_lifetime: p.time("bounce_queue_lifetime", 86_400)?,
+        delay_warning_time: p.time("delay_warning_time", 3600)?,
+    };
+    let default_process_limit = p.number("default_process_limit")?;
+    let default_limits = Limits {
+        process_limit: default_process_limit,
+        destination_concurrency: p.number("default_destination_concurrency_limit")?,
+        initial_concurrency: p.number("initial_destination_concurrency")?,
+        recipient_limit: p.number("default_destination_recipient_limit")?,
+    };
+    let mut limits = HashMap::new();
+    let mut services = HashMap::new();
+    for svc in config.master.services.iter().filter(|s| s.kind == "unix") {
+        let sp = Get {
+            config,
+            service: Some(svc),
+        };
+        let own = |suffix: &str, fallback: usize| -> Result<usize, SettingsError> {
+            let name = format!("{}_{suffix}", svc.name);
+            match sp.get_opt(&name)? {
+                Some(v) => v.trim().parse().map_err(|_| p.bad(&name, &v)),
+                None => Ok(fallback),
+            }
+        };
+        let process_limit = if svc.maxproc == "-" {
+            default_process_limit
+        } else {
+            svc.maxproc
+                .parse()
+                .map_err(|_| p.bad("maxproc", &svc.maxproc))?
+        };
+        limits.insert(
+            svc.name.clone(),
+            Limits {
+                process_limit,
+                destination_concurrency: own(
+                    "destination_concurrency_limit",
+                    default_limits.destination_concurrency,
+                )?,
+                initial_concurrency: default_limits.initial_concurrency,
+                recipient_limit: own(
+                    "destination_recipient_limit",
+                    default_limits.recipient_limit,
+                )?,
+            },
+        );
+        services.insert(
+            svc.name.clone(),
+            ServiceInfo {
+                command: svc
+                    .command
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                syslog_name: sp.get("syslog_name")?,
+            },
+        );
+    }
+    Ok(QmgrSettings {
+        policy,
+        default_limits,
+        limits,
+        services,
+        syslog_name: p.get("syslog_name")?,
+        delay_resolution: u32::try_from(p.number("delay_logging_resolution_limit")?).unwrap_or(2),
+    })
+}
+
+/// Parameter access in a service's name space.
+struct Get<'a> {
+    config: &'a Config,
+    service: Option<&'a Service>,
+}
+
+impl Get<'_> {
+    fn get_opt(&self, name: &str) -> Result<Option<String>, SettingsError> {
+        let Some(raw) = self.config.lookup_value(name, self.service) else {
+            return Ok(None);
+        };
+        if self.config.is_raw(name) {
+            return Ok(Some(raw));
+        }
+        Ok(Some(self.config.expand(&raw, self.service)?.text))
+    }
+
+    fn get(&self, name: &str) -> Result<String, SettingsError> {
+        Ok(self.get_opt(name)?.unwrap_or_default())
+    }
+
+    fn bad(&self, name: &str, value: &str) -> SettingsError {
+        SettingsError::BadValue {
+            dir: self.config.dir.display().to_string(),
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<usize, SettingsError> {
+        let v = self.get(name)?;
+        v.trim().parse().map_err(|_| self.bad(name, &v))
+    }
+
+    fn time(&self, name: &str, unit: u64) -> Result<u64, SettingsError> {
+        let v = self.get(name)?;
+        parse_time(&v, unit).ok_or_else(|| self.bad(name, &v))
+    }
+}
+
+/// A Postfix time value in seconds: a number and an optional unit (s, m, h, d, w);
+/// `default_unit` seconds per unit when none is given.
+pub fn parse_time(text: &str, default_unit: u64) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" => default_unit,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tern_config::host::HostInfo;
+    use tern_config::maincf::MainCf;
+    use tern_config::mastercf::MasterCf;
+
+    use super::*;
+
+    #[test]
+    fn times_with_default_units() {
+        for (text, unit, want) in [
+            ("300s", 1, Some(300)),
+            ("5", 86_400, Some(432_000)),
+            ("4h", 1, Some(14_400)),
+            ("0h", 3600, Some(0)),
+            ("1w", 1, Some(604_800)),
+            ("x", 1, None),
+        ] {
+            assert_eq!(parse_time(text, unit), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_transports() {
+        let main = "compatibility_level = 3.6\n\
+                    discard_destination_recipient_limit = 7\n\
+                    maximal_queue_lifetime = 2\n";
+        let master = "smtp inet n - y - - smtpd\n\
+                      local unix - n n - - local\n\
+                      discard unix - - n - 3 discard\n\
+                      retry unix - - n - - error -o syslog_name=postfix/r\n";
+        let config = Config::new(
+            Path::new("/etc/postfix"),
+            MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf"),
+            MasterCf::parse(master.as_bytes(), "master.cf").expect("master.cf"),
+            HostInfo::from_hostname("mx.example.com"),
+        );
+        let s = load(&config).expect("settings");
+        assert_eq!(
+            s.policy,
+            Policy {
+                maximal_queue_lifetime: 2 * 86_400,
+                ..Policy::default()
+            }
+        );
+        assert_eq!(s.default_limits, Limits::default());
+        let local = s.limits["local"];
+        assert_eq!(
+            (local.destination_concurrency, local.recipient_limit),
+            (2, 1)
+        );
+        let discard = s.limits["discard"];
+        assert_eq!((discard.process_limit, discard.recipient_limit), (3, 7));
+        assert_eq!(s.services["retry"].command, "error");
+        assert_eq!(s.services["retry"].syslog_name, "postfix/r");
+        assert_eq!(s.services["discard"].syslog_name, "postfix");
+        assert!(!s.services.contains_key("smtp"));
+    }
+}

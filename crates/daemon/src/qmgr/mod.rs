@@ -1,0 +1,89 @@
+//! qmgr: the queue manager (Postfix's qmgr(8)) inside the daemon.
+//!
+//! - [`schedule`]: the scheduler, pure (time is a parameter): recipients grouped into
+//!   delivery requests under the transports' and destinations' limits, the end of a
+//!   message's pass, Postfix's backoff, expiry and delay warnings.
+//! - [`runner`]: the tokio task that drives it: new mail from smtpd's commits through
+//!   [`QmgrHandle::new_mail`], the deferred queue every queue_run_delay, file moves,
+//!   resolving, status records and log lines; [`QmgrHandle::flush`] is `postqueue -f`.
+//! - [`transports`]: the [`Transport`] trait, the [`Notices`] hook, and the built-in
+//!   discard(8), error(8) and "mail transport unavailable" agents.
+//! - [`config`]: the settings from main.cf and master.cf.
+//!
+//! How the daemon starts it: [`start`] with the loaded configuration, after queue
+//! recovery, on the daemon's runtime; smtpd calls [`QmgrHandle::new_mail`] once a commit
+//! succeeded. The integrator adds agents to [`runner::Deps::transports`] (by master.cf
+//! command name) and replaces [`transports::LogNotices`] with the bounce service.
+//!
+//! Trust: see [`runner`]'s Security section; this runs as mail_owner.
+
+pub mod config;
+pub mod runner;
+pub mod schedule;
+pub mod transports;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tern_config::config::Config;
+use tern_maillog::{Ident, Logger};
+use tern_queue::{Committer, QueueLayout};
+
+pub use runner::{Deps, QmgrHandle};
+pub use transports::{Notice, NoticeKind, Notices, Transport};
+
+/// Why the queue manager cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum QmgrError {
+    #[error("{0}")]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error("{0}")]
+    Resolver(#[from] tern_rewrite::SetupError),
+}
+
+/// Whether master.cf runs a queue manager (a `qmgr` or `oqmgr` service): without one,
+/// as with Postfix, mail stays in incoming/.
+pub fn enabled(config: &Config) -> bool {
+    config.master.services.iter().any(|s| {
+        matches!(
+            s.command.rsplit('/').next().unwrap_or_default(),
+            "qmgr" | "oqmgr"
+        )
+    })
+}
+
+/// The agents the daemon runs itself, by master.cf command name.
+pub fn builtin_transports() -> HashMap<String, Arc<dyn Transport>> {
+    let mut m: HashMap<String, Arc<dyn Transport>> = HashMap::new();
+    m.insert("discard".to_owned(), Arc::new(transports::Discard));
+    m.insert("error".to_owned(), Arc::new(transports::ErrorAgent));
+    m
+}
+
+/// Starts the queue manager on the current tokio runtime with the built-in transports
+/// and the logging [`transports::LogNotices`].
+pub fn start(
+    config: &Config,
+    layout: QueueLayout,
+    logger: Arc<Logger>,
+    committer: Arc<Committer>,
+) -> Result<QmgrHandle, QmgrError> {
+    let settings = config::load(config)?;
+    let warn: tern_maps::Warn = Arc::new(crate::relay::warn);
+    let resolver = Arc::new(tern_rewrite::Resolver::from_config(config, warn)?);
+    let notices = Arc::new(transports::LogNotices {
+        logger: Arc::clone(&logger),
+        ident: Ident::new(&settings.syslog_name, "bounce"),
+    });
+    Ok(runner::start(
+        settings,
+        Deps {
+            logger,
+            committer,
+            layout,
+            resolver,
+            transports: builtin_transports(),
+            notices,
+        },
+    ))
+}

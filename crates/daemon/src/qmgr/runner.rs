@@ -1,0 +1,765 @@
+//! The queue manager's driver: one tokio task that owns the [`Scheduler`], takes new
+//! mail from smtpd's commits through a channel, runs the deferred queue every
+//! queue_run_delay, moves and reads queue files, resolves recipients, runs delivery
+//! requests on their transports, appends the status records and logs Postfix's lines.
+//!
+//! Start-up, as Postfix's qmgr after a restart: files left in active/ go back to
+//! incoming/ (a delivery that was running may be repeated, never lost); then incoming/ is
+//! taken in, and deferred/ is read with each file's modification time as the time of its
+//! next attempt (qmgr_active_defer writes it there).
+//!
+//! The commit journal's contract (docs/queue-format.md): before a file found in
+//! incoming/ is moved, `Committer::checkpoint()` puts every committed file on disk by
+//! itself; one checkpoint serves each batch of new mail.
+//!
+//! File and resolver work runs on blocking threads; the task itself only schedules.
+//!
+//! # Security
+//! The queue files were written by cleanup from network input: they are read with
+//! tern_queue's checking reader, and a file that does not read is moved to corrupt/.
+//! Addresses go to the log as stored (cleanup kept them printable). This runs as
+//! mail_owner.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use tern_delivery::request::{Agent, Delivered, DeliveryRequest, Outcome, RequestRecipient};
+use tern_maillog::delay::Delays;
+use tern_maillog::delivery::{self as dlog, Delivery, Status};
+use tern_maillog::{Ident, Line, Logger};
+use tern_queue::{
+    Committer, DeliveryStatus, Envelope, QueueId, QueueLayout, QueueName, StatusLog, StatusUpdate,
+};
+use tern_rewrite::Resolver;
+
+use super::config::QmgrSettings;
+use super::schedule::{Dispatch, Fate, NewMessage, Next, PassEnd, Rcpt, Scheduler, Time};
+use super::transports::{Notice, NoticeKind, NoticeRecipient, Notices, Transport, Unavailable};
+
+/// What the queue manager needs from the rest of the daemon.
+pub struct Deps {
+    pub logger: Arc<Logger>,
+    pub committer: Arc<Committer>,
+    pub layout: QueueLayout,
+    pub resolver: Arc<Resolver>,
+    /// Delivery agents by master.cf command name (`discard`, `error`, `local`, ...). A
+    /// service whose command has none here defers with `mail transport unavailable`.
+    pub transports: HashMap<String, Arc<dyn Transport>>,
+    pub notices: Arc<dyn Notices>,
+}
+
+/// How the rest of the daemon talks to the queue manager. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct QmgrHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl QmgrHandle {
+    /// A message was committed to incoming/ (smtpd, pickup, bounce).
+    pub fn new_mail(&self, id: &QueueId) {
+        let _ = self.tx.send(Command::New(id.clone()));
+    }
+
+    /// `postqueue -f`: every deferred message is due now.
+    pub fn flush(&self) {
+        let _ = self.tx.send(Command::Flush);
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    New(QueueId),
+    Flush,
+}
+
+/// Starts the queue manager on the current tokio runtime.
+pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let sched = Scheduler::new(
+        settings.policy,
+        settings.default_limits,
+        settings.limits.clone(),
+    );
+    let runner = Runner {
+        qmgr_ident: Ident::new(&settings.syslog_name, "qmgr"),
+        s: Arc::new(settings),
+        deps: Arc::new(deps),
+        sched,
+        active: HashMap::new(),
+        warned: HashSet::new(),
+        events: ev_tx,
+    };
+    tokio::spawn(runner.run(rx, ev_rx));
+    QmgrHandle { tx }
+}
+
+/// A message in the active queue.
+struct Active {
+    id: QueueId,
+    path: PathBuf,
+    envelope: Envelope,
+    log: Arc<Mutex<StatusLog>>,
+    /// When it entered the active queue (`delays=a/...`).
+    entered: SystemTime,
+    /// The resolved address of each recipient of this pass, by index.
+    addresses: HashMap<u32, String>,
+    /// The last result of each recipient in this pass: (dsn, text).
+    results: HashMap<u32, (String, String)>,
+}
+
+enum Event {
+    Loaded(Box<Loaded>),
+    Delivered {
+        job: u64,
+        results: Vec<(u32, Fate, String, String)>,
+    },
+    Deferred {
+        id: String,
+        at: Time,
+    },
+}
+
+struct Loaded {
+    id: QueueId,
+    path: PathBuf,
+    envelope: Envelope,
+    log: StatusLog,
+    size: u64,
+    recipients: Vec<Rcpt>,
+}
+
+struct Runner {
+    s: Arc<QmgrSettings>,
+    deps: Arc<Deps>,
+    qmgr_ident: Ident,
+    sched: Scheduler,
+    active: HashMap<String, Active>,
+    warned: HashSet<String>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+fn now_secs() -> Time {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Runner {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        mut ev_rx: mpsc::UnboundedReceiver<Event>,
+    ) {
+        self.startup().await;
+        let period = Duration::from_secs(self.sched.policy().queue_run_delay.max(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    let mut new = Vec::new();
+                    let mut flush = false;
+                    let mut next = Some(cmd);
+                    // Take every command waiting: one checkpoint for the batch.
+                    while let Some(c) = next {
+                        match c {
+                            Command::New(id) => new.push(id),
+                            Command::Flush => flush = true,
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    if !new.is_empty() {
+                        self.load(new, QueueName::Incoming);
+                    }
+                    if flush {
+                        let ids = self.sched.flush();
+                        self.load_ids(ids, QueueName::Deferred);
+                    }
+                }
+                ev = ev_rx.recv() => {
+                    // The runner holds a sender: the channel never closes first.
+                    if let Some(ev) = ev {
+                        self.event(ev);
+                    }
+                }
+                _ = ticker.tick() => {
+                    let ids = self.sched.due(now_secs());
+                    self.load_ids(ids, QueueName::Deferred);
+                }
+            }
+        }
+    }
+
+    /// active/ back to incoming/, then incoming/ in, deferred/ read.
+    async fn startup(&mut self) {
+        let layout = self.deps.layout.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let mut warnings = Vec::new();
+            let mut moved_back = 0usize;
+            if let Ok(listing) = tern_queue::scan(&layout, QueueName::Active) {
+                for e in listing.entries {
+                    match tern_queue::scan::move_file(
+                        &layout,
+                        &e.id,
+                        QueueName::Active,
+                        QueueName::Incoming,
+                    ) {
+                        Ok(_) => moved_back += 1,
+                        Err(err) => warnings.push(err.to_string()),
+                    }
+                }
+            }
+            let incoming: Vec<QueueId> = tern_queue::scan(&layout, QueueName::Incoming)
+                .map(|l| l.entries.into_iter().map(|e| e.id).collect())
+                .unwrap_or_default();
+            let mut deferred = Vec::new();
+            if let Ok(listing) = tern_queue::scan(&layout, QueueName::Deferred) {
+                for e in listing.entries {
+                    match tern_queue::moves::wake_time(&e.path) {
+                        Ok(t) => deferred.push((e.id, t)),
+                        Err(err) => warnings.push(err.to_string()),
+                    }
+                }
+            }
+            let _ = moved_back;
+            (incoming, deferred, warnings)
+        })
+        .await;
+        let Ok((incoming, deferred, warnings)) = scanned else {
+            return;
+        };
+        for w in warnings {
+            self.warn(&w);
+        }
+        for (id, t) in deferred {
+            self.sched.add_deferred(id.as_str(), t);
+        }
+        if !incoming.is_empty() {
+            self.load(incoming, QueueName::Incoming);
+        }
+        // Postfix's qmgr scans the deferred queue at start-up too.
+        let ids = self.sched.due(now_secs());
+        self.load_ids(ids, QueueName::Deferred);
+    }
+
+    fn load_ids(&mut self, ids: Vec<String>, from: QueueName) {
+        let ids: Vec<QueueId> = ids
+            .into_iter()
+            .filter_map(|i| QueueId::parse(&i).ok())
+            .collect();
+        if !ids.is_empty() {
+            self.load(ids, from);
+        }
+    }
+
+    /// Moves `ids` from `from` to active/ and reads them, on a blocking thread; each
+    /// comes back as an [`Event::Loaded`].
+    fn load(&mut self, ids: Vec<QueueId>, from: QueueName) {
+        let ids: Vec<QueueId> = ids
+            .into_iter()
+            .filter(|id| !self.active.contains_key(id.as_str()))
+            .collect();
+        let deps = Arc::clone(&self.deps);
+        let events = self.events.clone();
+        let logger = Arc::clone(&self.deps.logger);
+        let ident = self.qmgr_ident.clone();
+        tokio::task::spawn_blocking(move || {
+            if from == QueueName::Incoming {
+                deps.committer.checkpoint();
+            }
+            for id in ids {
+                match load_one(&deps, &id, from) {
+                    Ok(Some(l)) => {
+                        let _ = events.send(Event::Loaded(Box::new(l)));
+                    }
+                    Ok(None) => {}
+                    Err(text) => logger.log(&ident, &Line::warning(text)),
+                }
+            }
+        });
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::Loaded(l) => self.loaded(*l),
+            Event::Delivered { job, results } => {
+                let mut fates = Vec::with_capacity(results.len());
+                if let Some(a) = self
+                    .sched
+                    .job_queue_id(job)
+                    .and_then(|id| self.active.get_mut(id))
+                {
+                    for (index, fate, dsn, text) in results {
+                        a.results.insert(index, (dsn, text));
+                        fates.push((index, fate));
+                    }
+                }
+                if let Some(end) = self.sched.complete(job, &fates, now_secs()) {
+                    self.pass_end(end);
+                }
+                self.dispatch();
+            }
+            Event::Deferred { id, at } => self.sched.add_deferred(&id, at),
+        }
+    }
+
+    fn loaded(&mut self, l: Loaded) {
+        let now = SystemTime::now();
+        self.deps.logger.log(
+            &self.qmgr_ident,
+            &tern_maillog::queue::queue_active(
+                l.id.as_str(),
+                &l.envelope.sender,
+                l.size,
+                l.envelope.recipients.len(),
+            ),
+        );
+        let id = l.id.as_str().to_owned();
+        let msg = NewMessage {
+            id: id.clone(),
+            arrival: l.envelope.arrival.sec,
+            null_sender: l.envelope.sender.is_empty(),
+            warned: self.warned.contains(&id),
+            recipients: l.recipients.clone(),
+        };
+        self.active.insert(
+            id.clone(),
+            Active {
+                id: l.id,
+                path: l.path,
+                envelope: l.envelope,
+                log: Arc::new(Mutex::new(l.log)),
+                entered: now,
+                addresses: l
+                    .recipients
+                    .iter()
+                    .map(|r| (r.index, r.address.clone()))
+                    .collect(),
+                results: HashMap::new(),
+            },
+        );
+        if let Some(end) = self.sched.add(msg, now_secs()) {
+            self.pass_end(end);
+        }
+        self.dispatch();
+    }
+
+    fn dispatch(&mut self) {
+        for d in self.sched.dispatch() {
+            self.run_request(&d);
+        }
+    }
+
+    fn run_request(&self, d: &Dispatch) {
+        let Some(a) = self.active.get(&d.queue_id) else {
+            return;
+        };
+        let service = self.s.services.get(&d.transport);
+        // error(8) and its retry service are Postfix's own: qmgr reaches them even when
+        // master.cf lost their lines (they are how qmgr reports resolver trouble).
+        let command = match (service, d.transport.as_str()) {
+            (Some(s), _) => s.command.clone(),
+            (None, "error" | "retry") => "error".to_owned(),
+            (None, _) => String::new(),
+        };
+        let (transport, ident): (Arc<dyn Transport>, Ident) =
+            match self.deps.transports.get(&command) {
+                Some(t) => {
+                    let name = service.map_or(self.s.syslog_name.as_str(), |s| &s.syslog_name);
+                    (Arc::clone(t), Ident::new(name, &command))
+                }
+                None => (Arc::new(Unavailable), self.qmgr_ident.clone()),
+            };
+        let env = &a.envelope;
+        let recipients = d
+            .recipients
+            .iter()
+            .filter_map(|&i| {
+                let r = env.recipients.get(i as usize)?;
+                let address = a.addresses.get(&i).cloned().unwrap_or_default();
+                Some(RequestRecipient {
+                    index: i,
+                    orig_rcpt: if address == r.address {
+                        String::new()
+                    } else {
+                        r.address.clone()
+                    },
+                    address,
+                    dsn_orcpt: r.orcpt.clone(),
+                    notify: r.notify.0,
+                })
+            })
+            .collect();
+        let req = DeliveryRequest {
+            agent: agent_of(&command),
+            transport: d.transport.clone(),
+            nexthop: d.nexthop.clone(),
+            queue_id: d.queue_id.clone(),
+            queue_file: a.path.clone(),
+            sender: env.sender.clone(),
+            arrival: env.arrival.sec,
+            envid: env.dsn_envid.clone(),
+            recipients,
+        };
+        let ctx = LogCtx {
+            logger: Arc::clone(&self.deps.logger),
+            ident,
+            delay_resolution: self.s.delay_resolution,
+            arrival: UNIX_EPOCH
+                + Duration::new(env.arrival.sec, env.arrival.usec.saturating_mul(1000)),
+            active_at: a.entered,
+        };
+        let log = Arc::clone(&a.log);
+        let events = self.events.clone();
+        let job = d.job;
+        tokio::spawn(async move {
+            let handoff = SystemTime::now();
+            let mut want: Vec<RequestRecipient> = req.recipients.clone();
+            let outcomes = transport.deliver(req.clone()).await;
+            let done = SystemTime::now();
+            let results = record(&req, &mut want, outcomes, &log, &ctx, handoff, done).await;
+            let _ = events.send(Event::Delivered { job, results });
+        });
+    }
+
+    fn pass_end(&mut self, end: PassEnd) {
+        let Some(a) = self.active.remove(&end.id) else {
+            return;
+        };
+        let deps = Arc::clone(&self.deps);
+        let events = self.events.clone();
+        let qmgr = self.qmgr_ident.clone();
+        if end.delay_warning.is_some() {
+            self.warned.insert(end.id.clone());
+        }
+        if end.next == Next::Remove {
+            self.warned.remove(&end.id);
+        }
+        let min_backoff = self.sched.policy().minimal_backoff_time;
+        tokio::spawn(async move {
+            let notice = |kind, list: &[u32]| Notice {
+                kind,
+                queue_id: a.id.as_str().to_owned(),
+                queue_file: a.path.clone(),
+                envelope: a.envelope.clone(),
+                recipients: list
+                    .iter()
+                    .filter_map(|&i| {
+                        let r = a.envelope.recipients.get(i as usize)?;
+                        let (dsn, text) = a.results.get(&i).cloned().unwrap_or_default();
+                        Some(NoticeRecipient {
+                            index: i,
+                            address: a.addresses.get(&i).cloned().unwrap_or_default(),
+                            orcpt: r.orcpt.clone(),
+                            notify: r.notify.0,
+                            dsn,
+                            text,
+                        })
+                    })
+                    .collect(),
+            };
+            let mut ok = true;
+            if !end.bounced.is_empty() {
+                let n = notice(NoticeKind::Bounce, &end.bounced);
+                ok &= notify(&deps, &qmgr, n).await;
+            }
+            if let Some(expired) = &end.expired {
+                deps.logger.log(
+                    &qmgr,
+                    &tern_maillog::queue::expired(
+                        a.id.as_str(),
+                        &a.envelope.sender,
+                        tern_maillog::queue::Expiry::Expired,
+                    ),
+                );
+                let n = notice(NoticeKind::Expired, expired);
+                let updates: Vec<StatusUpdate> = n
+                    .recipients
+                    .iter()
+                    .map(|r| StatusUpdate {
+                        recipient: r.index,
+                        status: DeliveryStatus::Bounced,
+                        time: now_secs(),
+                        dsn: r.dsn.clone(),
+                        diagnostic: r.text.clone(),
+                    })
+                    .collect();
+                let sent = notify(&deps, &qmgr, n).await;
+                ok &= sent;
+                if sent {
+                    let log = Arc::clone(&a.log);
+                    let appended = tokio::task::spawn_blocking(move || {
+                        log.lock()
+                            .map_err(|e| e.to_string())?
+                            .append(&updates)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await;
+                    if !matches!(appended, Ok(Ok(()))) {
+                        ok = false;
+                    }
+                }
+            }
+            if let Some(list) = &end.delay_warning {
+                let n = notice(NoticeKind::DelayWarning, list);
+                let _ = notify(&deps, &qmgr, n).await;
+            }
+            let next = match end.next {
+                Next::Remove if ok => Next::Remove,
+                // A notice that could not be sent keeps the message for another pass.
+                Next::Remove => Next::Defer(now_secs() + min_backoff),
+                other @ Next::Defer(_) => other,
+            };
+            let id = a.id.clone();
+            let layout = deps.layout.clone();
+            let moved = tokio::task::spawn_blocking(move || match next {
+                Next::Remove => {
+                    tern_queue::moves::remove_file(&layout, &id, QueueName::Active).map(|_| None)
+                }
+                Next::Defer(at) => tern_queue::moves::defer_file(
+                    &layout,
+                    &id,
+                    QueueName::Active,
+                    QueueName::Deferred,
+                    at,
+                )
+                .map(|_| Some(at)),
+            })
+            .await;
+            match moved {
+                Ok(Ok(None)) => deps
+                    .logger
+                    .log(&qmgr, &tern_maillog::queue::removed(a.id.as_str())),
+                Ok(Ok(Some(at))) => {
+                    let _ = events.send(Event::Deferred {
+                        id: a.id.as_str().to_owned(),
+                        at,
+                    });
+                }
+                Ok(Err(e)) => deps.logger.log(&qmgr, &Line::warning(e.to_string())),
+                Err(e) => deps.logger.log(&qmgr, &Line::warning(e.to_string())),
+            }
+        });
+    }
+
+    fn warn(&self, text: &str) {
+        self.deps
+            .logger
+            .log(&self.qmgr_ident, &Line::warning(text.to_owned()));
+    }
+}
+
+async fn notify(deps: &Deps, qmgr: &Ident, n: Notice) -> bool {
+    let id = n.queue_id.clone();
+    match deps.notices.notify(n).await {
+        Ok(()) => true,
+        Err(e) => {
+            deps.logger
+                .log(qmgr, &Line::warning(format!("{id}: notice failed: {e}")));
+            false
+        }
+    }
+}
+
+/// What the per-recipient log lines need.
+struct LogCtx {
+    logger: Arc<Logger>,
+    ident: Ident,
+    delay_resolution: u32,
+    arrival: SystemTime,
+    active_at: SystemTime,
+}
+
+/// Turns outcomes into status records (one append), log lines and fates.
+async fn record(
+    req: &DeliveryRequest,
+    want: &mut Vec<RequestRecipient>,
+    outcomes: Vec<Outcome>,
+    log: &Arc<Mutex<StatusLog>>,
+    ctx: &LogCtx,
+    handoff: SystemTime,
+    done: SystemTime,
+) -> Vec<(u32, Fate, String, String)> {
+    let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+    let delays = Delays {
+        total: since(ctx.arrival, done),
+        before_qmgr: since(ctx.arrival, ctx.active_at),
+        in_qmgr: since(ctx.active_at, handoff),
+        conn_setup: Duration::ZERO,
+        transmission: since(handoff, done),
+    };
+    let time = done.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut results = Vec::new();
+    let mut lines = Vec::new();
+    let mut updates = Vec::new();
+    for o in outcomes {
+        let Some(pos) = want.iter().position(|r| r.index == o.index) else {
+            continue; // not one of ours, or answered twice
+        };
+        let r = want.swap_remove(pos);
+        let (fate, status, dsn, text) = match o.result {
+            Delivered::Sent { dsn, text } => (Fate::Sent, Status::Sent, dsn, text),
+            Delivered::Deferred { dsn, text } => (Fate::Deferred, Status::Deferred, dsn, text),
+            Delivered::Bounced { dsn, text } => (Fate::Bounced, Status::Bounced, dsn, text),
+            // XXX: forwarding needs cleanup's new-message path; until it is wired the
+            // recipient waits.
+            Delivered::Forward(_) => (
+                Fate::Deferred,
+                Status::Deferred,
+                "4.3.0".to_owned(),
+                "forwarding is not available yet".to_owned(),
+            ),
+        };
+        let d = Delivery {
+            queue_id: &req.queue_id,
+            to: &r.address,
+            orig_to: Some(&r.orig_rcpt),
+            relay: &o.relay,
+            conn_use: 0,
+            delays,
+            delay_resolution: ctx.delay_resolution,
+            dsn: &dsn,
+            status,
+            reason: &text,
+        };
+        lines.push(dlog::delivery(&d));
+        updates.push(StatusUpdate {
+            recipient: r.index,
+            status: match fate {
+                Fate::Sent => DeliveryStatus::Sent,
+                Fate::Deferred => DeliveryStatus::Deferred,
+                Fate::Bounced => DeliveryStatus::Bounced,
+            },
+            time,
+            dsn: dsn.clone(),
+            diagnostic: text.clone(),
+        });
+        results.push((r.index, fate, dsn, text));
+    }
+    // Recipients the agent did not answer for: deferred, as Postfix's qmgr does when an
+    // agent dies mid-request.
+    for r in want.drain(..) {
+        let (dsn, text) = (
+            "4.3.0".to_owned(),
+            "delivery agent gave no result".to_owned(),
+        );
+        updates.push(StatusUpdate {
+            recipient: r.index,
+            status: DeliveryStatus::Deferred,
+            time,
+            dsn: dsn.clone(),
+            diagnostic: text.clone(),
+        });
+        results.push((r.index, Fate::Deferred, dsn, text));
+    }
+    let log = Arc::clone(log);
+    let appended = tokio::task::spawn_blocking(move || {
+        log.lock()
+            .map_err(|e| e.to_string())?
+            .append(&updates)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match appended {
+        Ok(Ok(())) => {
+            for line in lines {
+                ctx.logger.log(&ctx.ident, &line);
+            }
+        }
+        failed => {
+            // Without the records the results would be lost at a crash: retry them all.
+            let why = match failed {
+                Ok(Err(e)) => e,
+                Err(e) => e.to_string(),
+                Ok(Ok(())) => String::new(),
+            };
+            ctx.logger.log(
+                &ctx.ident,
+                &Line::warning(format!("{}: status update: {why}", req.queue_id)),
+            );
+            for r in &mut results {
+                r.1 = Fate::Deferred;
+            }
+        }
+    }
+    results
+}
+
+/// The request's agent field. XXX: tern_delivery's `Agent` names only the helper's
+/// agents; the daemon's own (discard, error) and remote ones get `Local`, which their
+/// transports ignore.
+fn agent_of(command: &str) -> Agent {
+    match command {
+        "virtual" => Agent::Virtual,
+        "pipe" => Agent::Pipe,
+        _ => Agent::Local,
+    }
+}
+
+/// Moves one message to active/, reads it and resolves its pending recipients. `None`
+/// when the file is gone (removed by postsuper, or taken already).
+fn load_one(deps: &Deps, id: &QueueId, from: QueueName) -> Result<Option<Loaded>, String> {
+    let layout = &deps.layout;
+    if !layout.path(from, id).exists() {
+        return Ok(None);
+    }
+    let path = tern_queue::scan::move_file(layout, id, from, QueueName::Active)
+        .map_err(|e| format!("{id}: rename from {} to active: {e}", from.as_str()))?;
+    let (log, qf, _torn) = match StatusLog::open(&path) {
+        Ok(x) => x,
+        Err(tern_queue::Error::Read { source, .. }) => {
+            // qmgr_active_corrupt: keep the file for a human to look at.
+            let entry = tern_queue::QueueEntry {
+                id: id.clone(),
+                path: path.clone(),
+            };
+            let _ = tern_queue::scan::move_to_corrupt(layout, &entry);
+            return Err(format!(
+                "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\": {source}"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut recipients = Vec::new();
+    for (i, r) in qf.pending() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        recipients.push(resolve(&deps.resolver, index, &r.address));
+    }
+    Ok(Some(Loaded {
+        id: id.clone(),
+        path,
+        size: qf.content_len,
+        envelope: qf.envelope,
+        log,
+        recipients,
+    }))
+}
+
+/// One recipient's transport and next hop (qmgr_message_resolve): a null address
+/// bounces, a malformed domain bounces, a table that fails defers.
+fn resolve(resolver: &Resolver, index: u32, address: &str) -> Rcpt {
+    let error = |transport: &str, text: &str| Rcpt {
+        index,
+        transport: transport.to_owned(),
+        nexthop: text.to_owned(),
+        address: address.to_owned(),
+    };
+    if address.is_empty() {
+        return error("error", "5.1.3 null recipient address");
+    }
+    match resolver.resolve(address) {
+        Ok(r) if r.flags.error => error("error", "5.1.3 bad address syntax"),
+        Ok(r) => Rcpt {
+            index,
+            transport: r.transport,
+            nexthop: r.nexthop,
+            address: r.recipient,
+        },
+        Err(_) => error("retry", "4.3.0 address resolver failure"),
+    }
+}

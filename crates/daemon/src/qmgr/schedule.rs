@@ -1,0 +1,565 @@
+//! The queue manager's scheduler, without I/O: the messages of the active queue with
+//! each recipient's state, the delivery requests cut from them under the transports'
+//! and destinations' limits, the end of a message's pass (remove, defer with Postfix's
+//! backoff, expire, warn), and the deferred queue's times. Time is a parameter (seconds
+//! since the epoch), never read here, so tests run days of retries in milliseconds.
+//!
+//! The rules, from Postfix 3.7's qmgr(8) and its sources:
+//! - A delivery request holds the pending recipients of one message that go to one
+//!   transport and next hop, at most `<transport>_destination_recipient_limit` of them
+//!   (default_destination_recipient_limit, 50; local's is 1). With a limit of 1 the
+//!   "destination" whose concurrency is counted is the recipient itself, as Postfix's
+//!   per-recipient queues (qmgr(8): "transport_destination_recipient_limit").
+//! - At most `maxproc` (master.cf; `-` is default_process_limit, 100; 0 is no limit)
+//!   requests of one transport run at once, and at most the destination's window of one
+//!   destination. The window starts at initial_destination_concurrency (5) and moves
+//!   between 1 and `<transport>_destination_concurrency_limit`
+//!   (default_destination_concurrency_limit, 20) with Postfix's default feedback of
+//!   1/window: each finished request adds 1/window, each request whose recipients were
+//!   all deferred takes 1/window away (qmgr_queue.c, qmgr_queue_unthrottle/throttle).
+//! - When a message has no recipient pending or in flight, its pass ends
+//!   (qmgr_active.c, qmgr_active_done_25_generic / _3_generic): with recipients left to
+//!   retry, it expires if `now >= arrival + maximal_queue_lifetime`
+//!   (bounce_queue_lifetime for the null sender, never more than maximal_queue_lifetime),
+//!   which returns those recipients to the sender; else a delay warning is due once
+//!   `now >= arrival + delay_warning_time - 1` (0 turns warnings off); and the message
+//!   waits in deferred/ for `now - arrival` seconds, but at least minimal_backoff_time
+//!   and at most maximal_backoff_time (the minimum wins when the two cross). So the wait
+//!   doubles from one attempt to the next, up to the maximum.
+//! - The deferred queue is scanned every queue_run_delay; a message is taken when its
+//!   time is at most one second ahead (qmgr_active_feed). A flush (`postqueue -f`) takes
+//!   every deferred message whatever its time.
+//!
+//! Trust: the caller's inputs (resolved recipients, outcomes); nothing here reads the
+//! network or a file.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Seconds since the epoch.
+pub type Time = u64;
+
+/// The queue manager's time parameters, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub queue_run_delay: u64,
+    pub minimal_backoff_time: u64,
+    pub maximal_backoff_time: u64,
+    pub maximal_queue_lifetime: u64,
+    pub bounce_queue_lifetime: u64,
+    /// 0: no delay warnings.
+    pub delay_warning_time: u64,
+}
+
+impl Default for Policy {
+    /// Postfix 3.7's defaults.
+    fn default() -> Self {
+        Self {
+            queue_run_delay: 300,
+            minimal_backoff_time: 300,
+            maximal_backoff_time: 4000,
+            maximal_queue_lifetime: 5 * 86_400,
+            bounce_queue_lifetime: 5 * 86_400,
+            delay_warning_time: 0,
+        }
+    }
+}
+
+/// The limits of one transport (0 means no limit, as in Postfix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// master.cf maxproc.
+    pub process_limit: usize,
+    /// `<transport>_destination_concurrency_limit`.
+    pub destination_concurrency: usize,
+    /// initial_destination_concurrency.
+    pub initial_concurrency: usize,
+    /// `<transport>_destination_recipient_limit`.
+    pub recipient_limit: usize,
+}
+
+impl Default for Limits {
+    /// Postfix's defaults for a transport without settings of its own.
+    fn default() -> Self {
+        Self {
+            process_limit: 100,
+            destination_concurrency: 20,
+            initial_concurrency: 5,
+            recipient_limit: 50,
+        }
+    }
+}
+
+/// A recipient of a message entering the active queue, already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rcpt {
+    /// The recipient's index in the queue file.
+    pub index: u32,
+    pub transport: String,
+    pub nexthop: String,
+    /// The address to deliver to.
+    pub address: String,
+}
+
+/// A message entering the active queue: only its recipients still to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub id: String,
+    pub arrival: Time,
+    /// Whether the envelope sender is the null sender `<>` (bounce_queue_lifetime).
+    pub null_sender: bool,
+    /// Whether a delay warning was sent already.
+    pub warned: bool,
+    pub recipients: Vec<Rcpt>,
+}
+
+/// One delivery request to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub job: u64,
+    pub queue_id: String,
+    pub transport: String,
+    pub nexthop: String,
+    /// Queue file indexes of the recipients.
+    pub recipients: Vec<u32>,
+}
+
+/// What became of one recipient of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Sent,
+    Deferred,
+    Bounced,
+}
+
+/// The end of a message's pass through the active queue: what the runner must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassEnd {
+    pub id: String,
+    /// Recipients that bounced in this pass (the notices hook returns them).
+    pub bounced: Vec<u32>,
+    /// Set when the message expired: its deferred recipients, now returned to the
+    /// sender (`status=expired, returned to sender`).
+    pub expired: Option<Vec<u32>>,
+    /// Set when a delay warning is due: the deferred recipients.
+    pub delay_warning: Option<Vec<u32>>,
+    pub next: Next,
+}
+
+/// Where a message goes after its pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Every recipient is done: remove the queue file.
+    Remove,
+    /// To deferred/, due at this time.
+    Defer(Time),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    InFlight,
+    Done(Fate),
+}
+
+#[derive(Debug)]
+struct RcptState {
+    rcpt: Rcpt,
+    state: State,
+    /// The job that holds it while in flight.
+    job: u64,
+    /// The fate of this pass (cleared when the message enters the active queue).
+    fate: Option<Fate>,
+}
+
+#[derive(Debug)]
+struct Msg {
+    arrival: Time,
+    null_sender: bool,
+    warned: bool,
+    rcpts: Vec<RcptState>,
+    jobs: usize,
+}
+
+#[derive(Debug)]
+struct Job {
+    queue_id: String,
+    transport: String,
+    dest: String,
+}
+
+/// A destination's concurrency window (qmgr_queue.c).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    size: usize,
+    /// Requests counted towards the next step up (positive) or down (negative).
+    credit: i64,
+    in_flight: usize,
+}
+
+/// The scheduler. See the module documentation.
+#[derive(Debug)]
+pub struct Scheduler {
+    policy: Policy,
+    limits: HashMap<String, Limits>,
+    default_limits: Limits,
+    /// Active messages in the order they entered (round robin starts from the oldest).
+    messages: BTreeMap<u64, String>,
+    by_id: HashMap<String, (u64, Msg)>,
+    seq: u64,
+    jobs: HashMap<u64, Job>,
+    next_job: u64,
+    procs: HashMap<String, usize>,
+    windows: HashMap<(String, String), Window>,
+    deferred: BTreeSet<(Time, String)>,
+    deferred_at: HashMap<String, Time>,
+}
+
+impl Scheduler {
+    pub fn new(policy: Policy, default_limits: Limits, limits: HashMap<String, Limits>) -> Self {
+        Self {
+            policy,
+            limits,
+            default_limits,
+            messages: BTreeMap::new(),
+            by_id: HashMap::new(),
+            seq: 0,
+            jobs: HashMap::new(),
+            next_job: 1,
+            procs: HashMap::new(),
+            windows: HashMap::new(),
+            deferred: BTreeSet::new(),
+            deferred_at: HashMap::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The limits of `transport`.
+    pub fn limits(&self, transport: &str) -> Limits {
+        self.limits
+            .get(transport)
+            .copied()
+            .unwrap_or(self.default_limits)
+    }
+
+    /// How many messages are in the active queue.
+    pub fn active(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether `id` is in the active queue.
+    pub fn is_active(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// How many messages wait in the deferred queue.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// A message enters the active queue. A message with no recipient left ends its
+    /// pass at once (a crash came between the last status record and the removal).
+    pub fn add(&mut self, m: NewMessage, now: Time) -> Option<PassEnd> {
+        self.forget_deferred(&m.id);
+        let msg = Msg {
+            arrival: m.arrival,
+            null_sender: m.null_sender,
+            warned: m.warned,
+            rcpts: m
+                .recipients
+                .into_iter()
+                .map(|rcpt| RcptState {
+                    rcpt,
+                    state: State::Pending,
+                    job: 0,
+                    fate: None,
+                })
+                .collect(),
+            jobs: 0,
+        };
+        self.seq += 1;
+        self.messages.insert(self.seq, m.id.clone());
+        self.by_id.insert(m.id.clone(), (self.seq, msg));
+        self.maybe_end(&m.id, now)
+    }
+
+    /// The delivery requests that may start now, oldest message first.
+    pub fn dispatch(&mut self) -> Vec<Dispatch> {
+        let mut out = Vec::new();
+        let ids: Vec<String> = self.messages.values().cloned().collect();
+        for id in ids {
+            self.dispatch_message(&id, &mut out);
+        }
+        out
+    }
+
+    fn dispatch_message(&mut self, id: &str, out: &mut Vec<Dispatch>) {
+        // Groups of pending recipients by (transport, nexthop, destination), in file order.
+        let mut groups: Vec<((String, String, String), Vec<usize>)> = Vec::new();
+        {
+            let Some((_, msg)) = self.by_id.get(id) else {
+                return;
+            };
+            for (i, r) in msg.rcpts.iter().enumerate() {
+                if r.state != State::Pending {
+                    continue;
+                }
+                let limits = self.limits(&r.rcpt.transport);
+                let dest = if limits.recipient_limit == 1 {
+                    r.rcpt.address.to_ascii_lowercase()
+                } else {
+                    r.rcpt.nexthop.to_ascii_lowercase()
+                };
+                let key = (r.rcpt.transport.clone(), r.rcpt.nexthop.clone(), dest);
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(i),
+                    None => groups.push((key, vec![i])),
+                }
+            }
+        }
+        for ((transport, nexthop, dest), members) in groups {
+            let limits = self.limits(&transport);
+            let per_request = if limits.recipient_limit == 0 {
+                usize::MAX
+            } else {
+                limits.recipient_limit
+            };
+            for chunk in members.chunks(per_request) {
+                let procs = self.procs.get(&transport).copied().unwrap_or(0);
+                if limits.process_limit != 0 && procs >= limits.process_limit {
+                    break;
+                }
+                let w = self.window(&transport, &dest);
+                if w.size != 0 && w.in_flight >= w.size {
+                    break;
+                }
+                let job = self.next_job;
+                self.next_job += 1;
+                *self.procs.entry(transport.clone()).or_insert(0) += 1;
+                self.window_mut(&transport, &dest).in_flight += 1;
+                let Some((_, msg)) = self.by_id.get_mut(id) else {
+                    return;
+                };
+                msg.jobs += 1;
+                let mut recipients = Vec::with_capacity(chunk.len());
+                for &i in chunk {
+                    let r = &mut msg.rcpts[i];
+                    r.state = State::InFlight;
+                    r.job = job;
+                    recipients.push(r.rcpt.index);
+                }
+                self.jobs.insert(
+                    job,
+                    Job {
+                        queue_id: id.to_owned(),
+                        transport: transport.clone(),
+                        dest: dest.clone(),
+                    },
+                );
+                out.push(Dispatch {
+                    job,
+                    queue_id: id.to_owned(),
+                    transport: transport.clone(),
+                    nexthop: nexthop.clone(),
+                    recipients,
+                });
+            }
+        }
+    }
+
+    /// A request finished with these fates (by queue file index); a recipient of the
+    /// request without a fate is taken as deferred (an agent that lost track of it).
+    /// Returns the message's pass end when this was its last work.
+    pub fn complete(&mut self, job: u64, fates: &[(u32, Fate)], now: Time) -> Option<PassEnd> {
+        let j = self.jobs.remove(&job)?;
+        if let Some(p) = self.procs.get_mut(&j.transport) {
+            *p = p.saturating_sub(1);
+        }
+        let limits = self.limits(&j.transport);
+        let (_, msg) = self.by_id.get_mut(&j.queue_id)?;
+        msg.jobs = msg.jobs.saturating_sub(1);
+        let mut all_deferred = true;
+        for r in msg.rcpts.iter_mut().filter(|r| r.job == job) {
+            if r.state != State::InFlight {
+                continue;
+            }
+            let fate = fates
+                .iter()
+                .find(|(i, _)| *i == r.rcpt.index)
+                .map_or(Fate::Deferred, |(_, f)| *f);
+            if fate != Fate::Deferred {
+                all_deferred = false;
+            }
+            r.state = State::Done(fate);
+            r.fate = Some(fate);
+        }
+        let w = self.window_mut(&j.transport, &j.dest);
+        w.in_flight = w.in_flight.saturating_sub(1);
+        // Feedback of 1/window per request, counted in whole requests so that no
+        // rounding creeps in: a full window's worth moves the window by one.
+        let size = i64::try_from(w.size).unwrap_or(i64::MAX);
+        if all_deferred {
+            w.credit -= 1;
+            if w.credit <= -size {
+                w.size = w.size.saturating_sub(1).max(1);
+                w.credit = 0;
+            }
+        } else {
+            w.credit += 1;
+            if w.credit >= size {
+                let cap = limits.destination_concurrency;
+                if cap == 0 || w.size < cap {
+                    w.size += 1;
+                }
+                w.credit = 0;
+            }
+        }
+        self.maybe_end(&j.queue_id, now)
+    }
+
+    /// The message a running request belongs to.
+    pub fn job_queue_id(&self, job: u64) -> Option<&str> {
+        self.jobs.get(&job).map(|j| j.queue_id.as_str())
+    }
+
+    /// The current window of a destination (for tests and the log).
+    pub fn window_size(&self, transport: &str, dest: &str) -> Option<usize> {
+        self.windows
+            .get(&(transport.to_owned(), dest.to_owned()))
+            .map(|w| w.size)
+    }
+
+    /// A message was moved to deferred/ (after its pass), or found there at start-up,
+    /// due at `at`.
+    pub fn add_deferred(&mut self, id: &str, at: Time) {
+        self.forget_deferred(id);
+        self.deferred.insert((at, id.to_owned()));
+        self.deferred_at.insert(id.to_owned(), at);
+    }
+
+    /// A deferred queue scan at `now`: the messages due (at most a second ahead), taken
+    /// out of the deferred set, oldest time first.
+    pub fn due(&mut self, now: Time) -> Vec<String> {
+        let limit = now.saturating_add(1);
+        let taken: Vec<(Time, String)> = self
+            .deferred
+            .iter()
+            .take_while(|(t, _)| *t <= limit)
+            .cloned()
+            .collect();
+        for (t, id) in &taken {
+            self.deferred.remove(&(*t, id.clone()));
+            self.deferred_at.remove(id);
+        }
+        taken.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// `postqueue -f`: every deferred message, whatever its time.
+    pub fn flush(&mut self) -> Vec<String> {
+        self.deferred_at.clear();
+        std::mem::take(&mut self.deferred)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    /// The backoff after a pass that ends at `now` for a message that arrived at
+    /// `arrival` (qmgr_active_done_3_generic).
+    pub fn backoff(&self, arrival: Time, now: Time) -> u64 {
+        let p = &self.policy;
+        now.saturating_sub(arrival)
+            .min(p.maximal_backoff_time)
+            .max(p.minimal_backoff_time)
+    }
+
+    fn forget_deferred(&mut self, id: &str) {
+        if let Some(t) = self.deferred_at.remove(id) {
+            self.deferred.remove(&(t, id.to_owned()));
+        }
+    }
+
+    fn window(&mut self, transport: &str, dest: &str) -> Window {
+        *self.window_mut(transport, dest)
+    }
+
+    fn window_mut(&mut self, transport: &str, dest: &str) -> &mut Window {
+        let limits = self.limits(transport);
+        self.windows
+            .entry((transport.to_owned(), dest.to_owned()))
+            .or_insert_with(|| {
+                let mut size = limits.initial_concurrency.max(1);
+                if limits.destination_concurrency != 0 {
+                    size = size.min(limits.destination_concurrency);
+                }
+                Window {
+                    size,
+                    credit: 0,
+                    in_flight: 0,
+                }
+            })
+    }
+
+    /// Ends the pass of `id` when nothing is pending or in flight.
+    fn maybe_end(&mut self, id: &str, now: Time) -> Option<PassEnd> {
+        let (_, msg) = self.by_id.get(id)?;
+        if msg.jobs > 0 || msg.rcpts.iter().any(|r| !matches!(r.state, State::Done(_))) {
+            return None;
+        }
+        let (seq, msg) = self.by_id.remove(id)?;
+        self.messages.remove(&seq);
+        let of = |f: Fate| -> Vec<u32> {
+            msg.rcpts
+                .iter()
+                .filter(|r| r.fate == Some(f))
+                .map(|r| r.rcpt.index)
+                .collect()
+        };
+        let bounced = of(Fate::Bounced);
+        let deferred = of(Fate::Deferred);
+        let p = &self.policy;
+        if deferred.is_empty() {
+            return Some(PassEnd {
+                id: id.to_owned(),
+                bounced,
+                expired: None,
+                delay_warning: None,
+                next: Next::Remove,
+            });
+        }
+        let lifetime = if msg.null_sender {
+            p.bounce_queue_lifetime.min(p.maximal_queue_lifetime)
+        } else {
+            p.maximal_queue_lifetime
+        };
+        if now >= msg.arrival.saturating_add(lifetime) {
+            return Some(PassEnd {
+                id: id.to_owned(),
+                bounced,
+                expired: Some(deferred),
+                delay_warning: None,
+                next: Next::Remove,
+            });
+        }
+        let warn = p.delay_warning_time > 0
+            && !msg.warned
+            && now
+                >= msg
+                    .arrival
+                    .saturating_add(p.delay_warning_time)
+                    .saturating_sub(1);
+        let at = now.saturating_add(self.backoff(msg.arrival, now));
+        Some(PassEnd {
+            id: id.to_owned(),
+            bounced,
+            expired: None,
+            delay_warning: warn.then_some(deferred),
+            next: Next::Defer(at),
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod tests;
