@@ -226,6 +226,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     });
     let result = runtime.block_on(serve(opts, s, bound, shared, master_ident));
     runtime.shutdown_timeout(Duration::from_secs(5));
+    logger.flush();
     // The lock goes with the process; the file stays, as Postfix leaves it.
     drop(pid_lock);
     result

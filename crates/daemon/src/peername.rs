@@ -324,6 +324,9 @@ impl Hosts {
     }
 }
 
+/// How long a look at /etc/hosts stays good.
+const HOSTS_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The client-name resolver: /etc/hosts, then the DNS (see the module documentation).
 pub struct Resolver {
     /// The one DNS server to ask, from [`DNS_SERVER_ENV`]; None: resolv.conf's.
@@ -333,6 +336,9 @@ pub struct Resolver {
     /// costs one stat of the file, not an open, read and parse (the C library reads it
     /// on every lookup; a changed file is read again at once, so the answers are the same).
     hosts: Mutex<Option<(HostsStamp, Arc<Hosts>)>>,
+    /// When /etc/hosts was last looked at: it is looked at again only [`HOSTS_RECHECK`]
+    /// later (one stat per second, not one per connection).
+    hosts_checked: Mutex<Option<std::time::Instant>>,
     /// Built on first use, inside the runtime; None when resolv.conf cannot be read.
     dns: OnceLock<Option<Dns>>,
 }
@@ -374,6 +380,7 @@ impl Resolver {
             dns_server,
             hosts_path: PathBuf::from("/etc/hosts"),
             hosts: Mutex::new(None),
+            hosts_checked: Mutex::new(None),
             dns: OnceLock::new(),
         }
     }
@@ -407,11 +414,29 @@ impl Resolver {
         judge_forward(ip, &name, addrs)
     }
 
-    /// /etc/hosts, parsed; read again when it changed. A blocking stat (and, after a change,
-    /// a read) of a small local file, as the C library does on every lookup: not worth a
-    /// thread hop.
+    /// /etc/hosts, parsed; read again when it changed. A blocking stat at most once per
+    /// [`HOSTS_RECHECK`] (and, after a change, a read) of a small local file: not worth a
+    /// thread hop. (The C library reads the file on every lookup; a change is seen here
+    /// within a second.)
     fn hosts_file(&self) -> Arc<Hosts> {
         use std::os::unix::fs::MetadataExt;
+        {
+            let mut checked = self
+                .hosts_checked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let fresh = checked.is_some_and(|t| t.elapsed() < HOSTS_RECHECK);
+            if fresh
+                && let Some((_, hosts)) = self
+                    .hosts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+            {
+                return Arc::clone(hosts);
+            }
+            *checked = Some(std::time::Instant::now());
+        }
         let stamp = std::fs::metadata(&self.hosts_path)
             .ok()
             .map(|m| (m.ino(), m.len(), m.modified().ok()));

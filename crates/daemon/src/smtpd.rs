@@ -17,7 +17,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use nix::sys::socket::{MsgFlags, recv};
 use tokio::io::{AsyncWriteExt, Interest};
@@ -667,15 +667,40 @@ impl Driver<'_> {
     /// written; Postfix answers a full disk this way before any write fails. Returns the
     /// free bytes when short. A failing statvfs lets the transaction go on (the write
     /// error path still answers 451 4.3.0).
+    ///
+    /// The file system is asked at most once per [`SPACE_RECHECK`] while it has plenty of
+    /// room (four times what the check needs): a statvfs per MAIL is a system call per
+    /// message, and in that time no SMTP traffic fills the difference. Near the limit it
+    /// is asked every time. (Were it filled anyway, the write error answers 451 4.3.0:
+    /// never a 250 for a message not on disk.)
     fn queue_space_short(&self) -> Option<u64> {
-        let st = nix::sys::statvfs::statvfs(self.sh.layout.root()).ok()?;
-        let bsize = st.fragment_size().max(1);
-        let free = st.blocks_available();
-        let limit = self.s.session.ehlo.message_size_limit / bsize;
-        // limit >= free / 1.5, in integers.
-        let short = self.s.queue_minfree / bsize >= free
-            || limit.saturating_mul(3) >= free.saturating_mul(2);
-        short.then(|| free.saturating_mul(bsize))
+        let root = self.sh.layout.root();
+        let mut last = LAST_SPACE.lock().unwrap_or_else(PoisonError::into_inner);
+        let (free_bytes, checked) = match last.as_ref() {
+            Some(l) if l.dir == root && l.at.elapsed() < SPACE_RECHECK && l.plenty => {
+                (l.free_bytes, false)
+            }
+            _ => {
+                let st = nix::sys::statvfs::statvfs(root).ok()?;
+                let bsize = st.fragment_size().max(1);
+                (st.blocks_available().saturating_mul(bsize), true)
+            }
+        };
+        let need = self
+            .s
+            .queue_minfree
+            .max(self.s.session.ehlo.message_size_limit.saturating_mul(3) / 2);
+        // free <= queue_minfree, or free <= 1.5 x message_size_limit (smtpd_check.c).
+        let short = free_bytes <= need;
+        if checked {
+            *last = Some(SpaceCheck {
+                dir: root.to_owned(),
+                at: std::time::Instant::now(),
+                free_bytes,
+                plenty: free_bytes / 4 > need,
+            });
+        }
+        short.then_some(free_bytes)
     }
 
     fn warn(&self, text: &str) {
@@ -684,6 +709,19 @@ impl Driver<'_> {
             .log(&self.ident, &tern_maillog::Line::warning(text.to_owned()));
     }
 }
+
+/// How long a statvfs of the queue file system stays good while it shows plenty of room.
+const SPACE_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The last look at the queue file system's free space (one daemon, one queue).
+struct SpaceCheck {
+    dir: std::path::PathBuf,
+    at: std::time::Instant,
+    free_bytes: u64,
+    plenty: bool,
+}
+
+static LAST_SPACE: std::sync::Mutex<Option<SpaceCheck>> = std::sync::Mutex::new(None);
 
 /// A reply from a literal that is known to parse.
 fn reply_of(text: &str) -> Reply {

@@ -10,10 +10,15 @@
 //! `syslog_facility` (default `mail`).
 //!
 //! The file is opened `O_APPEND | O_CREAT`, mode 0644, refusing a symbolic link and
-//! anything but a regular file (Postfix opens it with safe_open()). Each line is one
-//! write(2) of the line and its newline, under a lock, so lines from different threads
-//! never interleave. Log rotation: the caller renames the file and calls
-//! [`Logger::reopen`] (on SIGHUP / `postfix reload` / `postfix logrotate`).
+//! anything but a regular file (Postfix opens it with safe_open()). Lines are whole in
+//! the file, in the order they were logged, never interleaved. They are written by a
+//! writer thread: the first line after a quiet spell is written at once, and the lines of
+//! a busy spell are gathered for up to [`GATHER`] and written together, so a loaded
+//! daemon pays one write(2) per batch instead of one per line (4-5 lines per message);
+//! the thread is woken only when it is idle. [`Logger::flush`] writes what is pending
+//! (the daemon calls it before it exits); a crash loses at most the last [`GATHER`] of
+//! lines, as a datagram to postlogd(8) can be lost. Log rotation: the caller renames the
+//! file and calls [`Logger::reopen`] (on SIGHUP / `postfix reload` / `postfix logrotate`).
 //!
 //! Write errors are ignored as postlogd ignores them: a full disk must not stop mail.
 //!
@@ -24,7 +29,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
 
 use crate::line::Line;
 use crate::prefix::{self, Ident, Timestamp};
@@ -68,17 +75,154 @@ pub struct LogConfig<'a> {
     pub config_directory: &'a str,
 }
 
+/// How long the writer thread gathers the lines of a busy spell before it writes them.
+pub const GATHER: Duration = Duration::from_millis(1);
+
+/// Lines above this many pending bytes are written by the logging thread itself (a bound
+/// on memory if the writer thread falls behind).
+const PENDING_MAX: usize = 256 * 1024;
+
 /// The shared logger. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Logger {
     myhostname: String,
     pid: u32,
     sink: Mutex<Sink>,
+    /// The writer thread of a `maillog_file` sink.
+    batch: Option<Arc<Batch>>,
+}
+
+/// Lines waiting for the writer thread, and the file they go to.
+#[derive(Debug)]
+struct Batch {
+    state: Mutex<Pending>,
+    wake: Condvar,
+    /// The file; held while a batch is written, so that writes (and reopen) keep order.
+    file: Mutex<FileSink>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// The writer thread waits for a line (a logger must wake it).
+    idle: bool,
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct FileSink {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl FileSink {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.file.is_none() {
+            self.file = open_logfile(&self.path).ok();
+        }
+        if let Some(f) = &mut self.file {
+            // write_all loops only after a short write.
+            let _ = f.write_all(bytes);
+        }
+    }
+}
+
+impl Batch {
+    fn start(path: PathBuf, file: File) -> Arc<Self> {
+        let batch = Arc::new(Self {
+            state: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            file: Mutex::new(FileSink {
+                path,
+                file: Some(file),
+            }),
+        });
+        let b = Arc::clone(&batch);
+        // Without the thread (it could not be made), lines are written as they come.
+        if thread::Builder::new()
+            .name("maillog".into())
+            .spawn(move || b.run())
+            .is_err()
+        {
+            batch
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stop = true;
+        }
+        batch
+    }
+
+    fn push(&self, line: &[u8]) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.stop || st.bytes.len() >= PENDING_MAX {
+            drop(st);
+            // What is pending goes first. Locks are always taken file first, then
+            // pending (as in flush).
+            let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = std::mem::take(
+                &mut self
+                    .state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .bytes,
+            );
+            file.write(&pending);
+            file.write(line);
+            return;
+        }
+        st.bytes.extend_from_slice(line);
+        if st.idle {
+            st.idle = false;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes what is pending now.
+    fn flush(&self) {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let pending = std::mem::take(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .bytes,
+        );
+        file.write(&pending);
+    }
+
+    fn run(&self) {
+        loop {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            while st.bytes.is_empty() && !st.stop {
+                st.idle = true;
+                st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            st.idle = false;
+            let stop = st.stop;
+            drop(st);
+            self.flush();
+            if stop {
+                return;
+            }
+            // A busy spell: let its lines gather before the next write.
+            thread::sleep(GATHER);
+        }
+    }
+
+    fn stop(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.stop = true;
+        self.wake.notify_one();
+        drop(st);
+        self.flush();
+    }
 }
 
 #[derive(Debug)]
 enum Sink {
-    File { path: PathBuf, file: Option<File> },
+    /// `maillog_file`: the lines go through [`Logger::batch`].
+    File,
     Stdout,
     Syslog(Syslog),
     Memory(Vec<String>),
@@ -102,10 +246,9 @@ impl Logger {
             } else {
                 let path = PathBuf::from(config.maillog_file);
                 let file = open_logfile(&path)?;
-                Sink::File {
-                    path,
-                    file: Some(file),
-                }
+                let mut logger = Self::with_sink(config.myhostname, Sink::File);
+                logger.batch = Some(Batch::start(path, file));
+                return Ok(logger);
             }
         };
         Ok(Self::with_sink(config.myhostname, sink))
@@ -128,19 +271,15 @@ impl Logger {
 
     /// Logs `line` with a given time stamp (tests, and replays).
     pub fn log_at(&self, stamp: Timestamp, ident: &Ident, line: &Line) {
+        if let Some(batch) = &self.batch {
+            let mut text = prefix::file_line(stamp, &self.myhostname, ident, self.pid, line);
+            text.push('\n');
+            batch.push(text.as_bytes());
+            return;
+        }
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut *sink {
-            Sink::File { path, file } => {
-                let mut text = prefix::file_line(stamp, &self.myhostname, ident, self.pid, line);
-                text.push('\n');
-                if file.is_none() {
-                    *file = open_logfile(path).ok();
-                }
-                if let Some(f) = file {
-                    // One write(2) per line; write_all loops only after a short write.
-                    let _ = f.write_all(text.as_bytes());
-                }
-            }
+            Sink::File => {}
             Sink::Stdout => {
                 let mut text = prefix::file_line(stamp, &self.myhostname, ident, self.pid, line);
                 text.push('\n');
@@ -167,16 +306,28 @@ impl Logger {
     /// reconnects; a missing /dev/log is not an error (lines are then dropped, as syslog(3)
     /// drops them).
     pub fn reopen(&self) -> Result<(), MaillogError> {
+        if let Some(batch) = &self.batch {
+            batch.flush();
+            let mut f = batch.file.lock().unwrap_or_else(PoisonError::into_inner);
+            f.file = None;
+            f.file = Some(open_logfile(&f.path)?);
+            return Ok(());
+        }
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut *sink {
-            Sink::File { path, file } => {
-                *file = None;
-                *file = Some(open_logfile(path)?);
-            }
+            Sink::File => {}
             Sink::Syslog(syslog) => syslog.disconnect(),
             Sink::Stdout | Sink::Memory(_) => {}
         }
         Ok(())
+    }
+
+    /// Writes the lines that wait for the writer thread (before an exit: a clean stop
+    /// loses no line).
+    pub fn flush(&self) {
+        if let Some(batch) = &self.batch {
+            batch.flush();
+        }
     }
 
     /// The lines a [`Logger::memory`] logger kept (empty for the others).
@@ -192,6 +343,15 @@ impl Logger {
             myhostname: myhostname.to_string(),
             pid: std::process::id(),
             sink: Mutex::new(sink),
+            batch: None,
+        }
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        if let Some(batch) = &self.batch {
+            batch.stop();
         }
     }
 }

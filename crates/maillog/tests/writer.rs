@@ -66,6 +66,8 @@ fn appends_and_reopens_after_rotation() {
     logger.log(&ident, &master::reload("3.7.11", "/etc/postfix"));
     logger.reopen().expect("reopen");
     logger.log(&ident, &master::terminating(15));
+    // Lines are written by the logger's writer thread; flush() waits for them.
+    logger.flush();
 
     let old = read_lines(&rotated);
     assert_eq!(old.len(), 3, "{old:?}");

@@ -69,6 +69,9 @@ pub struct PendingFile {
     /// made with O_TMPFILE (no name at all until the link), the directory it will be in.
     temp: PathBuf,
     anonymous: bool,
+    /// The file already has the mode that marks it complete (an O_TMPFILE file, made
+    /// 0700: nobody can see it before its link, which comes only once it is complete).
+    complete_mode: bool,
     target: PathBuf,
     id: QueueId,
     done: bool,
@@ -85,10 +88,10 @@ impl PendingFile {
             let (file, temp) = create_named(&dir)?;
             (file, temp, false)
         };
-        let inode = file
-            .metadata()
-            .map_err(|e| Error::io("fstat", &temp, e))?
-            .ino();
+        let meta = file.metadata().map_err(|e| Error::io("fstat", &temp, e))?;
+        let inode = meta.ino();
+        // Under an odd umask the mode is not 0700: then mark_complete sets it.
+        let complete_mode = anonymous && meta.mode() & 0o7777 == 0o700;
         // The time is taken again after the file exists, as Postfix does, so that the
         // id's time part is no older than its inode.
         let now = Timestamp::now();
@@ -102,6 +105,7 @@ impl PendingFile {
             queue,
             temp,
             anonymous,
+            complete_mode,
             target,
             id,
             done: false,
@@ -153,6 +157,9 @@ impl PendingFile {
 
     /// Gives the file mode 0700, Postfix's mark of a complete queue file.
     fn mark_complete(&self) -> Result<(), Error> {
+        if self.complete_mode {
+            return Ok(());
+        }
         self.file
             .set_permissions(fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io("set mode of", &self.temp, e))
@@ -239,9 +246,11 @@ fn create_anonymous(dir: &Path) -> Option<File> {
     if ANONYMOUS_OK.load(Ordering::Relaxed) == NO {
         return None;
     }
+    // Mode 0700, Postfix's "complete" mark, from the start: the file has no name, so no
+    // reader can see it, until it is linked, and it is linked only once complete.
     let file = OpenOptions::new()
         .write(true)
-        .mode(0o600)
+        .mode(0o700)
         .custom_flags(nix::fcntl::OFlag::O_TMPFILE.bits())
         .open(dir);
     match file {
