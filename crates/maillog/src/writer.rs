@@ -315,9 +315,8 @@ impl Logger {
         }
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut *sink {
-            Sink::File => {}
             Sink::Syslog(syslog) => syslog.disconnect(),
-            Sink::Stdout | Sink::Memory(_) => {}
+            Sink::File | Sink::Stdout | Sink::Memory(_) => {}
         }
         Ok(())
     }
