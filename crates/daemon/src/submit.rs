@@ -32,7 +32,9 @@
 //! header_size_limit ([`HeaderSplitter`]), the body is written as it is read in pieces of
 //! at most [`FLUSH_AT`] bytes. Nothing here panics on any input. This runs as mail_owner.
 
-use std::io::{self, BufRead};
+use std::fs::File;
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,6 +45,7 @@ use tern_message::cleanup::{
 };
 use tern_message::split::{HeaderSplitter, HeadersEnd, Step};
 use tern_message::trace;
+use tern_queue::file::Segment;
 use tern_queue::{
     Committer, DsnRet, Envelope, IdForm, MessageFlags, Notify, PendingFile, QueueId, QueueLayout,
     QueueName, QueueWriter, Recipient, Timestamp,
@@ -330,6 +333,98 @@ impl ContentWriter<'_> {
     }
 }
 
+/// Reads the content of a queue file through its content records.
+pub struct ContentReader {
+    file: File,
+    segments: Vec<(u64, u64)>,
+    next: usize,
+    left: u64,
+}
+
+impl ContentReader {
+    /// Reads the content of `file`, a queue file whose content records are `segments`.
+    pub fn new(file: File, segments: &[Segment]) -> Self {
+        Self {
+            file,
+            segments: segments
+                .iter()
+                .map(|s| (s.offset, u64::from(s.len)))
+                .collect(),
+            next: 0,
+            left: 0,
+        }
+    }
+}
+
+impl Read for ContentReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.left == 0 {
+            let Some(&(offset, len)) = self.segments.get(self.next) else {
+                return Ok(0);
+            };
+            self.file.seek(SeekFrom::Start(offset))?;
+            self.left = len;
+            self.next += 1;
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// One forwarded message: local(8)'s alias or .forward results that go elsewhere
+/// (forward.c): the original's content after forward.c's Received: header and the
+/// `prepend` lines (Delivered-To:), to `recipients` (each with its original recipient's
+/// ORCPT and NOTIFY), from `sender`, with the original's ENVID, RET and SMTPUTF8.
+pub struct Forward<'a> {
+    /// The original's queue file (in active/).
+    pub queue_file: &'a Path,
+    pub sender: &'a str,
+    pub recipients: Vec<NewRecipient>,
+    pub prepend: &'a [String],
+    /// mail_name, for the Received: header.
+    pub mail_name: &'a str,
+}
+
+impl Submitter {
+    /// Queues one forwarded message (blocking); returns its id.
+    pub fn forward(&self, f: &Forward<'_>) -> Result<QueueId, SubmitError> {
+        let qf = tern_queue::QueueFile::open(f.queue_file)?;
+        let file = File::open(f.queue_file).map_err(|e| tern_queue::Error::Io {
+            op: "open",
+            path: f.queue_file.to_owned(),
+            source: e,
+        })?;
+        let draft = self.create()?;
+        let mut head = forward_received(
+            &self.cleanup.myhostname,
+            f.mail_name,
+            draft.id().as_str(),
+            unix_now(),
+        );
+        for line in f.prepend {
+            head.push_str(line);
+            head.push('\n');
+        }
+        let env = NewEnvelope {
+            sender: f.sender.to_owned(),
+            recipients: f.recipients.clone(),
+            // forward.c passes SMTPUTF8 on; BODY= is found again by cleanup.
+            flags: qf.envelope.flags.0 & MessageFlags::SMTPUTF8,
+            dsn_envid: qf.envelope.dsn_envid.clone(),
+            dsn_ret: qf.envelope.dsn_ret,
+        };
+        let body = io::BufReader::new(ContentReader::new(file, &qf.segments));
+        draft.finish(&env, &mut io::Cursor::new(head.into_bytes()).chain(body))
+    }
+}
+
 /// A time with this host's zone (Date:, Received:, the notices' dates).
 pub fn local_timestamp(unix: i64) -> trace::Timestamp {
     let offset = tern_maillog::writer::local_utc_offset(unix);
@@ -468,7 +563,7 @@ mod tests {
         assert!(
             logged
                 .iter()
-                .any(|l| l.contains(&format!("postfix/cleanup["))
+                .any(|l| l.contains("postfix/cleanup[")
                     && l.contains(&format!("{id}: message-id=<"))),
             "{logged:?}"
         );
