@@ -9,6 +9,7 @@
 //! root, python3 and Debian's Postfix.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -177,7 +178,6 @@ for block in ds:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3");
-    use std::io::Write;
     child
         .stdin
         .take()
