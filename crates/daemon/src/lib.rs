@@ -12,6 +12,7 @@
 //! - [`peername`]: the client's hostname (PTR, then forward confirmation), as smtpd_peer.c.
 //! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
 //! - [`cleanup`]: the queue file of one message: Received:, cleanup's header work (tern_message), commit.
+//! - [`submit`]: new messages the mail system makes itself (notices, forwarded mail).
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
 //!   signals (reload, graceful stop, abort) and the pid file.
 //! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).
@@ -29,5 +30,6 @@ pub mod recipients;
 pub mod relay;
 pub mod settings;
 pub mod smtpd;
+pub mod submit;
 
 pub use master::{DaemonError, Options, run};

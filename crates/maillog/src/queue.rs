@@ -97,6 +97,16 @@ pub fn notification(queue_id: &str, kind: Notification, new_queue_id: &str) -> L
     Line::info(format!("{queue_id}: {what}: {new_queue_id}"))
 }
 
+/// bounce: `QUEUEID: not sending trace/success notification for double-bounce message`
+/// (`double`), or `... for single-bounce message`: a NOTIFY=SUCCESS report about a notice
+/// that is not sent (bounce_trace_service.c).
+pub fn trace_not_sent(queue_id: &str, double: bool) -> Line {
+    let which = if double { "double" } else { "single" };
+    Line::info(format!(
+        "{queue_id}: not sending trace/success notification for {which}-bounce message"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +145,14 @@ mod tests {
             (
                 notification("Q", Notification::SenderDeliveryStatus, "R"),
                 "Q: sender delivery status notification: R",
+            ),
+            (
+                trace_not_sent("Q", true),
+                "Q: not sending trace/success notification for double-bounce message",
+            ),
+            (
+                trace_not_sent("Q", false),
+                "Q: not sending trace/success notification for single-bounce message",
             ),
         ];
         for (line, want) in cases {

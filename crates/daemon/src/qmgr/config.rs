@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use tern_config::config::Config;
 use tern_config::mastercf::Service;
 
+use tern_message::dsn::{FromFormat, NotifyClasses, Reporter};
+use tern_queue::IdForm;
+
 use super::schedule::{Limits, Policy};
 use crate::settings::SettingsError;
 
@@ -36,6 +39,21 @@ pub struct QmgrSettings {
     pub syslog_name: String,
     /// delay_logging_resolution_limit.
     pub delay_resolution: u32,
+    /// What bounce(8) and internal submission need.
+    pub notices: NoticeSettings,
+}
+
+/// The settings of the notices the queue manager sends and of the mail it submits
+/// itself (bounce(8), cleanup(8) for internal mail, local(8)'s forwarding).
+#[derive(Debug, Clone)]
+pub struct NoticeSettings {
+    /// The reporting host (myhostname, notify_classes, the *_notice_recipient values,
+    /// double_bounce_sender, bounce_size_limit, ...).
+    pub reporter: Reporter,
+    /// cleanup's header settings for internal mail.
+    pub cleanup: tern_message::cleanup::Settings,
+    /// enable_long_queue_ids.
+    pub id_form: IdForm,
 }
 
 /// Reads the settings (see the module documentation).
@@ -108,13 +126,63 @@ pub fn load(config: &Config) -> Result<QmgrSettings, SettingsError> {
             },
         );
     }
+    let notices = notice_settings(&p, &policy)?;
     Ok(QmgrSettings {
+        notices,
         policy,
         default_limits,
         limits,
         services,
         syslog_name: p.get("syslog_name")?,
         delay_resolution: u32::try_from(p.number("delay_logging_resolution_limit")?).unwrap_or(2),
+    })
+}
+
+fn notice_settings(p: &Get<'_>, policy: &Policy) -> Result<NoticeSettings, SettingsError> {
+    let myhostname = p.get("myhostname")?;
+    let long_ids = p.bool("enable_long_queue_ids")?;
+    let mut r = Reporter::new(&myhostname);
+    r.mydomain = p.get("mydomain")?;
+    r.myorigin = p.get("myorigin")?;
+    r.mail_name = p.get("mail_name")?;
+    r.bounce_size_limit = u64::try_from(p.number("bounce_size_limit")?).unwrap_or(u64::MAX);
+    r.smtputf8_enable = p.bool("smtputf8_enable")?;
+    let from = p.get("header_from_format")?;
+    r.header_from_format = match from.trim().to_ascii_lowercase().as_str() {
+        "standard" => FromFormat::Standard,
+        "obsolete" => FromFormat::Obsolete,
+        _ => return Err(p.bad("header_from_format", &from)),
+    };
+    r.delay_warning_time = policy.delay_warning_time;
+    r.maximal_queue_lifetime = policy.maximal_queue_lifetime;
+    r.notify_classes = NotifyClasses::parse(&p.get("notify_classes")?);
+    r.bounce_notice_recipient = p.get("bounce_notice_recipient")?;
+    r.bounce_2_notice_recipient = p.get("2bounce_notice_recipient")?;
+    r.delay_notice_recipient = p.get("delay_notice_recipient")?;
+    r.double_bounce_sender = p.get("double_bounce_sender")?;
+    r.enable_long_queue_ids = long_ids;
+    let cleanup = tern_message::cleanup::Settings {
+        myhostname,
+        hopcount_limit: p.number("hopcount_limit")?,
+        header_size_limit: p.number("header_size_limit")?,
+        header_address_token_limit: p.number("header_address_token_limit")?,
+        always_add_missing_headers: p.bool("always_add_missing_headers")?,
+        undisclosed_recipients_header: p.get("undisclosed_recipients_header")?,
+        enable_long_queue_ids: long_ids,
+        message_drop_headers: tern_config::list::split(&p.get("message_drop_headers")?)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+    };
+    Ok(NoticeSettings {
+        reporter: r,
+        cleanup,
+        id_form: if long_ids {
+            IdForm::Long
+        } else {
+            IdForm::Short
+        },
     })
 }
 
@@ -150,6 +218,15 @@ impl Get<'_> {
     fn number(&self, name: &str) -> Result<usize, SettingsError> {
         let v = self.get(name)?;
         v.trim().parse().map_err(|_| self.bad(name, &v))
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, SettingsError> {
+        let v = self.get(name)?;
+        match v.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "1" => Ok(true),
+            "no" | "false" | "0" => Ok(false),
+            _ => Err(self.bad(name, &v)),
+        }
     }
 
     fn time(&self, name: &str, unit: u64) -> Result<u64, SettingsError> {
@@ -236,5 +313,13 @@ mod tests {
         assert_eq!(s.services["retry"].syslog_name, "postfix/r");
         assert_eq!(s.services["discard"].syslog_name, "postfix");
         assert!(!s.services.contains_key("smtp"));
+        let r = &s.notices.reporter;
+        assert_eq!(r.myhostname, "mx.example.com");
+        assert_eq!(r.double_bounce_sender, "double-bounce");
+        assert_eq!(r.bounce_size_limit, 50_000);
+        assert_eq!(r.notify_classes, NotifyClasses::default());
+        assert_eq!(r.maximal_queue_lifetime, 2 * 86_400);
+        assert_eq!(s.notices.cleanup.hopcount_limit, 50);
+        assert_eq!(s.notices.id_form, IdForm::Short);
     }
 }

@@ -38,7 +38,16 @@ use tern_rewrite::Resolver;
 
 use super::config::QmgrSettings;
 use super::schedule::{Dispatch, Fate, NewMessage, Next, PassEnd, Rcpt, Scheduler, Time};
-use super::transports::{Notice, NoticeKind, NoticeRecipient, Notices, Transport, Unavailable};
+use super::transports::{
+    DOUBLE_BOUNCE, DoubleBounceDiscard, Notice, NoticeKind, NoticeRecipient, Notices, Transport,
+    Unavailable,
+};
+use crate::submit::{Forward as ForwardMsg, NewRecipient, Submitter};
+
+// XXX: notices.rs belongs in qmgr/mod.rs (`pub mod notices;`), which this change may not
+// edit; until the integrator moves it there it is reached as `qmgr::runner::notices`.
+#[path = "notices.rs"]
+pub mod notices;
 
 /// What the queue manager needs from the rest of the daemon.
 pub struct Deps {
@@ -49,6 +58,8 @@ pub struct Deps {
     /// Delivery agents by master.cf command name (`discard`, `error`, `local`, ...). A
     /// service whose command has none here defers with `mail transport unavailable`.
     pub transports: HashMap<String, Arc<dyn Transport>>,
+    /// Ignored: [`start`] installs [`notices::Bounces`], built from the settings.
+    /// XXX: to be removed with [`super::transports::LogNotices`] by the integrator.
     pub notices: Arc<dyn Notices>,
 }
 
@@ -76,10 +87,43 @@ enum Command {
     Flush,
 }
 
-/// Starts the queue manager on the current tokio runtime.
+/// Starts the queue manager on the current tokio runtime, with the bounce service
+/// ([`notices::Bounces`]) and internal submission ([`Submitter`]: notices and forwarded
+/// mail) built from `settings.notices` and `deps`.
 pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let submitter = Arc::new(Submitter {
+        layout: deps.layout.clone(),
+        id_form: settings.notices.id_form,
+        committer: Arc::clone(&deps.committer),
+        logger: Arc::clone(&deps.logger),
+        cleanup_ident: Ident::new(&settings.syslog_name, "cleanup"),
+        cleanup: settings.notices.cleanup.clone(),
+        resolver: Arc::clone(&deps.resolver),
+        // XXX: canonical and virtual alias rewriting of internal mail needs a
+        // CleanupRewriter, which the daemon does not build yet.
+        rewriter: None,
+    });
+    let new_mail_tx = tx.clone();
+    let new_mail: notices::NewMail = Arc::new(move |id: &QueueId| {
+        let _ = new_mail_tx.send(Command::New(id.clone()));
+    });
+    let bounces = notices::Bounces::new(
+        settings.notices.reporter.clone(),
+        Arc::clone(&submitter),
+        Arc::clone(&deps.logger),
+        Ident::new(&settings.syslog_name, "bounce"),
+        Arc::clone(&new_mail),
+    );
+    let services = Arc::new(Services {
+        notices: Arc::new(bounces),
+        submitter,
+        mail_name: settings.notices.reporter.mail_name.clone(),
+        double_bounce_sender: settings.notices.reporter.double_bounce_sender.clone(),
+        delay_warnings: settings.policy.delay_warning_time > 0,
+        new_mail,
+    });
     let sched = Scheduler::new(
         settings.policy,
         settings.default_limits,
@@ -89,6 +133,7 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
         qmgr_ident: Ident::new(&settings.syslog_name, "qmgr"),
         s: Arc::new(settings),
         deps: Arc::new(deps),
+        services,
         sched,
         active: HashMap::new(),
         warned: HashSet::new(),
@@ -96,6 +141,18 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
     };
     tokio::spawn(runner.run(rx, ev_rx));
     QmgrHandle { tx }
+}
+
+/// The bounce service and internal submission, shared with the tasks.
+struct Services {
+    notices: Arc<dyn Notices>,
+    submitter: Arc<Submitter>,
+    mail_name: String,
+    double_bounce_sender: String,
+    /// delay_warning_time is set: look for the "warning sent" mark when loading.
+    delay_warnings: bool,
+    /// Tells the queue manager of a message it made (a notice, a forwarded message).
+    new_mail: notices::NewMail,
 }
 
 /// A message in the active queue.
@@ -110,6 +167,8 @@ struct Active {
     addresses: HashMap<u32, String>,
     /// The last result of each recipient in this pass: (dsn, text).
     results: HashMap<u32, (String, String)>,
+    /// Recipients delivered in this pass that asked for NOTIFY=SUCCESS.
+    success: Vec<u32>,
 }
 
 enum Event {
@@ -131,11 +190,14 @@ struct Loaded {
     log: StatusLog,
     size: u64,
     recipients: Vec<Rcpt>,
+    /// The file holds the mark of a delay warning sent.
+    warned: bool,
 }
 
 struct Runner {
     s: Arc<QmgrSettings>,
     deps: Arc<Deps>,
+    services: Arc<Services>,
     qmgr_ident: Ident,
     sched: Scheduler,
     active: HashMap<String, Active>,
@@ -265,6 +327,7 @@ impl Runner {
             .filter(|id| !self.active.contains_key(id.as_str()))
             .collect();
         let deps = Arc::clone(&self.deps);
+        let services = Arc::clone(&self.services);
         let events = self.events.clone();
         let logger = Arc::clone(&self.deps.logger);
         let ident = self.qmgr_ident.clone();
@@ -273,7 +336,7 @@ impl Runner {
                 deps.committer.checkpoint();
             }
             for id in ids {
-                match load_one(&deps, &id, from) {
+                match load_one(&deps, &services, &id, from) {
                     Ok(Some(l)) => {
                         let _ = events.send(Event::Loaded(Box::new(l)));
                     }
@@ -295,6 +358,19 @@ impl Runner {
                     .and_then(|id| self.active.get_mut(id))
                 {
                     for (index, fate, dsn, text) in results {
+                        let notify = a
+                            .envelope
+                            .recipients
+                            .get(index as usize)
+                            .map_or(0, |r| r.notify.0);
+                        // forward.c: a forwarded recipient's success is reported by the
+                        // new message, not here.
+                        if fate == Fate::Sent
+                            && notify & tern_queue::Notify::SUCCESS != 0
+                            && !text.starts_with("forwarded as ")
+                        {
+                            a.success.push(index);
+                        }
                         a.results.insert(index, (dsn, text));
                         fates.push((index, fate));
                     }
@@ -324,7 +400,7 @@ impl Runner {
             id: id.clone(),
             arrival: l.envelope.arrival.sec,
             null_sender: l.envelope.sender.is_empty(),
-            warned: self.warned.contains(&id),
+            warned: l.warned || self.warned.contains(&id),
             recipients: l.recipients.clone(),
         };
         self.active.insert(
@@ -341,6 +417,7 @@ impl Runner {
                     .map(|r| (r.index, r.address.clone()))
                     .collect(),
                 results: HashMap::new(),
+                success: Vec::new(),
             },
         );
         if let Some(end) = self.sched.add(msg, now_secs()) {
@@ -367,14 +444,18 @@ impl Runner {
             (None, "error" | "retry") => "error".to_owned(),
             (None, _) => String::new(),
         };
-        let (transport, ident): (Arc<dyn Transport>, Ident) =
-            match self.deps.transports.get(&command) {
-                Some(t) => {
-                    let name = service.map_or(self.s.syslog_name.as_str(), |s| &s.syslog_name);
-                    (Arc::clone(t), Ident::new(name, &command))
-                }
-                None => (Arc::new(Unavailable), self.qmgr_ident.clone()),
-            };
+        let builtin = self.deps.transports.get(&command).cloned().or_else(|| {
+            // The queue manager discards mail to double_bounce_sender itself.
+            (d.transport == DOUBLE_BOUNCE).then(|| Arc::new(DoubleBounceDiscard) as _)
+        });
+        let (transport, ident): (Arc<dyn Transport>, Ident) = match builtin {
+            Some(t) if d.transport == DOUBLE_BOUNCE => (t, self.qmgr_ident.clone()),
+            Some(t) => {
+                let name = service.map_or(self.s.syslog_name.as_str(), |s| &s.syslog_name);
+                (t, Ident::new(name, &command))
+            }
+            None => (Arc::new(Unavailable), self.qmgr_ident.clone()),
+        };
         let env = &a.envelope;
         let recipients = d
             .recipients
@@ -413,6 +494,7 @@ impl Runner {
             arrival: UNIX_EPOCH
                 + Duration::new(env.arrival.sec, env.arrival.usec.saturating_mul(1000)),
             active_at: a.entered,
+            services: Arc::clone(&self.services),
         };
         let log = Arc::clone(&a.log);
         let events = self.events.clone();
@@ -432,6 +514,7 @@ impl Runner {
             return;
         };
         let deps = Arc::clone(&self.deps);
+        let services = Arc::clone(&self.services);
         let events = self.events.clone();
         let qmgr = self.qmgr_ident.clone();
         if end.delay_warning.is_some() {
@@ -455,6 +538,7 @@ impl Runner {
                         Some(NoticeRecipient {
                             index: i,
                             address: a.addresses.get(&i).cloned().unwrap_or_default(),
+                            orig_address: r.address.clone(),
                             orcpt: r.orcpt.clone(),
                             notify: r.notify.0,
                             dsn,
@@ -464,9 +548,12 @@ impl Runner {
                     .collect(),
             };
             let mut ok = true;
+            // Each notice is committed before the records that end its recipients are
+            // appended (notices.rs, Guarantees): a crash repeats a notice, never loses one.
             if !end.bounced.is_empty() {
                 let n = notice(NoticeKind::Bounce, &end.bounced);
-                ok &= notify(&deps, &qmgr, n).await;
+                let updates = final_updates(&n);
+                ok &= notify(&deps, &services, &qmgr, n).await && append(&a.log, updates).await;
             }
             if let Some(expired) = &end.expired {
                 deps.logger.log(
@@ -478,36 +565,26 @@ impl Runner {
                     ),
                 );
                 let n = notice(NoticeKind::Expired, expired);
-                let updates: Vec<StatusUpdate> = n
-                    .recipients
-                    .iter()
-                    .map(|r| StatusUpdate {
-                        recipient: r.index,
-                        status: DeliveryStatus::Bounced,
-                        time: now_secs(),
-                        dsn: r.dsn.clone(),
-                        diagnostic: r.text.clone(),
-                    })
-                    .collect();
-                let sent = notify(&deps, &qmgr, n).await;
-                ok &= sent;
-                if sent {
-                    let log = Arc::clone(&a.log);
-                    let appended = tokio::task::spawn_blocking(move || {
-                        log.lock()
-                            .map_err(|e| e.to_string())?
-                            .append(&updates)
-                            .map_err(|e| e.to_string())
-                    })
-                    .await;
-                    if !matches!(appended, Ok(Ok(()))) {
-                        ok = false;
-                    }
-                }
+                let updates = final_updates(&n);
+                ok &= notify(&deps, &services, &qmgr, n).await && append(&a.log, updates).await;
             }
             if let Some(list) = &end.delay_warning {
                 let n = notice(NoticeKind::DelayWarning, list);
-                let _ = notify(&deps, &qmgr, n).await;
+                let mark = n
+                    .recipients
+                    .first()
+                    .map(|r| notices::delay_mark(r, now_secs()));
+                if notify(&deps, &services, &qmgr, n).await
+                    && let Some(mark) = mark
+                {
+                    // A lost mark repeats the warning once after a restart.
+                    let _ = append(&a.log, mark.to_vec()).await;
+                }
+            }
+            if !a.success.is_empty() {
+                // XXX: after the Sent records: a crash here loses the success notice.
+                let n = notice(NoticeKind::Success, &a.success);
+                let _ = notify(&deps, &services, &qmgr, n).await;
             }
             let next = match end.next {
                 Next::Remove if ok => Next::Remove,
@@ -554,9 +631,36 @@ impl Runner {
     }
 }
 
-async fn notify(deps: &Deps, qmgr: &Ident, n: Notice) -> bool {
+/// The `Bounced` records of the recipients a failure notice reported.
+fn final_updates(n: &Notice) -> Vec<StatusUpdate> {
+    n.recipients
+        .iter()
+        .map(|r| StatusUpdate {
+            recipient: r.index,
+            status: DeliveryStatus::Bounced,
+            time: now_secs(),
+            dsn: r.dsn.clone(),
+            diagnostic: r.text.clone(),
+        })
+        .collect()
+}
+
+/// Appends status records on a blocking thread; false when they may not be on disk.
+async fn append(log: &Arc<Mutex<StatusLog>>, updates: Vec<StatusUpdate>) -> bool {
+    let log = Arc::clone(log);
+    let appended = tokio::task::spawn_blocking(move || {
+        log.lock()
+            .map_err(|e| e.to_string())?
+            .append(&updates)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    matches!(appended, Ok(Ok(())))
+}
+
+async fn notify(deps: &Deps, services: &Services, qmgr: &Ident, n: Notice) -> bool {
     let id = n.queue_id.clone();
-    match deps.notices.notify(n).await {
+    match services.notices.notify(n).await {
         Ok(()) => true,
         Err(e) => {
             deps.logger
@@ -573,9 +677,16 @@ struct LogCtx {
     delay_resolution: u32,
     arrival: SystemTime,
     active_at: SystemTime,
+    services: Arc<Services>,
 }
 
 /// Turns outcomes into status records (one append), log lines and fates.
+///
+/// Forwarded addresses (local(8)'s [`Delivered::Forward`], as an outcome or among its
+/// expanded results) are queued as new messages first, one per sender and prepended
+/// header lines, as forward.c does; the recipient is recorded as sent only after that,
+/// so a crash repeats a forward, never loses one. A bounced recipient gets no record
+/// here: its `Bounced` record follows its notice at the end of the pass.
 async fn record(
     req: &DeliveryRequest,
     want: &mut Vec<RequestRecipient>,
@@ -594,51 +705,91 @@ async fn record(
         transmission: since(handoff, done),
     };
     let time = done.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut results = Vec::new();
-    let mut lines = Vec::new();
-    let mut updates = Vec::new();
+    let mut matched = Vec::new();
     for o in outcomes {
         let Some(pos) = want.iter().position(|r| r.index == o.index) else {
             continue; // not one of ours, or answered twice
         };
-        let r = want.swap_remove(pos);
-        let (fate, status, dsn, text) = match o.result {
-            Delivered::Sent { dsn, text } => (Fate::Sent, Status::Sent, dsn, text),
-            Delivered::Deferred { dsn, text } => (Fate::Deferred, Status::Deferred, dsn, text),
-            Delivered::Bounced { dsn, text } => (Fate::Bounced, Status::Bounced, dsn, text),
-            // XXX: forwarding needs cleanup's new-message path; until it is wired the
-            // recipient waits.
-            Delivered::Forward(_) => (
+        matched.push((want.swap_remove(pos), o));
+    }
+    let forwarded = forward(req, &matched, ctx).await;
+    let mut results = Vec::new();
+    let mut lines = Vec::new();
+    let mut updates = Vec::new();
+    for (r, o) in matched {
+        let orig_to = if r.orig_rcpt.is_empty() {
+            &r.address
+        } else {
+            &r.orig_rcpt
+        };
+        let line = |to: &str, orig: Option<&str>, status, dsn: &str, text: &str| {
+            dlog::delivery(&Delivery {
+                queue_id: &req.queue_id,
+                to,
+                orig_to: orig,
+                relay: &o.relay,
+                conn_use: 0,
+                delays,
+                delay_resolution: ctx.delay_resolution,
+                dsn,
+                status,
+                reason: text,
+            })
+        };
+        let mut failed_forward = None;
+        for e in &o.expanded {
+            let (status, dsn, text) = match lookup(&forwarded, &e.result) {
+                Some(Ok(id)) => (Status::Sent, "2.0.0".to_owned(), forwarded_as(id)),
+                Some(Err(err)) => {
+                    failed_forward = Some(err.clone());
+                    continue;
+                }
+                None => {
+                    let (fate, dsn, text) = simple(&e.result);
+                    (status_of(fate), dsn, text)
+                }
+            };
+            lines.push(line(&e.address, Some(orig_to), status, &dsn, &text));
+        }
+        let (fate, dsn, text) = match lookup(&forwarded, &o.result) {
+            Some(Ok(id)) => (Fate::Sent, "2.0.0".to_owned(), forwarded_as(id)),
+            Some(Err(err)) => {
+                failed_forward = Some(err.clone());
+                (Fate::Deferred, String::new(), String::new())
+            }
+            None => simple(&o.result),
+        };
+        let (fate, dsn, text) = match failed_forward {
+            // XXX: Postfix's local(8) leaves the recipient for a later attempt without a
+            // line of its own; Tern logs the deferral.
+            Some(err) => (
                 Fate::Deferred,
-                Status::Deferred,
                 "4.3.0".to_owned(),
-                "forwarding is not available yet".to_owned(),
+                format!("cannot forward: {err}"),
             ),
+            None => (fate, dsn, text),
         };
-        let d = Delivery {
-            queue_id: &req.queue_id,
-            to: &r.address,
-            orig_to: Some(&r.orig_rcpt),
-            relay: &o.relay,
-            conn_use: 0,
-            delays,
-            delay_resolution: ctx.delay_resolution,
-            dsn: &dsn,
-            status,
-            reason: &text,
-        };
-        lines.push(dlog::delivery(&d));
-        updates.push(StatusUpdate {
-            recipient: r.index,
-            status: match fate {
-                Fate::Sent => DeliveryStatus::Sent,
-                Fate::Deferred => DeliveryStatus::Deferred,
-                Fate::Bounced => DeliveryStatus::Bounced,
-            },
-            time,
-            dsn: dsn.clone(),
-            diagnostic: text.clone(),
-        });
+        if o.expanded.is_empty() || fate == Fate::Deferred {
+            lines.push(line(
+                &r.address,
+                Some(&r.orig_rcpt),
+                status_of(fate),
+                &dsn,
+                &text,
+            ));
+        }
+        if fate != Fate::Bounced {
+            updates.push(StatusUpdate {
+                recipient: r.index,
+                status: match fate {
+                    Fate::Sent => DeliveryStatus::Sent,
+                    _ => DeliveryStatus::Deferred,
+                },
+                time,
+                dsn: dsn.clone(),
+                diagnostic: text.clone(),
+            });
+        }
         results.push((r.index, fate, dsn, text));
     }
     // Recipients the agent did not answer for: deferred, as Postfix's qmgr does when an
@@ -690,6 +841,116 @@ async fn record(
     results
 }
 
+/// The text of a forwarded recipient's line (forward.c).
+fn forwarded_as(id: &QueueId) -> String {
+    format!("forwarded as {id}")
+}
+
+/// A plain (not forwarded) result as fate, dsn and text.
+fn simple(d: &Delivered) -> (Fate, String, String) {
+    match d {
+        Delivered::Sent { dsn, text } => (Fate::Sent, dsn.clone(), text.clone()),
+        Delivered::Deferred { dsn, text } => (Fate::Deferred, dsn.clone(), text.clone()),
+        Delivered::Bounced { dsn, text } => (Fate::Bounced, dsn.clone(), text.clone()),
+        // Only reached when the forward was not submitted (no group): wait.
+        Delivered::Forward(_) => (
+            Fate::Deferred,
+            "4.3.0".to_owned(),
+            "cannot forward".to_owned(),
+        ),
+    }
+}
+
+fn status_of(fate: Fate) -> Status {
+    match fate {
+        Fate::Sent => Status::Sent,
+        Fate::Deferred => Status::Deferred,
+        Fate::Bounced => Status::Bounced,
+    }
+}
+
+/// One forwarded message: its sender and prepended lines (the grouping key).
+type ForwardKey = (String, Vec<String>);
+/// The forwarded messages of a request and what became of each.
+type Forwarded = Vec<(ForwardKey, Result<QueueId, String>)>;
+
+fn lookup<'a>(done: &'a Forwarded, d: &Delivered) -> Option<&'a Result<QueueId, String>> {
+    let Delivered::Forward(f) = d else {
+        return None;
+    };
+    done.iter()
+        .find(|((sender, prepend), _)| *sender == f.sender && *prepend == f.prepend)
+        .map(|(_, r)| r)
+}
+
+/// Queues the forwarded addresses of a request's outcomes, one message per sender and
+/// prepended lines (forward.c's table by Delivered-To and sender), each address with
+/// its original recipient's ORCPT and NOTIFY.
+async fn forward(
+    req: &DeliveryRequest,
+    matched: &[(RequestRecipient, Outcome)],
+    ctx: &LogCtx,
+) -> Forwarded {
+    let mut groups: Vec<(ForwardKey, Vec<NewRecipient>)> = Vec::new();
+    for (r, o) in matched {
+        let all = std::iter::once(&o.result).chain(o.expanded.iter().map(|e| &e.result));
+        for d in all {
+            let Delivered::Forward(f) = d else { continue };
+            let key = (f.sender.clone(), f.prepend.clone());
+            let pos = if let Some(p) = groups.iter().position(|(k, _)| *k == key) {
+                p
+            } else {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            };
+            groups[pos]
+                .1
+                .extend(f.recipients.iter().map(|a| NewRecipient {
+                    address: a.clone(),
+                    orcpt: r.dsn_orcpt.clone(),
+                    notify: r.notify,
+                }));
+        }
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let services = Arc::clone(&ctx.services);
+    let path = req.queue_file.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        groups
+            .into_iter()
+            .map(|(key, recipients)| {
+                let result = services
+                    .submitter
+                    .forward(&ForwardMsg {
+                        queue_file: &path,
+                        sender: &key.0,
+                        recipients,
+                        prepend: &key.1,
+                        mail_name: &services.mail_name,
+                    })
+                    .map_err(|e| e.to_string());
+                (key, result)
+            })
+            .collect::<Forwarded>()
+    })
+    .await;
+    let done = done.unwrap_or_default();
+    for (_, r) in &done {
+        match r {
+            Ok(id) => {
+                (ctx.services.new_mail)(id);
+            }
+            Err(e) => ctx.logger.log(
+                &ctx.ident,
+                &Line::warning(format!("{}: forward: {e}", req.queue_id)),
+            ),
+        }
+    }
+    done
+}
+
 /// The request's agent field. XXX: tern_delivery's `Agent` names only the helper's
 /// agents; the daemon's own (discard, error) and remote ones get `Local`, which their
 /// transports ignore.
@@ -703,7 +964,12 @@ fn agent_of(command: &str) -> Agent {
 
 /// Moves one message to active/, reads it and resolves its pending recipients. `None`
 /// when the file is gone (removed by postsuper, or taken already).
-fn load_one(deps: &Deps, id: &QueueId, from: QueueName) -> Result<Option<Loaded>, String> {
+fn load_one(
+    deps: &Deps,
+    services: &Services,
+    id: &QueueId,
+    from: QueueName,
+) -> Result<Option<Loaded>, String> {
     let layout = &deps.layout;
     if !layout.path(from, id).exists() {
         return Ok(None);
@@ -728,8 +994,16 @@ fn load_one(deps: &Deps, id: &QueueId, from: QueueName) -> Result<Option<Loaded>
     let mut recipients = Vec::new();
     for (i, r) in qf.pending() {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
-        recipients.push(resolve(&deps.resolver, index, &r.address));
+        recipients.push(resolve(
+            &deps.resolver,
+            &services.double_bounce_sender,
+            index,
+            &r.address,
+        ));
     }
+    // Only a message that may be warned about needs the look at its status records.
+    let warned = services.delay_warnings
+        && notices::delay_warned(&path, &qf).map_err(|e| format!("{id}: read: {e}"))?;
     Ok(Some(Loaded {
         id: id.clone(),
         path,
@@ -737,12 +1011,14 @@ fn load_one(deps: &Deps, id: &QueueId, from: QueueName) -> Result<Option<Loaded>
         envelope: qf.envelope,
         log,
         recipients,
+        warned,
     }))
 }
 
 /// One recipient's transport and next hop (qmgr_message_resolve): a null address
-/// bounces, a malformed domain bounces, a table that fails defers.
-fn resolve(resolver: &Resolver, index: u32, address: &str) -> Rcpt {
+/// bounces, a malformed domain bounces, a table that fails defers, and a local address
+/// whose local part is double_bounce_sender is discarded by qmgr itself.
+fn resolve(resolver: &Resolver, double_bounce: &str, index: u32, address: &str) -> Rcpt {
     let error = |transport: &str, text: &str| Rcpt {
         index,
         transport: transport.to_owned(),
@@ -754,6 +1030,22 @@ fn resolve(resolver: &Resolver, index: u32, address: &str) -> Rcpt {
     }
     match resolver.resolve(address) {
         Ok(r) if r.flags.error => error("error", "5.1.3 bad address syntax"),
+        Ok(r)
+            if r.class == tern_rewrite::Class::Local && {
+                let local = r
+                    .recipient
+                    .rsplit_once('@')
+                    .map_or(&*r.recipient, |(l, _)| l);
+                local.eq_ignore_ascii_case(double_bounce)
+            } =>
+        {
+            Rcpt {
+                index,
+                transport: DOUBLE_BOUNCE.to_owned(),
+                nexthop: String::new(),
+                address: r.recipient,
+            }
+        }
         Ok(r) => Rcpt {
             index,
             transport: r.transport,

@@ -38,13 +38,20 @@ pub enum NoticeKind {
     Expired,
     /// delay_warning_time passed (`sender delay notification`).
     DelayWarning,
+    /// Recipients with NOTIFY=SUCCESS were delivered (`sender delivery status
+    /// notification`).
+    Success,
 }
 
 /// One recipient in a notice, with the last result the agent gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoticeRecipient {
     pub index: u32,
+    /// The address delivery was tried for (after the resolver's rewriting).
     pub address: String,
+    /// The recipient as the queue file holds it (shown as the original recipient when
+    /// it differs).
+    pub orig_address: String,
     /// DSN ORCPT, as given.
     pub orcpt: Option<String>,
     /// DSN NOTIFY bits (tern_queue::Notify).
@@ -84,6 +91,7 @@ impl Notices for LogNotices {
             NoticeKind::Bounce => "non-delivery notification",
             NoticeKind::Expired => "expiry notification",
             NoticeKind::DelayWarning => "delay notification",
+            NoticeKind::Success => "delivery status notification",
         };
         // XXX: not one of Postfix's lines; bounce(8) logs `sender non-delivery
         // notification: NEWID` once it exists.
@@ -148,6 +156,27 @@ impl Transport for Unavailable {
             every(&req, |()| Delivered::Deferred {
                 dsn: "4.3.0".to_owned(),
                 text: UNAVAILABLE.to_owned(),
+            })
+        })
+    }
+}
+
+/// The name under which the queue manager schedules mail to the local
+/// double_bounce_sender address (a space: never a master.cf service name).
+pub const DOUBLE_BOUNCE: &str = "double bounce";
+
+/// qmgr_message.c: mail to the local double_bounce_sender address is discarded by the
+/// queue manager itself (`status=sent (undeliverable postmaster notification
+/// discarded)`, relay none), so that a notice about a notice never loops and the system
+/// needs no local delivery agent for it.
+pub struct DoubleBounceDiscard;
+
+impl Transport for DoubleBounceDiscard {
+    fn deliver(&self, req: DeliveryRequest) -> BoxFuture<Vec<Outcome>> {
+        Box::pin(async move {
+            every(&req, |()| Delivered::Sent {
+                dsn: "2.0.0".to_owned(),
+                text: "undeliverable postmaster notification discarded".to_owned(),
             })
         })
     }
