@@ -24,8 +24,14 @@
 //! Postfix's key), and the addresses of sender and recipient headers are rewritten in the
 //! header context (local clients; remote ones only with remote_header_rewrite_domain).
 //! A recipient without a DSN ORCPT gets `rfc822;ADDRESS` with the address as the client
-//! sent it, as Postfix's smtpd does. The Received: header's
-//! `for <addr>` names the recipient as the client sent it.
+//! sent it, as Postfix's smtpd does. Every Recipient record carries its original
+//! recipient (Postfix's REC_TYPE_ORCP, [`Recipient::original`]): the RCPT TO address as
+//! the client gave it, shared by all the addresses an alias expands to. The Received:
+//! header's `for <addr>` names the recipient as the client sent it.
+//!
+//! A lookup problem or an expansion limit refuses the message at its end, as cleanup
+//! reports its status only then ([`FinishError::Rewrite`], answered as smtpd.c does);
+//! the warning has gone to the mail log under the cleanup ident ([`CleanupLog`]).
 //!
 //! # Security
 //! The content comes from the network. It is written as records of bounded size (the
@@ -34,9 +40,10 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tern_maillog::{Ident, Line, Logger};
 use tern_message::cleanup::{
     AddressRole, CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, Hooks, LogEvent,
     RewriteContext, Settings, rewrite_context,
@@ -84,6 +91,47 @@ pub enum FinishError {
     /// cleanup refused the content (the reply is [`CleanupError::reply`]).
     #[error("{0}")]
     Cleanup(CleanupError),
+    /// cleanup's address rewriting refused the message (its warning is logged already);
+    /// the reply is [`FinishError::rewrite_reply`].
+    #[error("{0}")]
+    Rewrite(Fault),
+}
+
+impl FinishError {
+    /// smtpd.c's reply to cleanup's status for a rewriting fault: a table lookup problem
+    /// is CLEANUP_STAT_WRITE (`451 4.3.0 Error: queue file write error`, the
+    /// cleanup_stat_map entry); an alias expansion limit is CLEANUP_STAT_DEFER with the
+    /// reason `4.6.0 Alias expansion error`, which smtpd puts after the code as it is.
+    pub fn rewrite_reply(fault: &Fault) -> &'static str {
+        match fault {
+            Fault::Lookup => "451 4.3.0 Error: queue file write error",
+            Fault::Expansion => "451 4.6.0 Alias expansion error",
+        }
+    }
+}
+
+/// Where cleanup's warnings go: the mail log under `syslog_name/cleanup` once a session
+/// has attached it, standard error before (table problems found while the settings are
+/// loaded, as Postfix's cleanup would write them before it logs anywhere). One per
+/// settings load, shared by its rewriters.
+#[derive(Debug, Default)]
+pub struct CleanupLog(OnceLock<(Arc<Logger>, Ident)>);
+
+impl CleanupLog {
+    /// Sends later warnings to `logger` as `ident`; the first call wins.
+    pub fn attach(&self, logger: &Arc<Logger>, ident: &Ident) {
+        if self.0.get().is_none() {
+            let _ = self.0.set((Arc::clone(logger), ident.clone()));
+        }
+    }
+
+    /// Postfix's msg_warn(): `warning: TEXT`.
+    pub fn warn(&self, text: &str) {
+        match self.0.get() {
+            Some((logger, ident)) => logger.log(ident, &Line::warning(text.to_owned())),
+            None => eprintln!("warning: {text}"),
+        }
+    }
 }
 
 /// One message being received.
@@ -152,6 +200,9 @@ impl<'s> Message<'s> {
 
     pub fn add_recipient(&mut self, rcpt: &RcptTo) {
         let mut r = Recipient::new(rcpt.address.clone());
+        // cleanup_envelope.c: the original recipient is the address smtpd sent, before
+        // any rewriting (smtpd sends no REC_TYPE_ORCP of its own).
+        r.original.clone_from(&rcpt.address);
         r.orcpt = rcpt
             .orcpt
             .as_ref()
@@ -307,11 +358,7 @@ impl<'s> Message<'s> {
             .take()
             .or_else(|| self.headers.as_mut().and_then(|h| h.hooks().fault.clone()));
         if let Some(fault) = fault {
-            // XXX: smtpd answers every Io error with `451 4.3.0 Error: queue file write
-            // error`, Postfix's reply to a lookup problem; an expansion limit should get
-            // `451 4.6.0 Alias expansion error` (smtpd.c, CLEANUP_STAT_DEFER), which needs
-            // a FinishError variant smtpd.rs knows.
-            return Err(FinishError::Io(io::Error::other(fault.to_string())));
+            return Err(FinishError::Rewrite(fault));
         }
         if self.in_line {
             self.buf.push(b'\n');
@@ -362,6 +409,9 @@ impl<'s> Message<'s> {
                     let mut r = Recipient::new(address);
                     r.orcpt.clone_from(&orcpt);
                     r.notify = Notify(notify);
+                    // cleanup_out_recipient.c writes the alias's original before each
+                    // address it expands to.
+                    r.original.clone_from(&given.address);
                     out.push(r);
                 }
             }

@@ -7,6 +7,13 @@
 //! transports of Debian's stock file) is recognised and left to later parts of Tern
 //! without a complaint.
 //!
+//! cleanup's address rewriting ([`CleanupRewriter`]: canonical maps, masquerading,
+//! virtual aliasing) is set up once per load, from main.cf, and shared by every
+//! listener; a table that cannot be opened or a bad value ends the load with an error,
+//! as it is fatal to Postfix's cleanup. A service whose receive_override_options holds
+//! `no_address_mappings` gets a rewriter without the tables (cleanup's
+//! CLEANUP_FLAG_MAP_OK off: trivial-rewrite's canonical form only).
+//!
 //! Trust: the configuration files are the administrator's; bad values end in a typed
 //! error naming the parameter, never a panic.
 
@@ -19,10 +26,12 @@ use tern_config::config::Config;
 use tern_config::expand::ExpandError;
 use tern_config::mastercf::Service;
 use tern_queue::{IdForm, QueueLayout};
+use tern_rewrite::{CleanupRewriter, CleanupSettings, SetupError};
 use tern_smtp::line::BareLfPolicy;
 use tern_smtp::reply::DiscardSet;
 use tern_smtp::session::SessionConfig;
 
+use crate::cleanup::CleanupLog;
 use crate::peername::Resolver;
 use crate::relay::{PolicyError, Restrictions};
 
@@ -39,6 +48,12 @@ pub enum SettingsError {
     },
     #[error("relay policy: {0}")]
     Policy(#[from] PolicyError),
+    /// cleanup's address rewriting cannot be set up (a table, a class list).
+    #[error("{0}")]
+    Rewrite(#[from] SetupError),
+    /// name_mask.c's fatal error, word for word.
+    #[error("unknown receive_override_options value \"{name}\" in \"{value}\"")]
+    ReceiveOverride { name: String, value: String },
     #[error("{path}/master.cf: line {line}: bad service address: {name}")]
     Address {
         path: String,
@@ -106,6 +121,114 @@ pub struct SmtpdSettings {
     pub peername_lookup: bool,
     /// The client-name resolver, one for all services of a configuration.
     pub resolver: Arc<Resolver>,
+    /// receive_override_options of this service.
+    pub receive_override: ReceiveOverride,
+    /// cleanup's address rewriting for this service's mail.
+    pub rewriter: Arc<CleanupRewriter>,
+    /// Where the rewriter's warnings go (attached by the first session).
+    pub cleanup_log: Arc<CleanupLog>,
+}
+
+/// receive_override_options (postconf(5)): what smtpd asks cleanup (and its own recipient
+/// checks) to skip, for example before a content filter that gets the mail again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveOverride {
+    /// Skip reject_unlisted_recipient (read by [`crate::relay`] itself).
+    pub no_unknown_recipient_checks: bool,
+    /// No canonical mapping, masquerading, virtual alias expansion or automatic BCC.
+    pub no_address_mappings: bool,
+    /// XXX: header_checks and body_checks are not implemented yet; parsed only.
+    pub no_header_body_checks: bool,
+    /// XXX: milters are not implemented yet; parsed only.
+    pub no_milters: bool,
+}
+
+impl ReceiveOverride {
+    /// input_transp_mask(): names separated by commas or white space, matched exactly
+    /// (name_mask without NAME_MASK_ANY_CASE); an unknown one is Postfix's fatal error,
+    /// returned as the bad name.
+    pub fn parse(value: &str) -> Result<ReceiveOverride, String> {
+        let mut o = ReceiveOverride::default();
+        for name in value
+            .split([',', ' ', '\t', '\r', '\n'])
+            .filter(|n| !n.is_empty())
+        {
+            let flag = match name {
+                "no_unknown_recipient_checks" => &mut o.no_unknown_recipient_checks,
+                "no_address_mappings" => &mut o.no_address_mappings,
+                "no_header_body_checks" => &mut o.no_header_body_checks,
+                "no_milters" => &mut o.no_milters,
+                _ => return Err(name.to_owned()),
+            };
+            *flag = true;
+        }
+        Ok(o)
+    }
+}
+
+/// cleanup's rewriters of one settings load: the full one, and (made when a service
+/// asks for it) the one without address mappings.
+struct Rewriters {
+    config: CleanupSettings,
+    resolver: Arc<tern_rewrite::Resolver>,
+    warn: tern_maps::Warn,
+    full: Arc<CleanupRewriter>,
+    unmapped: Option<Arc<CleanupRewriter>>,
+    log: Arc<CleanupLog>,
+}
+
+impl Rewriters {
+    fn new(config: &Config) -> Result<Rewriters, SettingsError> {
+        let log = Arc::new(CleanupLog::default());
+        let sink = Arc::clone(&log);
+        let warn: tern_maps::Warn = Arc::new(move |text: &str| sink.warn(text));
+        // XXX: Postfix's cleanup reads main.cf with the cleanup service's own master.cf
+        // overrides; Tern's cleanup runs inside smtpd and reads main.cf alone.
+        let resolver = Arc::new(tern_rewrite::Resolver::from_config(config, warn.clone())?);
+        let settings = CleanupSettings::from_config(config)?;
+        let full = Arc::new(CleanupRewriter::new(
+            settings.clone(),
+            Arc::clone(&resolver),
+            warn.clone(),
+        )?);
+        Ok(Rewriters {
+            config: settings,
+            resolver,
+            warn,
+            full,
+            unmapped: None,
+            log,
+        })
+    }
+
+    /// The rewriter for a service with `o`.
+    fn pick(&mut self, o: ReceiveOverride) -> Result<Arc<CleanupRewriter>, SettingsError> {
+        if !o.no_address_mappings {
+            return Ok(Arc::clone(&self.full));
+        }
+        if let Some(r) = &self.unmapped {
+            return Ok(Arc::clone(r));
+        }
+        // cleanup_addr.c, cleanup_message.c, cleanup_out_recipient.c: without
+        // CLEANUP_FLAG_MAP_OK only trivial-rewrite's canonical form is applied, which is
+        // what a rewriter without tables and masquerade domains does.
+        let settings = CleanupSettings {
+            canonical_maps: String::new(),
+            sender_canonical_maps: String::new(),
+            recipient_canonical_maps: String::new(),
+            masquerade_domains: String::new(),
+            masquerade_exceptions: String::new(),
+            virtual_alias_maps: String::new(),
+            ..self.config.clone()
+        };
+        let r = Arc::new(CleanupRewriter::new(
+            settings,
+            Arc::clone(&self.resolver),
+            self.warn.clone(),
+        )?);
+        self.unmapped = Some(Arc::clone(&r));
+        Ok(r)
+    }
 }
 
 /// Reads the daemon's settings from a loaded configuration.
@@ -128,6 +251,7 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
     let default_limit = p.number("default_process_limit")?;
     // Read with the configuration, so that a reload also picks up a new resolv.conf.
     let resolver = Arc::new(Resolver::from_env());
+    let mut rewriters = Rewriters::new(config)?;
     let mut listeners = Vec::new();
     for svc in &config.master.services {
         let command = svc.command.rsplit('/').next().unwrap_or_default();
@@ -152,7 +276,7 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
             service: svc.name.clone(),
             addrs,
             process_limit: usize::try_from(process_limit).unwrap_or(usize::MAX),
-            smtpd: Arc::new(smtpd_settings(&sp, &resolver)?),
+            smtpd: Arc::new(smtpd_settings(&sp, &resolver, &mut rewriters)?),
         });
     }
     Ok(DaemonSettings {
@@ -180,8 +304,15 @@ pub fn load(config: &Config) -> Result<DaemonSettings, SettingsError> {
 fn smtpd_settings(
     p: &Params<'_>,
     resolver: &Arc<Resolver>,
+    rewriters: &mut Rewriters,
 ) -> Result<SmtpdSettings, SettingsError> {
     let myhostname = p.get("myhostname")?;
+    let overrides = p.get("receive_override_options")?;
+    let receive_override =
+        ReceiveOverride::parse(&overrides).map_err(|name| SettingsError::ReceiveOverride {
+            name,
+            value: overrides.clone(),
+        })?;
     let mut s = SessionConfig::new(&myhostname);
     s.banner = p.get("smtpd_banner")?;
     s.ehlo.message_size_limit = p.number("message_size_limit")?;
@@ -228,6 +359,9 @@ fn smtpd_settings(
         queue_minfree: p.number("queue_minfree")?,
         peername_lookup: p.bool("smtpd_peername_lookup")?,
         resolver: Arc::clone(resolver),
+        receive_override,
+        rewriter: rewriters.pick(receive_override)?,
+        cleanup_log: Arc::clone(&rewriters.log),
     })
 }
 
@@ -431,6 +565,36 @@ mod tests {
     }
 
     #[test]
+    fn receive_override_options() {
+        let all = ReceiveOverride {
+            no_unknown_recipient_checks: true,
+            no_address_mappings: true,
+            no_header_body_checks: true,
+            no_milters: true,
+        };
+        for (text, want) in [
+            ("", Ok(ReceiveOverride::default())),
+            (
+                "no_address_mappings",
+                Ok(ReceiveOverride {
+                    no_address_mappings: true,
+                    ..ReceiveOverride::default()
+                }),
+            ),
+            (
+                "no_unknown_recipient_checks,no_header_body_checks\tno_milters, \
+                 no_address_mappings",
+                Ok(all),
+            ),
+            // name_mask() compares case-sensitively.
+            ("No_Milters", Err("No_Milters".to_owned())),
+            ("no_milters, bogus", Err("bogus".to_owned())),
+        ] {
+            assert_eq!(ReceiveOverride::parse(text), want, "{text}");
+        }
+    }
+
+    #[test]
     fn listeners_from_master_cf() {
         let master = "smtp inet n - y - - smtpd\n\
                       127.0.0.1:2525 inet n - n - 3 smtpd -o smtpd_banner=hi\n\
@@ -450,5 +614,27 @@ mod tests {
         assert_eq!(l[0].smtpd.session.banner, "mx.example.com ESMTP Postfix");
         assert_eq!(l[2].addrs, vec!["[::1]:25".parse().expect("addr")]);
         assert_eq!(l[0].smtpd.session.bare_lf, BareLfPolicy::Normalize);
+    }
+
+    #[test]
+    fn rewriters_per_receive_override_options() {
+        let master = "127.0.0.1:25 inet n - n - - smtpd\n\
+                      127.0.0.1:26 inet n - n - - smtpd -o receive_override_options=no_milters\n\
+                      127.0.0.1:27 inet n - n - - smtpd \
+                      -o receive_override_options=no_address_mappings\n\
+                      127.0.0.1:28 inet n - n - - smtpd \
+                      -o receive_override_options=no_address_mappings,no_milters\n";
+        let l = addrs_of(master, "masquerade_domains = example.com\n");
+        let rw = |i: usize| &l[i].smtpd.rewriter;
+        // One rewriter with the mappings, one without, each shared.
+        assert!(Arc::ptr_eq(rw(0), rw(1)));
+        assert!(Arc::ptr_eq(rw(2), rw(3)));
+        assert!(!Arc::ptr_eq(rw(0), rw(2)));
+        assert_eq!(rw(0).settings.masquerade_domains, "example.com");
+        assert_eq!(rw(2).settings.masquerade_domains, "");
+        let sender = |i: usize| rw(i).sender("u@host.example.com", "ID").expect("sender");
+        assert_eq!(sender(0), "u@example.com");
+        assert_eq!(sender(2), "u@host.example.com");
+        assert!(l[1].smtpd.receive_override.no_milters);
     }
 }

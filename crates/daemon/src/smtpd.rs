@@ -74,6 +74,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         sh.logger.log(&Ident::new(&s.syslog_name, "smtpd"), &line);
     }
     let local = s.restrictions.is_local_header_client(ip);
+    // cleanup's warnings of this settings load go to the mail log from now on.
+    s.cleanup_log.attach(&sh.logger, &sh.cleanup_ident);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
     let mut d = Driver {
@@ -467,7 +469,13 @@ impl Driver<'_> {
                     return Verdict::Reject(reply);
                 }
                 if self.msg.is_none() {
-                    match Message::create(&self.sh.layout, self.sh.id_form, self.cleanup) {
+                    let rewriter = Some(Arc::clone(&self.s.rewriter));
+                    match Message::create_with(
+                        &self.sh.layout,
+                        self.sh.id_form,
+                        self.cleanup,
+                        rewriter,
+                    ) {
                         Ok(m) => {
                             let line = log::client(m.id(), self.log_client(), log::Sasl::default());
                             self.sh.logger.log(&self.ident, &line);
@@ -610,6 +618,11 @@ impl Driver<'_> {
                 let (code, dsn, text) = e.reply();
                 return MessageOutcome::Rejected(reply_of(&format!("{code} {dsn} {text}")));
             }
+            Err(FinishError::Rewrite(fault)) => {
+                // cleanup logged its warning (`QUEUEID: unreasonable virtual_alias_maps
+                // map expansion size for ...`); smtpd.c logs nothing more.
+                return MessageOutcome::Rejected(reply_of(FinishError::rewrite_reply(&fault)));
+            }
         };
         for event in logs {
             let line = match event {
@@ -725,8 +738,8 @@ static LAST_SPACE: std::sync::Mutex<Option<SpaceCheck>> = std::sync::Mutex::new(
 
 /// A reply from a literal that is known to parse.
 fn reply_of(text: &str) -> Reply {
-    // Only called with this module's literals, which are well formed; the fallback
-    // keeps a bad literal from panicking on the network path.
+    // Only called with literals (this module's and cleanup's), which are well formed;
+    // the fallback keeps a bad literal from panicking on the network path.
     Reply::parse(text).unwrap_or_else(|_| {
         Reply::new(451, None, ["Error: internal"]).unwrap_or_else(|_| unreachable!())
     })

@@ -114,6 +114,11 @@ pub struct Recipient {
     /// DSN ORCPT (RFC 3461 4.2), as given: `rfc822;user@example.com`.
     pub orcpt: Option<String>,
     pub notify: Notify,
+    /// Postfix's original recipient (the REC_TYPE_ORCP record cleanup writes before each
+    /// recipient): the address as the client gave it, before canonical mapping and
+    /// virtual aliasing; delivery logs it as `orig_to=` and local(8) writes it into
+    /// `X-Original-To:`. Empty when unknown (a file written before this field existed).
+    pub original: String,
     /// The last status recorded for this recipient (`None`: never tried).
     pub last: Option<StatusUpdate>,
 }
@@ -243,6 +248,8 @@ impl<W: Write> QueueWriter<W> {
         put_str16(&mut p, &r.address);
         put_str16(&mut p, r.orcpt.as_deref().unwrap_or(""));
         p.push(r.notify.0);
+        // A trailing field: readers of the first layout stop at NOTIFY (see the reader).
+        put_str16(&mut p, &r.original);
         self.record(RecordType::Recipient, &p);
         self.recipients += 1;
     }
@@ -506,15 +513,22 @@ impl Parser {
             RecordType::Recipient => {
                 let address = f.str16().ok_or_else(|| bad("recipient"))?.to_owned();
                 let orcpt = f.str16().ok_or_else(|| bad("recipient"))?;
-                let notify = f
-                    .u8()
-                    .filter(|_| f.is_empty())
-                    .ok_or_else(|| bad("recipient"))?;
+                let notify = f.u8().ok_or_else(|| bad("recipient"))?;
+                // The original recipient came later: a record without it has none.
+                let original = if f.is_empty() {
+                    String::new()
+                } else {
+                    f.str16()
+                        .filter(|_| f.is_empty())
+                        .ok_or_else(|| bad("recipient"))?
+                        .to_owned()
+                };
                 let orcpt = (!orcpt.is_empty()).then(|| orcpt.to_owned());
                 self.env.recipients.push(Recipient {
                     address,
                     orcpt,
                     notify: Notify(notify),
+                    original,
                     last: None,
                 });
             }

@@ -19,6 +19,7 @@ fn sample() -> Envelope {
                 address: "user2@remote.example".into(),
                 orcpt: Some("rfc822;User2@remote.example".into()),
                 notify: Notify(Notify::SUCCESS | Notify::FAILURE),
+                original: "User2@Remote.example".into(),
                 last: None,
             },
         ],
@@ -260,12 +261,64 @@ proptest! {
         let env = Envelope {
             sender,
             recipients: rcpts.into_iter().map(|(a, o, n)| Recipient {
-                address: a, orcpt: o, notify: Notify(n), last: None }).collect(),
+                original: a.to_uppercase(), address: a, orcpt: o, notify: Notify(n),
+                last: None }).collect(),
             ..sample()
         };
         let bytes = write(&env, &content);
         let qf = QueueFile::read(&bytes[..]).unwrap();
         prop_assert_eq!(&qf.envelope, &env);
         prop_assert_eq!(content_of(&qf, &bytes), content);
+    }
+}
+
+/// A file with one Recipient record of `payload`, and a matching End.
+fn with_recipient_payload(payload: &[u8]) -> Vec<u8> {
+    let mut b = header().to_vec();
+    let mut p = Vec::new();
+    p.extend_from_slice(&1u64.to_be_bytes());
+    p.extend_from_slice(&0u32.to_be_bytes());
+    put_record(&mut b, RecordType::Arrival, &p);
+    put_record(&mut b, RecordType::Sender, b"s@example");
+    put_record(&mut b, RecordType::Recipient, payload);
+    let mut end = Vec::new();
+    end.extend_from_slice(&3u32.to_be_bytes());
+    end.extend_from_slice(&1u32.to_be_bytes());
+    end.extend_from_slice(&0u64.to_be_bytes());
+    put_record(&mut b, RecordType::End, &end);
+    b
+}
+
+#[test]
+fn recipient_original_field_is_optional() {
+    let base = {
+        let mut p = Vec::new();
+        put_str16(&mut p, "a@example");
+        put_str16(&mut p, "");
+        p.push(Notify::FAILURE);
+        p
+    };
+    let plus = |extra: &[u8]| [base.as_slice(), extra].concat();
+    // (name, payload, the original read, or None for a corrupt file)
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("first layout, no original", base.clone(), Some("")),
+        ("empty original", plus(&[0, 0]), Some("")),
+        ("original", plus(b"\x00\x04A@ex"), Some("A@ex")),
+        ("original cut short", plus(b"\x00\x09A@ex"), None),
+        ("one stray byte", plus(&[7]), None),
+        ("bytes after the original", plus(b"\x00\x01Ax"), None),
+    ];
+    for (name, payload, want) in cases {
+        let got = QueueFile::read(&with_recipient_payload(&payload)[..]);
+        match (want, got) {
+            (Some(w), Ok(qf)) => {
+                let r = &qf.envelope.recipients[0];
+                assert_eq!(r.original, w, "{name}");
+                assert_eq!(r.address, "a@example", "{name}");
+                assert_eq!(r.notify, Notify(Notify::FAILURE), "{name}");
+            }
+            (None, Err(ReadError::Corrupt { .. })) => {}
+            (w, got) => panic!("{name}: want {w:?}, got {got:?}"),
+        }
     }
 }
