@@ -51,8 +51,9 @@ pub struct RequestRecipient {
     pub index: u32,
     /// The address to deliver to (after rewriting).
     pub address: String,
-    /// The original recipient, before aliasing/rewriting (`orig_to=`, X-Original-To:,
-    /// `${original_recipient}`); empty when the same as `address`.
+    /// The original recipient, as the client gave it before aliasing/rewriting
+    /// (X-Original-To:, `${original_recipient}`, and `orig_to=` in the log when it
+    /// differs from `address`); empty when unknown.
     pub orig_rcpt: String,
     /// DSN ORCPT as given (`rfc822;user@example.com`), if any.
     pub dsn_orcpt: Option<String>,

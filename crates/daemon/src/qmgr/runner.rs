@@ -465,10 +465,12 @@ impl Runner {
                 let address = a.addresses.get(&i).cloned().unwrap_or_default();
                 Some(RequestRecipient {
                     index: i,
-                    orig_rcpt: if address == r.address {
-                        String::new()
-                    } else {
+                    // The address as the client gave it (cleanup's original-recipient
+                    // record); files from before that record: the queued address.
+                    orig_rcpt: if r.original.is_empty() {
                         r.address.clone()
+                    } else {
+                        r.original.clone()
                     },
                     address,
                     dsn_orcpt: r.orcpt.clone(),
