@@ -12,6 +12,8 @@
 //! - [`peername`]: the client's hostname (PTR, then forward confirmation), as smtpd_peer.c.
 //! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
 //! - [`cleanup`]: the queue file of one message: Received:, cleanup's header work (tern_message), commit.
+//! - [`agents`]: qmgr's transports for local, virtual and pipe, through the privileged
+//!   delivery helper (`tern-delivery`).
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
 //!   signals (reload, graceful stop, abort) and the pid file.
 //! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).
@@ -19,6 +21,7 @@
 //! Trust: the configuration files and the queue directory are trusted as the system's
 //! own; everything that comes from the network is not (see [`smtpd`]'s Security section).
 
+pub mod agents;
 pub mod cleanup;
 pub mod control;
 pub mod etrn;

@@ -601,15 +601,16 @@ mod tests {
     fn garbage_never_panics() {
         // A fixed pseudo-random sequence: headers that pass, payloads of noise.
         let mut x: u32 = 0x1234_5678;
-        for round in 0..2000 {
-            let mut bytes = vec![VERSION, (round % 6 + 1) as u8];
+        for round in 0u32..2000 {
+            let kind = u8::try_from(round % 6 + 1).unwrap();
+            let mut bytes = vec![VERSION, kind];
             let len = round % 64;
-            bytes.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+            bytes.extend_from_slice(&len.to_be_bytes());
             for _ in 0..len {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                bytes.push((x & 0xff) as u8);
+                bytes.push(x.to_be_bytes()[3]);
             }
             let _ = decode(&bytes);
             let _ = read_frame(&mut bytes.as_slice());

@@ -2,5 +2,7 @@
 //! the daemon, never by hand; see tern_delivery::helper.
 
 fn main() {
-    std::process::exit(tern_delivery::helper::main(std::env::args_os().collect()));
+    std::process::exit(tern_delivery::helper::main(
+        &std::env::args_os().collect::<Vec<_>>(),
+    ));
 }

@@ -2,16 +2,17 @@
 //! two single-threaded programs in the `tern-delivery` executable.
 //!
 //! - `tern-delivery supervisor -c CONFIG_DIR` ([`supervisor`]): started by the daemon
-//!   before it drops to mail_owner, with a control socket as its standard input. On each
-//!   [`Frame::Spawn`](crate::wire::Frame::Spawn) it makes a socket pair, starts a worker
-//!   with one end as the worker's standard input, and passes the other end back to the
-//!   daemon over the control socket (SCM_RIGHTS). So the daemon can have workers started
-//!   (and replaced after a crash) at any time although it cannot become root again.
+//!   before it drops to mail_owner, with a control socket as its standard input. Each
+//!   [`Frame::Spawn`](crate::wire::Frame::Spawn) brings one end of a socket pair the
+//!   daemon made (SCM_RIGHTS); the supervisor starts a worker with it as the worker's
+//!   standard input and answers with the worker's pid. So the daemon can have workers
+//!   started (and replaced after a crash) at any time although it cannot become root
+//!   again, and it only ever holds descriptors it made itself.
 //! - `tern-delivery worker -c CONFIG_DIR` ([`worker`]): loads main.cf and master.cf, and
 //!   serves one [`DeliveryRequest`](crate::request::DeliveryRequest) at a time from its
 //!   socket: local(8), virtual(8) or pipe(8), with the recipient's rights.
-//! - [`client`]: the daemon's end of the control socket (start the supervisor, ask for a
-//!   worker, receive its socket).
+//! - [`client`]: the daemon's end of the control socket (start the supervisor, have a
+//!   worker started on a new socket pair).
 //!
 //! Started by an ordinary user, the same processes run with that user's ids and no
 //! switching happens ([`crate::privs`]).
@@ -55,8 +56,8 @@ impl HelperError {
 
 /// The `tern-delivery` program: `supervisor` or `worker`, with `-c DIR`. Returns the exit
 /// status.
-pub fn main(args: Vec<OsString>) -> i32 {
-    let result = parse(&args).and_then(|(role, dir)| match role.as_str() {
+pub fn main(args: &[OsString]) -> i32 {
+    let result = parse(args).and_then(|(role, dir)| match role.as_str() {
         "supervisor" => supervisor::run(&dir),
         "worker" => worker::run(&dir),
         _ => Err(HelperError::Usage),

@@ -98,7 +98,7 @@ impl RealMailboxes {
         std::mem::take(&mut self.warnings)
     }
 
-    fn failure(&mut self, e: MailboxError, prefix: &str) -> Failure {
+    fn failure(&mut self, e: &MailboxError, prefix: &str) -> Failure {
         self.warnings.extend(e.warnings.iter().cloned());
         Failure {
             temporary: e.temporary,
@@ -161,7 +161,7 @@ impl Mailboxes for RealMailboxes {
                 path.display(),
                 user_name(user.uid)
             );
-            self.failure(e, &prefix)
+            self.failure(&e, &prefix)
         })
     }
 
@@ -182,7 +182,7 @@ impl Mailboxes for RealMailboxes {
         };
         let hostname = self.hostname.clone();
         maildir::deliver_with(dir, &params, &info(copy), content, &hostname)
-            .map_err(|e| self.failure(e, "maildir delivery failed: "))
+            .map_err(|e| self.failure(&e, "maildir delivery failed: "))
     }
 
     fn file(
@@ -228,7 +228,7 @@ impl Mailboxes for RealMailboxes {
         let opts = MboxOptions::mbox(self.locks.clone());
         let result = mbox::deliver_with(path, &params, &opts, &info(copy), content);
         drop(guard);
-        result.map_err(|e| self.failure(e, &prefix))
+        result.map_err(|e| self.failure(&e, &prefix))
     }
 }
 
