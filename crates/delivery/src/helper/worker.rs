@@ -504,6 +504,82 @@ mod tests {
     }
 
     #[test]
+    fn local_entries_become_log_lines() {
+        use crate::local::Entry;
+        let sent = |text: &str| Delivered::Sent {
+            dsn: "2.0.0".into(),
+            text: text.into(),
+        };
+        let entry = |address: &str, orig: &str, result: Final| Entry {
+            address: address.into(),
+            orig_to: orig.into(),
+            result,
+            notify: None,
+        };
+        let req = DeliveryRequest {
+            agent: Agent::Local,
+            transport: "local".into(),
+            nexthop: "x".into(),
+            queue_id: "Q".into(),
+            queue_file: PathBuf::from("/q/active/Q"),
+            sender: String::new(),
+            arrival: 0,
+            envid: None,
+            recipients: vec![crate::request::RequestRecipient {
+                index: 0,
+                address: "root@x".into(),
+                ..Default::default()
+            }],
+        };
+        // root -> alice, bob: two lines with orig_to, the recipient's summary as result.
+        let two = LocalOutcome {
+            index: 0,
+            result: sent(""),
+            entries: vec![
+                entry(
+                    "alice@x",
+                    "root@x",
+                    Final::Done(sent("delivered to mailbox")),
+                ),
+                entry(
+                    "bob@x",
+                    "root@x",
+                    Final::Pass {
+                        transport: "lmtp".into(),
+                        nexthop: "x".into(),
+                    },
+                ),
+            ],
+        };
+        let o = with_lines(local_outcome(two, "local"), &req, 77);
+        assert_eq!(o.expanded.len(), 2);
+        assert_eq!(o.expanded[0].orig_to, "root@x");
+        assert_eq!(o.expanded[0].pid, Some(77));
+        assert!(matches!(o.result, Delivered::Deferred { .. }), "{o:?}");
+        // One destination: its result (with its text) is the recipient's.
+        let one = LocalOutcome {
+            index: 0,
+            result: sent(""),
+            entries: vec![entry(
+                "root@x",
+                "",
+                Final::Done(sent("delivered to mailbox")),
+            )],
+        };
+        let o = with_lines(local_outcome(one, "local"), &req, 77);
+        assert_eq!(o.result, sent("delivered to mailbox"));
+        assert_eq!(o.relay, "local");
+        // Nothing at all (a duplicate): no line.
+        let none = LocalOutcome {
+            index: 0,
+            result: sent(""),
+            entries: vec![],
+        };
+        let o = with_lines(local_outcome(none, "local"), &req, 77);
+        assert!(o.expanded.is_empty());
+    }
+
+    #[test]
     fn a_bad_configuration_defers_with_a_warning() {
         let mut w = Worker::new(Path::new("/nonexistent/tern-config"));
         let req = DeliveryRequest {
