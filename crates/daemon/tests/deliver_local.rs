@@ -5,6 +5,8 @@
 //! default_privs or as an :include: file's owner, and a worker killed while idle.
 //! Needs root, Python 3, s-nail, and `cargo build -p tern-commands --bins`.
 
+#![allow(clippy::unwrap_used)] // test code: a failure is the test's failure
+
 mod deliver_util;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -3,6 +3,8 @@
 //! lines in master.cf, mail sent with Python's smtplib.
 //! Needs root (to make the users), Python 3, and `cargo build -p tern-commands --bins`.
 
+#![allow(clippy::unwrap_used)] // test code: a failure is the test's failure
+
 mod deliver_util;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
