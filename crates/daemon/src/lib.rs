@@ -13,6 +13,8 @@
 //! - [`smtpd`]: the socket driver of the sans-IO `tern_smtp::Session`.
 //! - [`cleanup`]: the queue file of one message: Received:, cleanup's header work (tern_message), commit.
 //! - [`submit`]: new messages the mail system makes itself (notices, forwarded mail).
+//! - [`agents`]: qmgr's transports for local, virtual and pipe, through the privileged
+//!   delivery helper (`tern-delivery`).
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
 //!   signals (reload, graceful stop, abort) and the pid file.
 //! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).
@@ -20,6 +22,7 @@
 //! Trust: the configuration files and the queue directory are trusted as the system's
 //! own; everything that comes from the network is not (see [`smtpd`]'s Security section).
 
+pub mod agents;
 pub mod cleanup;
 pub mod control;
 pub mod etrn;

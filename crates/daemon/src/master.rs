@@ -5,8 +5,10 @@
 //! `master -t` test); create the queue directories with postfix-files' owners and modes
 //! and the data directory; open the mail log; recover the queue (tern_queue::recover:
 //! temporary files of unfinished messages removed, damaged files moved to corrupt/);
-//! bind every listener; then, when started by root, drop to mail_owner (setgid, then
-//! setuid) before any byte is read from the network; then write the pid into the locked
+//! bind every listener; start the delivery helper's supervisor (`tern-delivery`, which
+//! keeps root: [`crate::agents`]) when master.cf has a qmgr and a local, virtual or pipe
+//! service; then, when started by root, drop to mail_owner (setgid, then setuid) before
+//! any byte is read from the network; then write the pid into the locked
 //! file (so a pid in a locked file means "accepting mail") and serve.
 //!
 //! Signals (the daemon's side of `postfix stop`, `abort`, `reload`):
@@ -23,8 +25,9 @@
 //!   commit, and a message whose commit had not finished was not acknowledged.
 //! - SIGQUIT: abort: exit at once (the same guarantee holds).
 //!
-//! Security: root privileges are used for binding and for the directories' owners only;
-//! they are given up for good before the first byte is read (Postfix's master keeps them
+//! Security: root privileges are used for binding, for the directories' owners and for
+//! starting the delivery helper (a separate single-threaded process that the daemon
+//! talks to over a socket) only; they are given up for good before the first byte is read (Postfix's master keeps them
 //! to bind again on reload; Tern does not, hence the first limit above).
 
 mod listeners;
@@ -160,6 +163,22 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         })?;
         bound.insert(*addr, sock);
     }
+    // The delivery helper keeps the ids the daemon has now (root, when started by root):
+    // it must start before the drop. Without it, local/virtual/pipe mail waits.
+    let helper = if crate::qmgr::enabled(&config) && crate::agents::wanted(&config) {
+        match crate::agents::Helper::start(&opts.config_dir, opts.detach) {
+            Ok(h) => Some(Arc::new(h)),
+            Err(e) => {
+                logger.log(
+                    &master_ident,
+                    &Line::warning(format!("cannot start the delivery helper: {e}")),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(u) = &owner {
         drop_privileges(u)?;
     }
@@ -212,6 +231,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             s.layout.clone(),
             Arc::clone(&logger),
             Arc::clone(&committer),
+            helper.as_ref(),
         )?)
     } else {
         None
@@ -224,7 +244,7 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         cleanup_ident: Ident::new(&s.syslog_name, "cleanup"),
         qmgr,
     });
-    let result = runtime.block_on(serve(opts, s, bound, shared, master_ident));
+    let result = runtime.block_on(serve(opts, s, bound, shared, master_ident, helper));
     runtime.shutdown_timeout(Duration::from_secs(5));
     logger.flush();
     // The lock goes with the process; the file stays, as Postfix leaves it.
@@ -238,6 +258,7 @@ async fn serve(
     bound: BTreeMap<SocketAddr, std::net::TcpListener>,
     shared: Arc<Shared>,
     ident: Ident,
+    helper: Option<Arc<crate::agents::Helper>>,
 ) -> Result<(), DaemonError> {
     let io = |what, source| DaemonError::Io {
         what,
@@ -253,7 +274,13 @@ async fn serve(
         .map_err(|e| io("listen", e))?;
     let signo = loop {
         tokio::select! {
-            _ = hup.recv() => reload(opts, &s, &mut listeners, &shared.logger, &ident).await,
+            _ = hup.recv() => {
+                reload(opts, &s, &mut listeners, &shared.logger, &ident).await;
+                // New delivery workers read the new main.cf and master.cf.
+                if let Some(h) = &helper {
+                    h.reload();
+                }
+            }
             _ = term.recv() => break 15,
             _ = int.recv() => break 2,
             _ = quit.recv() => {

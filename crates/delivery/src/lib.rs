@@ -15,14 +15,19 @@
 //!   mailbox, `mailbox_command`, `luser_relay`, loop detection.
 //! - [`virtual_agent`]: virtual(8): virtual_mailbox_maps, uid/gid maps, the mailbox base.
 //! - [`pipe`]: pipe(8): `argv=` with `${sender}`, `${recipient}`, ... and its flags.
+//! - [`wire`]: the helper's framed binary codec of requests and replies.
+//! - [`helper`]: the `tern-delivery` processes: the supervisor that starts workers and
+//!   the worker that runs the agents; the daemon's client of the supervisor.
 //!
 //! Trust: the message and the alias, `.forward` and `:include:` contents are not
 //! trusted; a user's files are opened only with that user's rights, never following a
 //! symlink where Postfix would refuse one.
 
+pub mod helper;
 pub mod local;
 pub mod mailbox;
 pub mod pipe;
 pub mod privs;
 pub mod request;
 pub mod virtual_agent;
+pub mod wire;

@@ -69,16 +69,34 @@ pub struct Outcome {
     pub result: Delivered,
     /// `relay=` in the log line (`local`, `virtual`, `maildrop`, ...).
     pub relay: String,
-    /// Per-address results of an alias or `.forward` expansion that the agent delivered
-    /// itself (Postfix logs one line per final address, with `orig_to=`).
+    /// The log lines of this recipient, when the agent knows better than the queue
+    /// manager: one per final address of an alias or `.forward` expansion that the agent
+    /// delivered itself (Postfix logs one line per final address, with `orig_to=`). The
+    /// delivery helper fills it for every recipient (one entry when there was no
+    /// expansion), with its worker's pid. Empty: log one line from `result`.
     pub expanded: Vec<ExpandedOutcome>,
 }
 
-/// A final address reached by expansion, and what became of it.
+/// A final address reached by expansion, and what became of it: one log line
+/// (`postfix/local[PID]: QUEUEID: to=<address>, orig_to=<orig_to>, relay=..., status=...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpandedOutcome {
     pub address: String,
+    /// `orig_to=`; empty: none (the same as `address`, or dropped after an owner- alias).
+    pub orig_to: String,
     pub result: Delivered,
+    /// The process that delivered it (`local[PID]`); `None`: the daemon itself.
+    pub pid: Option<u32>,
+}
+
+/// A delivery helper worker's answer to one [`DeliveryRequest`] (crate::wire carries it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// The worker's process id, for the log lines' `program[PID]`.
+    pub pid: u32,
+    pub outcomes: Vec<Outcome>,
+    /// Warnings the agent would log (`warning: ...` texts without the prefix), in order.
+    pub warnings: Vec<String>,
 }
 
 /// The result of a delivery attempt (the DSN status and the text after `status=... (`).

@@ -12,8 +12,8 @@
 //!
 //! How the daemon starts it: [`start`] with the loaded configuration, after queue
 //! recovery, on the daemon's runtime; smtpd calls [`QmgrHandle::new_mail`] once a commit
-//! succeeded. The integrator adds agents to [`runner::Deps::transports`] (by master.cf
-//! command name) and replaces [`transports::LogNotices`] with the bounce service.
+//! succeeded. [`runner::Deps::transports`] holds the agents by master.cf command name:
+//! the built-in ones and the delivery helper's ([`crate::agents`]).
 //!
 //! Trust: see [`runner`]'s Security section; this runs as mail_owner.
 
@@ -60,13 +60,15 @@ pub fn builtin_transports() -> HashMap<String, Arc<dyn Transport>> {
     m
 }
 
-/// Starts the queue manager on the current tokio runtime with the built-in transports
-/// and the logging [`transports::LogNotices`].
+/// Starts the queue manager on the current tokio runtime with the built-in transports,
+/// the delivery helper's (local, virtual, pipe: [`crate::agents`]) when it runs, and the
+/// logging [`transports::LogNotices`].
 pub fn start(
     config: &Config,
     layout: QueueLayout,
     logger: Arc<Logger>,
     committer: Arc<Committer>,
+    helper: Option<&Arc<crate::agents::Helper>>,
 ) -> Result<QmgrHandle, QmgrError> {
     let settings = config::load(config)?;
     let warn: tern_maps::Warn = Arc::new(crate::relay::warn);
@@ -75,6 +77,10 @@ pub fn start(
         logger: Arc::clone(&logger),
         ident: Ident::new(&settings.syslog_name, "bounce"),
     });
+    let mut transports = builtin_transports();
+    if let Some(h) = helper {
+        transports.extend(crate::agents::transports(h, &settings, &logger));
+    }
     Ok(runner::start(
         settings,
         Deps {
@@ -82,7 +88,7 @@ pub fn start(
             committer,
             layout,
             resolver,
-            transports: builtin_transports(),
+            transports,
             notices,
         },
     ))

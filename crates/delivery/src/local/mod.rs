@@ -34,6 +34,7 @@ pub mod command;
 pub mod expand;
 pub mod mailboxes;
 pub mod message;
+pub mod real;
 pub mod settings;
 pub mod targets;
 pub mod tokens;
@@ -324,7 +325,9 @@ impl LocalOutcome {
             .filter_map(|e| match e.result {
                 Final::Done(result) => Some(ExpandedOutcome {
                     address: e.address,
+                    orig_to: e.orig_to,
                     result,
+                    pid: None,
                 }),
                 Final::Pass { .. } => None,
             })

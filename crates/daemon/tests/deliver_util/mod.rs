@@ -1,0 +1,232 @@
+//! Shared by the deliver_* tests: throw-away users, a Tern instance with qmgr and the
+//! agents of Debian's master.cf, sending with smtplib, waiting for log lines and
+//! checking their shape.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tern_testkit::tern::Tern;
+
+/// useradd and userdel lock the password files: one at a time.
+static USERS: Mutex<()> = Mutex::new(());
+
+/// A user made for one test (named `tern-t-*`), removed on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: Option<PathBuf>,
+}
+
+impl TestUser {
+    /// `useradd` with a group of the same name; `home`: made with the user (`-m`).
+    pub fn new(name: &str, home: Option<&Path>) -> TestUser {
+        assert!(name.starts_with("tern-t-"));
+        assert!(
+            nix::unistd::Uid::effective().is_root(),
+            "the delivery tests need root"
+        );
+        let _g = USERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A user left over by a run that crashed.
+        let _ = Command::new("userdel").arg(name).output();
+        let _ = Command::new("groupdel").arg(name).output();
+        let mut cmd = Command::new("useradd");
+        cmd.args(["-U", "-s", "/bin/sh"]);
+        match home {
+            Some(h) => {
+                cmd.arg("-m").arg("-d").arg(h);
+            }
+            None => {
+                cmd.args(["-M", "-d", "/nonexistent"]);
+            }
+        }
+        let out = cmd.arg(name).output().expect("useradd");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let u = nix::unistd::User::from_name(name)
+            .expect("getpwnam")
+            .expect("the new user");
+        TestUser {
+            name: name.to_owned(),
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: home.map(Path::to_owned),
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _g = USERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = Command::new("userdel").arg(&self.name).output();
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
+/// master.cf: the listener, qmgr, and Debian's local and virtual lines.
+pub fn master_cf(port: u16) -> String {
+    format!(
+        "127.0.0.1:{port} inet n - n - - smtpd\n\
+         qmgr unix n - n 300 1 qmgr\n\
+         local unix - n n - - local\n\
+         virtual unix - n n - - virtual\n"
+    )
+}
+
+/// The binaries the daemon needs next to each other.
+pub fn check_binaries() {
+    let postfix = tern_testkit::tern::postfix_binary().expect("postfix binary");
+    let helper = postfix.with_file_name("tern-delivery");
+    assert!(
+        helper.is_file(),
+        "{} missing: run `cargo build -p tern-commands --bins` first",
+        helper.display()
+    );
+}
+
+/// An instance with `extra` in main.cf and the agents in master.cf, not started.
+pub fn configure(extra: &str) -> Tern {
+    check_binaries();
+    let t = Tern::configure(extra).expect("configure");
+    t.write_master_cf(&master_cf(t.port)).expect("master.cf");
+    t
+}
+
+/// Sends one message with smtplib; returns the queue id from the 250 reply.
+pub fn send(port: u16, to: &str, subject: &str) -> String {
+    let script = format!(
+        r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
+s.ehlo("client.example")
+s.mail("sender@example.org")
+code, text = s.rcpt({to:?})
+assert code == 250, (code, text)
+code, text = s.data(b"Subject: {subject}\r\nFrom: sender@example.org\r\n\r\nhello\r\nFrom the start\r\n")
+assert code == 250, text
+print(text.decode().rsplit(" ", 1)[1])
+s.quit()
+"#
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Waits until `log()` holds `needle` `count` times (at most 30 s); returns the log.
+pub fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
+    let start = Instant::now();
+    loop {
+        let text = log();
+        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The delivery lines of `program` (`postfix/local`) about queue id `id`, each as
+/// `program[PID]: QID: ...` with the pid, the id and the delays made constant, and the
+/// pids seen.
+pub fn delivery_lines(log: &str, program: &str, id: &str) -> (Vec<String>, Vec<u32>) {
+    let mut lines = Vec::new();
+    let mut pids = Vec::new();
+    for line in log.lines() {
+        let Some((head, text)) = line.split_once("]: ") else {
+            continue;
+        };
+        let Some((prog, pid)) = head.rsplit(' ').next().and_then(|p| p.split_once('[')) else {
+            continue;
+        };
+        if prog != program || !text.starts_with(&format!("{id}: to=<")) {
+            continue;
+        }
+        let words: Vec<String> = text
+            .replacen(id, "QID", 1)
+            .split(", ")
+            .map(|w| {
+                for key in ["delay=", "delays="] {
+                    if w.starts_with(key) {
+                        return format!("{key}N");
+                    }
+                }
+                w.to_owned()
+            })
+            .collect();
+        pids.push(pid.parse().expect("pid"));
+        lines.push(format!("{prog}[PID]: {}", words.join(", ")));
+    }
+    (lines, pids)
+}
+
+/// The daemon's pid from the pid file.
+pub fn daemon_pid(t: &Tern) -> u32 {
+    let text = std::fs::read_to_string(t.queue_dir().join("pid/master.pid")).expect("pid");
+    text.trim().parse().expect("pid number")
+}
+
+/// The children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The delivery helper's worker processes of the daemon `pid`.
+pub fn workers(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for c in children(pid) {
+        let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("supervisor") {
+            out.extend(children(c));
+        }
+    }
+    out
+}
+
+/// The process's real uid (from /proc).
+pub fn uid_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("Uid: line")
+}
+
+/// `s-nail -N -H -f FILE`: the header summary of a mailbox (s-nail must be installed).
+pub fn snail_headers(mbox: &Path) -> String {
+    let out = Command::new("s-nail")
+        .args(["-N", "-H", "-f"])
+        .arg(mbox)
+        .env("MAILRC", "/dev/null")
+        .output()
+        .expect("s-nail is needed (apt-get install s-nail)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

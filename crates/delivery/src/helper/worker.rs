@@ -1,0 +1,610 @@
+//! `tern-delivery worker`: serves delivery requests one at a time on its socket
+//! (standard input) until the daemon closes it (see the [module doc](super)).
+//!
+//! Kept across requests: the configuration, the resolver, and per transport the local(8)
+//! settings with their open alias_maps and mailbox writers, the virtual(8) tables, the
+//! pipe(8) entries; a [`Frame::Reload`] drops them all (the daemon also simply starts
+//! new workers after `postfix reload`).
+//!
+//! Each request goes to the agent of its kind: local(8) ([`crate::local::deliver`] with
+//! [`RealMailboxes`]), virtual(8) ([`VirtualAgent`]) or pipe(8) ([`crate::pipe`]). The
+//! reply carries one [`Outcome`] per recipient, each with its log lines
+//! ([`ExpandedOutcome`], this worker's pid), and the warnings the agent would log. A
+//! configuration problem defers the whole request (`4.3.5 mail system configuration
+//! error`) with the reason as a warning, as a Postfix agent that fails to start makes
+//! qmgr defer.
+//!
+//! # Security
+//! See the [module doc](super): the request's transport must be a master.cf service of
+//! the agent's kind, and the queue file is checked ([`check_queue_file`]) before any agent
+//! reads it. This process must stay single-threaded ([`crate::privs`]).
+
+use std::collections::HashMap;
+use std::io::{self, BufReader};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tern_config::config::Config;
+use tern_maps::Map;
+use tern_message::trace::Timestamp;
+use tern_rewrite::Resolver;
+
+use super::HelperError;
+use crate::local::message::Message;
+use crate::local::real::RealMailboxes;
+use crate::local::{self, Env, Final, LocalOutcome, LocalSettings};
+use crate::pipe::{self, PipeService};
+use crate::privs;
+use crate::request::{Agent, Delivered, DeliveryRequest, ExpandedOutcome, Outcome, Reply};
+use crate::virtual_agent::{VirtualAgent, VirtualRecipient, VirtualSettings};
+use crate::wire::{self, Frame};
+
+/// Runs a worker until its socket closes.
+pub fn run(config_dir: &Path) -> Result<(), HelperError> {
+    let sock = UnixStream::from(
+        io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(HelperError::io("worker socket"))?,
+    );
+    privs::assert_single_threaded().map_err(HelperError::io("start"))?;
+    crate::mailbox::set_local_offset(tern_maillog::writer::local_utc_offset);
+    let mut worker = Worker::new(config_dir);
+    let mut input = BufReader::new(&sock);
+    loop {
+        match wire::read_frame(&mut input).map_err(HelperError::io("worker socket"))? {
+            None => return Ok(()),
+            Some(Frame::Request(req)) => {
+                let reply = worker.serve(&req);
+                wire::write_frame(&mut &sock, &Frame::Reply(reply))
+                    .map_err(HelperError::io("worker socket"))?;
+            }
+            Some(Frame::Reload) => worker = Worker::new(config_dir),
+            Some(_) => return Err(HelperError::Unexpected("worker")),
+        }
+    }
+}
+
+/// A worker's state: the configuration (or why it did not load) and what it opened.
+pub struct Worker {
+    config: Result<Config, String>,
+    resolver: Option<Resolver>,
+    local: HashMap<String, LocalState>,
+    virtuals: HashMap<String, VirtualAgent>,
+    pipes: HashMap<String, PipeService>,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+struct LocalState {
+    settings: LocalSettings,
+    alias_maps: Vec<Box<dyn Map>>,
+    mailboxes: RealMailboxes,
+}
+
+impl Worker {
+    /// Loads main.cf and master.cf from `config_dir` (an error is kept and reported with
+    /// each request).
+    pub fn new(config_dir: &Path) -> Worker {
+        let config = Config::load(config_dir)
+            .map(|mut c| {
+                c.set("config_directory", &config_dir.display().to_string());
+                c
+            })
+            .map_err(|e| e.to_string());
+        Worker {
+            config,
+            resolver: None,
+            local: HashMap::new(),
+            virtuals: HashMap::new(),
+            pipes: HashMap::new(),
+            warnings: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Delivers one request.
+    pub fn serve(&mut self, req: &DeliveryRequest) -> Reply {
+        let pid = std::process::id();
+        let outcomes = match self.check(req) {
+            Ok(()) => match req.agent {
+                Agent::Local => self.local(req),
+                Agent::Virtual => self.virtual_agent(req),
+                Agent::Pipe => self.pipe(req),
+            },
+            Err(why) => Err(why),
+        };
+        let outcomes = match outcomes {
+            Ok(o) => o,
+            Err(why) => {
+                self.warn(why);
+                defer_all(req, "4.3.5", "mail system configuration error")
+            }
+        };
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| with_lines(o, req, pid))
+            .collect();
+        let warnings =
+            std::mem::take(&mut *self.warnings.lock().unwrap_or_else(PoisonError::into_inner));
+        Reply {
+            pid,
+            outcomes,
+            warnings,
+        }
+    }
+
+    fn warn(&self, text: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(text);
+    }
+
+    fn warn_sink(&self) -> tern_maps::Warn {
+        let w = Arc::clone(&self.warnings);
+        Arc::new(move |t: &str| {
+            w.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(t.to_owned());
+        })
+    }
+
+    fn config(&self) -> Result<&Config, String> {
+        self.config.as_ref().map_err(Clone::clone)
+    }
+
+    /// The transport is a master.cf service of the request's agent, and the queue file
+    /// may be read.
+    fn check(&self, req: &DeliveryRequest) -> Result<(), String> {
+        let config = self.config()?;
+        let want = match req.agent {
+            Agent::Local => "local",
+            Agent::Virtual => "virtual",
+            Agent::Pipe => "pipe",
+        };
+        let found = config
+            .master
+            .services
+            .iter()
+            .find(|s| s.name == req.transport && s.kind == "unix")
+            .map(|s| s.command.rsplit('/').next().unwrap_or_default().to_owned());
+        if found.as_deref() != Some(want) {
+            return Err(format!(
+                "{}: transport {} is not a master.cf {want} service",
+                req.queue_id, req.transport
+            ));
+        }
+        let queue_dir = config
+            .expanded("queue_directory")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let owner = if privs::privileged() {
+            let name = config
+                .expanded("mail_owner")
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let user = nix::unistd::User::from_name(&name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("unknown mail_owner user: {name}"))?;
+            Some(user.uid.as_raw())
+        } else {
+            None
+        };
+        check_queue_file(&req.queue_file, Path::new(&queue_dir), owner).map_err(|e| {
+            format!(
+                "{}: queue file {}: {e}",
+                req.queue_id,
+                req.queue_file.display()
+            )
+        })
+    }
+
+    fn local(&mut self, req: &DeliveryRequest) -> Result<Vec<Outcome>, String> {
+        let warn = self.warn_sink();
+        let config = self.config.as_ref().map_err(Clone::clone)?;
+        if self.resolver.is_none() {
+            self.resolver =
+                Some(Resolver::from_config(config, warn.clone()).map_err(|e| e.to_string())?);
+        }
+        if !self.local.contains_key(&req.transport) {
+            let settings =
+                LocalSettings::from_config(config, &req.transport).map_err(|e| e.to_string())?;
+            let alias_maps = local::open_alias_maps(&settings, &warn).map_err(|e| e.to_string())?;
+            let mailboxes =
+                RealMailboxes::from_config(config, &req.transport).map_err(|e| e.to_string())?;
+            self.local.insert(
+                req.transport.clone(),
+                LocalState {
+                    settings,
+                    alias_maps,
+                    mailboxes,
+                },
+            );
+        }
+        let (Some(resolver), Some(state)) =
+            (self.resolver.as_ref(), self.local.get_mut(&req.transport))
+        else {
+            return Err("local(8) state missing".to_owned());
+        };
+        let LocalState {
+            settings,
+            alias_maps,
+            mailboxes,
+        } = state;
+        let mut env = Env {
+            settings,
+            resolver,
+            mailboxes,
+            process_env: std::env::vars().collect(),
+            now: now(),
+            warn,
+        };
+        let outs = local::deliver(req, &mut env, alias_maps);
+        let mut warnings = mailboxes.take_warnings();
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&mut warnings);
+        Ok(outs
+            .into_iter()
+            .map(|o| local_outcome(o, &req.transport))
+            .collect())
+    }
+
+    fn virtual_agent(&mut self, req: &DeliveryRequest) -> Result<Vec<Outcome>, String> {
+        let config = self.config.as_ref().map_err(Clone::clone)?;
+        if !self.virtuals.contains_key(&req.transport) {
+            let overrides: HashMap<String, String> = config
+                .master
+                .services
+                .iter()
+                .find(|s| s.name == req.transport)
+                .map(|s| s.overrides.iter().cloned().collect())
+                .unwrap_or_default();
+            let settings =
+                VirtualSettings::from_config(config, &overrides).map_err(|e| e.to_string())?;
+            let agent = VirtualAgent::open(settings).map_err(|e| e.to_string())?;
+            self.virtuals.insert(req.transport.clone(), agent);
+        }
+        let Some(agent) = self.virtuals.get(&req.transport) else {
+            return Err("virtual(8) state missing".to_owned());
+        };
+        let message = match Message::open(&req.queue_file) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(defer_all(
+                    req,
+                    "4.3.0",
+                    &format!("cannot read queue file: {e}"),
+                ));
+            }
+        };
+        let mut warnings = Vec::new();
+        let mut out = Vec::new();
+        for r in &req.recipients {
+            let result = match message.reader() {
+                Ok(mut content) => agent.deliver(
+                    VirtualRecipient {
+                        address: &r.address,
+                        orig_rcpt: &r.orig_rcpt,
+                    },
+                    &req.sender,
+                    &mut content,
+                    &mut |w: &str| warnings.push(w.to_owned()),
+                ),
+                Err(e) => Delivered::Deferred {
+                    dsn: "4.3.0".into(),
+                    text: format!("cannot read queue file: {e}"),
+                },
+            };
+            out.push(Outcome {
+                index: r.index,
+                result,
+                relay: req.transport.clone(),
+                expanded: Vec::new(),
+            });
+        }
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&mut warnings);
+        Ok(out)
+    }
+
+    fn pipe(&mut self, req: &DeliveryRequest) -> Result<Vec<Outcome>, String> {
+        let config = self.config.as_ref().map_err(Clone::clone)?;
+        if !self.pipes.contains_key(&req.transport) {
+            let svc =
+                PipeService::from_service(config, &req.transport).map_err(|e| e.to_string())?;
+            self.pipes.insert(req.transport.clone(), svc);
+        }
+        let Some(svc) = self.pipes.get(&req.transport) else {
+            return Err("pipe(8) state missing".to_owned());
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Ok(pipe::deliver(req, svc, &env, &now()))
+    }
+}
+
+/// Checks that `path` is a queue file this worker may read: inside `queue_dir` with no
+/// `..`, reached without a symlink in any component (its canonical form is itself), a
+/// regular file, and, when `owner` is given, owned by that uid (mail_owner: the daemon
+/// writes every queue file). A daemon that lost its integrity can name only its own
+/// files this way, never a file of root's.
+///
+/// XXX: the agents open the file again by name afterwards; a daemon that swaps the file
+/// in between still meets the owner check only if it owns the new file too.
+pub fn check_queue_file(path: &Path, queue_dir: &Path, owner: Option<u32>) -> Result<(), String> {
+    if !path.is_absolute()
+        || !path.starts_with(queue_dir)
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err("not inside queue_directory".to_owned());
+    }
+    let real_dir = queue_dir
+        .canonicalize()
+        .map_err(|e| format!("queue_directory: {}", crate::mailbox::strerror(&e)))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| crate::mailbox::strerror(&e))?;
+    let rel = path.strip_prefix(queue_dir).map_err(|e| e.to_string())?;
+    if real != real_dir.join(rel) {
+        return Err("reached through a symbolic link".to_owned());
+    }
+    let st = std::fs::symlink_metadata(&real).map_err(|e| crate::mailbox::strerror(&e))?;
+    if !st.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    if let Some(uid) = owner
+        && st.uid() != uid
+    {
+        return Err(format!("owned by uid {}, not by mail_owner", st.uid()));
+    }
+    Ok(())
+}
+
+/// Every recipient deferred with `dsn` and `text`.
+fn defer_all(req: &DeliveryRequest, dsn: &str, text: &str) -> Vec<Outcome> {
+    req.recipients
+        .iter()
+        .map(|r| Outcome {
+            index: r.index,
+            result: Delivered::Deferred {
+                dsn: dsn.to_owned(),
+                text: text.to_owned(),
+            },
+            relay: req.transport.clone(),
+            expanded: Vec::new(),
+        })
+        .collect()
+}
+
+/// local(8)'s outcome as the daemon's: one log line per final destination; a
+/// destination for mailbox_transport or fallback_transport (deliver_pass) defers until
+/// the queue manager can pass it on.
+fn local_outcome(o: LocalOutcome, relay: &str) -> Outcome {
+    let mut passed = None;
+    let expanded: Vec<ExpandedOutcome> = o
+        .entries
+        .into_iter()
+        .map(|e| {
+            let result = match e.result {
+                Final::Done(d) => d,
+                Final::Pass { transport, .. } => {
+                    // XXX: Postfix's local(8) hands the recipient to that transport and
+                    // waits (deliver_pass(3)); the request types have no way to say so yet.
+                    let d = Delivered::Deferred {
+                        dsn: "4.3.0".into(),
+                        text: format!("mail transport unavailable: {transport}"),
+                    };
+                    passed.get_or_insert_with(|| d.clone());
+                    d
+                }
+            };
+            ExpandedOutcome {
+                address: e.address,
+                orig_to: e.orig_to,
+                result,
+                pid: None,
+            }
+        })
+        .collect();
+    // One destination: its own result, text and all (the recipient's line is its line).
+    let result = match (&expanded[..], passed) {
+        ([one], _) => one.result.clone(),
+        (_, Some(d)) => d,
+        _ => o.result,
+    };
+    Outcome {
+        index: o.index,
+        result,
+        relay: relay.to_owned(),
+        expanded,
+    }
+}
+
+/// Every outcome gets its log lines with this worker's pid: the expansion's entries, or
+/// one line for the recipient itself.
+fn with_lines(mut o: Outcome, req: &DeliveryRequest, pid: u32) -> Outcome {
+    if o.expanded.is_empty()
+        && !matches!(&o.result, Delivered::Sent { text, .. } if text.is_empty())
+        && let Some(r) = req.recipients.iter().find(|r| r.index == o.index)
+    {
+        o.expanded.push(ExpandedOutcome {
+            address: r.address.clone(),
+            orig_to: r.orig_rcpt.clone(),
+            result: o.result.clone(),
+            pid: None,
+        });
+    }
+    for e in &mut o.expanded {
+        e.pid = Some(pid);
+    }
+    o
+}
+
+/// Now, with the local time zone's offset.
+fn now() -> Timestamp {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let offset = tern_maillog::writer::local_utc_offset(unix);
+    let mut t = Timestamp::utc(unix);
+    if offset != 0 {
+        t.utc_offset_minutes = offset / 60;
+        t.zone = String::new();
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn queue_file_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("spool");
+        std::fs::create_dir_all(q.join("active")).unwrap();
+        std::fs::write(q.join("active/A1"), "x").unwrap();
+        std::fs::write(dir.path().join("secret"), "x").unwrap();
+        symlink(dir.path().join("secret"), q.join("active/L1")).unwrap();
+        symlink(dir.path(), q.join("link")).unwrap();
+        std::fs::create_dir(q.join("active/D1")).unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        let table: &[(PathBuf, Option<u32>, Option<&str>)] = &[
+            (q.join("active/A1"), Some(me), None),
+            (q.join("active/A1"), Some(me + 1), Some("not by mail_owner")),
+            (q.join("active/../../secret"), None, Some("not inside")),
+            (dir.path().join("secret"), None, Some("not inside")),
+            (PathBuf::from("spool/active/A1"), None, Some("not inside")),
+            (q.join("active/L1"), None, Some("symbolic link")),
+            (q.join("link/secret"), None, Some("symbolic link")),
+            (q.join("active/D1"), None, Some("not a regular file")),
+            (q.join("active/none"), None, Some("No such file")),
+        ];
+        for (path, owner, want) in table {
+            let got = check_queue_file(path, &q, *owner);
+            match want {
+                None => assert!(got.is_ok(), "{path:?}: {got:?}"),
+                Some(w) => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(w)),
+                    "{path:?}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn local_entries_become_log_lines() {
+        use crate::local::Entry;
+        let sent = |text: &str| Delivered::Sent {
+            dsn: "2.0.0".into(),
+            text: text.into(),
+        };
+        let entry = |address: &str, orig: &str, result: Final| Entry {
+            address: address.into(),
+            orig_to: orig.into(),
+            result,
+            notify: None,
+        };
+        let req = DeliveryRequest {
+            agent: Agent::Local,
+            transport: "local".into(),
+            nexthop: "x".into(),
+            queue_id: "Q".into(),
+            queue_file: PathBuf::from("/q/active/Q"),
+            sender: String::new(),
+            arrival: 0,
+            envid: None,
+            recipients: vec![crate::request::RequestRecipient {
+                index: 0,
+                address: "root@x".into(),
+                ..Default::default()
+            }],
+        };
+        // root -> alice, bob: two lines with orig_to, the recipient's summary as result.
+        let two = LocalOutcome {
+            index: 0,
+            result: sent(""),
+            entries: vec![
+                entry(
+                    "alice@x",
+                    "root@x",
+                    Final::Done(sent("delivered to mailbox")),
+                ),
+                entry(
+                    "bob@x",
+                    "root@x",
+                    Final::Pass {
+                        transport: "lmtp".into(),
+                        nexthop: "x".into(),
+                    },
+                ),
+            ],
+        };
+        let o = with_lines(local_outcome(two, "local"), &req, 77);
+        assert_eq!(o.expanded.len(), 2);
+        assert_eq!(o.expanded[0].orig_to, "root@x");
+        assert_eq!(o.expanded[0].pid, Some(77));
+        assert!(matches!(o.result, Delivered::Deferred { .. }), "{o:?}");
+        // One destination: its result (with its text) is the recipient's.
+        let one = LocalOutcome {
+            index: 0,
+            result: sent(""),
+            entries: vec![entry(
+                "root@x",
+                "",
+                Final::Done(sent("delivered to mailbox")),
+            )],
+        };
+        let o = with_lines(local_outcome(one, "local"), &req, 77);
+        assert_eq!(o.result, sent("delivered to mailbox"));
+        assert_eq!(o.relay, "local");
+        // Nothing at all (a duplicate): no line.
+        let none = LocalOutcome {
+            index: 0,
+            result: sent(""),
+            entries: vec![],
+        };
+        let o = with_lines(local_outcome(none, "local"), &req, 77);
+        assert!(o.expanded.is_empty());
+    }
+
+    #[test]
+    fn a_bad_configuration_defers_with_a_warning() {
+        let mut w = Worker::new(Path::new("/nonexistent/tern-config"));
+        let req = DeliveryRequest {
+            agent: Agent::Local,
+            transport: "local".into(),
+            nexthop: "x".into(),
+            queue_id: "Q1".into(),
+            queue_file: PathBuf::from("/q/active/Q1"),
+            sender: String::new(),
+            arrival: 0,
+            envid: None,
+            recipients: vec![crate::request::RequestRecipient {
+                index: 2,
+                address: "u@x".into(),
+                ..Default::default()
+            }],
+        };
+        let reply = w.serve(&req);
+        assert_eq!(reply.pid, std::process::id());
+        assert_eq!(reply.outcomes.len(), 1);
+        let o = &reply.outcomes[0];
+        assert_eq!(o.index, 2);
+        assert!(matches!(&o.result, Delivered::Deferred { dsn, .. } if dsn == "4.3.5"));
+        assert_eq!(o.expanded.len(), 1);
+        assert_eq!(o.expanded[0].pid, Some(std::process::id()));
+        assert_eq!(reply.warnings.len(), 1, "{:?}", reply.warnings);
+    }
+}
