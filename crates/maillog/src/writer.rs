@@ -269,10 +269,20 @@ impl Logger {
         self.log_at(Timestamp::now(), ident, line);
     }
 
+    /// Logs `line` for another process of the mail system (a delivery agent's
+    /// `postfix/local[PID]` lines, which the daemon writes for it).
+    pub fn log_pid(&self, ident: &Ident, pid: u32, line: &Line) {
+        self.write(Timestamp::now(), ident, pid, line);
+    }
+
     /// Logs `line` with a given time stamp (tests, and replays).
     pub fn log_at(&self, stamp: Timestamp, ident: &Ident, line: &Line) {
+        self.write(stamp, ident, self.pid, line);
+    }
+
+    fn write(&self, stamp: Timestamp, ident: &Ident, pid: u32, line: &Line) {
         if let Some(batch) = &self.batch {
-            let mut text = prefix::file_line(stamp, &self.myhostname, ident, self.pid, line);
+            let mut text = prefix::file_line(stamp, &self.myhostname, ident, pid, line);
             text.push('\n');
             batch.push(text.as_bytes());
             return;
@@ -281,23 +291,16 @@ impl Logger {
         match &mut *sink {
             Sink::File => {}
             Sink::Stdout => {
-                let mut text = prefix::file_line(stamp, &self.myhostname, ident, self.pid, line);
+                let mut text = prefix::file_line(stamp, &self.myhostname, ident, pid, line);
                 text.push('\n');
                 let _ = io::stdout().lock().write_all(text.as_bytes());
             }
             Sink::Syslog(syslog) => {
-                let datagram =
-                    prefix::syslog_datagram(syslog.facility(), stamp, ident, self.pid, line);
+                let datagram = prefix::syslog_datagram(syslog.facility(), stamp, ident, pid, line);
                 syslog.send(datagram.as_bytes());
             }
             Sink::Memory(lines) => {
-                lines.push(prefix::file_line(
-                    stamp,
-                    &self.myhostname,
-                    ident,
-                    self.pid,
-                    line,
-                ));
+                lines.push(prefix::file_line(stamp, &self.myhostname, ident, pid, line));
             }
         }
     }

@@ -18,6 +18,7 @@
 //! Trust: see [`runner`]'s Security section; this runs as mail_owner.
 
 pub mod config;
+pub mod notices;
 pub mod runner;
 pub mod schedule;
 pub mod transports;
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tern_config::config::Config;
-use tern_maillog::{Ident, Logger};
+use tern_maillog::Logger;
 use tern_queue::{Committer, QueueLayout};
 
 pub use runner::{Deps, QmgrHandle};
@@ -62,7 +63,7 @@ pub fn builtin_transports() -> HashMap<String, Arc<dyn Transport>> {
 
 /// Starts the queue manager on the current tokio runtime with the built-in transports,
 /// the delivery helper's (local, virtual, pipe: [`crate::agents`]) when it runs, and the
-/// logging [`transports::LogNotices`].
+/// bounce service ([`notices::Bounces`]).
 pub fn start(
     config: &Config,
     layout: QueueLayout,
@@ -73,10 +74,6 @@ pub fn start(
     let settings = config::load(config)?;
     let warn: tern_maps::Warn = Arc::new(crate::relay::warn);
     let resolver = Arc::new(tern_rewrite::Resolver::from_config(config, warn)?);
-    let notices = Arc::new(transports::LogNotices {
-        logger: Arc::clone(&logger),
-        ident: Ident::new(&settings.syslog_name, "bounce"),
-    });
     let mut transports = builtin_transports();
     if let Some(h) = helper {
         transports.extend(crate::agents::transports(h, &settings, &logger));
@@ -89,7 +86,6 @@ pub fn start(
             layout,
             resolver,
             transports,
-            notices,
         },
     ))
 }

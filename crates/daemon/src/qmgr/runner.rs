@@ -37,6 +37,7 @@ use tern_queue::{
 use tern_rewrite::Resolver;
 
 use super::config::QmgrSettings;
+use super::notices;
 use super::schedule::{Dispatch, Fate, NewMessage, Next, PassEnd, Rcpt, Scheduler, Time};
 use super::transports::{
     DOUBLE_BOUNCE, DoubleBounceDiscard, Notice, NoticeKind, NoticeRecipient, Notices, Transport,
@@ -44,10 +45,6 @@ use super::transports::{
 };
 use crate::submit::{Forward as ForwardMsg, NewRecipient, Submitter};
 
-// XXX: notices.rs belongs in qmgr/mod.rs (`pub mod notices;`), which this change may not
-// edit; until the integrator moves it there it is reached as `qmgr::runner::notices`.
-#[path = "notices.rs"]
-pub mod notices;
 mod record;
 
 use record::{LogCtx, record};
@@ -61,9 +58,6 @@ pub struct Deps {
     /// Delivery agents by master.cf command name (`discard`, `error`, `local`, ...). A
     /// service whose command has none here defers with `mail transport unavailable`.
     pub transports: HashMap<String, Arc<dyn Transport>>,
-    /// Ignored: [`start`] installs [`notices::Bounces`], built from the settings.
-    /// XXX: to be removed with [`super::transports::LogNotices`] by the integrator.
-    pub notices: Arc<dyn Notices>,
 }
 
 /// How the rest of the daemon talks to the queue manager. Cheap to clone.

@@ -14,10 +14,9 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use tern_delivery::request::{Delivered, DeliveryRequest, Outcome};
-use tern_maillog::{Ident, Line, Logger};
+
 use tern_queue::Envelope;
 
 /// A boxed future, as the trait objects return.
@@ -75,36 +74,6 @@ pub struct Notice {
 /// tries again later, as Postfix does when the bounce service fails.
 pub trait Notices: Send + Sync {
     fn notify(&self, notice: Notice) -> BoxFuture<Result<(), String>>;
-}
-
-/// A [`Notices`] that sends nothing and says so in the log (until bounce composition is
-/// wired in).
-pub struct LogNotices {
-    pub logger: Arc<Logger>,
-    /// `syslog_name/bounce`.
-    pub ident: Ident,
-}
-
-impl Notices for LogNotices {
-    fn notify(&self, notice: Notice) -> BoxFuture<Result<(), String>> {
-        let what = match notice.kind {
-            NoticeKind::Bounce => "non-delivery notification",
-            NoticeKind::Expired => "expiry notification",
-            NoticeKind::DelayWarning => "delay notification",
-            NoticeKind::Success => "delivery status notification",
-        };
-        // XXX: not one of Postfix's lines; bounce(8) logs `sender non-delivery
-        // notification: NEWID` once it exists.
-        self.logger.log(
-            &self.ident,
-            &Line::warning(format!(
-                "{}: {what} for {} recipient(s) not sent: no bounce service yet",
-                notice.queue_id,
-                notice.recipients.len()
-            )),
-        );
-        Box::pin(async { Ok(()) })
-    }
 }
 
 /// discard(8): every recipient `sent`, with the next hop as the reason.

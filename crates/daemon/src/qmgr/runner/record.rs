@@ -55,11 +55,6 @@ pub(super) async fn record(
     let mut lines = Vec::new();
     let mut updates = Vec::new();
     for (r, o) in matched {
-        let orig_to = if r.orig_rcpt.is_empty() {
-            &r.address
-        } else {
-            &r.orig_rcpt
-        };
         let line = |to: &str, orig: Option<&str>, status, dsn: &str, text: &str| {
             dlog::delivery(&Delivery {
                 queue_id: &req.queue_id,
@@ -87,7 +82,10 @@ pub(super) async fn record(
                     (status_of(fate), dsn, text)
                 }
             };
-            lines.push(line(&e.address, Some(orig_to), status, &dsn, &text));
+            lines.push((
+                e.pid,
+                line(&e.address, Some(&e.orig_to), status, &dsn, &text),
+            ));
         }
         let (fate, dsn, text) = match lookup(&forwarded, &o.result) {
             Some(Ok(id)) => (Fate::Sent, "2.0.0".to_owned(), forwarded_as(id)),
@@ -107,13 +105,13 @@ pub(super) async fn record(
             ),
             None => (fate, dsn, text),
         };
-        if o.expanded.is_empty() || fate == Fate::Deferred {
-            lines.push(line(
-                &r.address,
-                Some(&r.orig_rcpt),
-                status_of(fate),
-                &dsn,
-                &text,
+        // An agent answers `Sent` with no text and no expansion for a recipient that
+        // was a duplicate of another in the same request: nothing to log.
+        let duplicate = o.expanded.is_empty() && fate == Fate::Sent && text.is_empty();
+        if !duplicate && (o.expanded.is_empty() || fate == Fate::Deferred) {
+            lines.push((
+                None,
+                line(&r.address, Some(&r.orig_rcpt), status_of(fate), &dsn, &text),
             ));
         }
         if fate != Fate::Bounced {
@@ -156,8 +154,11 @@ pub(super) async fn record(
     .await;
     match appended {
         Ok(Ok(())) => {
-            for line in lines {
-                ctx.logger.log(&ctx.ident, &line);
+            for (pid, line) in lines {
+                match pid {
+                    Some(pid) => ctx.logger.log_pid(&ctx.ident, pid, &line),
+                    None => ctx.logger.log(&ctx.ident, &line),
+                }
             }
         }
         failed => {
