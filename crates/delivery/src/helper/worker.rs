@@ -338,12 +338,14 @@ impl Worker {
 /// XXX: the agents open the file again by name afterwards; a daemon that swaps the file
 /// in between still meets the owner check only if it owns the new file too.
 pub fn check_queue_file(path: &Path, queue_dir: &Path, owner: Option<u32>) -> Result<(), String> {
-    if !path.is_absolute()
-        || !path.starts_with(queue_dir)
-        || path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
+    // queue_directory itself may be written with `..` (`${config_directory}/../var/...`);
+    // the part below it may not.
+    let inside = path.is_absolute()
+        && path.strip_prefix(queue_dir).is_ok_and(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        });
+    if !inside {
         return Err("not inside queue_directory".to_owned());
     }
     let real_dir = queue_dir
@@ -491,6 +493,10 @@ mod tests {
             (q.join("active/D1"), None, Some("not a regular file")),
             (q.join("active/none"), None, Some("No such file")),
         ];
+        // queue_directory as the default configuration writes it, with `..` in it.
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let dotted = dir.path().join("conf/../spool");
+        assert!(check_queue_file(&dotted.join("active/A1"), &dotted, Some(me)).is_ok());
         for (path, owner, want) in table {
             let got = check_queue_file(path, &q, *owner);
             match want {

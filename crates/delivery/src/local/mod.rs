@@ -343,8 +343,10 @@ impl LocalOutcome {
 
 /// Whether `path` is inside `dir` (lexically, with no `..`).
 fn inside(path: &Path, dir: &Path) -> bool {
-    path.starts_with(dir)
-        && !path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
+    // `dir` may be written with `..` (`${config_directory}/../var/spool/postfix`); the
+    // part of `path` below it may not.
+    path.strip_prefix(dir).is_ok_and(|rel| {
+        rel.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    })
 }

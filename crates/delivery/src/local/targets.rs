@@ -124,11 +124,11 @@ pub(crate) fn deliver_mailbox(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr) 
         }
         Ok(None) if s.home_mailbox.ends_with('/') => {
             let dir = format!("{home}/{}", s.home_mailbox);
-            deliver_maildir(ctx, &st, &ua, &dir);
+            deliver_maildir(ctx, &st, own_rights(&ua), &dir);
         }
         Ok(None) if s.home_mailbox.is_empty() && s.mail_spool_directory.ends_with('/') => {
             let dir = format!("{}{}/", s.mail_spool_directory, st.user);
-            deliver_maildir(ctx, &st, &ua, &dir);
+            deliver_maildir(ctx, &st, own_rights(&ua), &dir);
         }
         Ok(None) => {
             let path = if s.home_mailbox.is_empty() {
@@ -188,8 +188,18 @@ fn failed(ctx: &mut Ctx<'_, '_>, st: &State, f: Failure) {
     }
 }
 
-/// deliver_maildir(): a Maildir with the user's rights.
-fn deliver_maildir(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr, dir: &str) {
+/// The recipient's own rights, for the mailbox: maildir.c and mailbox.c use them as
+/// they are, root's included (only commands and files get default_privs for root).
+fn own_rights(ua: &UserAttr) -> Rights {
+    Rights {
+        uid: ua.uid,
+        gid: ua.gid,
+    }
+}
+
+/// deliver_maildir(): a Maildir with the rights `who` (the recipient's for a mailbox,
+/// the file rights for a `/dir/` destination).
+fn deliver_maildir(ctx: &mut Ctx<'_, '_>, st: &State, who: Rights, dir: &str) {
     let s = ctx.settings().clone();
     let mut st = st.clone();
     if !s.frozen_delivered_to {
@@ -207,7 +217,6 @@ fn deliver_maildir(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr, dir: &str) 
         original_to: orig,
         return_path: true,
     };
-    let who = rights(ctx, ua);
     let result = match ctx.message.reader() {
         Ok(mut r) => ctx
             .env
@@ -235,7 +244,7 @@ pub(crate) fn deliver_file(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr, pat
         return;
     }
     if path.ends_with('/') {
-        deliver_maildir(ctx, &st, ua, path);
+        deliver_maildir(ctx, &st, rights(ctx, ua), path);
         return;
     }
     let s = ctx.settings().clone();

@@ -95,6 +95,7 @@ pub(super) async fn record(
             }
             None => simple(&o.result),
         };
+        let forward_failed = failed_forward.is_some();
         let (fate, dsn, text) = match failed_forward {
             // XXX: Postfix's local(8) leaves the recipient for a later attempt without a
             // line of its own; Tern logs the deferral.
@@ -107,8 +108,10 @@ pub(super) async fn record(
         };
         // An agent answers `Sent` with no text and no expansion for a recipient that
         // was a duplicate of another in the same request: nothing to log.
+        // An agent that reports per address (`expanded`) has logged each address; the
+        // recipient's own line is needed only without those, or for a failed forward.
         let duplicate = o.expanded.is_empty() && fate == Fate::Sent && text.is_empty();
-        if !duplicate && (o.expanded.is_empty() || fate == Fate::Deferred) {
+        if !duplicate && (o.expanded.is_empty() || forward_failed) {
             lines.push((
                 None,
                 line(&r.address, Some(&r.orig_rcpt), status_of(fate), &dsn, &text),
