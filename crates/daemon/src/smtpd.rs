@@ -57,6 +57,13 @@ const WRITE_ERROR: &str = "451 4.3.0 Error: queue file write error";
 const NO_SPACE: &str = "452 4.3.1 Insufficient system storage";
 /// The most bytes one read takes.
 const READ_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// The read buffer of each runtime thread: a session holds none while it waits (an
+    /// idle session costs only its state), and a read does not zero a fresh buffer.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
+}
 /// A bound on the passes of the input loop between reads.
 const MAX_PASSES: usize = 1_000_000;
 
@@ -184,11 +191,15 @@ impl Driver<'_> {
                 }
                 Ok(Err(_)) => break Some(EndReason::LostConnection),
                 Ok(Ok(())) => {
-                    // The buffer lives only across this non-async read.
-                    let mut buf = [0u8; READ_SIZE];
-                    match self.read_drained(&mut buf) {
+                    // The thread's buffer, used only across this non-async read.
+                    let read = READ_BUF.with_borrow_mut(|buf| {
+                        let n = self.read_drained(buf)?;
+                        self.lines.push(&buf[..n]);
+                        Ok::<_, std::io::Error>(n)
+                    });
+                    match read {
                         Ok(0) => break Some(EndReason::LostConnection),
-                        Ok(n) => self.lines.push(&buf[..n]),
+                        Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(_) => break Some(EndReason::LostConnection),
                     }
@@ -245,10 +256,11 @@ impl Driver<'_> {
 
     /// Takes what the socket already holds, without waiting (Postfix's peekfd()).
     fn read_ahead(&mut self) {
-        let mut buf = [0u8; READ_SIZE];
-        if let Ok(n) = self.stream.try_read(&mut buf) {
-            self.lines.push(&buf[..n]);
-        }
+        READ_BUF.with_borrow_mut(|buf| {
+            if let Ok(n) = self.stream.try_read(buf) {
+                self.lines.push(&buf[..n]);
+            }
+        });
     }
 
     /// `improper command pipelining after CMD from CLIENT: TEXT`, once per session.
@@ -682,9 +694,9 @@ impl Driver<'_> {
     /// error path still answers 451 4.3.0).
     ///
     /// The file system is asked at most once per [`SPACE_RECHECK`] while it has plenty of
-    /// room (four times what the check needs): a statvfs per MAIL is a system call per
-    /// message, and in that time no SMTP traffic fills the difference. Near the limit it
-    /// is asked every time. (Were it filled anyway, the write error answers 451 4.3.0:
+    /// room (four times what the check needs, and [`SPACE_PLENTY`]): a statvfs per MAIL
+    /// is a system call per message, and in that time no SMTP traffic fills the
+    /// difference (1 GiB in 100 ms is 80 Gbit/s). Otherwise it is asked every time. (Were it filled anyway, the write error answers 451 4.3.0:
     /// never a 250 for a message not on disk.)
     fn queue_space_short(&self) -> Option<u64> {
         let root = self.sh.layout.root();
@@ -710,7 +722,7 @@ impl Driver<'_> {
                 dir: root.to_owned(),
                 at: std::time::Instant::now(),
                 free_bytes,
-                plenty: free_bytes / 4 > need,
+                plenty: free_bytes / 4 > need && free_bytes > SPACE_PLENTY,
             });
         }
         short.then_some(free_bytes)
@@ -725,6 +737,9 @@ impl Driver<'_> {
 
 /// How long a statvfs of the queue file system stays good while it shows plenty of room.
 const SPACE_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Free space above which a look at the queue file system is reused for a while.
+const SPACE_PLENTY: u64 = 1 << 30;
 
 /// The last look at the queue file system's free space (one daemon, one queue).
 struct SpaceCheck {
