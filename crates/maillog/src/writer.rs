@@ -157,18 +157,7 @@ impl Batch {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if st.stop || st.bytes.len() >= PENDING_MAX {
             drop(st);
-            // What is pending goes first. Locks are always taken file first, then
-            // pending (as in flush).
-            let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-            let pending = std::mem::take(
-                &mut self
-                    .state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .bytes,
-            );
-            file.write(&pending);
-            file.write(line);
+            self.write_pending_and(line);
             return;
         }
         st.bytes.extend_from_slice(line);
@@ -180,6 +169,12 @@ impl Batch {
 
     /// Writes what is pending now.
     fn flush(&self) {
+        self.write_pending_and(b"");
+    }
+
+    /// Writes what is pending, then `line`. Locks are always taken file first, then
+    /// pending, so that batches reach the file in the order they were taken.
+    fn write_pending_and(&self, line: &[u8]) {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         let pending = std::mem::take(
             &mut self
@@ -189,6 +184,9 @@ impl Batch {
                 .bytes,
         );
         file.write(&pending);
+        if !line.is_empty() {
+            file.write(line);
+        }
     }
 
     fn run(&self) {
