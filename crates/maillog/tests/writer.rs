@@ -126,14 +126,17 @@ fn threads_never_interleave_lines() {
         ))
         .expect("open"),
     );
+    // Long lines (past the writer thread's pending bound) and short ones (gathered into
+    // batches) from every thread at once.
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let logger = Arc::clone(&logger);
             std::thread::spawn(move || {
                 let ident = Ident::new("postfix", "qmgr");
-                let long_id = format!("{t:X}{}", "F".repeat(900));
-                for _ in 0..LINES {
-                    logger.log(&ident, &queue::removed(&long_id));
+                let pad = if t % 2 == 0 { 900 } else { 10 };
+                for i in 0..LINES {
+                    let id = format!("{t:X}Z{i:04}Z{}", "F".repeat(pad));
+                    logger.log(&ident, &queue::removed(&id));
                 }
             })
         })
@@ -141,13 +144,24 @@ fn threads_never_interleave_lines() {
     for handle in handles {
         handle.join().expect("thread");
     }
+    logger.flush();
     let lines = read_lines(&path);
     assert_eq!(lines.len(), THREADS * LINES);
+    // Whole lines, and each thread's lines in the order it logged them.
+    let mut next = [0usize; THREADS];
     for line in lines {
-        assert!(
-            line.ends_with(&format!("{}: removed", "F".repeat(900))),
-            "{line}"
-        );
+        let id = line
+            .rsplit(' ')
+            .nth(1)
+            .and_then(|w| w.strip_suffix(':'))
+            .unwrap_or_else(|| panic!("{line}"));
+        let mut parts = id.split('Z');
+        let t = usize::from_str_radix(parts.next().expect("thread"), 16).expect("thread");
+        let i: usize = parts.next().expect("seq").parse().expect("seq");
+        let pad = parts.next().expect("pad");
+        assert_eq!(pad.len(), if t % 2 == 0 { 900 } else { 10 }, "{line}");
+        assert_eq!(i, next[t], "thread {t} out of order: {line}");
+        next[t] += 1;
     }
 }
 
