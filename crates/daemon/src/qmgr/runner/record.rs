@@ -95,6 +95,7 @@ pub(super) async fn record(
             }
             None => simple(&o.result),
         };
+        let forward_failed = failed_forward.is_some();
         let (fate, dsn, text) = match failed_forward {
             // XXX: Postfix's local(8) leaves the recipient for a later attempt without a
             // line of its own; Tern logs the deferral.
@@ -106,9 +107,11 @@ pub(super) async fn record(
             None => (fate, dsn, text),
         };
         // An agent answers `Sent` with no text and no expansion for a recipient that
-        // was a duplicate of another in the same request: nothing to log.
+        // was a duplicate of another in the same request: nothing to log. A recipient
+        // with expanded results was logged by them (a deferred one included: its line
+        // is the agent's, not a second one of the queue manager's).
         let duplicate = o.expanded.is_empty() && fate == Fate::Sent && text.is_empty();
-        if !duplicate && (o.expanded.is_empty() || fate == Fate::Deferred) {
+        if !duplicate && (o.expanded.is_empty() || forward_failed) {
             lines.push((
                 None,
                 line(&r.address, Some(&r.orig_rcpt), status_of(fate), &dsn, &text),
