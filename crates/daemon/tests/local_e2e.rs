@@ -527,3 +527,61 @@ fn maildir_in_home_is_read_by_mutt() {
         "{seen}"
     );
 }
+
+#[test]
+fn mailbox_transport_and_fallback_transport_pass_to_a_pipe_service() {
+    let base = homes();
+    let user = TestUser::new("tern-t-px", None);
+    let out = base.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let script = out.join("store.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > {o}/\"$1\".msg; echo \"$2 $(id -u)\" > {o}/\"$1\".rcpt\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut i = Instance::with_services(
+        "",
+        &format!(
+            "mailbox_transport_maps = inline:{{ {u}=tern-mbx }}\n\
+             fallback_transport = tern-mbx\n\
+             local_recipient_maps =",
+            u = user.name
+        ),
+        &format!(
+            "tern-mbx unix - n n - - pipe\n  user=nobody argv={} ${{user}} ${{recipient}}\n",
+            script.display()
+        ),
+    );
+    i.launch();
+    let id1 = send(i.t.port, SENDER, &at(&user.name), "", "mailbox transport");
+    let id2 = send(i.t.port, SENDER, &at("tern-t-nouser"), "", "fallback");
+    let log = i.wait(": removed", 2);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    for (id, local) in [(&id1, user.name.as_str()), (&id2, "tern-t-nouser")] {
+        assert!(log.contains(&format!("{id}: removed")), "{log}");
+        // The pipe agent logs the delivery, local(8) nothing.
+        let (lines, _) = delivery_lines(&log, "postfix/local", id);
+        assert_eq!(lines, Vec::<String>::new(), "{log}");
+        let (lines, _) = delivery_lines(&log, "postfix/pipe", id);
+        assert_eq!(
+            lines,
+            [format!(
+                "postfix/pipe[PID]: QID: to=<{}>, relay=tern-mbx, delay=N, delays=N, \
+                 dsn=2.0.0, status=sent (delivered via tern-mbx service)",
+                at(local)
+            )],
+            "{log}"
+        );
+        let rcpt = std::fs::read_to_string(out.join(format!("{local}.rcpt"))).unwrap();
+        assert_eq!(rcpt.trim(), format!("{} {}", at(local), nobody.uid));
+        let msg = std::fs::read_to_string(out.join(format!("{local}.msg"))).unwrap();
+        assert!(msg.contains("Subject: "), "{msg}");
+    }
+    assert!(!i.mbox(&user.name).exists());
+}

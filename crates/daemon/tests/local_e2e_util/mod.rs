@@ -45,6 +45,11 @@ impl Instance {
     /// `aliases` in aliases(5) form (built with Tern's postalias into `hash:`), `extra`
     /// appended to main.cf. Not started.
     pub fn new(aliases: &str, extra: &str) -> Instance {
+        Instance::with_services(aliases, extra, "")
+    }
+
+    /// As [`Instance::new`], with `services` (master.cf lines) added.
+    pub fn with_services(aliases: &str, extra: &str, services: &str) -> Instance {
         check_binaries();
         let t = Tern::configure("").expect("configure");
         let root = t.dir.path();
@@ -77,7 +82,8 @@ impl Instance {
                 s = spool.display()
             );
         std::fs::write(conf.join("main.cf"), main).expect("main.cf");
-        t.write_master_cf(&master_cf(t.port)).expect("master.cf");
+        t.write_master_cf(&(master_cf(t.port) + services))
+            .expect("master.cf");
         let postalias = tern_testkit::tern::postfix_binary()
             .expect("postfix binary")
             .with_file_name("postalias");
