@@ -113,6 +113,11 @@ pub enum Delivered {
     /// and `.forward` results that are not its own to deliver): the daemon queues them
     /// and logs `status=sent (forwarded as NEWID)`.
     Forward(Forward),
+    /// Deliver this address through another transport (local(8)'s deliver_pass for
+    /// mailbox_transport(_maps) and fallback_transport(_maps)): the queue manager sends
+    /// it to `transport` (a master.cf service) and `nexthop` with this message, and that
+    /// delivery's result (logged by that transport) stands for this one.
+    Pass { transport: String, nexthop: String },
 }
 
 /// A new message for addresses found by expansion.

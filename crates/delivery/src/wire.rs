@@ -264,6 +264,11 @@ impl Enc {
                 self.strs(&f.recipients);
                 self.strs(&f.prepend);
             }
+            Delivered::Pass { transport, nexthop } => {
+                self.u8(4);
+                self.str(transport);
+                self.str(nexthop);
+            }
         }
     }
     fn dsn_text(&mut self, tag: u8, dsn: &str, text: &str) {
@@ -401,6 +406,10 @@ impl Dec<'_> {
                 recipients: self.strs()?,
                 prepend: self.strs()?,
             }),
+            4 => Delivered::Pass {
+                transport: self.str()?,
+                nexthop: self.str()?,
+            },
             t => return Err(WireError::Tag("result", t)),
         })
     }
@@ -500,6 +509,15 @@ mod tests {
                         }),
                         pid: Some(4242),
                     }],
+                },
+                Outcome {
+                    index: 2,
+                    result: Delivered::Pass {
+                        transport: "dovecot".into(),
+                        nexthop: "x".into(),
+                    },
+                    relay: "local".into(),
+                    expanded: Vec::new(),
                 },
                 Outcome {
                     index: 1,

@@ -494,6 +494,8 @@ impl Runner {
                 + Duration::new(env.arrival.sec, env.arrival.usec.saturating_mul(1000)),
             active_at: a.entered,
             services: Arc::clone(&self.services),
+            settings: Arc::clone(&self.s),
+            deps: Arc::clone(&self.deps),
         };
         let log = Arc::clone(&a.log);
         let events = self.events.clone();

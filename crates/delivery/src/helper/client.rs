@@ -53,6 +53,8 @@ impl Control {
         let (ours, theirs) = pair()?;
         let child = Command::new(exe)
             .arg("supervisor")
+            // postfix(1) exports MAIL_CONFIG to every daemon (import_environment).
+            .env("MAIL_CONFIG", config_dir)
             .arg("-c")
             .arg(config_dir)
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))

@@ -35,7 +35,7 @@ use tern_rewrite::Resolver;
 use super::HelperError;
 use crate::local::message::Message;
 use crate::local::real::RealMailboxes;
-use crate::local::{self, Env, Final, LocalOutcome, LocalSettings};
+use crate::local::{self, Env, LocalOutcome, LocalSettings};
 use crate::pipe::{self, PipeService};
 use crate::privs;
 use crate::request::{Agent, Delivered, DeliveryRequest, ExpandedOutcome, Outcome, Reply};
@@ -387,47 +387,10 @@ fn defer_all(req: &DeliveryRequest, dsn: &str, text: &str) -> Vec<Outcome> {
 }
 
 /// local(8)'s outcome as the daemon's: one log line per final destination; a
-/// destination for mailbox_transport or fallback_transport (deliver_pass) defers until
-/// the queue manager can pass it on.
+/// destination for mailbox_transport or fallback_transport (deliver_pass) is passed on
+/// by the queue manager.
 fn local_outcome(o: LocalOutcome, relay: &str) -> Outcome {
-    let mut passed = None;
-    let expanded: Vec<ExpandedOutcome> = o
-        .entries
-        .into_iter()
-        .map(|e| {
-            let result = match e.result {
-                Final::Done(d) => d,
-                Final::Pass { transport, .. } => {
-                    // XXX: Postfix's local(8) hands the recipient to that transport and
-                    // waits (deliver_pass(3)); the request types have no way to say so yet.
-                    let d = Delivered::Deferred {
-                        dsn: "4.3.0".into(),
-                        text: format!("mail transport unavailable: {transport}"),
-                    };
-                    passed.get_or_insert_with(|| d.clone());
-                    d
-                }
-            };
-            ExpandedOutcome {
-                address: e.address,
-                orig_to: e.orig_to,
-                result,
-                pid: None,
-            }
-        })
-        .collect();
-    // One destination: its own result, text and all (the recipient's line is its line).
-    let result = match (&expanded[..], passed) {
-        ([one], _) => one.result.clone(),
-        (_, Some(d)) => d,
-        _ => o.result,
-    };
-    Outcome {
-        index: o.index,
-        result,
-        relay: relay.to_owned(),
-        expanded,
-    }
+    o.into_outcome(relay)
 }
 
 /// Every outcome gets its log lines with this worker's pid: the expansion's entries, or
@@ -511,7 +474,7 @@ mod tests {
 
     #[test]
     fn local_entries_become_log_lines() {
-        use crate::local::Entry;
+        use crate::local::{Entry, Final};
         let sent = |text: &str| Delivered::Sent {
             dsn: "2.0.0".into(),
             text: text.into(),
@@ -561,7 +524,7 @@ mod tests {
         assert_eq!(o.expanded.len(), 2);
         assert_eq!(o.expanded[0].orig_to, "root@x");
         assert_eq!(o.expanded[0].pid, Some(77));
-        assert!(matches!(o.result, Delivered::Deferred { .. }), "{o:?}");
+        assert!(matches!(o.result, Delivered::Pass { .. }), "{o:?}");
         // One destination: its result (with its text) is the recipient's.
         let one = LocalOutcome {
             index: 0,

@@ -309,36 +309,44 @@ pub fn summary(entries: &[Entry]) -> Delivered {
 }
 
 impl LocalOutcome {
-    /// The outcome in the daemon's [`Outcome`] form, when no entry needs another
-    /// transport (else the entries to pass on come back).
-    pub fn into_outcome(self, relay: &str) -> Result<Outcome, LocalOutcome> {
-        if self
-            .entries
-            .iter()
-            .any(|e| matches!(e.result, Final::Pass { .. }))
-        {
-            return Err(self);
-        }
-        let expanded = self
+    /// The outcome in the daemon's [`Outcome`] form: one expanded entry (one log line) per
+    /// final destination; a destination for mailbox_transport or fallback_transport
+    /// becomes [`Delivered::Pass`], which the queue manager delivers through that
+    /// transport (deliver_pass(3)). The recipient's own result is its one destination's
+    /// (text and all: the recipient's line is that line), else the summary; with a
+    /// destination still to pass on and nothing deferred, the queue manager decides once
+    /// the pass is done.
+    pub fn into_outcome(self, relay: &str) -> Outcome {
+        let expanded: Vec<ExpandedOutcome> = self
             .entries
             .into_iter()
-            .filter_map(|e| match e.result {
-                Final::Done(result) => Some(ExpandedOutcome {
-                    address: e.address,
-                    orig_to: e.orig_to,
-                    result,
-                    pid: None,
-                }),
-                Final::Pass { .. } => None,
+            .map(|e| ExpandedOutcome {
+                address: e.address,
+                orig_to: e.orig_to,
+                result: match e.result {
+                    Final::Done(d) => d,
+                    Final::Pass { transport, nexthop } => Delivered::Pass { transport, nexthop },
+                },
+                pid: None,
             })
             .collect();
-        Ok(Outcome {
+        let deferred = matches!(self.result, Delivered::Deferred { .. });
+        let result = match (&expanded[..], expanded.iter().find(|e| is_pass(&e.result))) {
+            ([one], _) => one.result.clone(),
+            (_, Some(p)) if !deferred => p.result.clone(),
+            _ => self.result,
+        };
+        Outcome {
             index: self.index,
-            result: self.result,
+            result,
             relay: relay.to_owned(),
             expanded,
-        })
+        }
     }
+}
+
+fn is_pass(d: &Delivered) -> bool {
+    matches!(d, Delivered::Pass { .. })
 }
 
 /// Whether `path` is inside `dir` (lexically, with no `..`).
@@ -349,4 +357,86 @@ fn inside(path: &Path, dir: &Path) -> bool {
         rel.components()
             .all(|c| matches!(c, std::path::Component::Normal(_)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(text: &str) -> Delivered {
+        Delivered::Sent {
+            dsn: "2.0.0".into(),
+            text: text.into(),
+        }
+    }
+
+    fn entry(address: &str, result: Final) -> Entry {
+        Entry {
+            address: address.into(),
+            orig_to: "root@x".into(),
+            result,
+            notify: None,
+        }
+    }
+
+    fn pass() -> Final {
+        Final::Pass {
+            transport: "dovecot".into(),
+            nexthop: "x".into(),
+        }
+    }
+
+    fn deferred() -> Delivered {
+        Delivered::Deferred {
+            dsn: "4.3.0".into(),
+            text: "later".into(),
+        }
+    }
+
+    #[test]
+    fn outcomes_for_the_daemon() {
+        let pass_d = Delivered::Pass {
+            transport: "dovecot".into(),
+            nexthop: "x".into(),
+        };
+        // (entries, the recipient's result)
+        let cases: Vec<(Vec<Entry>, Delivered)> = vec![
+            // One destination: its result is the recipient's, text and all.
+            (
+                vec![entry("a@x", Final::Done(sent("delivered to mailbox")))],
+                sent("delivered to mailbox"),
+            ),
+            (vec![entry("a@x", pass())], pass_d.clone()),
+            // A pass among others: the queue manager decides after it.
+            (
+                vec![
+                    entry("a@x", Final::Done(sent("delivered to mailbox"))),
+                    entry("b@x", pass()),
+                ],
+                pass_d.clone(),
+            ),
+            // Something deferred: the whole recipient is.
+            (
+                vec![entry("a@x", Final::Done(deferred())), entry("b@x", pass())],
+                deferred(),
+            ),
+            // Nothing at all (duplicates): sent, without text.
+            (vec![], sent("")),
+        ];
+        for (entries, want) in cases {
+            let o = LocalOutcome {
+                index: 3,
+                result: summary(&entries),
+                entries: entries.clone(),
+            }
+            .into_outcome("local");
+            assert_eq!(o.result, want, "{entries:?}");
+            assert_eq!((o.index, o.relay.as_str()), (3, "local"));
+            assert_eq!(o.expanded.len(), entries.len());
+            for (e, x) in o.expanded.iter().zip(&entries) {
+                assert_eq!((&e.address, &e.orig_to), (&x.address, &x.orig_to));
+                assert_eq!(is_pass(&e.result), matches!(x.result, Final::Pass { .. }));
+            }
+        }
+    }
 }

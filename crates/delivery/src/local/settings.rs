@@ -264,12 +264,11 @@ fn expand_mask(name: &str, value: &str, known: &[&str]) -> Result<ExpandMask, Se
     Ok(m)
 }
 
-/// Splits a list at commas and white space (Postfix's CHARS_COMMA_SP).
+/// Splits a list at commas and white space (Postfix's CHARS_COMMA_SP), `{ }` groups one
+/// element (mail_parm_split: `inline:{ a=b, c=d }` is one table). A group whose braces
+/// do not balance stays as written (the table then refuses it with its own message).
 pub fn split_list(text: &str) -> Vec<String> {
-    text.split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    tern_config::list::split(text).unwrap_or_else(|_| tern_config::list::split_keep_braces(text))
 }
 
 /// A Postfix time value: digits and an optional unit (s, m, h, d, w; seconds by default).
@@ -323,6 +322,23 @@ mod tests {
         ];
         for (t, want) in times {
             assert_eq!(parse_time(t).map(|d| d.as_secs()), *want, "{t}");
+        }
+    }
+
+    #[test]
+    fn lists() {
+        let cases: &[(&str, &[&str])] = &[
+            ("hash:/a, hash:/b", &["hash:/a", "hash:/b"]),
+            (
+                "inline:{ u=t, v=w } hash:/x",
+                &["inline:{ u=t, v=w }", "hash:/x"],
+            ),
+            ("{ LESS=-m -C }, TZ", &["LESS=-m -C", "TZ"]),
+            ("inline:{ u=t", &["inline:{ u=t"]),
+            ("", &[]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(split_list(text), *want, "{text}");
         }
     }
 }

@@ -1,11 +1,17 @@
 //! What qmgr makes of a delivery agent's outcomes: status records (one append per
-//! request), the per-recipient log lines, and the new messages for forwarded addresses
-//! (local(8)'s alias and `.forward` results for other transports).
+//! request), the per-recipient log lines, the new messages for forwarded addresses
+//! (local(8)'s alias and `.forward` results for other transports), and the addresses
+//! local(8) passes to another transport (mailbox_transport, fallback_transport:
+//! [`Delivered::Pass`]), delivered here through that transport before anything is
+//! recorded, as local(8)'s deliver_pass waits for the other agent.
+
+use tern_delivery::request::ExpandedOutcome;
 
 use super::{
-    Arc, Delays, Delivered, Delivery, DeliveryRequest, DeliveryStatus, Duration, Fate, ForwardMsg,
-    Ident, Line, Logger, Mutex, NewRecipient, Outcome, QueueId, RequestRecipient, Services, Status,
-    StatusLog, StatusUpdate, SystemTime, UNIX_EPOCH, dlog,
+    Arc, Delays, Delivered, Delivery, DeliveryRequest, DeliveryStatus, Deps, Duration, Fate,
+    ForwardMsg, Ident, Line, Logger, Mutex, NewRecipient, Outcome, QmgrSettings, QueueId,
+    RequestRecipient, Services, Status, StatusLog, StatusUpdate, SystemTime, Transport, UNIX_EPOCH,
+    Unavailable, agent_of, dlog,
 };
 
 /// What the per-recipient log lines need.
@@ -16,7 +22,15 @@ pub(super) struct LogCtx {
     pub(super) arrival: SystemTime,
     pub(super) active_at: SystemTime,
     pub(super) services: Arc<Services>,
+    /// The transports by master.cf service, for local(8)'s passes.
+    pub(super) settings: Arc<QmgrSettings>,
+    pub(super) deps: Arc<Deps>,
 }
+
+/// Another program's log line for one expanded entry: its ident and `relay=`.
+type LineOwner = Option<(Ident, String)>;
+/// The entries (outcome, entry) of one pass request: its transport and next hop.
+type PassGroup = (String, String, Vec<(usize, usize)>);
 
 /// Turns outcomes into status records (one append), log lines and fates.
 ///
@@ -50,17 +64,18 @@ pub(super) async fn record(
         };
         matched.push((want.swap_remove(pos), o));
     }
+    let owners = pass_on(req, &mut matched, ctx).await;
     let forwarded = forward(req, &matched, ctx).await;
     let mut results = Vec::new();
-    let mut lines = Vec::new();
+    let mut lines: Vec<(Option<Ident>, Option<u32>, Line)> = Vec::new();
     let mut updates = Vec::new();
-    for (r, o) in matched {
-        let line = |to: &str, orig: Option<&str>, status, dsn: &str, text: &str| {
+    for ((r, o), owner) in matched.into_iter().zip(owners) {
+        let line = |to: &str, orig: Option<&str>, status, dsn: &str, text: &str, relay: &str| {
             dlog::delivery(&Delivery {
                 queue_id: &req.queue_id,
                 to,
                 orig_to: orig,
-                relay: &o.relay,
+                relay,
                 conn_use: 0,
                 delays,
                 delay_resolution: ctx.delay_resolution,
@@ -70,7 +85,7 @@ pub(super) async fn record(
             })
         };
         let mut failed_forward = None;
-        for e in &o.expanded {
+        for (e, who) in o.expanded.iter().zip(&owner) {
             let (status, dsn, text) = match lookup(&forwarded, &e.result) {
                 Some(Ok(id)) => (Status::Sent, "2.0.0".to_owned(), forwarded_as(id)),
                 Some(Err(err)) => {
@@ -82,9 +97,14 @@ pub(super) async fn record(
                     (status_of(fate), dsn, text)
                 }
             };
+            let (ident, relay) = match who {
+                Some((ident, relay)) => (Some(ident.clone()), relay.as_str()),
+                None => (None, o.relay.as_str()),
+            };
             lines.push((
+                ident,
                 e.pid,
-                line(&e.address, Some(&e.orig_to), status, &dsn, &text),
+                line(&e.address, Some(&e.orig_to), status, &dsn, &text, relay),
             ));
         }
         let (fate, dsn, text) = match lookup(&forwarded, &o.result) {
@@ -107,14 +127,22 @@ pub(super) async fn record(
             None => (fate, dsn, text),
         };
         // An agent answers `Sent` with no text and no expansion for a recipient that
-        // was a duplicate of another in the same request: nothing to log.
-        // An agent that reports per address (`expanded`) has logged each address; the
-        // recipient's own line is needed only without those, or for a failed forward.
+        // was a duplicate of another in the same request: nothing to log. A recipient
+        // with expanded results was logged by them (a deferred one included: its line
+        // is the agent's, not a second one of the queue manager's).
         let duplicate = o.expanded.is_empty() && fate == Fate::Sent && text.is_empty();
         if !duplicate && (o.expanded.is_empty() || forward_failed) {
             lines.push((
                 None,
-                line(&r.address, Some(&r.orig_rcpt), status_of(fate), &dsn, &text),
+                None,
+                line(
+                    &r.address,
+                    Some(&r.orig_rcpt),
+                    status_of(fate),
+                    &dsn,
+                    &text,
+                    &o.relay,
+                ),
             ));
         }
         if fate != Fate::Bounced {
@@ -157,10 +185,11 @@ pub(super) async fn record(
     .await;
     match appended {
         Ok(Ok(())) => {
-            for (pid, line) in lines {
+            for (ident, pid, line) in lines {
+                let ident = ident.as_ref().unwrap_or(&ctx.ident);
                 match pid {
-                    Some(pid) => ctx.logger.log_pid(&ctx.ident, pid, &line),
-                    None => ctx.logger.log(&ctx.ident, &line),
+                    Some(pid) => ctx.logger.log_pid(ident, pid, &line),
+                    None => ctx.logger.log(ident, &line),
                 }
             }
         }
@@ -199,6 +228,12 @@ fn simple(d: &Delivered) -> (Fate, String, String) {
             Fate::Deferred,
             "4.3.0".to_owned(),
             "cannot forward".to_owned(),
+        ),
+        // A pass that was not made (one agent passing to another that passes again).
+        Delivered::Pass { .. } => (
+            Fate::Deferred,
+            "4.3.5".to_owned(),
+            "mail system configuration error".to_owned(),
         ),
     }
 }
@@ -291,4 +326,176 @@ async fn forward(
         }
     }
     done
+}
+
+/// The agent of master.cf service `name` and the ident of its log lines, as the queue
+/// manager picks them for a request (an unknown service or agent: `Unavailable`, logged
+/// by qmgr).
+fn transport_for(ctx: &LogCtx, name: &str) -> (Arc<dyn Transport>, Ident, String) {
+    let service = ctx.settings.services.get(name);
+    let command = service.map(|s| s.command.clone()).unwrap_or_default();
+    match ctx.deps.transports.get(&command) {
+        Some(t) => {
+            let syslog = service.map_or(ctx.settings.syslog_name.as_str(), |s| &s.syslog_name);
+            (Arc::clone(t), Ident::new(syslog, &command), command)
+        }
+        None => (
+            Arc::new(Unavailable),
+            Ident::new(&ctx.settings.syslog_name, "qmgr"),
+            command,
+        ),
+    }
+}
+
+/// Delivers the [`Delivered::Pass`] entries of `matched` through their transports
+/// (deliver_pass(3)), one request per transport and next hop (a recipient appears once
+/// in a request: a second pass of the same recipient goes in another), and puts each
+/// result in the place of its pass, with the other transport's log lines. The
+/// recipient's result is then recomputed from its entries, as local(8)'s summary does.
+/// Returns, per outcome and entry, whose log line it is (`None`: the outcome's agent).
+async fn pass_on(
+    req: &DeliveryRequest,
+    matched: &mut [(RequestRecipient, Outcome)],
+    ctx: &LogCtx,
+) -> Vec<Vec<LineOwner>> {
+    // An outcome that is a pass without entries stands for its recipient.
+    for (r, o) in matched.iter_mut() {
+        if o.expanded.is_empty() && matches!(o.result, Delivered::Pass { .. }) {
+            o.expanded.push(ExpandedOutcome {
+                address: r.address.clone(),
+                orig_to: r.orig_rcpt.clone(),
+                result: o.result.clone(),
+                pid: None,
+            });
+        }
+    }
+    // (transport, nexthop, [(outcome, entry)]) with distinct recipients per request.
+    let mut groups: Vec<PassGroup> = Vec::new();
+    for (oi, (r, o)) in matched.iter().enumerate() {
+        for (ei, e) in o.expanded.iter().enumerate() {
+            let Delivered::Pass { transport, nexthop } = &e.result else {
+                continue;
+            };
+            let fits = |g: &PassGroup| {
+                g.0 == *transport
+                    && g.1 == *nexthop
+                    && !g.2.iter().any(|&(o2, _)| matched[o2].0.index == r.index)
+            };
+            match groups.iter_mut().find(|g| fits(g)) {
+                Some(g) => g.2.push((oi, ei)),
+                None => groups.push((transport.clone(), nexthop.clone(), vec![(oi, ei)])),
+            }
+        }
+    }
+    let mut owners: Vec<Vec<LineOwner>> = matched
+        .iter()
+        .map(|(_, o)| vec![None; o.expanded.len()])
+        .collect();
+    if groups.is_empty() {
+        return owners;
+    }
+    // The replacements of each pass entry: (outcome, entry) -> entries and their owner.
+    let mut done: Vec<((usize, usize), Vec<ExpandedOutcome>, LineOwner)> = Vec::new();
+    for (transport, nexthop, members) in groups {
+        let (agent, ident, command) = transport_for(ctx, &transport);
+        let recipients: Vec<RequestRecipient> = members
+            .iter()
+            .map(|&(oi, ei)| {
+                let (r, o) = &matched[oi];
+                let e = &o.expanded[ei];
+                RequestRecipient {
+                    index: r.index,
+                    address: e.address.clone(),
+                    orig_rcpt: if e.orig_to.is_empty() {
+                        r.orig_rcpt.clone()
+                    } else {
+                        e.orig_to.clone()
+                    },
+                    dsn_orcpt: r.dsn_orcpt.clone(),
+                    notify: r.notify,
+                }
+            })
+            .collect();
+        let sub = DeliveryRequest {
+            agent: agent_of(&command),
+            transport,
+            nexthop,
+            recipients: recipients.clone(),
+            ..req.clone()
+        };
+        let outcomes = agent.deliver(sub).await;
+        for (&(oi, ei), rr) in members.iter().zip(&recipients) {
+            let (entries, relay) = match outcomes.iter().find(|o| o.index == rr.index) {
+                Some(o) if o.expanded.is_empty() => (
+                    vec![ExpandedOutcome {
+                        address: rr.address.clone(),
+                        orig_to: rr.orig_rcpt.clone(),
+                        result: o.result.clone(),
+                        pid: None,
+                    }],
+                    o.relay.clone(),
+                ),
+                Some(o) => (o.expanded.clone(), o.relay.clone()),
+                // As for a request: no answer is a deferral.
+                None => (
+                    vec![ExpandedOutcome {
+                        address: rr.address.clone(),
+                        orig_to: rr.orig_rcpt.clone(),
+                        result: Delivered::Deferred {
+                            dsn: "4.3.0".to_owned(),
+                            text: "delivery agent gave no result".to_owned(),
+                        },
+                        pid: None,
+                    }],
+                    "none".to_owned(),
+                ),
+            };
+            done.push(((oi, ei), entries, Some((ident.clone(), relay))));
+        }
+    }
+    for (oi, (_, o)) in matched.iter_mut().enumerate() {
+        if !done.iter().any(|((o2, _), _, _)| *o2 == oi) {
+            continue;
+        }
+        let old = std::mem::take(&mut o.expanded);
+        let mut who = Vec::new();
+        for (ei, e) in old.into_iter().enumerate() {
+            if let Some(p) = done.iter().position(|(at, _, _)| *at == (oi, ei)) {
+                let (_, entries, owner) = done.swap_remove(p);
+                who.extend(std::iter::repeat_n(owner, entries.len()));
+                o.expanded.extend(entries);
+            } else {
+                who.push(None);
+                o.expanded.push(e);
+            }
+        }
+        owners[oi] = who;
+        o.result = summary(&o.expanded);
+    }
+    owners
+}
+
+/// A recipient's result from its entries (local(8)'s summary): the first deferral, else
+/// the first bounce when all bounced, else its one entry's result, else sent.
+fn summary(entries: &[ExpandedOutcome]) -> Delivered {
+    if let Some(e) = entries
+        .iter()
+        .find(|e| matches!(e.result, Delivered::Deferred { .. }))
+    {
+        return e.result.clone();
+    }
+    match entries {
+        [one] => one.result.clone(),
+        [first, ..]
+            if entries
+                .iter()
+                .all(|e| matches!(e.result, Delivered::Bounced { .. })) =>
+        {
+            first.result.clone()
+        }
+        _ => Delivered::Sent {
+            dsn: "2.0.0".to_owned(),
+            text: String::new(),
+        },
+    }
 }
