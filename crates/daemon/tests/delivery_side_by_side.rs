@@ -1,8 +1,9 @@
 //! local(8) side by side with Debian's Postfix: the same 32 messages (plain, 8-bit, with
 //! and without Message-ID/Date/From, long headers, `From ` lines in the body, several
 //! recipients, an alias to two users, user+ext, ...) through a private Postfix instance
-//! and through Tern with the same main.cf settings, once into an mbox spool
-//! (mail_spool_directory) and once into Maildirs (a mail_spool_directory ending in `/`).
+//! and through Tern with the same main.cf settings: into an mbox spool
+//! (mail_spool_directory), into Maildirs in a mail_spool_directory ending in `/`, and
+//! into Maildirs in the users' homes (home_mailbox = Maildir/).
 //!
 //! Compared: the SMTP outcome of each message; each mailbox's messages, apart from the
 //! queue ids, the dates (Date:, Received:'s, Message-ID's time part, the `From ` line's)
@@ -324,16 +325,21 @@ fn date_shape(date: &str) -> String {
 }
 
 /// Each mailbox's messages by (user, case), normalized and sorted.
-fn mailboxes(spool: &Path, maildir: bool, users: &[String], ids: &[String]) -> Mailboxes {
+fn mailboxes(
+    mailbox: impl Fn(&str) -> PathBuf,
+    maildir: bool,
+    users: &[String],
+    ids: &[String],
+) -> Mailboxes {
     let mut out: Mailboxes = BTreeMap::new();
     for u in users {
         let messages: Vec<Vec<u8>> = if maildir {
-            maildir_files(&spool.join(u))
+            maildir_files(&mailbox(u))
                 .into_iter()
                 .map(|(_, m)| m)
                 .collect()
         } else {
-            mbox_messages(&std::fs::read(spool.join(u)).unwrap_or_default())
+            mbox_messages(&std::fs::read(mailbox(u)).unwrap_or_default())
         };
         for m in messages {
             let case = header(&m, "X-Case").unwrap_or_else(|| "(no X-Case)".into());
@@ -344,7 +350,7 @@ fn mailboxes(spool: &Path, maildir: bool, users: &[String], ids: &[String]) -> M
     }
     // Who owns the mailboxes, and their modes.
     for u in users {
-        let base = spool.join(u);
+        let base = mailbox(u);
         let mut paths = vec![("", base.clone())];
         if maildir {
             for sub in ["tmp", "new", "cur"] {
@@ -445,17 +451,35 @@ fn with_settings(main_cf: &str, settings: &str) -> String {
     out
 }
 
+/// Where local(8) delivers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// An mbox per user in mail_spool_directory.
+    SpoolMbox,
+    /// A Maildir per user in a mail_spool_directory ending in `/`.
+    SpoolMaildir,
+    /// home_mailbox = Maildir/.
+    HomeMaildir,
+}
+
 /// The whole comparison for one mailbox form.
-fn side_by_side(prefix: &str, maildir: bool) {
+fn side_by_side(prefix: &str, form: Form) {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let homes = shared.path().join("home");
+    std::fs::create_dir(&homes).unwrap();
     let users: Vec<TestUser> = (1..=3)
-        .map(|i| TestUser::new(&format!("{prefix}{i}"), None))
+        .map(|i| {
+            let name = format!("{prefix}{i}");
+            let home = (form == Form::HomeMaildir).then(|| homes.join(&name));
+            TestUser::new(&name, home.as_deref())
+        })
         .collect();
     let names = Names {
         users: [0, 1, 2].map(|i| users[i].name.clone()),
         pair: format!("{prefix}pair"),
     };
-    let shared = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let maildir = form != Form::SpoolMbox;
     // The same aliases(5) source in each instance's own directory, built by its own
     // postalias (Tern reads its own hash: format, not Berkeley DB).
     let aliases_text = format!(
@@ -477,12 +501,16 @@ fn side_by_side(prefix: &str, maildir: bool) {
     let tern_postalias = tern_testkit::tern::postfix_binary()
         .unwrap()
         .with_file_name("postalias");
-    let slash = if maildir { "/" } else { "" };
+    let (slash, home_mailbox) = match form {
+        Form::SpoolMbox => ("", ""),
+        Form::SpoolMaildir => ("/", ""),
+        Form::HomeMaildir => ("", "home_mailbox = Maildir/\n"),
+    };
     let settings = |spool: &Path, aliases: &Path| {
         format!(
             "mydomain = example.test\nmydestination = $myhostname, localhost\n\
              recipient_delimiter = +\nalias_maps = hash:{a}\nalias_database = hash:{a}\n\
-             mail_spool_directory = {}{slash}\n",
+             mail_spool_directory = {}{slash}\n{home_mailbox}",
             spool.display(),
             a = aliases.display(),
         )
@@ -494,6 +522,13 @@ fn side_by_side(prefix: &str, maildir: bool) {
     let pf = PostfixInstance::start(&settings(&pf_spool, &pf_aliases)).expect("postfix");
     let pf_run = run(pf.port(), &workload, || pf.maillog());
 
+    // Tern delivers into the same home directories: Postfix's Maildirs move aside.
+    if form == Form::HomeMaildir {
+        for u in &names.users {
+            let h = homes.join(u);
+            std::fs::rename(h.join("Maildir"), h.join("Maildir.postfix")).unwrap();
+        }
+    }
     let tern_spool = spool(shared.path(), "tern");
     let mut t = configure("");
     let main_cf = t.config_dir().join("main.cf");
@@ -522,8 +557,25 @@ fn side_by_side(prefix: &str, maildir: bool) {
             .filter_map(|r| r.clone().ok())
             .collect()
     };
-    let pf_boxes = mailboxes(&pf_spool, maildir, &names.users, &ids(&pf_run));
-    let tern_boxes = mailboxes(&tern_spool, maildir, &names.users, &ids(&tern_run));
+    let mailbox = |spool: &Path, home_dir: &'static str| {
+        let (spool, homes) = (spool.to_owned(), homes.clone());
+        move |u: &str| match form {
+            Form::HomeMaildir => homes.join(u).join(home_dir),
+            _ => spool.join(u),
+        }
+    };
+    let pf_boxes = mailboxes(
+        mailbox(&pf_spool, "Maildir.postfix"),
+        maildir,
+        &names.users,
+        &ids(&pf_run),
+    );
+    let tern_boxes = mailboxes(
+        mailbox(&tern_spool, "Maildir"),
+        maildir,
+        &names.users,
+        &ids(&tern_run),
+    );
     // TERN_SIDE_BY_SIDE_DUMP=DIR keeps both sides' normalized mailboxes for a look.
     if let Some(dir) = std::env::var_os("TERN_SIDE_BY_SIDE_DUMP") {
         for (who, boxes) in [("postfix", &pf_boxes), ("tern", &tern_boxes)] {
@@ -597,10 +649,15 @@ fn side_by_side(prefix: &str, maildir: bool) {
 
 #[test]
 fn mbox_spool_as_postfix_delivers_it() {
-    side_by_side("tern-t-sbm", false);
+    side_by_side("tern-t-sbm", Form::SpoolMbox);
 }
 
 #[test]
 fn maildir_spool_as_postfix_delivers_it() {
-    side_by_side("tern-t-sbd", true);
+    side_by_side("tern-t-sbd", Form::SpoolMaildir);
+}
+
+#[test]
+fn home_maildir_as_postfix_delivers_it() {
+    side_by_side("tern-t-sbh", Form::HomeMaildir);
 }
