@@ -55,17 +55,33 @@ pub fn run(config_dir: &Path) -> Result<(), HelperError> {
     let mut worker = Worker::new(config_dir);
     let mut input = BufReader::new(&sock);
     loop {
-        match wire::read_frame(&mut input).map_err(HelperError::io("worker socket"))? {
-            None => return Ok(()),
-            Some(Frame::Request(req)) => {
+        match wire::read_frame(&mut input) {
+            Ok(None) => return Ok(()),
+            Err(e) if daemon_gone(&e) => return Ok(()),
+            Err(e) => return Err(HelperError::io("worker socket")(e)),
+            Ok(Some(Frame::Request(req))) => {
                 let reply = worker.serve(&req);
-                wire::write_frame(&mut &sock, &Frame::Reply(reply))
-                    .map_err(HelperError::io("worker socket"))?;
+                match wire::write_frame(&mut &sock, &Frame::Reply(reply)) {
+                    Ok(()) => {}
+                    // The daemon died during the delivery (a crash, `postfix abort`):
+                    // the delivery stands, and qmgr repeats it after a restart.
+                    Err(e) if daemon_gone(&e) => return Ok(()),
+                    Err(e) => return Err(HelperError::io("worker socket")(e)),
+                }
             }
-            Some(Frame::Reload) => worker = Worker::new(config_dir),
-            Some(_) => return Err(HelperError::Unexpected("worker")),
+            Ok(Some(Frame::Reload)) => worker = Worker::new(config_dir),
+            Ok(Some(_)) => return Err(HelperError::Unexpected("worker")),
         }
     }
+}
+
+/// Whether a socket error means that the daemon's end is closed: the daemon exited or
+/// was killed, which ends the worker as the end of its socket does.
+fn daemon_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// A worker's state: the configuration (or why it did not load) and what it opened.
