@@ -74,9 +74,11 @@ die() { log "ERROR: $*"; exit 1; }
 for c in postfix postconf postalias smtp-source python3 mkfs.ext4 mount useradd userdel getent timeout; do
   command -v "$c" >/dev/null || die "$c missing (apt-get install postfix python3)"
 done
-[ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands --bins"
-[ -x "$(dirname "$TERN")/tern-delivery" ] || die "tern-delivery missing next to $TERN"
-[ -x "$(dirname "$TERN")/postalias" ] || die "postalias missing next to $TERN"
+case " $SERVERS " in *" tern "*)
+  [ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands --bins"
+  [ -x "$(dirname "$TERN")/tern-delivery" ] || die "tern-delivery missing next to $TERN"
+  [ -x "$(dirname "$TERN")/postalias" ] || die "postalias missing next to $TERN" ;;
+esac
 getent group mail >/dev/null || die "no group mail"
 getent group users >/dev/null || die "no group users"
 if [ "$DURABILITY" = 1 ] && ! command -v strace >/dev/null; then
