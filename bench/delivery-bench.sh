@@ -43,7 +43,8 @@
 # Tunables (env): N (20000), WARMUP (200), WORKLOADS ("maildir mbox"), SERVERS ("postfix
 #   tern"), TERN (Tern's postfix binary), WORK (a directory to keep), PORT_BASE (2660),
 #   RUN_TIMEOUT (s, one smtp-source run, 600), DRAIN_TIMEOUT (s, waiting for delivery, 900),
-#   KEEP_USERS (0), DURABILITY (1)
+#   KEEP_USERS (0), DURABILITY (1), KEEP_FS (0; 1 keeps the file system images, unmounted,
+#   for `mount -o loop` and a look at the queues, mailboxes and logs)
 set -euo pipefail
 
 N=${N:-20000}
@@ -61,6 +62,7 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
 KEEP_USERS=${KEEP_USERS:-0}
 DURABILITY=${DURABILITY:-1}
+KEEP_FS=${KEEP_FS:-0}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 TERN=${TERN:-$HERE/target/release/postfix}
 HOST=mx.bench.test
@@ -162,7 +164,7 @@ cleanup() {
   unmount_fs
   local m
   for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && umount "$m"; done
-  rm -f "${IMAGES[@]}"
+  if [ "$KEEP_FS" = 1 ]; then log "file system images kept: ${IMAGES[*]}"; else rm -f "${IMAGES[@]}"; fi
   if [ "$KEEP_USERS" != 1 ] && [ ${#CREATED_USERS[@]} -gt 0 ]; then
     log "removing the ${#CREATED_USERS[@]} users this run created"
     for u in "${CREATED_USERS[@]}"; do userdel "$u" 2>/dev/null || log "userdel $u failed"; done
@@ -443,7 +445,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" | tee -a "$RES
 
 # ------------------------------------------------------------------ one measured run
 bench_one() {  # bench_one WORKLOAD SERVER
-  local w=$1 s=$2 base t0 t1 n mtime done_at rate left bad
+  local w=$1 s=$2 base t0 t1 n mtime done_at rate left bad boxes
   new_fs "$w-$s"
   if [ "$s" = postfix ]; then start_postfix "$w"; else start_tern "$w"; fi
   log "$s/$w: warm-up, $WARMUP messages"
@@ -460,6 +462,7 @@ bench_one() {  # bench_one WORKLOAD SERVER
   sleep 1
   n=$(count_now "$w" "$(box_of "$s" "$w")")
   left=$(queue_left "$s")
+  boxes=$(find "$(mailbox_dir "$s")" -mindepth 1 -maxdepth 1 ! -name '*.lock' | wc -l)
   bad=$(grep -cE 'status=(deferred|bounced)|(fatal|panic):' "$(maillog_of "$s")" || true)
   rate=$(python3 -c "
 import sys
@@ -468,7 +471,7 @@ print('NaN' if done == 'NaN' else f'{n / (e - t0):.1f}',
       'NaN' if t1 == 'NaN' else f'{float(t1) - t0:.3f}', f'{e - t0:.3f}')" "$N" "$t0" "$t1" "$mtime" "$done_at")
   read -r rate accept e2e <<<"$rate"
   record delivered_msgs_per_s "$w" "$s" "$rate" \
-    "end_to_end=${e2e}s accepted_in=${accept}s delivered=$((n - base))/$N queue_left=$left log_deferred_bounced_fatal=$bad"
+    "end_to_end=${e2e}s accepted_in=${accept}s delivered=$((n - base))/$N mailboxes=$boxes queue_left=$left log_deferred_bounced_fatal=$bad"
   [ "$((n - base))" = "$N" ] || log "WARNING: $s/$w delivered $((n - base)) of $N"
   [ "$left" = 0 ] || log "WARNING: $s/$w: $left files left in the queue"
   [ "$bad" = 0 ] || log "WARNING: $s/$w: $bad deferred/bounced/fatal lines in $(maillog_of "$s")"
