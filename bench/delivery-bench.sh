@@ -423,10 +423,12 @@ deliver_wait() { python3 "$COUNTER" "$2" "$(box_of "$1" "$2")" "$3" "$4"; }
 
 # The durability check: strace (attached to the whole server: every process and thread,
 # and with -f whatever it forks) counts fsync/fdatasync calls on files under the mailbox
-# directory while CHECK messages are delivered. Postfix's local processes come and go
+# directory while CHECK messages are delivered, one session, one after the other (and,
+# for the record, every fsync/fdatasync the server made meanwhile: queue files, journal,
+# directories). Postfix's local processes come and go
 # (max_use), so new ones are traced through the master's -f.
 durability_check() {  # durability_check SERVER WORKLOAD BASE (the count before it)
-  local root pids=() p out=$WORK/strace.$1.$2 dir n got
+  local root pids=() p out=$WORK/strace.$1.$2 dir n got all
   if [ "$1" = postfix ]; then root=$(pf_master); else root=$TERN_PID; fi
   for p in $(tree_of "$root"); do pids+=(-p "$p"); done
   dir=$(mailbox_dir "$1")
@@ -438,7 +440,9 @@ durability_check() {  # durability_check SERVER WORKLOAD BASE (the count before 
   sleep 0.5
   stop_pid "$STRACE_PID"; wait "$STRACE_PID" 2>/dev/null || true; STRACE_PID=""
   got=$(grep -cE "^[0-9]+ +f(data)?sync\([0-9]+<$dir/" "$out" || true)
-  record durability "$2" "$1" "$got" "fsyncs_on_mailbox_files_for=$CHECK delivered=$((n - $3))"
+  all=$(grep -cE "^[0-9]+ +f(data)?sync\(" "$out" || true)
+  record durability "$2" "$1" "$got" \
+    "fsyncs_on_mailbox_files_for=$CHECK all_fsyncs_fdatasyncs=$all delivered=$((n - $3))"
 }
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" | tee -a "$RES" >&2; }
@@ -497,15 +501,16 @@ for line in open(sys.argv[1]):
     if m == "delivered_msgs_per_s":
         rate[(w, s)] = float(v)
     elif m == "durability":
-        dur[(w, s)] = f"{v} ({note.split()[-1]})"
+        kv = dict(x.split("=", 1) for x in note.split())
+        dur[(w, s)] = f"{v}/{kv['delivered']} (all: {kv['all_fsyncs_fdatasyncs']})"
 n = sys.argv[2]
 print(f"\nend-to-end local delivery, {n} x 1 KiB, 20 sessions (msg/s)")
-print("workload\tPostfix\tTern\tTern/Postfix\ttarget\tmet\tfsyncs on mailboxes per 20 (Postfix, Tern)")
+print("workload\tPostfix\tTern\tTern/Postfix\ttarget\tmet\tcheck: mailbox fsyncs/delivered (all syncs), Postfix; Tern")
 for w, label in (("maildir", "1 user, Maildir"), ("mbox", "100 users, mbox")):
     if not any(k[0] == w for k in rate):
         continue
     p, t = rate.get((w, "postfix"), float("nan")), rate.get((w, "tern"), float("nan"))
     r = t / p if p else float("nan")
     print(f"{label}\t{p:.1f}\t{t:.1f}\t{r:.2f}\t>= 2\t{'yes' if r >= 2 else 'NO'}\t"
-          f"{dur.get((w, 'postfix'), '-')}, {dur.get((w, 'tern'), '-')}")
+          f"{dur.get((w, 'postfix'), '-')}; {dur.get((w, 'tern'), '-')}")
 EOF
