@@ -250,13 +250,13 @@ start_postfix() {  # start_postfix WORKLOAD
   log "Postfix: private instance in $PF on 127.0.0.1:$PF_PORT"
   mkdir -p "$PF/queue" "$PF/data"
   chown postfix "$PF/data"; chmod 0700 "$PF/data"
-  make_spool "$PF" "$1"
+  make_spool "$FS" "$1"
   write_valias "$PF/valias"
   cat > "$PF/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $PF/queue
 data_directory = $PF/data
-mail_spool_directory = $(spool_param "$PF" "$1")
+mail_spool_directory = $(spool_param "$FS" "$1")
 maillog_file = $PF/maillog
 maillog_file_prefixes = $PF
 daemon_directory = $(postconf -dh daemon_directory)
@@ -294,7 +294,7 @@ start_tern() {  # start_tern WORKLOAD
   TD=$FS/tern
   log "Tern: $TERN in $TD on 127.0.0.1:$TERN_PORT"
   mkdir -p "$TD/conf" "$TD/log"
-  make_spool "$TD" "$1"
+  make_spool "$FS" "$1"
   write_valias "$TD/conf/valias"
   cat > "$TD/conf/main.cf" <<EOF
 compatibility_level = 3.6
@@ -304,7 +304,7 @@ command_directory = $TD
 daemon_directory = $TD
 meta_directory = $TD/conf
 shlib_directory = no
-mail_spool_directory = $(spool_param "$TD" "$1")
+mail_spool_directory = $(spool_param "$FS" "$1")
 maillog_file = $TD/log/mail.log
 maillog_file_prefixes = $TD/log
 inet_interfaces = 127.0.0.1
@@ -391,7 +391,9 @@ while True:
         break
     time.sleep(0.2)
 EOF
-mailbox_dir() { if [ "$1" = postfix ]; then echo "$PF/mail"; else echo "$TD/mail"; fi; }
+# Each run has a file system of its own: the mailboxes are FS/mail, next to the instance
+# (not under Tern's daemon_directory, which its start-up check walks).
+mailbox_dir() { echo "$FS/mail"; }
 box_of() {  # box_of SERVER WORKLOAD: what count.py reads
   if [ "$2" = maildir ]; then echo "$(mailbox_dir "$1")/bench-u000"; else mailbox_dir "$1"; fi
 }
@@ -424,15 +426,15 @@ deliver_wait() { python3 "$COUNTER" "$2" "$(box_of "$1" "$2")" "$3" "$4"; }
 # The durability check: strace (attached to the whole server: every process and thread,
 # and with -f whatever it forks) counts fsync/fdatasync calls on files under the mailbox
 # directory while CHECK messages are delivered, one session, one after the other (and,
-# for the record, every fsync/fdatasync the server made meanwhile: queue files, journal,
-# directories). Postfix's local processes come and go
+# for the record, every fsync, fdatasync, syncfs, sync and sync_file_range the server made
+# meanwhile: queue files, journal, directories). Postfix's local processes come and go
 # (max_use), so new ones are traced through the master's -f.
 durability_check() {  # durability_check SERVER WORKLOAD BASE (the count before it)
   local root pids=() p out=$WORK/strace.$1.$2 dir n got all
   if [ "$1" = postfix ]; then root=$(pf_master); else root=$TERN_PID; fi
   for p in $(tree_of "$root"); do pids+=(-p "$p"); done
   dir=$(mailbox_dir "$1")
-  timeout 300 strace -f -qq -y -e trace=fsync,fdatasync -o "$out" "${pids[@]}" 2>/dev/null &
+  timeout 300 strace -f -qq -y -e trace=fsync,fdatasync,syncfs,sync,sync_file_range -o "$out" "${pids[@]}" 2>/dev/null &
   STRACE_PID=$!
   sleep 1
   send "$1" "$2" "$CHECK" 1 || true
@@ -440,9 +442,9 @@ durability_check() {  # durability_check SERVER WORKLOAD BASE (the count before 
   sleep 0.5
   stop_pid "$STRACE_PID"; wait "$STRACE_PID" 2>/dev/null || true; STRACE_PID=""
   got=$(grep -cE "^[0-9]+ +f(data)?sync\([0-9]+<$dir/" "$out" || true)
-  all=$(grep -cE "^[0-9]+ +f(data)?sync\(" "$out" || true)
+  all=$(grep -cE "^[0-9]+ +(fsync|fdatasync|syncfs|sync|sync_file_range)\(" "$out" || true)
   record durability "$2" "$1" "$got" \
-    "fsyncs_on_mailbox_files_for=$CHECK all_fsyncs_fdatasyncs=$all delivered=$((n - $3))"
+    "fsyncs_on_mailbox_files_for=$CHECK all_syncs=$all delivered=$((n - $3))"
 }
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" | tee -a "$RES" >&2; }
@@ -502,7 +504,7 @@ for line in open(sys.argv[1]):
         rate[(w, s)] = float(v)
     elif m == "durability":
         kv = dict(x.split("=", 1) for x in note.split())
-        dur[(w, s)] = f"{v}/{kv['delivered']} (all: {kv['all_fsyncs_fdatasyncs']})"
+        dur[(w, s)] = f"{v}/{kv['delivered']} (all: {kv['all_syncs']})"
 n = sys.argv[2]
 print(f"\nend-to-end local delivery, {n} x 1 KiB, 20 sessions (msg/s)")
 print("workload\tPostfix\tTern\tTern/Postfix\ttarget\tmet\tcheck: mailbox fsyncs/delivered (all syncs), Postfix; Tern")
