@@ -16,15 +16,16 @@
 # success (Postfix: mail_copy(3) with MAIL_COPY_TOFILE, for mbox and Maildir alike; Tern:
 # crates/delivery/src/mailbox/{mbox,maildir}.rs, sync_all), and both queues and mailboxes
 # live on one fresh ext4 file system per measured run (default mkfs.ext4, with its journal)
-# in a loop file. With strace installed, a check batch before each measured run counts the
-# fsync/fdatasync calls made on files under the mailbox directory (DURABILITY=0 skips it).
+# in a loop file (the instance, its queue and FS/mail). With strace installed, a check
+# batch before each measured run counts the sync calls made on files under the mailbox
+# directory, and all the server's sync calls (DURABILITY=0 skips it).
 #
 # One measured run per (workload, server), each on a file system of its own, one server
 # running at a time: a warm-up (WARMUP messages, delivered and waited for), the check
 # batch, then the N messages. The end is the newest mailbox file's mtime once the count
 # reached N more than before (Maildir: files in new/; mbox: From_ lines, and the files no
-# longer growing); each run then checks the count is exactly that, the queue is empty and
-# the log has no deferred or bounced delivery.
+# longer growing); each run then checks the count is exactly that (mbox: in 100 files),
+# the queue is empty and the log has no deferred, bounced, fatal or panic line.
 #
 # Users: bench-u000..bench-u099 are created when missing (useradd -M -N -g users -d
 # /nonexistent -s /usr/sbin/nologin, comment "tern delivery bench"), and the ones this run
@@ -35,8 +36,9 @@
 # Loopback only. Every wait is bounded in time. The only processes ended are the ones this
 # script started, by pid: smtp-source/strace it runs, Tern's start-fg and its descendants,
 # the private Postfix instance (`postfix -c DIR stop`, then whatever of its process tree is
-# left). Its loop mounts are unmounted on exit; the work directory stays (remove it when
-# done, a few minutes before the next run).
+# left). Its loop mounts are unmounted on exit and their images removed (KEEP_FS=1 keeps
+# them); the rest of the work directory stays (remove it when done, a few minutes before
+# the next run).
 #
 # Usage (as root, after `cargo build --release -p tern-commands --bins`):
 #   bash bench/delivery-bench.sh
