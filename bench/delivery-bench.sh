@@ -487,6 +487,9 @@ print('NaN' if done == 'NaN' else f'{n / (e - t0):.1f}',
   unmount_fs
 }
 
+# The whole run is one function, read before any of it runs (an edit of this file during
+# a run does not change what the run does).
+main() {
 make_users
 for w in $WORKLOADS; do
   case $w in maildir|mbox) ;; *) die "unknown workload $w" ;; esac
@@ -518,3 +521,6 @@ for w, label in (("maildir", "1 user, Maildir"), ("mbox", "100 users, mbox")):
     print(f"{label}\t{p:.1f}\t{t:.1f}\t{r:.2f}\t>= 2\t{'yes' if r >= 2 else 'NO'}\t"
           f"{dur.get((w, 'postfix'), '-')}; {dur.get((w, 'tern'), '-')}")
 EOF
+}
+
+main "$@"
