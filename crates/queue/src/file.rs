@@ -386,6 +386,16 @@ impl StatusLog {
 
     /// Appends `updates` durably: one write, one fdatasync.
     pub fn append(&mut self, updates: &[StatusUpdate]) -> io::Result<()> {
+        self.append_unsynced(updates)?;
+        self.file.sync_data()
+    }
+
+    /// Appends `updates` with one write and no sync: they survive a crash of the
+    /// process (the kernel has them), not necessarily one of the system. For results
+    /// whose loss costs at most a repeated delivery: Postfix marks a recipient done with
+    /// a plain write too (deliver_completed), and an unsynced record is never the only
+    /// copy of a message.
+    pub fn append_unsynced(&mut self, updates: &[StatusUpdate]) -> io::Result<()> {
         if let Some(u) = updates.iter().find(|u| u.recipient >= self.recipients) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -396,8 +406,7 @@ impl StatusLog {
             ));
         }
         self.file.seek(SeekFrom::End(0))?;
-        self.file.write_all(&encode_status(updates))?;
-        self.file.sync_data()
+        self.file.write_all(&encode_status(updates))
     }
 }
 

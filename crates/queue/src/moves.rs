@@ -20,8 +20,8 @@ use crate::id::QueueId;
 use crate::layout::{QueueLayout, QueueName};
 
 /// Sets the modification (and access) time of `id` in `from` to `wake_at` (seconds since
-/// the epoch), then moves it to `to` (usually `deferred/`, hashed as the layout says).
-/// Returns the new path.
+/// the epoch), then moves it to `to` (usually `deferred/`, hashed as the layout says),
+/// without a directory fsync (as Postfix's qmgr). Returns the new path.
 pub fn defer_file(
     layout: &QueueLayout,
     id: &QueueId,
@@ -31,7 +31,7 @@ pub fn defer_file(
 ) -> Result<PathBuf, Error> {
     let src = layout.path(from, id);
     set_wake_time(&src, wake_at)?;
-    crate::scan::move_file(layout, id, from, to)
+    crate::scan::move_file_unsynced(layout, id, from, to)
 }
 
 /// Sets the modification time of `path` to `wake_at` (seconds since the epoch).

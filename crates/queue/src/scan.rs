@@ -182,10 +182,24 @@ pub fn move_to_corrupt(layout: &QueueLayout, e: &QueueEntry) -> Result<PathBuf, 
     })
 }
 
-/// Moves a queue file from one queue to another under the same id (qmgr's incoming to
-/// active, active to deferred; postsuper -h/-H), making hashed subdirectories as needed.
-/// The rename is atomic; the target directory is fsynced.
+/// Moves a queue file from one queue to another under the same id (postsuper -h/-H,
+/// recovery), making hashed subdirectories as needed. The rename is atomic; the target
+/// directory is fsynced.
 pub fn move_file(
+    layout: &QueueLayout,
+    id: &QueueId,
+    from: QueueName,
+    to: QueueName,
+) -> Result<PathBuf, Error> {
+    let dst = move_file_unsynced(layout, id, from, to)?;
+    crate::commit::sync_dir(dst.parent().unwrap_or(Path::new(".")))?;
+    Ok(dst)
+}
+
+/// [`move_file`] without the directory fsync: for the queue manager's moves (incoming
+/// to active, active to deferred), as Postfix's qmgr makes them. After a system crash
+/// the file is under one of its two names, and the queue manager scans both at start.
+pub fn move_file_unsynced(
     layout: &QueueLayout,
     id: &QueueId,
     from: QueueName,
@@ -197,7 +211,6 @@ pub fn move_file(
         make_hash_dirs(parent)?;
     }
     fs::rename(&src, &dst).map_err(|e| Error::io("rename", &src, e))?;
-    crate::commit::sync_dir(dst.parent().unwrap_or(Path::new(".")))?;
     Ok(dst)
 }
 

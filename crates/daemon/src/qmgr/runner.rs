@@ -694,7 +694,7 @@ fn load_one(
     if !layout.path(from, id).exists() {
         return Ok(None);
     }
-    let path = tern_queue::scan::move_file(layout, id, from, QueueName::Active)
+    let path = tern_queue::scan::move_file_unsynced(layout, id, from, QueueName::Active)
         .map_err(|e| format!("{id}: rename from {} to active: {e}", from.as_str()))?;
     let (log, qf, _torn) = match StatusLog::open(&path) {
         Ok(x) => x,

@@ -33,7 +33,7 @@
 //! Trust: the caller's inputs (resolved recipients, outcomes); nothing here reads the
 //! network or a file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Seconds since the epoch.
 pub type Time = u64;
@@ -187,6 +187,10 @@ struct Job {
     dest: String,
 }
 
+/// A destination queue: transport, next hop, and the destination proper (the next hop,
+/// or the address when the transport takes one recipient per request).
+type DestKey = (String, String, String);
+
 /// A destination's concurrency window (qmgr_queue.c).
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -210,6 +214,12 @@ pub struct Scheduler {
     next_job: u64,
     procs: HashMap<String, usize>,
     windows: HashMap<(String, String), Window>,
+    /// Per destination (transport, nexthop, destination key), the active messages with
+    /// recipients pending for it, oldest first (qmgr_queue.c's per-destination queues):
+    /// a dispatch looks only at destinations, and at a destination's oldest messages, so
+    /// its cost does not grow with a backlog waiting behind a full window. Entries of
+    /// messages that left are dropped when met.
+    queues: BTreeMap<DestKey, VecDeque<u64>>,
     deferred: BTreeSet<(Time, String)>,
     deferred_at: HashMap<String, Time>,
 }
@@ -227,6 +237,7 @@ impl Scheduler {
             next_job: 1,
             procs: HashMap::new(),
             windows: HashMap::new(),
+            queues: BTreeMap::new(),
             deferred: BTreeSet::new(),
             deferred_at: HashMap::new(),
         }
@@ -280,91 +291,130 @@ impl Scheduler {
             jobs: 0,
         };
         self.seq += 1;
+        let mut keys: Vec<DestKey> = msg.rcpts.iter().map(|r| self.dest_key(&r.rcpt)).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            self.queues.entry(key).or_default().push_back(self.seq);
+        }
         self.messages.insert(self.seq, m.id.clone());
         self.by_id.insert(m.id.clone(), (self.seq, msg));
         self.maybe_end(&m.id, now)
     }
 
-    /// The delivery requests that may start now, oldest message first.
+    /// The destination a recipient is queued for: per address when the transport's
+    /// recipient limit is 1 (Postfix's per-recipient destinations), else per next hop.
+    fn dest_key(&self, r: &Rcpt) -> DestKey {
+        let dest = if self.limits(&r.transport).recipient_limit == 1 {
+            r.address.to_ascii_lowercase()
+        } else {
+            r.nexthop.to_ascii_lowercase()
+        };
+        (r.transport.clone(), r.nexthop.clone(), dest)
+    }
+
+    /// The delivery requests that may start now: per destination, its oldest messages
+    /// first, while the transport's process limit and the destination's window allow.
     pub fn dispatch(&mut self) -> Vec<Dispatch> {
         let mut out = Vec::new();
-        let ids: Vec<String> = self.messages.values().cloned().collect();
-        for id in ids {
-            self.dispatch_message(&id, &mut out);
+        let keys: Vec<DestKey> = self.queues.keys().cloned().collect();
+        for key in keys {
+            self.dispatch_destination(&key, &mut out);
         }
         out
     }
 
-    fn dispatch_message(&mut self, id: &str, out: &mut Vec<Dispatch>) {
-        // Groups of pending recipients by (transport, nexthop, destination), in file order.
-        let mut groups: Vec<((String, String, String), Vec<usize>)> = Vec::new();
-        {
-            let Some((_, msg)) = self.by_id.get(id) else {
+    fn dispatch_destination(&mut self, key: &DestKey, out: &mut Vec<Dispatch>) {
+        let (transport, nexthop, dest) = key;
+        let limits = self.limits(transport);
+        let per_request = if limits.recipient_limit == 0 {
+            usize::MAX
+        } else {
+            limits.recipient_limit
+        };
+        loop {
+            let procs = self.procs.get(transport).copied().unwrap_or(0);
+            if limits.process_limit != 0 && procs >= limits.process_limit {
+                return;
+            }
+            let w = self.window(transport, dest);
+            if w.size != 0 && w.in_flight >= w.size {
+                return;
+            }
+            let Some(&seq) = self.queues.get(key).and_then(VecDeque::front) else {
+                self.queues.remove(key);
                 return;
             };
-            for (i, r) in msg.rcpts.iter().enumerate() {
-                if r.state != State::Pending {
-                    continue;
-                }
-                let limits = self.limits(&r.rcpt.transport);
-                let dest = if limits.recipient_limit == 1 {
-                    r.rcpt.address.to_ascii_lowercase()
-                } else {
-                    r.rcpt.nexthop.to_ascii_lowercase()
-                };
-                let key = (r.rcpt.transport.clone(), r.rcpt.nexthop.clone(), dest);
-                match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, v)) => v.push(i),
-                    None => groups.push((key, vec![i])),
-                }
-            }
-        }
-        for ((transport, nexthop, dest), members) in groups {
-            let limits = self.limits(&transport);
-            let per_request = if limits.recipient_limit == 0 {
-                usize::MAX
-            } else {
-                limits.recipient_limit
+            let Some(id) = self.messages.get(&seq).cloned() else {
+                // The message left the active queue.
+                self.pop_queue(key);
+                continue;
             };
-            for chunk in members.chunks(per_request) {
-                let procs = self.procs.get(&transport).copied().unwrap_or(0);
-                if limits.process_limit != 0 && procs >= limits.process_limit {
-                    break;
-                }
-                let w = self.window(&transport, &dest);
-                if w.size != 0 && w.in_flight >= w.size {
-                    break;
-                }
-                let job = self.next_job;
-                self.next_job += 1;
-                *self.procs.entry(transport.clone()).or_insert(0) += 1;
-                self.window_mut(&transport, &dest).in_flight += 1;
-                let Some((_, msg)) = self.by_id.get_mut(id) else {
-                    return;
+            let chunk: Vec<usize> = {
+                let Some((_, msg)) = self.by_id.get(&id) else {
+                    self.pop_queue(key);
+                    continue;
                 };
-                msg.jobs += 1;
-                let mut recipients = Vec::with_capacity(chunk.len());
-                for &i in chunk {
-                    let r = &mut msg.rcpts[i];
-                    r.state = State::InFlight;
-                    r.job = job;
-                    recipients.push(r.rcpt.index);
-                }
-                self.jobs.insert(
-                    job,
-                    Job {
-                        queue_id: id.to_owned(),
-                        transport: transport.clone(),
-                        dest: dest.clone(),
-                    },
-                );
-                out.push(Dispatch {
-                    job,
-                    queue_id: id.to_owned(),
+                msg.rcpts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.state == State::Pending && self.is_for(&r.rcpt, key))
+                    .map(|(i, _)| i)
+                    .take(per_request)
+                    .collect()
+            };
+            if chunk.is_empty() {
+                self.pop_queue(key);
+                continue;
+            }
+            let job = self.next_job;
+            self.next_job += 1;
+            *self.procs.entry(transport.clone()).or_insert(0) += 1;
+            self.window_mut(transport, dest).in_flight += 1;
+            let Some((_, msg)) = self.by_id.get_mut(&id) else {
+                return;
+            };
+            msg.jobs += 1;
+            let mut recipients = Vec::with_capacity(chunk.len());
+            for &i in &chunk {
+                let r = &mut msg.rcpts[i];
+                r.state = State::InFlight;
+                r.job = job;
+                recipients.push(r.rcpt.index);
+            }
+            self.jobs.insert(
+                job,
+                Job {
+                    queue_id: id.clone(),
                     transport: transport.clone(),
-                    nexthop: nexthop.clone(),
-                    recipients,
-                });
+                    dest: dest.clone(),
+                },
+            );
+            out.push(Dispatch {
+                job,
+                queue_id: id,
+                transport: transport.clone(),
+                nexthop: nexthop.clone(),
+                recipients,
+            });
+        }
+    }
+
+    /// Whether `r` is queued for `key` (as [`Scheduler::dest_key`], without allocating).
+    fn is_for(&self, r: &Rcpt, key: &DestKey) -> bool {
+        let dest = if self.limits(&r.transport).recipient_limit == 1 {
+            &r.address
+        } else {
+            &r.nexthop
+        };
+        r.transport == key.0 && r.nexthop == key.1 && dest.eq_ignore_ascii_case(&key.2)
+    }
+
+    fn pop_queue(&mut self, key: &DestKey) {
+        if let Some(q) = self.queues.get_mut(key) {
+            q.pop_front();
+            if q.is_empty() {
+                self.queues.remove(key);
             }
         }
     }

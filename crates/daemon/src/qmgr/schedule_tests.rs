@@ -301,3 +301,33 @@ fn due_and_flush() {
     s.add(message("D", 0, false, vec![rcpt(0, "smtp", "x", "u@x")]), 0);
     assert!(s.due(1_000).is_empty());
 }
+
+/// A backlog behind one destination's full window neither starves another destination
+/// nor is walked by every dispatch: a message for a second destination that arrives
+/// after 10,000 for the first goes out in the very next dispatch, and each completion
+/// lets exactly one more request of the backlog out.
+#[test]
+fn backlog_behind_a_full_window_does_not_starve_others() {
+    let mut s = sched(Policy::default());
+    for i in 0..10_000 {
+        let id = format!("A{i}");
+        let r = vec![rcpt(0, "local", "here.test", "u@here.test")];
+        assert!(s.add(message(&id, 0, false, r), 0).is_none());
+    }
+    let first = s.dispatch();
+    // initial_destination_concurrency requests to the busy destination, no more.
+    assert_eq!(first.len(), Limits::default().initial_concurrency);
+    assert!(first.iter().all(|d| d.nexthop == "here.test"));
+    let other = vec![rcpt(0, "local", "there.test", "v@there.test")];
+    assert!(s.add(message("B", 0, false, other), 0).is_none());
+    let next = s.dispatch();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].queue_id, "B");
+    // Oldest first at the busy destination: each completion lets the next one out.
+    for (n, d) in first.iter().enumerate() {
+        assert!(s.complete(d.job, &[(0, Fate::Sent)], 0).is_some());
+        let more = s.dispatch();
+        assert!(!more.is_empty(), "completion {n} let nothing out");
+        assert!(more.iter().all(|m| m.nexthop == "here.test"));
+    }
+}

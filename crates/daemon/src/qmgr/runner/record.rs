@@ -176,10 +176,12 @@ pub(super) async fn record(
         results.push((r.index, Fate::Deferred, dsn, text));
     }
     let log = Arc::clone(log);
+    // Without a sync (StatusLog::append_unsynced): a record lost to a system crash costs
+    // a repeated delivery, never a message; a crash of the daemon loses none.
     let appended = tokio::task::spawn_blocking(move || {
         log.lock()
             .map_err(|e| e.to_string())?
-            .append(&updates)
+            .append_unsynced(&updates)
             .map_err(|e| e.to_string())
     })
     .await;
