@@ -580,14 +580,15 @@ fn run(rx: &mpsc::Receiver<Job>, counters: &Counters, mut journal: Option<Journa
 fn commit_batch(
     batch: Vec<(PendingFile, bool, Reply)>,
     counters: &Counters,
-    journal: Option<&mut Journal>,
+    mut journal: Option<&mut Journal>,
 ) {
+    let batch_len = batch.len();
     // Journal first: once its records are synced the files are safe whatever happens to
     // their names, so the names can be made without a directory fsync. A crash before
     // the link leaves only a temporary name (the record replays it if the sync had
     // returned).
     let mut journaled = false;
-    if let Some(j) = journal {
+    if let Some(j) = journal.as_deref_mut() {
         let records: Vec<(QueueName, &str, &[u8])> = batch
             .iter()
             .filter(|(_, synced, _)| !synced)
@@ -597,7 +598,35 @@ fn commit_batch(
     }
     let mut results: Vec<(Result<(), Error>, PendingFile, bool, Reply)> =
         Vec::with_capacity(batch.len());
-    for (mut f, synced, reply) in batch {
+    // A file whose journal record is synced is durable now: its writer is answered at
+    // once, and the name follows (the 250 does not wait for the directory operation).
+    // Nothing can look for the name in between: the queue manager's checkpoint, which
+    // comes before it takes files from incoming/, is a later job of this same thread.
+    // A link that fails after the answer leaves the record as the only copy: the journal
+    // then keeps every segment, and the next start replays the file.
+    let mut early = Vec::new();
+    let mut rest = Vec::with_capacity(batch.len());
+    for (f, synced, reply) in batch {
+        if journaled && !synced {
+            reply.send(Ok(f.id.clone()));
+            early.push(f);
+        } else {
+            rest.push((f, synced, reply));
+        }
+    }
+    let mut pin = false;
+    for mut f in early {
+        if f.link().is_err() {
+            pin = true;
+        }
+    }
+    if pin && let Some(j) = journal {
+        j.pin();
+    }
+    counters
+        .journaled
+        .fetch_add((batch_len - rest.len()) as u64, Ordering::Relaxed);
+    for (mut f, synced, reply) in rest {
         // Without the journal (it failed), a file it was to take is synced here.
         let r = if synced || journaled {
             Ok(())
@@ -623,11 +652,7 @@ fn commit_batch(
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
         .files
-        .fetch_add(results.len() as u64, Ordering::Relaxed);
-    counters.journaled.fetch_add(
-        results.iter().filter(|(_, _, own, _)| !own).count() as u64,
-        Ordering::Relaxed,
-    );
+        .fetch_add(batch_len as u64, Ordering::Relaxed);
     counters
         .dir_syncs
         .fetch_add(dirs.len() as u64, Ordering::Relaxed);

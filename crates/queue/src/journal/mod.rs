@@ -350,6 +350,10 @@ pub(crate) struct Journal {
     /// After a segment could not be made (a full disk): no new try before this.
     retry_at: Option<Instant>,
     threads: Vec<thread::JoinHandle<()>>,
+    /// A journaled file could not be linked after its writer was told it was safe: its
+    /// record is then the only copy, so no segment is retired until a restart replays
+    /// them ([`Journal::pin`]).
+    pinned: bool,
 }
 
 /// Spares kept ready; a retired segment beyond these is deleted, not recycled.
@@ -408,6 +412,7 @@ impl Journal {
             spare_wanted: false,
             retry_at: None,
             threads: vec![maker, checkpointer],
+            pinned: false,
         };
         j.ask_spare();
         Ok(j)
@@ -530,8 +535,15 @@ impl Journal {
         self.retire();
     }
 
+    /// Keeps every segment from now on (see the `pinned` field): the records of a file
+    /// whose link failed after its writer got the answer must survive until replayed.
+    pub(crate) fn pin(&mut self) {
+        self.pinned = true;
+    }
+
     fn retire(&mut self) {
-        if !self.full.is_empty()
+        if !self.pinned
+            && !self.full.is_empty()
             && let Some(w) = &self.work
         {
             let _ = w.send(Work::Retire(std::mem::take(&mut self.full)));
