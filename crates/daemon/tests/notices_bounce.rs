@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tern_queue::{QueueFile, QueueId, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
+use tern_testkit::support::{python, wait_for};
 use tern_testkit::tern::Tern;
 
 const MAPS: &str = "transport_maps = inline:{ error.test=error:gone, held.test=retry: }\n\
@@ -50,29 +51,7 @@ print(text.decode().rsplit(" ", 1)[1])
 s.quit()
 "#
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits until `log()` holds `needle` `count` times (at most 30 s).
-fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    python(&script).trim().to_owned()
 }
 
 /// The id after `needle` in the log (`...: sender non-delivery notification: NEWID`).

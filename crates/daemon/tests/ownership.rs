@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::{Group, User};
 use tern_queue::{QueueLayout, QueueName};
+use tern_testkit::support::KillOnDrop;
 use tern_testkit::tern::{Tern, postfix_binary};
 
 const QUEUES: [&str; 15] = [
@@ -104,7 +105,7 @@ fn ordinary_user_starts_queues_and_stops() {
         "{err}"
     );
     let pid = pid(&t.queue_dir());
-    let guard = Running(pid);
+    let guard = KillOnDrop(pid);
 
     let queued = send(t.port);
     assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
@@ -156,18 +157,6 @@ fn as_nobody(t: &Tern, command: &str) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Kills the daemon `postfix start` left running when the test fails before its stop.
-struct Running(u32);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(self.0.to_string())
-            .status();
-    }
 }
 
 /// One message over a raw socket; the reply to the end of data.

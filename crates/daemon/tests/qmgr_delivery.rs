@@ -6,11 +6,11 @@
 //! root and Debian's Postfix.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_queue::{DeliveryStatus, QueueFile, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
+use tern_testkit::support::{python, wait_for};
 use tern_testkit::tern::Tern;
 
 /// smtpd refuses a recipient that resolves to the error transport at RCPT time
@@ -61,29 +61,7 @@ print(text.decode().rsplit(" ", 1)[1])
 s.quit()
 "#
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits until `log()` holds `needle` `count` times (at most 30 s).
-fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    python(&script).trim().to_owned()
 }
 
 /// The lines of programs `programs` about queue id `id`, as `program: text` with the id,

@@ -7,8 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
+use tern_testkit::support::python;
+/// Re-exported: local_e2e_util takes it from here; not every test that includes this
+/// module uses it.
+#[allow(unused_imports)]
+pub use tern_testkit::support::wait_for;
 use tern_testkit::tern::Tern;
 
 /// useradd and userdel lock the password files: one at a time.
@@ -119,29 +123,7 @@ print(text.decode().rsplit(" ", 1)[1])
 s.quit()
 "#
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits until `log()` holds `needle` `count` times (at most 30 s); returns the log.
-pub fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    python(&script).trim().to_owned()
 }
 
 /// The delivery lines of `program` (`postfix/local`) about queue id `id`, each as
