@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tern_queue::{QueueFile, QueueId, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
-use tern_testkit::support::{python, wait_for};
+use tern_testkit::support::{program_and_text, python, wait_for};
 use tern_testkit::tern::Tern;
 
 const MAPS: &str = "transport_maps = inline:{ error.test=error:gone, held.test=retry: }\n\
@@ -71,14 +71,9 @@ fn id_after(log: &str, needle: &str) -> String {
 fn shapes(log: &str, ids: &[(&str, &str)], programs: &[&str]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in log.lines() {
-        let Some((head, text)) = line.split_once("]: ") else {
+        let Some((program, text)) = program_and_text(line) else {
             continue;
         };
-        let program = head
-            .rsplit(' ')
-            .next()
-            .and_then(|p| p.split('[').next())
-            .unwrap_or_default();
         if !programs.contains(&program) {
             continue;
         }

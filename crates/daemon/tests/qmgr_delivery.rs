@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tern_queue::{DeliveryStatus, QueueFile, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
-use tern_testkit::support::{python, wait_for};
+use tern_testkit::support::{constant_fields, program_and_text, python, wait_for};
 use tern_testkit::tern::Tern;
 
 /// smtpd refuses a recipient that resolves to the error transport at RCPT time
@@ -69,30 +69,15 @@ s.quit()
 fn shapes(log: &str, id: &str, programs: &[&str]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in log.lines() {
-        let Some((head, text)) = line.split_once("]: ") else {
+        let Some((program, text)) = program_and_text(line) else {
             continue;
         };
-        let program = head
-            .rsplit(' ')
-            .next()
-            .and_then(|p| p.split('[').next())
-            .unwrap_or_default();
         if !programs.contains(&program) || !text.starts_with(&format!("{id}: ")) {
             continue;
         }
         let text = text.replacen(id, "QID", 1);
-        let words: Vec<String> = text
-            .split(", ")
-            .map(|w| {
-                for key in ["delay=", "delays=", "size="] {
-                    if w.starts_with(key) {
-                        return format!("{key}N");
-                    }
-                }
-                w.to_owned()
-            })
-            .collect();
-        out.insert(format!("{program}: {}", words.join(", ")));
+        let text = constant_fields(&text, &["delay=", "delays=", "size="]);
+        out.insert(format!("{program}: {text}"));
     }
     out
 }

@@ -1,6 +1,7 @@
 //! Small helpers the integration tests share: running a Python script (smtplib, the email
-//! package) and taking its output, waiting a bounded time for log lines, and killing a
-//! daemon a test started when the test fails before stopping it. Test-only; the scripts
+//! package) and taking its output, waiting a bounded time for log lines, taking log lines
+//! apart to compare their shape, and killing a daemon a test started when the test fails
+//! before stopping it. Test-only; the scripts
 //! and logs come from the tests themselves, so failures panic with what went wrong.
 
 use std::process::Command;
@@ -38,6 +39,32 @@ pub fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String 
     }
 }
 
+/// The program (`postfix/qmgr`, without its `[pid]`) and the text after `]: ` of a log
+/// line as Postfix's maillog_file writes it (`Nov 27 01:02:03 host postfix/qmgr[42]: ...`);
+/// `None` for a line without `]: `.
+pub fn program_and_text(line: &str) -> Option<(&str, &str)> {
+    let (head, text) = line.split_once("]: ")?;
+    let program = head
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.split('[').next())
+        .unwrap_or_default();
+    Some((program, text))
+}
+
+/// `text` with each of its `, `-separated fields that starts with one of `keys` (`delay=`)
+/// made `keyN` (`delay=N`): the figures that differ from run to run.
+pub fn constant_fields(text: &str, keys: &[&str]) -> String {
+    let words: Vec<String> = text
+        .split(", ")
+        .map(|w| match keys.iter().find(|k| w.starts_with(*k)) {
+            Some(key) => format!("{key}N"),
+            None => w.to_owned(),
+        })
+        .collect();
+    words.join(", ")
+}
+
 /// Kills process `.0` with SIGKILL on drop: a daemon `postfix start` left running when
 /// a test fails before its stop.
 pub struct KillOnDrop(pub u32);
@@ -60,5 +87,27 @@ mod tests {
         assert_eq!(python("print('a b')"), "a b\n");
         let text = wait_for(|| "x: removed\nx: removed\n".to_owned(), "removed", 2);
         assert_eq!(text.matches("removed").count(), 2);
+    }
+
+    #[test]
+    fn log_line_parts() {
+        let cases: &[(&str, Option<(&str, &str)>)] = &[
+            (
+                "Nov 27 01:02:03 mx postfix/qmgr[42]: ABC: removed",
+                Some(("postfix/qmgr", "ABC: removed")),
+            ),
+            ("postfix/local[7]: x", Some(("postfix/local", "x"))),
+            ("no program here", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(program_and_text(line), *want, "{line}");
+        }
+        assert_eq!(
+            constant_fields(
+                "to=<a@b>, delay=0.1, delays=0/0/0/0, dsn=2.0.0, size=12",
+                &["delay=", "delays=", "size="]
+            ),
+            "to=<a@b>, delay=N, delays=N, dsn=2.0.0, size=N"
+        );
     }
 }

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use tern_testkit::support::python;
 /// Re-exported: local_e2e_util takes it from here; not every test that includes this
 /// module uses it.
 #[allow(unused_imports)]
 pub use tern_testkit::support::wait_for;
+use tern_testkit::support::{constant_fields, python};
 use tern_testkit::tern::Tern;
 
 /// useradd and userdel lock the password files: one at a time.
@@ -142,20 +142,9 @@ pub fn delivery_lines(log: &str, program: &str, id: &str) -> (Vec<String>, Vec<u
         if prog != program || !text.starts_with(&format!("{id}: to=<")) {
             continue;
         }
-        let words: Vec<String> = text
-            .replacen(id, "QID", 1)
-            .split(", ")
-            .map(|w| {
-                for key in ["delay=", "delays="] {
-                    if w.starts_with(key) {
-                        return format!("{key}N");
-                    }
-                }
-                w.to_owned()
-            })
-            .collect();
+        let text = constant_fields(&text.replacen(id, "QID", 1), &["delay=", "delays="]);
         pids.push(pid.parse().expect("pid"));
-        lines.push(format!("{prog}[PID]: {}", words.join(", ")));
+        lines.push(format!("{prog}[PID]: {text}"));
     }
     (lines, pids)
 }
