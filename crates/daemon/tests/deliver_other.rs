@@ -102,22 +102,9 @@ fn started_by_an_ordinary_user_delivers_to_that_user() {
         .expect("chown");
     assert!(chown.success());
     let as_user = |command: &str| {
-        let out = Command::new("setpriv")
-            .arg(format!("--reuid={}", user.uid))
-            .arg(format!("--regid={}", user.gid))
-            .arg("--clear-groups")
-            .arg(tern_testkit::tern::postfix_binary().expect("postfix binary"))
-            .arg("-c")
-            .arg(t.config_dir())
-            .arg(command)
-            .current_dir(t.dir.path())
-            .output()
-            .expect("setpriv");
-        assert!(
-            out.status.success(),
-            "postfix {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (uid, gid) = (user.uid.to_string(), user.gid.to_string());
+        let (code, err) = t.postfix_as(&uid, &gid, command).expect("setpriv");
+        assert_eq!(code, 0, "postfix {command}: {err}");
     };
     as_user("start");
     let daemon = daemon_pid(&t);

@@ -9,13 +9,11 @@
 //! root, python3 and Debian's Postfix.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_queue::{QueueFile, QueueId, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
-use tern_testkit::support::{program_and_text, python, wait_for};
+use tern_testkit::support::{program_and_text, python, python_with_input, wait_for};
 use tern_testkit::tern::Tern;
 
 const MAPS: &str = "transport_maps = inline:{ error.test=error:gone, held.test=retry: }\n\
@@ -144,27 +142,7 @@ for block in ds:
         if block[k] is not None:
             print(k, block[k])
 "#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(content)
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    python_with_input(script, content)
 }
 
 const PROGRAMS: [&str; 3] = ["postfix/qmgr", "postfix/bounce", "postfix/cleanup"];

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::{Group, User};
 use tern_queue::{QueueLayout, QueueName};
 use tern_testkit::support::KillOnDrop;
-use tern_testkit::tern::{Tern, postfix_binary};
+use tern_testkit::tern::Tern;
 
 const QUEUES: [&str; 15] = [
     "active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop",
@@ -144,19 +144,7 @@ fn ordinary_user_starts_queues_and_stops() {
 /// `postfix -c CONF command` as nobody:nogroup with no supplementary groups, from the
 /// instance's directory; the exit code and standard error.
 fn as_nobody(t: &Tern, command: &str) -> (i32, String) {
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(postfix_binary().expect("postfix binary"))
-        .arg("-c")
-        .arg(t.config_dir())
-        .arg(command)
-        .current_dir(t.dir.path())
-        .output()
-        .expect("setpriv");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    t.postfix_as("nobody", "nogroup", command).expect("setpriv")
 }
 
 /// One message over a raw socket; the reply to the end of data.

@@ -4,7 +4,8 @@
 //! before stopping it. Test-only; the scripts
 //! and logs come from the tests themselves, so failures panic with what went wrong.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long [`wait_for`] waits for its lines.
@@ -13,11 +14,27 @@ pub const LOG_WAIT: Duration = Duration::from_secs(30);
 /// Runs `python3 -c script`; returns its standard output. Panics, showing the script's
 /// standard error, when python3 is missing or the script fails (an `assert` in it).
 pub fn python(script: &str) -> String {
-    let out = Command::new("python3")
+    python_with_input(script, b"")
+}
+
+/// [`python`] with `input` on the script's standard input (a message for the email
+/// package). Scripts that print more than a pipe holds must read all their input first.
+pub fn python_with_input(script: &str, input: &[u8]) -> String {
+    let mut child = Command::new("python3")
         .arg("-c")
         .arg(script)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input)
+        .expect("write to python3");
+    let out = child.wait_with_output().expect("python3");
     assert!(
         out.status.success(),
         "{}",
@@ -85,6 +102,8 @@ mod tests {
     #[test]
     fn python_output_and_wait_for() {
         assert_eq!(python("print('a b')"), "a b\n");
+        let echo = "import sys\nprint(sys.stdin.read().upper())";
+        assert_eq!(python_with_input(echo, b"x"), "X\n");
         let text = wait_for(|| "x: removed\nx: removed\n".to_owned(), "removed", 2);
         assert_eq!(text.matches("removed").count(), 2);
     }
