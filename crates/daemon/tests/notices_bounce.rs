@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tern_queue::{QueueFile, QueueId, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
-use tern_testkit::support::{program_and_text, python, python_with_input, wait_for};
+use tern_testkit::support::{program_and_text, python_with_input, smtplib_send, wait_for};
 use tern_testkit::tern::Tern;
 
 const MAPS: &str = "transport_maps = inline:{ error.test=error:gone, held.test=retry: }\n\
@@ -35,21 +35,8 @@ fn start(extra: &str) -> Tern {
 
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 fn send(port: u16, from: &str, to: &str) -> String {
-    let script = format!(
-        r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
-s.ehlo("client.example")
-s.mail({from:?})
-code, _ = s.rcpt({to:?})
-assert code == 250, code
-code, text = s.data(b"Subject: t\r\nMessage-Id: <orig@client.example>\r\n\r\nhello\r\n")
-assert code == 250, text
-print(text.decode().rsplit(" ", 1)[1])
-s.quit()
-"#
-    );
-    python(&script).trim().to_owned()
+    let data = "Subject: t\r\nMessage-Id: <orig@client.example>\r\n\r\nhello\r\n";
+    smtplib_send(port, from, &[to], data)
 }
 
 /// The id after `needle` in the log (`...: sender non-delivery notification: NEWID`).

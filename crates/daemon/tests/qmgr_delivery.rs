@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tern_queue::{DeliveryStatus, QueueFile, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
-use tern_testkit::support::{constant_fields, program_and_text, python, wait_for};
+use tern_testkit::support::{constant_fields, program_and_text, smtplib_send, wait_for};
 use tern_testkit::tern::Tern;
 
 /// smtpd refuses a recipient that resolves to the error transport at RCPT time
@@ -41,27 +41,7 @@ fn start(extra: &str, qmgr: bool) -> Tern {
 
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 fn send(port: u16, from: &str, to: &[&str]) -> String {
-    let rcpts = to
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let script = format!(
-        r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
-s.ehlo("client.example")
-s.mail({from:?})
-for r in [{rcpts}]:
-    code, _ = s.rcpt(r)
-    assert code == 250, (r, code)
-code, text = s.data(b"Subject: t\r\n\r\nhello\r\n")
-assert code == 250, text
-print(text.decode().rsplit(" ", 1)[1])
-s.quit()
-"#
-    );
-    python(&script).trim().to_owned()
+    smtplib_send(port, from, to, "Subject: t\r\n\r\nhello\r\n")
 }
 
 /// The lines of programs `programs` about queue id `id`, as `program: text` with the id,

@@ -43,6 +43,39 @@ pub fn python_with_input(script: &str, input: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Sends one message with Python's smtplib to `127.0.0.1:port` (EHLO client.example, MAIL
+/// FROM `from`, RCPT TO each of `to`, DATA `data`); asserts the 250 replies to RCPT and to
+/// the end of data, and returns the queue id from the last (`250 2.0.0 Ok: queued as ID`).
+/// `data` is ASCII: it reaches Python as a string literal in Rust's escapes.
+pub fn smtplib_send(port: u16, from: &str, to: &[&str], data: &str) -> String {
+    assert!(
+        data.bytes()
+            .all(|b| b.is_ascii_graphic() || b" \r\n\t".contains(&b)),
+        "smtplib_send takes ASCII data"
+    );
+    let rcpts = to
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let script = format!(
+        r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
+s.ehlo("client.example")
+s.mail({from:?})
+for r in [{rcpts}]:
+    code, text = s.rcpt(r)
+    assert code == 250, (r, code, text)
+code, text = s.data({data:?}.encode())
+assert code == 250, text
+print(text.decode().rsplit(" ", 1)[1])
+s.quit()
+"#
+    );
+    python(&script).trim().to_owned()
+}
+
 /// Waits until `log()` holds `needle` `count` times, at most [`LOG_WAIT`], polling every
 /// 50 ms; returns the last text read (the caller's checks then say what is missing).
 pub fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {

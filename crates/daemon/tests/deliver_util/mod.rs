@@ -12,7 +12,7 @@ use std::sync::Mutex;
 /// module uses it.
 #[allow(unused_imports)]
 pub use tern_testkit::support::wait_for;
-use tern_testkit::support::{constant_fields, python};
+use tern_testkit::support::{constant_fields, smtplib_send};
 use tern_testkit::tern::Tern;
 
 /// useradd and userdel lock the password files: one at a time.
@@ -109,21 +109,10 @@ pub fn configure(extra: &str) -> Tern {
 
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 pub fn send(port: u16, to: &str, subject: &str) -> String {
-    let script = format!(
-        r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
-s.ehlo("client.example")
-s.mail("sender@example.org")
-code, text = s.rcpt({to:?})
-assert code == 250, (code, text)
-code, text = s.data(b"Subject: {subject}\r\nFrom: sender@example.org\r\n\r\nhello\r\nFrom the start\r\n")
-assert code == 250, text
-print(text.decode().rsplit(" ", 1)[1])
-s.quit()
-"#
+    let data = format!(
+        "Subject: {subject}\r\nFrom: sender@example.org\r\n\r\nhello\r\nFrom the start\r\n"
     );
-    python(&script).trim().to_owned()
+    smtplib_send(port, "sender@example.org", &[to], &data)
 }
 
 /// The delivery lines of `program` (`postfix/local`) about queue id `id`, each as
