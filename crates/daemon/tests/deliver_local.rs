@@ -16,6 +16,7 @@ use std::process::Command;
 use deliver_util::{
     TestUser, configure, daemon_pid, delivery_lines, send, snail_headers, uid_of, wait_for, workers,
 };
+use tern_testkit::tern::Tern;
 
 /// The line Postfix logs for a plain delivery to `to` (pid, id and delays made constant).
 fn sent_line(to: &str, text: &str) -> String {
@@ -37,9 +38,9 @@ fn spool(root: &Path) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn mbox_in_the_spool_is_the_users_and_s_nail_reads_it() {
-    let user = TestUser::new("tern-t-mbox", None);
+/// An instance whose mail_spool_directory is a fresh [`spool`] in its directory, started;
+/// and that spool.
+fn launch_with_spool() -> (Tern, std::path::PathBuf) {
     let mut t = configure("");
     let spool = spool(t.dir.path());
     std::fs::write(
@@ -49,6 +50,13 @@ fn mbox_in_the_spool_is_the_users_and_s_nail_reads_it() {
     )
     .unwrap();
     t.launch().expect("launch");
+    (t, spool)
+}
+
+#[test]
+fn mbox_in_the_spool_is_the_users_and_s_nail_reads_it() {
+    let user = TestUser::new("tern-t-mbox", None);
+    let (t, spool) = launch_with_spool();
     let to = format!("{}@mx.example.test", user.name);
     let id = send(t.port, &to, "to the spool");
     let log = wait_for(|| t.log(), &format!("{id}: removed"), 1);
@@ -165,15 +173,7 @@ fn alias_commands_run_as_default_privs_or_the_include_files_owner() {
 #[test]
 fn a_worker_killed_while_idle_is_replaced() {
     let user = TestUser::new("tern-t-kill", None);
-    let mut t = configure("");
-    let spool = spool(t.dir.path());
-    std::fs::write(
-        t.config_dir().join("main.cf"),
-        std::fs::read_to_string(t.config_dir().join("main.cf")).unwrap()
-            + &format!("mail_spool_directory = {}\n", spool.display()),
-    )
-    .unwrap();
-    t.launch().expect("launch");
+    let (t, spool) = launch_with_spool();
     let to = format!("{}@mx.example.test", user.name);
     let id1 = send(t.port, &to, "first");
     wait_for(|| t.log(), &format!("{id1}: removed"), 1);

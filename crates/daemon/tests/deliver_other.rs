@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use deliver_util::{
     TestUser, configure, daemon_pid, delivery_lines, send, uid_of, wait_for, workers,
 };
+use tern_testkit::support::KillOnDrop;
 
 fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
@@ -80,18 +81,6 @@ fn virtual_mailbox_domain_maildir_and_mbox() {
     assert!(text.contains("Delivered-To: m@virt.test\n"), "{text}");
 }
 
-/// Kills the daemon `postfix start` left running when the test fails before its stop.
-struct Running(u32);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(self.0.to_string())
-            .status();
-    }
-}
-
 #[test]
 fn started_by_an_ordinary_user_delivers_to_that_user() {
     let user = TestUser::new("tern-t-unpriv", None);
@@ -113,26 +102,13 @@ fn started_by_an_ordinary_user_delivers_to_that_user() {
         .expect("chown");
     assert!(chown.success());
     let as_user = |command: &str| {
-        let out = Command::new("setpriv")
-            .arg(format!("--reuid={}", user.uid))
-            .arg(format!("--regid={}", user.gid))
-            .arg("--clear-groups")
-            .arg(tern_testkit::tern::postfix_binary().expect("postfix binary"))
-            .arg("-c")
-            .arg(t.config_dir())
-            .arg(command)
-            .current_dir(t.dir.path())
-            .output()
-            .expect("setpriv");
-        assert!(
-            out.status.success(),
-            "postfix {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (uid, gid) = (user.uid.to_string(), user.gid.to_string());
+        let (code, err) = t.postfix_as(&uid, &gid, command).expect("setpriv");
+        assert_eq!(code, 0, "postfix {command}: {err}");
     };
     as_user("start");
     let daemon = daemon_pid(&t);
-    let guard = Running(daemon);
+    let guard = KillOnDrop(daemon);
     let to = format!("{}@mx.example.test", user.name);
     let id = send(t.port, &to, "unprivileged");
     let log = wait_for(|| t.log(), &format!("{id}: removed"), 1);

@@ -29,6 +29,7 @@ use std::time::Duration;
 use deliver_util::{TestUser, configure};
 use delivery_util::{Client, diff, header, maildir_files, mbox_messages, wait_until};
 use tern_testkit::postfix::PostfixInstance;
+use tern_testkit::support::{constant_fields, program_and_text};
 
 /// The Date: the messages that have one carry.
 const FIXED_DATE: &str = "Mon, 01 Jan 2024 00:00:00 +0000";
@@ -394,30 +395,15 @@ fn log_lines(run: &Run) -> BTreeMap<&'static str, Vec<String>> {
         let Ok(id) = r else { continue };
         let mut lines = Vec::new();
         for line in run.log.lines() {
-            let Some((head, text)) = line.split_once("]: ") else {
+            let Some((program, text)) = program_and_text(line) else {
                 continue;
             };
-            let program = head
-                .rsplit(' ')
-                .next()
-                .and_then(|p| p.split('[').next())
-                .unwrap_or_default();
             if !programs.contains(&program) || !text.starts_with(&format!("{id}: ")) {
                 continue;
             }
-            let words: Vec<String> = text
-                .replacen(id.as_str(), "QID", 1)
-                .split(", ")
-                .map(|w| {
-                    for key in ["delay=", "delays=", "size="] {
-                        if w.starts_with(key) {
-                            return format!("{key}N");
-                        }
-                    }
-                    w.to_owned()
-                })
-                .collect();
-            lines.push(format!("{program}: {}", words.join(", ")));
+            let text = text.replacen(id.as_str(), "QID", 1);
+            let text = constant_fields(&text, &["delay=", "delays=", "size="]);
+            lines.push(format!("{program}: {text}"));
         }
         lines.sort();
         out.insert(*case, lines);

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tern_queue::{QueueFile, QueueLayout, QueueName};
+use tern_testkit::support::python;
 use tern_testkit::tern::Tern;
 
 fn incoming(t: &Tern) -> Vec<tern_queue::QueueEntry> {
@@ -61,16 +62,7 @@ s.quit()
 "#,
         port = t.port
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python(&script);
     let entries = incoming(&t);
     assert_eq!(entries.len(), 2);
     let mut contents = Vec::new();

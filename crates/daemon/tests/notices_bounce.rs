@@ -9,12 +9,11 @@
 //! root, python3 and Debian's Postfix.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_queue::{QueueFile, QueueId, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
+use tern_testkit::support::{program_and_text, python_with_input, smtplib_send, wait_for};
 use tern_testkit::tern::Tern;
 
 const MAPS: &str = "transport_maps = inline:{ error.test=error:gone, held.test=retry: }\n\
@@ -36,43 +35,8 @@ fn start(extra: &str) -> Tern {
 
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 fn send(port: u16, from: &str, to: &str) -> String {
-    let script = format!(
-        r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
-s.ehlo("client.example")
-s.mail({from:?})
-code, _ = s.rcpt({to:?})
-assert code == 250, code
-code, text = s.data(b"Subject: t\r\nMessage-Id: <orig@client.example>\r\n\r\nhello\r\n")
-assert code == 250, text
-print(text.decode().rsplit(" ", 1)[1])
-s.quit()
-"#
-    );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits until `log()` holds `needle` `count` times (at most 30 s).
-fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let data = "Subject: t\r\nMessage-Id: <orig@client.example>\r\n\r\nhello\r\n";
+    smtplib_send(port, from, &[to], data)
 }
 
 /// The id after `needle` in the log (`...: sender non-delivery notification: NEWID`).
@@ -92,14 +56,9 @@ fn id_after(log: &str, needle: &str) -> String {
 fn shapes(log: &str, ids: &[(&str, &str)], programs: &[&str]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in log.lines() {
-        let Some((head, text)) = line.split_once("]: ") else {
+        let Some((program, text)) = program_and_text(line) else {
             continue;
         };
-        let program = head
-            .rsplit(' ')
-            .next()
-            .and_then(|p| p.split('[').next())
-            .unwrap_or_default();
         if !programs.contains(&program) {
             continue;
         }
@@ -170,27 +129,7 @@ for block in ds:
         if block[k] is not None:
             print(k, block[k])
 "#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(content)
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    python_with_input(script, content)
 }
 
 const PROGRAMS: [&str; 3] = ["postfix/qmgr", "postfix/bounce", "postfix/cleanup"];

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::{Group, User};
 use tern_queue::{QueueLayout, QueueName};
-use tern_testkit::tern::{Tern, postfix_binary};
+use tern_testkit::support::KillOnDrop;
+use tern_testkit::tern::Tern;
 
 const QUEUES: [&str; 15] = [
     "active", "bounce", "corrupt", "defer", "deferred", "flush", "hold", "incoming", "maildrop",
@@ -104,7 +105,7 @@ fn ordinary_user_starts_queues_and_stops() {
         "{err}"
     );
     let pid = pid(&t.queue_dir());
-    let guard = Running(pid);
+    let guard = KillOnDrop(pid);
 
     let queued = send(t.port);
     assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
@@ -143,31 +144,7 @@ fn ordinary_user_starts_queues_and_stops() {
 /// `postfix -c CONF command` as nobody:nogroup with no supplementary groups, from the
 /// instance's directory; the exit code and standard error.
 fn as_nobody(t: &Tern, command: &str) -> (i32, String) {
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(postfix_binary().expect("postfix binary"))
-        .arg("-c")
-        .arg(t.config_dir())
-        .arg(command)
-        .current_dir(t.dir.path())
-        .output()
-        .expect("setpriv");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Kills the daemon `postfix start` left running when the test fails before its stop.
-struct Running(u32);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(self.0.to_string())
-            .status();
-    }
+    t.postfix_as("nobody", "nogroup", command).expect("setpriv")
 }
 
 /// One message over a raw socket; the reply to the end of data.

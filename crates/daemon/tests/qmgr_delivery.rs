@@ -6,11 +6,11 @@
 //! root and Debian's Postfix.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tern_queue::{DeliveryStatus, QueueFile, QueueLayout, QueueName};
 use tern_testkit::postfix::PostfixInstance;
+use tern_testkit::support::{constant_fields, program_and_text, smtplib_send, wait_for};
 use tern_testkit::tern::Tern;
 
 /// smtpd refuses a recipient that resolves to the error transport at RCPT time
@@ -41,49 +41,7 @@ fn start(extra: &str, qmgr: bool) -> Tern {
 
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 fn send(port: u16, from: &str, to: &[&str]) -> String {
-    let rcpts = to
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let script = format!(
-        r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
-s.ehlo("client.example")
-s.mail({from:?})
-for r in [{rcpts}]:
-    code, _ = s.rcpt(r)
-    assert code == 250, (r, code)
-code, text = s.data(b"Subject: t\r\n\r\nhello\r\n")
-assert code == 250, text
-print(text.decode().rsplit(" ", 1)[1])
-s.quit()
-"#
-    );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits until `log()` holds `needle` `count` times (at most 30 s).
-fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    smtplib_send(port, from, to, "Subject: t\r\n\r\nhello\r\n")
 }
 
 /// The lines of programs `programs` about queue id `id`, as `program: text` with the id,
@@ -91,30 +49,15 @@ fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
 fn shapes(log: &str, id: &str, programs: &[&str]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in log.lines() {
-        let Some((head, text)) = line.split_once("]: ") else {
+        let Some((program, text)) = program_and_text(line) else {
             continue;
         };
-        let program = head
-            .rsplit(' ')
-            .next()
-            .and_then(|p| p.split('[').next())
-            .unwrap_or_default();
         if !programs.contains(&program) || !text.starts_with(&format!("{id}: ")) {
             continue;
         }
         let text = text.replacen(id, "QID", 1);
-        let words: Vec<String> = text
-            .split(", ")
-            .map(|w| {
-                for key in ["delay=", "delays=", "size="] {
-                    if w.starts_with(key) {
-                        return format!("{key}N");
-                    }
-                }
-                w.to_owned()
-            })
-            .collect();
-        out.insert(format!("{program}: {}", words.join(", ")));
+        let text = constant_fields(&text, &["delay=", "delays=", "size="]);
+        out.insert(format!("{program}: {text}"));
     }
     out
 }

@@ -6,10 +6,9 @@
 #[path = "local_support.rs"]
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use support::{MESSAGE, Setup, USER, env_pairs, test_user};
+use support::{MESSAGE, Setup, USER, env_pairs, test_user, tmp_dir};
 use tern_delivery::local::{Entry, Final};
 use tern_delivery::request::Delivered;
 
@@ -48,8 +47,7 @@ const DEBIAN_ENV_NAMES: &[&str] = &[
 
 #[test]
 fn command_alias_rights_and_environment() {
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = tmp_dir(0o777);
     let out = tmp.path().join("env.out");
     let msg = tmp.path().join("msg.out");
     let aliases = format!(
@@ -110,8 +108,7 @@ fn command_alias_rights_and_environment() {
 #[test]
 fn command_as_alias_owner_with_extension() {
     let (uid, gid, home) = test_user();
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = tmp_dir(0o777);
     let out = tmp.path().join("env.out");
     let aliases = format!(
         "owned: \"|env > {o}; id -u >> {o}; id -g >> {o}\"\n",
@@ -194,8 +191,7 @@ fn exit_codes_and_time_limit() {
 
 #[test]
 fn include_file_and_restrictions() {
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = tmp_dir(0o755);
     let inc = tmp.path().join("list.inc");
     std::fs::write(
         &inc,
@@ -244,8 +240,7 @@ fn include_file_and_restrictions() {
 #[test]
 fn dot_forward_runs_as_user() {
     let (uid, _, home) = test_user();
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = tmp_dir(0o777);
     let out = tmp.path().join("fwd.out");
     let forward = home.join(".forward");
     std::fs::write(

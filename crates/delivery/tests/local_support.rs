@@ -18,6 +18,14 @@ use tern_rewrite::Resolver;
 
 pub const USER: &str = "tern-t-local";
 
+/// A temporary directory in /tmp with `mode`: 0o777 where a command run as another user
+/// writes its output file.
+pub fn tmp_dir(mode: u32) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    tmp
+}
+
 /// The test user (uid, gid, home), created once.
 pub fn test_user() -> (u32, u32, PathBuf) {
     static ONCE: OnceLock<(u32, u32, PathBuf)> = OnceLock::new();

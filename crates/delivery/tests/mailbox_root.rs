@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mailbox_util::{TestUser, chmod, debian_spool, need_program, need_root, open_tempdir, output};
 use tern_delivery::mailbox::lock::LockKind;
 use tern_delivery::mailbox::mbox::{self, MboxOptions, MboxParams, Rights};
-use tern_delivery::mailbox::{CopyInfo, maildir};
+use tern_delivery::mailbox::{CopyInfo, MailboxError, maildir};
 
 fn main() {
     // A child of `concurrent_deliveries_do_not_interleave`.
@@ -77,6 +77,28 @@ fn info<'a>(sender: &'a str, rcpt: &'a str) -> CopyInfo<'a> {
 
 fn locks() -> MboxOptions {
     MboxOptions::mbox(vec![LockKind::Fcntl, LockKind::Dotlock])
+}
+
+/// `message` from s@x to u@x appended to the mbox `path` as `user`, with [`locks`].
+fn deliver_as(path: &Path, user: &TestUser, message: &str) -> Result<(), MailboxError> {
+    mbox::deliver(
+        path,
+        Some(user.owner()),
+        &locks(),
+        &info("s@x", "u@x"),
+        &mut message.as_bytes(),
+    )
+}
+
+/// `message` from s@x to u@x appended to the mbox `path` with `params` and [`locks`].
+fn deliver_params(path: &Path, params: &MboxParams, message: &str) -> Result<(), MailboxError> {
+    mbox::deliver_with(
+        path,
+        params,
+        &locks(),
+        &info("s@x", "u@x"),
+        &mut message.as_bytes(),
+    )
 }
 
 fn spool_mbox_with_debian_rights() -> Result<(), String> {
@@ -168,29 +190,17 @@ fn planted_links_are_refused() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let path = spool.join(&user.name);
     std::os::unix::fs::symlink(&victim, &path).map_err(|e| e.to_string())?;
-    let err = mbox::deliver(
-        &path,
-        Some(user.owner()),
-        &locks(),
-        &info("s@x", "u@x"),
-        &mut MESSAGE.as_bytes(),
-    )
-    .err()
-    .ok_or("a symlink mailbox was written")?;
+    let err = deliver_as(&path, &user, MESSAGE)
+        .err()
+        .ok_or("a symlink mailbox was written")?;
     if (err.dsn.as_str(), err.text.as_str()) != ("5.2.0", "file is a symbolic link") {
         return Err(format!("symlink: {err:?}"));
     }
     std::fs::remove_file(&path).map_err(|e| e.to_string())?;
     std::fs::hard_link(&victim, &path).map_err(|e| e.to_string())?;
-    let err = mbox::deliver(
-        &path,
-        Some(user.owner()),
-        &locks(),
-        &info("s@x", "u@x"),
-        &mut MESSAGE.as_bytes(),
-    )
-    .err()
-    .ok_or("a hard-linked mailbox was written")?;
+    let err = deliver_as(&path, &user, MESSAGE)
+        .err()
+        .ok_or("a hard-linked mailbox was written")?;
     if (err.dsn.as_str(), err.text.as_str()) != ("5.2.0", "file has 2 hard links") {
         return Err(format!("hard link: {err:?}"));
     }
@@ -200,15 +210,9 @@ fn planted_links_are_refused() -> Result<(), String> {
     // Writable by all, so that the ownership check is what refuses it (a 0644 root file
     // gives "cannot open file: Permission denied", 5.2.0, as with Postfix).
     chmod(&path, 0o666)?;
-    let err = mbox::deliver(
-        &path,
-        Some(user.owner()),
-        &locks(),
-        &info("s@x", "u@x"),
-        &mut MESSAGE.as_bytes(),
-    )
-    .err()
-    .ok_or("root's mailbox was written for the user")?;
+    let err = deliver_as(&path, &user, MESSAGE)
+        .err()
+        .ok_or("root's mailbox was written for the user")?;
     if err.dsn != "4.2.0"
         || err.text != format!("destination {} is not owned by recipient", path.display())
     {
@@ -235,25 +239,12 @@ fn rollback_when_the_disk_is_full() -> Result<(), String> {
         let spool = debian_spool(&mnt)?;
         let user = TestUser::create("mb3", tmp.path())?;
         let path = spool.join(&user.name);
-        mbox::deliver(
-            &path,
-            Some(user.owner()),
-            &locks(),
-            &info("s@x", "u@x"),
-            &mut MESSAGE.as_bytes(),
-        )
-        .map_err(|e| format!("first delivery: {e:?}"))?;
+        deliver_as(&path, &user, MESSAGE).map_err(|e| format!("first delivery: {e:?}"))?;
         let before = std::fs::read(&path).map_err(|e| e.to_string())?;
         let big = format!("Subject: big\n\n{}", "0123456789abcdef\n".repeat(40_000));
-        let err = mbox::deliver(
-            &path,
-            Some(user.owner()),
-            &locks(),
-            &info("s@x", "u@x"),
-            &mut big.as_bytes(),
-        )
-        .err()
-        .ok_or("a 680 kB message fit in 256 kB")?;
+        let err = deliver_as(&path, &user, &big)
+            .err()
+            .ok_or("a 680 kB message fit in 256 kB")?;
         if (err.dsn.as_str(), err.text.as_str())
             != ("4.3.0", "error writing message: No space left on device")
         {
@@ -283,25 +274,12 @@ fn rollback_past_mailbox_size_limit() -> Result<(), String> {
         size_limit: 2000,
         ..MboxParams::local(Rights::for_spool(&spool, user.owner()))
     };
-    mbox::deliver_with(
-        &path,
-        &params,
-        &locks(),
-        &info("s@x", "u@x"),
-        &mut MESSAGE.as_bytes(),
-    )
-    .map_err(|e| format!("first: {e:?}"))?;
+    deliver_params(&path, &params, MESSAGE).map_err(|e| format!("first: {e:?}"))?;
     let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     let big = format!("Subject: big\n\n{}", "x\n".repeat(1000));
-    let err = mbox::deliver_with(
-        &path,
-        &params,
-        &locks(),
-        &info("s@x", "u@x"),
-        &mut big.as_bytes(),
-    )
-    .err()
-    .ok_or("the limit did not hold")?;
+    let err = deliver_params(&path, &params, &big)
+        .err()
+        .ok_or("the limit did not hold")?;
     if (err.dsn.as_str(), err.text.as_str()) != ("5.2.2", "error writing message: File too large") {
         return Err(format!("{err:?}"));
     }

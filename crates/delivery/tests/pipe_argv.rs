@@ -7,7 +7,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use support::{MESSAGE, Setup, USER, test_user};
+use support::{MESSAGE, Setup, USER, test_user, tmp_dir};
 use tern_delivery::pipe::{self, PipeError, PipeService};
 use tern_delivery::request::{Agent, Delivered};
 use tern_message::trace::Timestamp;
@@ -15,8 +15,7 @@ use tern_message::trace::Timestamp;
 #[test]
 fn argv_expansion_rights_and_flags() {
     let (uid, gid, _) = test_user();
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = tmp_dir(0o777);
     let out = tmp.path().join("pipe.out");
     let script = tmp.path().join("script.sh");
     std::fs::write(

@@ -9,8 +9,9 @@
 //! from the mail log) and compared line by line, masking only queue ids, dates, message ids
 //! and boundaries.
 //!
-//! crates/message has no dev-dependency on tern-testkit, so the instance helper lives here
-//! (std only); it needs root and Debian's Postfix, and fails, never skips, without them.
+//! The instance is its own (its main.cf, aliases and mailbox files differ from
+//! tern_testkit::postfix's); it takes that module's master.cf and its SMTP reply reader. It
+//! needs root and Debian's Postfix, and fails, never skips, without them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use tern_message::dsn::{self, Action, BodyEncoding, Kind, NotifyClasses, RecipientReport, Ret};
 use tern_message::trace::Timestamp;
+use tern_testkit::postfix::private_master_cf;
+use tern_testkit::smtp::read_reply;
 
 const HOST: &str = "mx.example.test";
 
@@ -81,7 +84,7 @@ impl Instance {
         );
         std::fs::write(dir.join("main.cf"), main_cf).unwrap();
         let debian = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
-        std::fs::write(dir.join("master.cf"), master_cf(&debian, port)).unwrap();
+        std::fs::write(dir.join("master.cf"), private_master_cf(&debian, port)).unwrap();
         std::fs::write(dir.join("hc"), "/^Subject: held/ HOLD\n").unwrap();
         // Mailboxes are files, written by local(8) as default_privs: world-writable, and no
         // dot-lock needed in a directory nobody may write.
@@ -138,18 +141,7 @@ impl Instance {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut w = s;
-        let reply = |r: &mut BufReader<TcpStream>| {
-            let mut all = String::new();
-            for _ in 0..50 {
-                let mut l = String::new();
-                r.read_line(&mut l).unwrap();
-                all.push_str(&l);
-                if l.len() < 4 || l.as_bytes()[3] == b' ' {
-                    break;
-                }
-            }
-            all
-        };
+        let reply = |r: &mut BufReader<TcpStream>| read_reply(r).unwrap();
         let cmd = |w: &mut TcpStream, r: &mut BufReader<TcpStream>, c: &str, code: &str| {
             w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
             let got = reply(r);
@@ -223,38 +215,6 @@ fn run_ok(prog: &str, args: &[&str]) -> String {
 
 fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Debian's master.cf, chroot `n`, smtpd on 127.0.0.1:PORT in place of `smtp inet`.
-fn master_cf(debian: &str, port: u16) -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in debian.lines() {
-        if line.starts_with([' ', '\t']) {
-            if !skipping {
-                out.push_str(line);
-                out.push('\n');
-            }
-            continue;
-        }
-        skipping = false;
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if line.starts_with('#') || f.len() < 8 {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        if f[0] == "smtp" && f[1] == "inet" {
-            let _ = writeln!(out, "127.0.0.1:{port} inet n - n - - smtpd");
-            skipping = true;
-            continue;
-        }
-        let mut f: Vec<String> = f.iter().map(|s| (*s).to_string()).collect();
-        f[4] = "n".into();
-        out.push_str(&f.join(" "));
-        out.push('\n');
-    }
-    out
 }
 
 /// The messages of an mbox file, each without the `From ` line, the three headers local(8)

@@ -1,8 +1,9 @@
 //! Test support shared by the crates' integration tests: a private Debian Postfix instance
 //! on a loopback port (the reference), a Tern instance in a temp directory, and helpers to
-//! wait for a port. Test-only: nothing here runs in production.
+//! wait for a port, run Python scripts and wait for log lines. Test-only: nothing here runs in production.
 
 pub mod postfix;
 pub mod replay;
 pub mod smtp;
+pub mod support;
 pub mod tern;

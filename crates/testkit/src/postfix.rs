@@ -80,7 +80,7 @@ impl PostfixInstance {
             .map_err(|e| io("main.cf", e))?;
         let debian = std::fs::read_to_string("/etc/postfix/master.cf")
             .map_err(|e| io("/etc/postfix/master.cf", e))?;
-        std::fs::write(d.join("master.cf"), master_cf(&debian, port))
+        std::fs::write(d.join("master.cf"), private_master_cf(&debian, port))
             .map_err(|e| io("master.cf", e))?;
         std::fs::write(d.join("aliases"), "postmaster: root\n").map_err(|e| io("aliases", e))?;
         let inst = Self { dir, port };
@@ -273,9 +273,10 @@ fn main_cf(dir: &Path, extra: &str) -> String {
     out
 }
 
-/// Debian's master.cf with chroot `n` everywhere and smtpd on `127.0.0.1:PORT` in
-/// place of the `smtp inet` service (and that service's `-o` lines).
-fn master_cf(debian: &str, port: u16) -> String {
+/// Debian's master.cf (`debian`, the text of /etc/postfix/master.cf) with chroot `n`
+/// everywhere and smtpd on `127.0.0.1:PORT` in place of the `smtp inet` service (and that
+/// service's `-o` lines): the master.cf of a private instance run from a temp directory.
+pub fn private_master_cf(debian: &str, port: u16) -> String {
     let mut out = String::new();
     let mut skipping = false;
     for line in debian.lines() {
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn master_cf_rewrites_smtp_and_chroot() {
         let debian = "# c\nsmtp      inet  n       -       y       -       -       smtpd\n  -o x=y\npickup    unix  n       -       y       60      1       pickup\n  -o a=b\n";
-        let got = master_cf(debian, 2525);
+        let got = private_master_cf(debian, 2525);
         assert_eq!(
             got,
             "# c\n127.0.0.1:2525 inet n - n - - smtpd\npickup unix n - n 60 1 pickup\n  -o a=b\n"

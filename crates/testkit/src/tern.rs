@@ -210,6 +210,27 @@ impl Tern {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
     }
+
+    /// Runs `postfix -c CONF command` from the instance's directory under `setpriv` as
+    /// user `uid` and group `gid` (names or numbers) with no supplementary groups: the
+    /// daemon started by an ordinary user. Returns the exit code and standard error.
+    pub fn postfix_as(&self, uid: &str, gid: &str, command: &str) -> Result<(i32, String), String> {
+        let out = Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(postfix_binary()?)
+            .arg("-c")
+            .arg(self.config_dir())
+            .arg(command)
+            .current_dir(self.dir.path())
+            .output()
+            .map_err(|e| format!("setpriv: {e}"))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
 }
 
 impl Drop for Tern {

@@ -7,8 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
+/// Re-exported: local_e2e_util takes it from here; not every test that includes this
+/// module uses it.
+#[allow(unused_imports)]
+pub use tern_testkit::support::wait_for;
+use tern_testkit::support::{constant_fields, smtplib_send};
 use tern_testkit::tern::Tern;
 
 /// useradd and userdel lock the password files: one at a time.
@@ -105,43 +109,10 @@ pub fn configure(extra: &str) -> Tern {
 
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 pub fn send(port: u16, to: &str, subject: &str) -> String {
-    let script = format!(
-        r#"
-import smtplib
-s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
-s.ehlo("client.example")
-s.mail("sender@example.org")
-code, text = s.rcpt({to:?})
-assert code == 250, (code, text)
-code, text = s.data(b"Subject: {subject}\r\nFrom: sender@example.org\r\n\r\nhello\r\nFrom the start\r\n")
-assert code == 250, text
-print(text.decode().rsplit(" ", 1)[1])
-s.quit()
-"#
+    let data = format!(
+        "Subject: {subject}\r\nFrom: sender@example.org\r\n\r\nhello\r\nFrom the start\r\n"
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Waits until `log()` holds `needle` `count` times (at most 30 s); returns the log.
-pub fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        if text.matches(needle).count() >= count || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    smtplib_send(port, "sender@example.org", &[to], &data)
 }
 
 /// The delivery lines of `program` (`postfix/local`) about queue id `id`, each as
@@ -160,20 +131,9 @@ pub fn delivery_lines(log: &str, program: &str, id: &str) -> (Vec<String>, Vec<u
         if prog != program || !text.starts_with(&format!("{id}: to=<")) {
             continue;
         }
-        let words: Vec<String> = text
-            .replacen(id, "QID", 1)
-            .split(", ")
-            .map(|w| {
-                for key in ["delay=", "delays="] {
-                    if w.starts_with(key) {
-                        return format!("{key}N");
-                    }
-                }
-                w.to_owned()
-            })
-            .collect();
+        let text = constant_fields(&text.replacen(id, "QID", 1), &["delay=", "delays="]);
         pids.push(pid.parse().expect("pid"));
-        lines.push(format!("{prog}[PID]: {}", words.join(", ")));
+        lines.push(format!("{prog}[PID]: {text}"));
     }
     (lines, pids)
 }
