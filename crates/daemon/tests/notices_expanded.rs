@@ -107,6 +107,11 @@ fn a_failure_under_an_owner_alias_goes_to_the_owner_not_the_sender() {
     ] {
         assert!(facts.contains(&want), "{want:?} in\n{facts}\n{log}");
     }
+    // alias.c drops the original recipient below an alias with an owner-: the text
+    // line has no `(expanded from <...>)` (bounce_notify_util.c prints it only with one).
+    let text = notice_text(&facts);
+    assert!(text.contains(&format!("<{expanded}>: ")), "{text}\n{log2}");
+    assert!(!text.contains("(expanded from"), "{text}");
     // The sender gets nothing: the one notice was the owner's.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let log = i.log();

@@ -556,8 +556,8 @@ impl Runner {
             if !end.bounced.is_empty() {
                 let (owners, to_sender) =
                     bounce_notices(&a, notice(NoticeKind::Bounce, &end.bounced));
-                // bounce_one: each owner- alias gets its own notice, as if it were the
-                // sender; a recipient whose failures all went to owners is ended by them.
+                // bounce_one: each failure with an owner- alias is a notice to the
+                // owner; a recipient whose failures all went to owners is ended by them.
                 for n in owners {
                     let updates = final_updates(&n);
                     ok &= notify(&deps, &services, &qmgr, n).await && append(&a.log, updates).await;
@@ -645,10 +645,11 @@ impl Runner {
 
 /// Splits a bounce notice by who gets each failure: the recipients with expanded
 /// addresses that bounced (alias, `.forward`) are reported by those addresses, each
-/// with its recipient as the original (`(expanded from <...>)`, Final-Recipient the
-/// expanded address, as local(8)'s bounce_append reports them); those of an `owner-`
-/// alias go in one notice per owner with the owner as its envelope sender (local(8)'s
-/// bounce_one), the rest in the sender's notice (`None` when nothing is left for it).
+/// with its recipient's original (`(expanded from <...>)`, Final-Recipient the expanded
+/// address, as local(8)'s bounce_append reports them). A failure of an address with an
+/// `owner-` alias is its own notice with the owner as envelope sender (local(8)'s
+/// bounce_one: one recipient per notice); the rest go in the sender's notice (`None`
+/// when nothing is left for it).
 fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
     let mut owners: Vec<Notice> = Vec::new();
     let mut rest = Vec::new();
@@ -658,17 +659,22 @@ fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
             continue;
         };
         for f in failed {
-            // The recipient itself (no expansion) keeps its own original; an expanded
-            // address shows the recipient's original (orig_to; empty after an owner-
-            // alias: the queue file's).
-            let orig_address = if f.address == r.address || f.orig_to.is_empty() {
+            // The recipient itself (no expansion) keeps its own original. An expanded
+            // address shows the recipient's original (orig_to); none when local(8)
+            // dropped it (below an alias with an owner-, alias.c: no orig_addr, no
+            // ORCPT, ENVID or RET either).
+            let dropped = f.orig_to.is_empty() && f.address != r.address;
+            let orig_address = if f.address == r.address {
                 r.orig_address.clone()
+            } else if dropped {
+                f.address.clone()
             } else {
                 f.orig_to.clone()
             };
             let nr = NoticeRecipient {
                 address: f.address.clone(),
                 orig_address,
+                orcpt: if dropped { None } else { r.orcpt.clone() },
                 dsn: f.dsn.clone(),
                 text: f.text.clone(),
                 ..r.clone()
@@ -677,17 +683,17 @@ fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
                 rest.push(nr);
                 continue;
             };
-            if let Some(o) = owners.iter_mut().find(|o| o.envelope.sender == *owner) {
-                o.recipients.push(nr);
-            } else {
-                let mut envelope = n.envelope.clone();
-                envelope.sender.clone_from(owner);
-                owners.push(Notice {
-                    envelope,
-                    recipients: vec![nr],
-                    ..n.clone()
-                });
+            let mut envelope = n.envelope.clone();
+            envelope.sender.clone_from(owner);
+            if dropped {
+                envelope.dsn_envid = None;
+                envelope.dsn_ret = None;
             }
+            owners.push(Notice {
+                envelope,
+                recipients: vec![nr],
+                ..n.clone()
+            });
         }
     }
     let to_sender = (!rest.is_empty()).then_some(Notice {
