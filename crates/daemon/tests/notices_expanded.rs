@@ -112,6 +112,12 @@ fn a_failure_under_an_owner_alias_goes_to_the_owner_not_the_sender() {
     let text = notice_text(&facts);
     assert!(text.contains(&format!("<{expanded}>: ")), "{text}\n{log2}");
     assert!(!text.contains("(expanded from"), "{text}");
+    // bounce_one: the report still names the message's sender.
+    let raw = std::fs::read_to_string(i.mbox(&owner.name)).unwrap();
+    assert!(
+        raw.contains(&format!("X-Postfix-Sender: rfc822; {from}\n")),
+        "{raw}"
+    );
     // The sender gets nothing: the one notice was the owner's.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let log = i.log();

@@ -549,6 +549,7 @@ impl Runner {
                         })
                     })
                     .collect(),
+                to: None,
             };
             let mut ok = true;
             // Each notice is committed before the records that end its recipients are
@@ -647,9 +648,9 @@ impl Runner {
 /// addresses that bounced (alias, `.forward`) are reported by those addresses, each
 /// with its recipient's original (`(expanded from <...>)`, Final-Recipient the expanded
 /// address, as local(8)'s bounce_append reports them). A failure of an address with an
-/// `owner-` alias is its own notice with the owner as envelope sender (local(8)'s
-/// bounce_one: one recipient per notice); the rest go in the sender's notice (`None`
-/// when nothing is left for it).
+/// `owner-` alias is its own notice to the owner (local(8)'s bounce_one: one recipient
+/// per notice; the report still names the message's sender); the rest go in the
+/// sender's notice (`None` when nothing is left for it).
 fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
     let mut owners: Vec<Notice> = Vec::new();
     let mut rest = Vec::new();
@@ -684,7 +685,6 @@ fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
                 continue;
             };
             let mut envelope = n.envelope.clone();
-            envelope.sender.clone_from(owner);
             if dropped {
                 envelope.dsn_envid = None;
                 envelope.dsn_ret = None;
@@ -692,6 +692,7 @@ fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
             owners.push(Notice {
                 envelope,
                 recipients: vec![nr],
+                to: Some(owner.clone()),
                 ..n.clone()
             });
         }
