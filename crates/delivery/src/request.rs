@@ -87,6 +87,10 @@ pub struct ExpandedOutcome {
     pub result: Delivered,
     /// The process that delivered it (`local[PID]`); `None`: the daemon itself.
     pub pid: Option<u32>,
+    /// Who gets a failure notice for this address instead of the sender: the
+    /// `owner-NAME` alias of the alias it was expanded from (local(8)'s bounce_one to
+    /// the owner); `None`: the message's sender.
+    pub notify: Option<String>,
 }
 
 /// A delivery helper worker's answer to one [`DeliveryRequest`] (crate::wire carries it).

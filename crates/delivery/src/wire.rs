@@ -295,6 +295,13 @@ impl Enc {
                         self.u32(p);
                     }
                 }
+                match &e.notify {
+                    None => self.u8(0),
+                    Some(n) => {
+                        self.u8(1);
+                        self.str(n);
+                    }
+                }
             }
         }
         self.strs(&r.warnings);
@@ -432,11 +439,17 @@ impl Dec<'_> {
                     1 => Some(self.u32()?),
                     t => return Err(WireError::Tag("pid", t)),
                 };
+                let notify = match self.u8()? {
+                    0 => None,
+                    1 => Some(self.str()?),
+                    t => return Err(WireError::Tag("notify", t)),
+                };
                 expanded.push(ExpandedOutcome {
                     address,
                     orig_to,
                     result,
                     pid,
+                    notify,
                 });
             }
             outcomes.push(Outcome {
@@ -508,6 +521,7 @@ mod tests {
                             prepend: vec!["Delivered-To: l@x".into()],
                         }),
                         pid: Some(4242),
+                        notify: Some("owner-l@x".into()),
                     }],
                 },
                 Outcome {

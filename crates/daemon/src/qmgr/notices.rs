@@ -130,7 +130,8 @@ impl Inner {
             DsnRet::Full => Ret::Full,
             DsnRet::Hdrs => Ret::Hdrs,
         });
-        let list = match addressees(kind, &n.envelope.sender, ret, &self.reporter) {
+        let to = n.to.as_deref().unwrap_or(&n.envelope.sender);
+        let list = match addressees(kind, to, ret, &self.reporter) {
             Ok(list) => list,
             Err(skipped) => {
                 self.skipped(n, kind, &skipped);
@@ -155,8 +156,8 @@ impl Inner {
                     // bounce_notify_service.c: the postmaster copy is not critical.
                     self.warn(format!("{}: {e}", n.queue_id));
                     self.warn(format!(
-                        "{}: postmaster notice failed while bouncing to {}",
-                        n.queue_id, n.envelope.sender
+                        "{}: postmaster notice failed while bouncing to {to}",
+                        n.queue_id
                     ));
                 }
             }

@@ -47,7 +47,7 @@ use crate::submit::{Forward as ForwardMsg, NewRecipient, Submitter};
 
 mod record;
 
-use record::{LogCtx, record};
+use record::{Failed, LogCtx, RcptResult, record};
 
 /// What the queue manager needs from the rest of the daemon.
 pub struct Deps {
@@ -166,18 +166,14 @@ struct Active {
     results: HashMap<u32, (String, String)>,
     /// Recipients delivered in this pass that asked for NOTIFY=SUCCESS.
     success: Vec<u32>,
+    /// The expanded addresses that bounced, by recipient (record.rs's [`Failed`]).
+    failed: HashMap<u32, Vec<Failed>>,
 }
 
 enum Event {
     Loaded(Box<Loaded>),
-    Delivered {
-        job: u64,
-        results: Vec<(u32, Fate, String, String)>,
-    },
-    Deferred {
-        id: String,
-        at: Time,
-    },
+    Delivered { job: u64, results: Vec<RcptResult> },
+    Deferred { id: String, at: Time },
 }
 
 struct Loaded {
@@ -354,7 +350,7 @@ impl Runner {
                     .job_queue_id(job)
                     .and_then(|id| self.active.get_mut(id))
                 {
-                    for (index, fate, dsn, text) in results {
+                    for (index, fate, dsn, text, failed) in results {
                         let notify = a
                             .envelope
                             .recipients
@@ -369,6 +365,11 @@ impl Runner {
                             a.success.push(index);
                         }
                         a.results.insert(index, (dsn, text));
+                        if failed.is_empty() {
+                            a.failed.remove(&index);
+                        } else {
+                            a.failed.insert(index, failed);
+                        }
                         fates.push((index, fate));
                     }
                 }
@@ -415,6 +416,7 @@ impl Runner {
                     .collect(),
                 results: HashMap::new(),
                 success: Vec::new(),
+                failed: HashMap::new(),
             },
         );
         if let Some(end) = self.sched.add(msg, now_secs()) {
@@ -547,14 +549,24 @@ impl Runner {
                         })
                     })
                     .collect(),
+                to: None,
             };
             let mut ok = true;
             // Each notice is committed before the records that end its recipients are
             // appended (notices.rs, Guarantees): a crash repeats a notice, never loses one.
             if !end.bounced.is_empty() {
-                let n = notice(NoticeKind::Bounce, &end.bounced);
-                let updates = final_updates(&n);
-                ok &= notify(&deps, &services, &qmgr, n).await && append(&a.log, updates).await;
+                let (owners, to_sender) =
+                    bounce_notices(&a, notice(NoticeKind::Bounce, &end.bounced));
+                // bounce_one: each failure with an owner- alias is a notice to the
+                // owner; a recipient whose failures all went to owners is ended by them.
+                for n in owners {
+                    let updates = final_updates(&n);
+                    ok &= notify(&deps, &services, &qmgr, n).await && append(&a.log, updates).await;
+                }
+                if let Some(n) = to_sender {
+                    let updates = final_updates(&n);
+                    ok &= notify(&deps, &services, &qmgr, n).await && append(&a.log, updates).await;
+                }
             }
             if let Some(expired) = &end.expired {
                 deps.logger.log(
@@ -632,10 +644,73 @@ impl Runner {
     }
 }
 
-/// The `Bounced` records of the recipients a failure notice reported.
+/// Splits a bounce notice by who gets each failure: the recipients with expanded
+/// addresses that bounced (alias, `.forward`) are reported by those addresses, each
+/// with its recipient's original (`(expanded from <...>)`, Final-Recipient the expanded
+/// address, as local(8)'s bounce_append reports them). A failure of an address with an
+/// `owner-` alias is its own notice to the owner (local(8)'s bounce_one: one recipient
+/// per notice; the report still names the message's sender); the rest go in the
+/// sender's notice (`None` when nothing is left for it).
+fn bounce_notices(a: &Active, n: Notice) -> (Vec<Notice>, Option<Notice>) {
+    let mut owners: Vec<Notice> = Vec::new();
+    let mut rest = Vec::new();
+    for r in &n.recipients {
+        let Some(failed) = a.failed.get(&r.index) else {
+            rest.push(r.clone());
+            continue;
+        };
+        for f in failed {
+            // The recipient itself (no expansion) keeps its own original. An expanded
+            // address shows the recipient's original (orig_to); none when local(8)
+            // dropped it (below an alias with an owner-, alias.c: no orig_addr, no
+            // ORCPT, ENVID or RET either).
+            let dropped = f.orig_to.is_empty() && f.address != r.address;
+            let orig_address = if f.address == r.address {
+                r.orig_address.clone()
+            } else if dropped {
+                f.address.clone()
+            } else {
+                f.orig_to.clone()
+            };
+            let nr = NoticeRecipient {
+                address: f.address.clone(),
+                orig_address,
+                orcpt: if dropped { None } else { r.orcpt.clone() },
+                dsn: f.dsn.clone(),
+                text: f.text.clone(),
+                ..r.clone()
+            };
+            let Some(owner) = &f.owner else {
+                rest.push(nr);
+                continue;
+            };
+            let mut envelope = n.envelope.clone();
+            if dropped {
+                envelope.dsn_envid = None;
+                envelope.dsn_ret = None;
+            }
+            owners.push(Notice {
+                envelope,
+                recipients: vec![nr],
+                to: Some(owner.clone()),
+                ..n.clone()
+            });
+        }
+    }
+    let to_sender = (!rest.is_empty()).then_some(Notice {
+        recipients: rest,
+        ..n
+    });
+    (owners, to_sender)
+}
+
+/// The `Bounced` records of the recipients a failure notice reported (one per
+/// recipient, however many of its expanded addresses the notice lists).
 fn final_updates(n: &Notice) -> Vec<StatusUpdate> {
+    let mut seen = HashSet::new();
     n.recipients
         .iter()
+        .filter(|r| seen.insert(r.index))
         .map(|r| StatusUpdate {
             recipient: r.index,
             status: DeliveryStatus::Bounced,

@@ -68,6 +68,10 @@ pub struct Notice {
     pub queue_file: PathBuf,
     pub envelope: Envelope,
     pub recipients: Vec<NoticeRecipient>,
+    /// Who gets the notice instead of the envelope's sender: an `owner-` alias
+    /// (local(8)'s bounce_one). The report still names the original sender
+    /// (`X-Postfix-Sender:`).
+    pub to: Option<String>,
 }
 
 /// Where notices go (bounce(8)'s part). On `Err` the queue manager keeps the message and

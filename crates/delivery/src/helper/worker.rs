@@ -421,6 +421,7 @@ fn with_lines(mut o: Outcome, req: &DeliveryRequest, pid: u32) -> Outcome {
             orig_to: r.orig_rcpt.clone(),
             result: o.result.clone(),
             pid: None,
+            notify: None,
         });
     }
     for e in &mut o.expanded {

@@ -328,6 +328,7 @@ impl LocalOutcome {
                     Final::Pass { transport, nexthop } => Delivered::Pass { transport, nexthop },
                 },
                 pid: None,
+                notify: e.notify,
             })
             .collect();
         let deferred = matches!(self.result, Delivered::Deferred { .. });

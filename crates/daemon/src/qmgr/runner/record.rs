@@ -27,6 +27,24 @@ pub(super) struct LogCtx {
     pub(super) deps: Arc<Deps>,
 }
 
+/// An expanded address (alias or `.forward` result) that bounced: the notice reports
+/// it rather than the queue file's recipient, as Postfix's local(8) calls bounce_append
+/// (or bounce_one, for an `owner-` alias) with the expanded address.
+#[derive(Debug, Clone)]
+pub(super) struct Failed {
+    pub(super) address: String,
+    /// The original recipient (`orig_to`); empty: the queue file's recipient.
+    pub(super) orig_to: String,
+    pub(super) dsn: String,
+    pub(super) text: String,
+    /// The `owner-` alias that gets the notice instead of the sender.
+    pub(super) owner: Option<String>,
+}
+
+/// A recipient's result in a request: index, fate, dsn, text, and its expanded
+/// addresses that bounced (empty: report the recipient itself).
+pub(super) type RcptResult = (u32, Fate, String, String, Vec<Failed>);
+
 /// Another program's log line for one expanded entry: its ident and `relay=`.
 type LineOwner = Option<(Ident, String)>;
 /// The entries (outcome, entry) of one pass request: its transport and next hop.
@@ -47,7 +65,7 @@ pub(super) async fn record(
     ctx: &LogCtx,
     handoff: SystemTime,
     done: SystemTime,
-) -> Vec<(u32, Fate, String, String)> {
+) -> Vec<RcptResult> {
     let since = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
     let delays = Delays {
         total: since(ctx.arrival, done),
@@ -85,6 +103,20 @@ pub(super) async fn record(
             })
         };
         let mut failed_forward = None;
+        let failed: Vec<Failed> = o
+            .expanded
+            .iter()
+            .filter_map(|e| match &e.result {
+                Delivered::Bounced { dsn, text } => Some(Failed {
+                    address: e.address.clone(),
+                    orig_to: e.orig_to.clone(),
+                    dsn: dsn.clone(),
+                    text: text.clone(),
+                    owner: e.notify.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
         for (e, who) in o.expanded.iter().zip(&owner) {
             let (status, dsn, text) = match lookup(&forwarded, &e.result) {
                 Some(Ok(id)) => (Status::Sent, "2.0.0".to_owned(), forwarded_as(id)),
@@ -126,6 +158,15 @@ pub(super) async fn record(
             ),
             None => (fate, dsn, text),
         };
+        // Some expanded addresses delivered, others bounced: the recipient is done, and
+        // the bounced ones still get their notice (local(8)'s bounce_append for each;
+        // the queue manager's bounce log then yields the notice at the end of the pass).
+        // Its `Bounced` record follows that notice. XXX: a member that bounced while
+        // another was deferred bounces again at the retry, and is reported then.
+        let (fate, dsn, text) = match failed.first() {
+            Some(f) if fate == Fate::Sent => (Fate::Bounced, f.dsn.clone(), f.text.clone()),
+            _ => (fate, dsn, text),
+        };
         // An agent answers `Sent` with no text and no expansion for a recipient that
         // was a duplicate of another in the same request: nothing to log. A recipient
         // with expanded results was logged by them (a deferred one included: its line
@@ -157,7 +198,12 @@ pub(super) async fn record(
                 diagnostic: text.clone(),
             });
         }
-        results.push((r.index, fate, dsn, text));
+        let failed = if fate == Fate::Bounced {
+            failed
+        } else {
+            Vec::new()
+        };
+        results.push((r.index, fate, dsn, text, failed));
     }
     // Recipients the agent did not answer for: deferred, as Postfix's qmgr does when an
     // agent dies mid-request.
@@ -173,7 +219,7 @@ pub(super) async fn record(
             dsn: dsn.clone(),
             diagnostic: text.clone(),
         });
-        results.push((r.index, Fate::Deferred, dsn, text));
+        results.push((r.index, Fate::Deferred, dsn, text, Vec::new()));
     }
     let log = Arc::clone(log);
     // Without a sync (StatusLog::append_unsynced): a record lost to a system crash costs
@@ -368,6 +414,7 @@ async fn pass_on(
                 orig_to: r.orig_rcpt.clone(),
                 result: o.result.clone(),
                 pid: None,
+                notify: None,
             });
         }
     }
@@ -434,6 +481,7 @@ async fn pass_on(
                         orig_to: rr.orig_rcpt.clone(),
                         result: o.result.clone(),
                         pid: None,
+                        notify: None,
                     }],
                     o.relay.clone(),
                 ),
@@ -448,10 +496,23 @@ async fn pass_on(
                             text: "delivery agent gave no result".to_owned(),
                         },
                         pid: None,
+                        notify: None,
                     }],
                     "none".to_owned(),
                 ),
             };
+            // The passed address keeps its owner- alias: a failure of the other
+            // transport is still the owner's to hear of.
+            let owner = &matched[oi].1.expanded[ei].notify;
+            let entries = entries
+                .into_iter()
+                .map(|mut e| {
+                    if e.notify.is_none() {
+                        e.notify.clone_from(owner);
+                    }
+                    e
+                })
+                .collect();
             done.push(((oi, ei), entries, Some((ident.clone(), relay))));
         }
     }
