@@ -58,7 +58,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -327,6 +327,12 @@ struct Shared {
     next_seq: AtomicU64,
     /// Spares made and not yet taken.
     pooled: AtomicUsize,
+    /// A fresh segment has been asked of the maker thread and not yet sent: set by the
+    /// journal when it asks, cleared by the maker just before it sends. (A flag of the
+    /// journal's own, cleared only when it received "the" fresh spare, stayed set when
+    /// that spare was taken among recycled ones, and the next wait for a spare waited
+    /// for a segment nobody had been asked for: the commit thread hung.)
+    asked: AtomicBool,
 }
 
 impl Shared {
@@ -346,7 +352,6 @@ pub(crate) struct Journal {
     make: Option<mpsc::Sender<()>>,
     spares: mpsc::Receiver<Result<Spare, Error>>,
     /// A fresh spare has been asked for and not received yet.
-    spare_wanted: bool,
     /// After a segment could not be made (a full disk): no new try before this.
     retry_at: Option<Instant>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -372,6 +377,7 @@ impl Journal {
             dir: dir.clone(),
             next_seq: AtomicU64::new(start),
             pooled: AtomicUsize::new(0),
+            asked: AtomicBool::new(false),
         });
         let (work_tx, work_rx) = mpsc::channel::<Work>();
         let (make_tx, make_rx) = mpsc::channel::<()>();
@@ -391,6 +397,7 @@ impl Journal {
                     if made.is_ok() {
                         sh.pooled.fetch_add(1, Ordering::Relaxed);
                     }
+                    sh.asked.store(false, Ordering::SeqCst);
                     if tx.send(made).is_err() {
                         break;
                     }
@@ -409,7 +416,6 @@ impl Journal {
             work: Some(work_tx),
             make: Some(make_tx),
             spares: spare_rx,
-            spare_wanted: false,
             retry_at: None,
             threads: vec![maker, checkpointer],
             pinned: false,
@@ -419,8 +425,10 @@ impl Journal {
     }
 
     fn ask_spare(&mut self) {
-        if !self.spare_wanted {
-            self.spare_wanted = self.make.as_ref().is_some_and(|m| m.send(()).is_ok());
+        if !self.shared.asked.swap(true, Ordering::SeqCst)
+            && self.make.as_ref().is_none_or(|m| m.send(()).is_err())
+        {
+            self.shared.asked.store(false, Ordering::SeqCst);
         }
     }
 
@@ -429,16 +437,14 @@ impl Journal {
         let got = if let Ok(r) = self.spares.try_recv() {
             r
         } else {
+            // Asked now unless a fresh one is on its way: the wait always ends.
             self.ask_spare();
-            let r = self.spares.recv().ok()?;
-            self.spare_wanted = false;
-            r
+            self.spares.recv().ok()?
         };
         if let Ok(s) = got {
             self.shared.pooled.fetch_sub(1, Ordering::Relaxed);
             Some(s)
         } else {
-            self.spare_wanted = false;
             None
         }
     }
@@ -703,5 +709,36 @@ mod tests {
         drop(j);
         let left: Vec<_> = fs::read_dir(journal_dir(&l)).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Segment after segment with nothing retired in between (a burst faster than the
+    /// checkpoints): every wait for a spare must end. The maker thread's spare, once
+    /// taken from the channel without a wait, used to leave the request flag set, and the
+    /// third segment waited forever for a spare nobody had been asked to make.
+    #[test]
+    fn many_segments_without_a_checkpoint_never_wait_forever() {
+        let t = tempfile::tempdir().unwrap();
+        let l = QueueLayout::new(t.path().join("q"));
+        l.create(None).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let layout = l.clone();
+        std::thread::spawn(move || {
+            let mut j = Journal::open(&layout).unwrap();
+            let content = vec![b'x'; MAX_RECORD - 64];
+            for i in 0..40 {
+                // Give the maker time to have its spare waiting, as under steady load.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let id = format!("4B3C2D1E{i:02X}");
+                j.append(&[(QueueName::Incoming, id.as_str(), content.as_slice())])
+                    .unwrap();
+            }
+            done_tx.send(()).unwrap();
+        });
+        assert!(
+            done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .is_ok(),
+            "the journal waited for a spare segment that was never asked for"
+        );
     }
 }
