@@ -736,7 +736,7 @@ mod tests {
         });
         assert!(
             done_rx
-                .recv_timeout(std::time::Duration::from_secs(60))
+                .recv_timeout(std::time::Duration::from_mins(1))
                 .is_ok(),
             "the journal waited for a spare segment that was never asked for"
         );
