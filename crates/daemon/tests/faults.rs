@@ -412,8 +412,19 @@ fn journal_replay_restores_files_a_crash_lost() {
     let Sent::Queued(gone) = transaction(&mut w, &mut r, 2, 100) else {
         panic!("not queued");
     };
-    t.kill();
+    // The 250 comes once the journal record is synced; the file's name follows at once
+    // (microseconds). Wait for both names, then kill: what the test damages must exist.
     let layout = QueueLayout::new(t.queue_dir());
+    let linked = |id: &str| {
+        layout
+            .path(QueueName::Incoming, &id.parse().expect("id"))
+            .exists()
+    };
+    let start = Instant::now();
+    while !(linked(&cut) && linked(&gone)) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.kill();
     let live = std::fs::read_dir(t.queue_dir().join("journal"))
         .expect("journal dir")
         .count();
