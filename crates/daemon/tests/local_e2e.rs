@@ -175,26 +175,7 @@ fn alias_to_a_remote_address_is_forwarded_and_waits_for_the_smtp_client() {
     assert!(text.contains("Subject: to remote\n"), "{text}");
 }
 
-/// The names Debian's Postfix 3.7.11 local(8) gives a command aliased in a root-owned
-/// table, for a message received over ESMTP from 127.0.0.1 (as
-/// crates/delivery/tests/local_commands.rs). PWD comes from sh.
-const DEBIAN_ENV_NAMES: &[&str] = &[
-    "CLIENT_ADDRESS",
-    "CLIENT_HELO",
-    "CLIENT_HOSTNAME",
-    "CLIENT_PROTOCOL",
-    "DOMAIN",
-    "LANG",
-    "LOCAL",
-    "LOGNAME",
-    "MAIL_CONFIG",
-    "ORIGINAL_RECIPIENT",
-    "PATH",
-    "PWD",
-    "RECIPIENT",
-    "SENDER",
-    "USER",
-];
+use tern_testkit::support::DEBIAN_LOCAL_COMMAND_ENV as DEBIAN_ENV_NAMES;
 
 #[test]
 fn alias_command_and_file_run_as_default_privs() {

@@ -24,26 +24,7 @@ fn sent(text: &str) -> Final {
     })
 }
 
-/// The names Debian's Postfix 3.7.11 local(8) gives a command aliased in a root-owned
-/// table, for a message received over ESMTP from 127.0.0.1 (captured from a private
-/// instance: `|env > FILE`). PWD comes from sh.
-const DEBIAN_ENV_NAMES: &[&str] = &[
-    "CLIENT_ADDRESS",
-    "CLIENT_HELO",
-    "CLIENT_HOSTNAME",
-    "CLIENT_PROTOCOL",
-    "DOMAIN",
-    "LANG",
-    "LOCAL",
-    "LOGNAME",
-    "MAIL_CONFIG",
-    "ORIGINAL_RECIPIENT",
-    "PATH",
-    "PWD",
-    "RECIPIENT",
-    "SENDER",
-    "USER",
-];
+use tern_testkit::support::DEBIAN_LOCAL_COMMAND_ENV as DEBIAN_ENV_NAMES;
 
 #[test]
 fn command_alias_rights_and_environment() {

@@ -128,6 +128,27 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The environment names Debian's Postfix 3.7.11 local(8) gives a command aliased in a
+/// root-owned table, for a message received over ESMTP from 127.0.0.1 (captured from a
+/// private instance with `|env > FILE`). PWD comes from sh.
+pub const DEBIAN_LOCAL_COMMAND_ENV: &[&str] = &[
+    "CLIENT_ADDRESS",
+    "CLIENT_HELO",
+    "CLIENT_HOSTNAME",
+    "CLIENT_PROTOCOL",
+    "DOMAIN",
+    "LANG",
+    "LOCAL",
+    "LOGNAME",
+    "MAIL_CONFIG",
+    "ORIGINAL_RECIPIENT",
+    "PATH",
+    "PWD",
+    "RECIPIENT",
+    "SENDER",
+    "USER",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

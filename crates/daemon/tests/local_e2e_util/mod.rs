@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -227,27 +226,7 @@ pub fn content(path: &Path, qf: &QueueFile) -> String {
 
 /// Runs `script` with Python 3, `input` on its stdin; its standard output.
 pub fn python(script: &str, input: &[u8]) -> String {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tern_testkit::support::python_with_input(script, input)
 }
 
 /// The messages of an mbox as Python's mailbox module reads them: for each, the facts
