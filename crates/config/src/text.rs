@@ -77,9 +77,52 @@ pub fn print_line(text: &str, fold: bool) -> String {
     out
 }
 
+/// A main.cf time value in seconds: digits and an optional unit (`s`, `m`, `h`, `d`,
+/// `w`); `default_unit` seconds per unit when none is given (Postfix's time parameters
+/// each have their own default unit: seconds for most, days for maximal_queue_lifetime).
+/// `None` for anything else, or a value that overflows.
+pub fn time_seconds(text: &str, default_unit: u64) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" => default_unit,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_values() {
+        for (text, unit, want) in [
+            ("300", 1, Some(300)),
+            ("300s", 1, Some(300)),
+            ("5m", 1, Some(300)),
+            ("1h", 1, Some(3600)),
+            ("5d", 1, Some(432_000)),
+            ("1w", 1, Some(604_800)),
+            ("5", 86_400, Some(432_000)),
+            (" 7s ", 86_400, Some(7)),
+            ("", 1, None),
+            ("5x", 1, None),
+            ("m", 1, None),
+            ("-1", 1, None),
+            ("99999999999999999999", 1, None),
+            ("18446744073709551615w", 1, None),
+        ] {
+            assert_eq!(time_seconds(text, unit), want, "{text:?} unit {unit}");
+        }
+    }
 
     #[test]
     fn printable_replaces_each_byte() {

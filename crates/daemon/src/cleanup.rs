@@ -525,8 +525,9 @@ impl Hooks for RewriteHooks {
     }
 }
 
-/// A time with this host's zone, for the Received: and Date: headers.
-fn local_timestamp(unix: i64) -> trace::Timestamp {
+/// A time with this host's zone, for the Received: and Date: headers (and the dates of
+/// the notices and forwarded mail that submit.rs makes).
+pub(crate) fn local_timestamp(unix: i64) -> trace::Timestamp {
     let offset = tern_maillog::writer::local_utc_offset(unix);
     let minutes = offset / 60;
     // XXX: the zone abbreviation (strftime's %Z) needs the tz database's names; a host

@@ -492,19 +492,7 @@ impl Params<'_> {
 /// A Postfix time value: a number with an optional unit (s, m, h, d, w; seconds when
 /// none is given, the unit of every time parameter smtpd reads here).
 pub fn parse_time(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n.checked_mul(mult)?))
+    tern_config::text::time_seconds(text, 1).map(Duration::from_secs)
 }
 
 /// Resolves `path` against `base` when it is relative.

@@ -425,28 +425,7 @@ impl Submitter {
     }
 }
 
-/// A time with this host's zone (Date:, Received:, the notices' dates).
-pub fn local_timestamp(unix: i64) -> trace::Timestamp {
-    let offset = tern_maillog::writer::local_utc_offset(unix);
-    let minutes = offset / 60;
-    // XXX: as cleanup.rs: the zone abbreviation needs the tz database's names; a host off
-    // UTC gets its numeric offset in the parentheses instead.
-    let zone = if offset == 0 {
-        "UTC".to_owned()
-    } else {
-        format!(
-            "{}{:02}{:02}",
-            if minutes < 0 { '-' } else { '+' },
-            minutes.unsigned_abs() / 60,
-            minutes.unsigned_abs() % 60
-        )
-    };
-    trace::Timestamp {
-        unix,
-        utc_offset_minutes: minutes,
-        zone,
-    }
-}
+pub(crate) use crate::cleanup::local_timestamp;
 
 /// Now, seconds since the epoch.
 pub fn unix_now() -> i64 {

@@ -372,22 +372,7 @@ fn parse_size(v: &str) -> Option<u64> {
     v.trim().parse().ok()
 }
 
-/// A time parameter: a number with an optional unit (s, m, h, d, w); seconds by default.
-fn parse_time(v: &str) -> Option<std::time::Duration> {
-    let v = v.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (n, unit) = v.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_secs(n.checked_mul(mult)?))
-}
+use crate::local::settings::parse_time;
 
 #[cfg(test)]
 mod tests {

@@ -235,24 +235,7 @@ impl Get<'_> {
     }
 }
 
-/// A Postfix time value in seconds: a number and an optional unit (s, m, h, d, w);
-/// `default_unit` seconds per unit when none is given.
-pub fn parse_time(text: &str, default_unit: u64) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit {
-        "" => default_unit,
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
+use tern_config::text::time_seconds as parse_time;
 
 #[cfg(test)]
 mod tests {

@@ -273,19 +273,7 @@ pub fn split_list(text: &str) -> Vec<String> {
 
 /// A Postfix time value: digits and an optional unit (s, m, h, d, w; seconds by default).
 pub fn parse_time(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n.checked_mul(mult)?))
+    tern_config::text::time_seconds(text, 1).map(Duration::from_secs)
 }
 
 #[cfg(test)]
