@@ -27,6 +27,24 @@ fn sent(ctx: &mut Ctx<'_, '_>, st: &State, text: String) {
     );
 }
 
+/// The envelope lines mail_copy() puts before the message for a mailbox, Maildir or
+/// file: Return-Path:, X-Original-To: (enable_original_recipient) and Delivered-To:
+/// (prepend_delivered_header has `file`).
+fn copy_of<'a>(ctx: &Ctx<'_, '_>, st: &'a State) -> Copy<'a> {
+    let s = ctx.settings();
+    Copy {
+        sender: &st.sender,
+        arrival: ctx.request.arrival,
+        delivered_to: s
+            .prepend_delivered_header
+            .file
+            .then_some(st.delivered.as_str()),
+        original_to: (s.enable_original_recipient && !st.orig.is_empty())
+            .then_some(st.orig.as_str()),
+        return_path: true,
+    }
+}
+
 /// The rights for a command or file: the user's, with default_privs for unset ids.
 fn rights(ctx: &Ctx<'_, '_>, ua: &UserAttr) -> Rights {
     Rights {
@@ -139,19 +157,7 @@ pub(crate) fn deliver_mailbox(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr) 
             if !s.frozen_delivered_to {
                 st.delivered.clone_from(&st.rcpt);
             }
-            let delivered = s
-                .prepend_delivered_header
-                .file
-                .then_some(st.delivered.as_str());
-            let orig =
-                (s.enable_original_recipient && !st.orig.is_empty()).then_some(st.orig.as_str());
-            let copy = Copy {
-                sender: &st.sender,
-                arrival: ctx.request.arrival,
-                delivered_to: delivered,
-                original_to: orig,
-                return_path: true,
-            };
+            let copy = copy_of(ctx, &st);
             let user = Rights {
                 uid: ua.uid,
                 gid: ua.gid,
@@ -200,23 +206,11 @@ fn own_rights(ua: &UserAttr) -> Rights {
 /// deliver_maildir(): a Maildir with the rights `who` (the recipient's for a mailbox,
 /// the file rights for a `/dir/` destination).
 fn deliver_maildir(ctx: &mut Ctx<'_, '_>, st: &State, who: Rights, dir: &str) {
-    let s = ctx.settings().clone();
     let mut st = st.clone();
-    if !s.frozen_delivered_to {
+    if !ctx.settings().frozen_delivered_to {
         st.delivered.clone_from(&st.rcpt);
     }
-    let delivered = s
-        .prepend_delivered_header
-        .file
-        .then_some(st.delivered.as_str());
-    let orig = (s.enable_original_recipient && !st.orig.is_empty()).then_some(st.orig.as_str());
-    let copy = Copy {
-        sender: &st.sender,
-        arrival: ctx.request.arrival,
-        delivered_to: delivered,
-        original_to: orig,
-        return_path: true,
-    };
+    let copy = copy_of(ctx, &st);
     let result = match ctx.message.reader() {
         Ok(mut r) => ctx
             .env
@@ -247,19 +241,7 @@ pub(crate) fn deliver_file(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr, pat
         deliver_maildir(ctx, &st, rights(ctx, ua), path);
         return;
     }
-    let s = ctx.settings().clone();
-    let delivered = s
-        .prepend_delivered_header
-        .file
-        .then_some(st.delivered.as_str());
-    let orig = (s.enable_original_recipient && !st.orig.is_empty()).then_some(st.orig.as_str());
-    let copy = Copy {
-        sender: &st.sender,
-        arrival: ctx.request.arrival,
-        delivered_to: delivered,
-        original_to: orig,
-        return_path: true,
-    };
+    let copy = copy_of(ctx, &st);
     let who = rights(ctx, ua);
     let result = match ctx.message.reader() {
         Ok(mut r) => ctx.env.mailboxes.file(Path::new(path), who, &copy, &mut r),
