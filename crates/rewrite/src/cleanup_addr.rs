@@ -95,21 +95,7 @@ impl CleanupRewriter {
             warn: warn.clone(),
         };
         let open = |spec: &str| tern_maps::open(spec, &flags);
-        let maps = |name: &str, value: &str| -> Result<Vec<Box<dyn Map>>, SetupError> {
-            let specs = tern_config::list::split(value).map_err(|source| SetupError::List {
-                name: name.to_owned(),
-                source,
-            })?;
-            specs
-                .iter()
-                .map(|spec| {
-                    open(spec).map_err(|source| SetupError::Map {
-                        name: name.to_owned(),
-                        source,
-                    })
-                })
-                .collect()
-        };
+        let maps = |name: &str, value: &str| crate::resolve::open_maps(name, value, &flags);
         let classes = |value: &str, allowed: &[&str]| -> Result<Classes, SetupError> {
             Classes::parse("canonical_classes", value, allowed)
         };

@@ -156,21 +156,7 @@ impl Resolver {
         let list = |name: &str, value: &str| {
             MatchList::parse(name, value, settings.parent_style(name), &open)
         };
-        let maps = |name: &str, value: &str| -> Result<Vec<Box<dyn Map>>, SetupError> {
-            let specs = tern_config::list::split(value).map_err(|source| SetupError::List {
-                name: name.to_owned(),
-                source,
-            })?;
-            specs
-                .iter()
-                .map(|spec| {
-                    open(spec).map_err(|source| SetupError::Map {
-                        name: name.to_owned(),
-                        source,
-                    })
-                })
-                .collect()
-        };
+        let maps = |name: &str, value: &str| open_maps(name, value, &flags);
         Ok(Resolver {
             mydestination: list("mydestination", &settings.mydestination)?,
             virtual_alias_domains: list("virtual_alias_domains", &settings.virtual_alias_domains)?,
@@ -555,4 +541,27 @@ fn hosts(list: &str) -> Vec<IpAddr> {
         }
     }
     out
+}
+
+/// The tables a list parameter names (`alias_maps = hash:/etc/aliases, ...`), opened with
+/// `flags`; a bad list or a table that cannot be opened is a [`SetupError`] naming the
+/// parameter.
+pub(crate) fn open_maps(
+    name: &str,
+    value: &str,
+    flags: &tern_maps::OpenFlags,
+) -> Result<Vec<Box<dyn Map>>, SetupError> {
+    let specs = tern_config::list::split(value).map_err(|source| SetupError::List {
+        name: name.to_owned(),
+        source,
+    })?;
+    specs
+        .iter()
+        .map(|spec| {
+            tern_maps::open(spec, flags).map_err(|source| SetupError::Map {
+                name: name.to_owned(),
+                source,
+            })
+        })
+        .collect()
 }
