@@ -51,6 +51,8 @@ use crate::id::{IdForm, QueueId};
 use crate::journal::{self, Journal};
 use crate::layout::{QueueLayout, QueueName, make_hash_dirs};
 
+mod pool;
+
 /// The most files one batch takes; the rest wait for the next.
 const MAX_BATCH: usize = 512;
 /// Writes of a file too big to journal go out in pieces of this size.
@@ -82,7 +84,10 @@ impl PendingFile {
     /// and chooses its id in the form `form` from the time and the file's inode.
     pub fn create(layout: &QueueLayout, queue: QueueName, form: IdForm) -> Result<Self, Error> {
         let dir = layout.dir(queue);
-        let (file, temp, anonymous) = if let Some(file) = create_anonymous(&dir) {
+        let (file, temp, anonymous) = if let Some(file) = pool::take(&dir) {
+            (file, dir, true)
+        } else if let Some(file) = create_anonymous(&dir) {
+            pool::made_one(&dir);
             (file, dir, true)
         } else {
             let (file, temp) = create_named(&dir)?;
@@ -315,8 +320,13 @@ impl Write for PendingFile {
         }
         Ok(())
     }
-    /// Writes the buffered bytes to the file (not to disk).
+    /// Writes the buffered bytes to the file (not to disk), except while the whole file
+    /// is in memory: the commit writes it out then (Committer::submit: on the commit
+    /// thread, not the session's).
     fn flush(&mut self) -> io::Result<()> {
+        if self.whole {
+            return Ok(());
+        }
         self.write_out()
     }
 }
@@ -396,6 +406,10 @@ pub struct Committer {
     thread: Option<thread::JoinHandle<()>>,
     counters: Arc<Counters>,
     journaled: bool,
+    /// incoming/'s files made ahead of need (module pool), with a journal only: the
+    /// daemon's committer. Held for its Drop (which stops the maker thread).
+    #[allow(dead_code)]
+    pool: Option<pool::PoolHandle>,
 }
 
 impl Committer {
@@ -408,7 +422,9 @@ impl Committer {
     /// [`crate::journal`]). Call [`crate::journal::replay`] first: a journal left by a
     /// crash must be replayed before new segments are made.
     pub fn start_journaled(layout: &QueueLayout) -> Result<Self, Error> {
-        Self::spawn(Some(Journal::open(layout)?))
+        let mut c = Self::spawn(Some(Journal::open(layout)?))?;
+        c.pool = pool::start(&layout.dir(QueueName::Incoming));
+        Ok(c)
     }
 
     fn spawn(journal: Option<Journal>) -> Result<Self, Error> {
@@ -425,6 +441,7 @@ impl Committer {
             thread: Some(thread),
             counters,
             journaled,
+            pool: None,
         })
     }
 
@@ -460,17 +477,15 @@ impl Committer {
         self.journaled && file.journal_bytes().is_some()
     }
 
-    /// Queues a file that [`Committer::journals`] takes, without waiting: writes its last
-    /// bytes and its mode (page-cache work, no sync) on the caller's thread, and calls
+    /// Queues a file that [`Committer::journals`] takes, without waiting, and calls
     /// `done` on the commit thread once the file is durable or has failed. For async
-    /// callers, which must not block a worker thread on a thread hand-off.
-    pub fn submit(
-        &self,
-        mut file: PendingFile,
-        done: Box<dyn FnOnce(Result<QueueId, Error>) + Send>,
-    ) {
-        let ready = file.flush().and_then(|()| file.mark_complete());
-        if let Err(e) = ready {
+    /// callers, which must not block a worker thread on a thread hand-off. The file's
+    /// bytes (all in memory: a journaled file is small) are written out by the commit
+    /// thread, before its journal record, so that the session threads do no file
+    /// system work for it but make the file (module pool); a failed write fails the
+    /// file, and its writer answers 4xx.
+    pub fn submit(&self, file: PendingFile, done: Box<dyn FnOnce(Result<QueueId, Error>) + Send>) {
+        if let Err(e) = file.mark_complete() {
             return done(Err(e));
         }
         if !self.journals(&file) {
@@ -582,6 +597,18 @@ fn commit_batch(
     counters: &Counters,
     mut journal: Option<&mut Journal>,
 ) {
+    // The bytes of files handed over by submit() go to the page cache first: a file
+    // that cannot be written fails alone, before anything is journaled for it.
+    let batch: Vec<(PendingFile, bool, Reply)> = batch
+        .into_iter()
+        .filter_map(|(mut f, synced, reply)| match f.flush() {
+            Ok(()) => Some((f, synced, reply)),
+            Err(e) => {
+                reply.send(Err(e));
+                None
+            }
+        })
+        .collect();
     let batch_len = batch.len();
     // Journal first: once its records are synced the files are safe whatever happens to
     // their names, so the names can be made without a directory fsync. A crash before
