@@ -22,6 +22,7 @@
 //! with the root as target is a null MX (RFC 7505) whatever its preference, as Postfix
 //! reads it. Nothing here panics on an answer.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -280,8 +281,7 @@ pub async fn lookup_mx(
                 text: format!("Domain {name} does not accept mail (nullMX)"),
             });
         }
-        let ascii = mx.exchange.to_ascii();
-        let host = ascii.strip_suffix('.').unwrap_or(&ascii).to_owned();
+        let host = presentation(&mx.exchange);
         if host.parse::<IpAddr>().is_ok() {
             warnings.push(format!(
                 "numeric domain name in resource data of MX record for {name}: {host}"
@@ -314,6 +314,31 @@ pub async fn lookup_mx(
         });
     }
     Ok(out)
+}
+
+/// A name as the C library's dn_expand() (ns_name_ntop()) writes it: no trailing dot,
+/// `"` `.` `;` `\` `(` `)` `@` `$` escaped with a backslash, other unprintable bytes as
+/// `\DDD`. (hickory's own text form escapes more, e.g. a leading hyphen.)
+fn presentation(name: &Name) -> String {
+    let mut out = String::new();
+    for (i, label) in name.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        for &b in label {
+            match b {
+                b'"' | b'.' | b';' | b'\\' | b'(' | b')' | b'@' | b'$' => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                0x21..=0x7e => out.push(char::from(b)),
+                _ => {
+                    let _ = write!(out, "\\{b:03}");
+                }
+            }
+        }
+    }
+    out
 }
 
 /// dns_lookup_v(name, inet_protocols' types): the addresses of every type in order (A
@@ -429,6 +454,19 @@ mod tests {
                 f.text,
                 format!("Name service error for {name}: invalid host or domain name")
             );
+        }
+    }
+
+    #[test]
+    fn presentation_form() {
+        for (labels, want) in [
+            (vec![&b"-bad"[..], b"test"], "-bad.test"),
+            (vec![&b"a.b"[..], b"test"], "a\\.b.test"),
+            (vec![&b"sp ace"[..], b"t"], "sp\\032ace.t"),
+            (vec![&b"x!y"[..]], "x!y"),
+        ] {
+            let name = Name::from_labels(labels).expect("name");
+            assert_eq!(presentation(&name), want);
         }
     }
 
