@@ -237,7 +237,7 @@ async fn fallback_relays_follow_the_nexthop() {
     let mut f = r.targets.expect_err("failure");
     let warning = config_problem(&mut f, &list[1], &list[0].text, "", Protocol::Smtp);
     assert_eq!(
-        w.as_deref(),
+        warning.as_deref(),
         Some("smtp_fallback_relay configuration problem")
     );
     assert_eq!(f.dsn, "4.3.5");
