@@ -1,7 +1,10 @@
 //! Next-hop resolution (tern_client::nexthop) against real DNS answers: a dnsmasq on a
 //! loopback port (Debian's `dnsmasq-base`; the test fails when it is missing) with MX,
 //! A and AAAA records, and fake servers that answer SERVFAIL or never answer. The
-//! expected texts and DSN codes are those of Postfix 3.7's smtp_addr.c and dns_lookup.c.
+//! expected texts and DSN codes are those of Postfix 3.7's smtp_addr.c and dns_lookup.c,
+//! checked against Debian's Postfix 3.7.11 (its smtp(8) in a mount namespace whose
+//! resolv.conf named a dnsmasq with the same records on 127.0.0.1:53): NXDOMAIN, null MX,
+//! REFUSED, the malformed and numeric MX warnings, and the MX hosts without addresses.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -196,13 +199,18 @@ async fn nxdomain_bounces() {
 }
 
 #[tokio::test]
-async fn servfail_and_timeout_defer() {
+async fn servfail_refused_and_timeout_defer() {
     let quick = Settings {
         query_timeout: Duration::from_secs(1),
         ..settings()
     };
     let want = "Host or domain name not found. Name service error for name=example.test type=MX: Host not found, try again";
-    for answer in [FakeAnswer::Rcode(2), FakeAnswer::Silent] {
+    // SERVFAIL, REFUSED (Postfix with a dnsmasq that has no upstream), no answer.
+    for answer in [
+        FakeAnswer::Rcode(2),
+        FakeAnswer::Rcode(5),
+        FakeAnswer::Silent,
+    ] {
         let fake = FakeDns::start(answer).expect("fake dns");
         let c = DnsClient::new(Some(fake.addr()));
         let start = Instant::now();
