@@ -189,3 +189,21 @@ fn error_reply(query: &[u8], rcode: u8) -> Option<Vec<u8>> {
     reply.truncate((pos + 4).min(reply.len()));
     Some(reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_replies() {
+        // id 0x1234, RD, one question `a.test IN A`, one additional (EDNS) record.
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+        q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+        let r = error_reply(&q, 2).expect("reply");
+        assert_eq!(&r[..4], &[0x12, 0x34, 0x81, 0x82]);
+        assert_eq!(&r[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&r[12..], b"\x01a\x04test\x00\x00\x01\x00\x01");
+        assert_eq!(error_reply(&q[..5], 2), None);
+    }
+}
