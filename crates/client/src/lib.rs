@@ -6,6 +6,8 @@
 //! - [`session`]: one SMTP or LMTP conversation with one server: EHLO, PIPELINING, the
 //!   envelope with its DSN parameters, the content, and one result per recipient in
 //!   Postfix's words.
+//! - [`tls`]: the client's TLS: smtp_tls_security_level and the policy table, the
+//!   certificate checks of each level, and Postfix's TLS log lines.
 //!
 //! The daemon's queue manager runs these as the `smtp`, `relay` and `lmtp` transports
 //! (master.cf command `smtp` / `lmtp`); this crate does no queue bookkeeping and writes no
@@ -13,3 +15,4 @@
 
 pub mod nexthop;
 pub mod session;
+pub mod tls;
