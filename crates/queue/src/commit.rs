@@ -398,6 +398,8 @@ enum Job {
     },
     /// Retire every journal segment, then answer.
     Checkpoint(mpsc::SyncSender<()>),
+    /// Answer once every file handed over before has its name.
+    Barrier(mpsc::SyncSender<()>),
 }
 
 /// A thread that commits files for many writers in batches (group commit).
@@ -520,6 +522,19 @@ impl Committer {
         }
     }
 
+    /// Returns once every file committed so far has its name under its queue id (a
+    /// journaled file's writer is answered before its link): a queue manager calls this
+    /// before it looks in `incoming/` for files it was told about. Unlike
+    /// [`Committer::checkpoint`] it makes nothing durable and costs no sync.
+    pub fn barrier(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if let Some(t) = &self.tx
+            && t.send(Job::Barrier(tx)).is_ok()
+        {
+            let _ = rx.recv();
+        }
+    }
+
     pub fn stats(&self) -> CommitStats {
         CommitStats {
             batches: self.counters.batches.load(Ordering::Relaxed),
@@ -558,6 +573,7 @@ fn run(rx: &mpsc::Receiver<Job>, counters: &Counters, mut journal: Option<Journa
         };
         let mut batch = Vec::new();
         let mut checkpoints = Vec::new();
+        let mut barriers = Vec::new();
         let mut next = Some(first);
         while let Some(job) = next {
             match job {
@@ -567,6 +583,7 @@ fn run(rx: &mpsc::Receiver<Job>, counters: &Counters, mut journal: Option<Journa
                     reply,
                 } => batch.push((file, synced, reply)),
                 Job::Checkpoint(tx) => checkpoints.push(tx),
+                Job::Barrier(tx) => barriers.push(tx),
             }
             next = if batch.len() < MAX_BATCH {
                 rx.try_recv().ok()
@@ -584,7 +601,7 @@ fn run(rx: &mpsc::Receiver<Job>, counters: &Counters, mut journal: Option<Journa
                 j.checkpoint();
             }
         }
-        for tx in checkpoints {
+        for tx in checkpoints.into_iter().chain(barriers) {
             let _ = tx.send(());
         }
     }
@@ -627,8 +644,8 @@ fn commit_batch(
         Vec::with_capacity(batch.len());
     // A file whose journal record is synced is durable now: its writer is answered at
     // once, and the name follows (the 250 does not wait for the directory operation).
-    // Nothing can look for the name in between: the queue manager's checkpoint, which
-    // comes before it takes files from incoming/, is a later job of this same thread.
+    // Nothing can look for the name in between: the queue manager's barrier, which comes
+    // before it takes files from incoming/, is a later job of this same thread.
     // A link that fails after the answer leaves the record as the only copy: the journal
     // then keeps every segment, and the next start replays the file.
     let mut early = Vec::new();

@@ -8,9 +8,11 @@
 //! taken in, and deferred/ is read with each file's modification time as the time of its
 //! next attempt (qmgr_active_defer writes it there).
 //!
-//! The commit journal's contract (docs/queue-format.md): before a file found in
-//! incoming/ is moved, `Committer::checkpoint()` puts every committed file on disk by
-//! itself; one checkpoint serves each batch of new mail.
+//! The commit journal (docs/queue-format.md): smtpd's client is answered once the
+//! file's journal record is synced, before the file has its name; `Committer::barrier()`
+//! waits for those names before a batch of new mail is taken from incoming/. The files
+//! are moved without waiting for the journal's segments to retire: replay after a crash
+//! finds a file in whatever queue it was moved to, so a move never doubles a message.
 //!
 //! File and resolver work runs on blocking threads; the task itself only schedules.
 //!
@@ -220,7 +222,7 @@ impl Runner {
                     let mut new = Vec::new();
                     let mut flush = false;
                     let mut next = Some(cmd);
-                    // Take every command waiting: one checkpoint for the batch.
+                    // Take every command waiting: one barrier for the batch.
                     while let Some(c) = next {
                         match c {
                             Command::New(id) => new.push(id),
@@ -326,7 +328,7 @@ impl Runner {
         let ident = self.qmgr_ident.clone();
         tokio::task::spawn_blocking(move || {
             if from == QueueName::Incoming {
-                deps.committer.checkpoint();
+                deps.committer.barrier();
             }
             for id in ids {
                 match load_one(&deps, &services, &id, from) {
