@@ -2,6 +2,7 @@
 //! on a loopback port (the reference), a Tern instance in a temp directory, and helpers to
 //! wait for a port, run Python scripts and wait for log lines. Test-only: nothing here runs in production.
 
+pub mod peers;
 pub mod postfix;
 pub mod replay;
 pub mod smtp;
