@@ -213,9 +213,14 @@ pub fn smtp_sink(extra_args: &[&str]) -> Result<Peer, String> {
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let record = dir.path().join("dump");
-    std::fs::write(&record, b"").map_err(|e| e.to_string())?;
-    let _ = Command::new("chown").arg("postfix").arg(&record).status();
-    let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+    // smtp-sink writes the dump as user postfix, into this directory.
+    let chown = Command::new("chown")
+        .arg("postfix")
+        .arg(dir.path())
+        .status();
+    if !chown.is_ok_and(|s| s.success()) {
+        return Err("chown postfix on the dump directory failed (run as root)".into());
+    }
     let port = free_port();
     let child = Command::new(bin)
         .arg("-u")
@@ -240,9 +245,9 @@ pub fn smtp_sink(extra_args: &[&str]) -> Result<Peer, String> {
 
 /// An aiosmtpd server (Debian's python3-aiosmtpd, run with /usr/bin/python3) on a free
 /// port that offers SIZE, 8BITMIME, SMTPUTF8 and (with `dsn`) DSN, accepts every
-/// parameter, and appends one JSON object per message to [`Peer::record`]:
-/// `{"mail": "FROM:<a> SIZE=1", "rcpts": ["TO:<b> NOTIFY=..."], "content": "<base64>"}`
-/// (the raw MAIL and RCPT arguments; the content as received, dot-unstuffed, CRLF kept).
+/// parameter, and appends each message to [`Peer::record`] as lines: `MAIL FROM:<a>
+/// SIZE=1`, one `RCPT TO:<b> NOTIFY=...` per recipient (the raw arguments), `CONTENT `
+/// and the content in hex (as received: dot-unstuffed, CRLF kept), then an empty line.
 pub fn aiosmtpd_recorder(dsn: bool) -> Result<Peer, String> {
     let python = Path::new("/usr/bin/python3");
     if !python.is_file() {
@@ -272,7 +277,7 @@ pub fn aiosmtpd_recorder(dsn: bool) -> Result<Peer, String> {
 }
 
 const AIOSMTPD_RECORDER: &str = r#"
-import base64, json, sys, time
+import sys
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
@@ -305,13 +310,11 @@ class Handler:
             responses.insert(1, "250-DSN")
         return responses
     async def handle_DATA(self, server, session, envelope):
-        entry = {
-            "mail": server.raw_mail,
-            "rcpts": list(server.raw_rcpts),
-            "content": base64.b64encode(envelope.original_content).decode(),
-        }
+        lines = ["MAIL " + server.raw_mail]
+        lines += ["RCPT " + r for r in server.raw_rcpts]
+        lines.append("CONTENT " + envelope.original_content.hex())
         with open(record, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write("\n".join(lines) + "\n\n")
         return "250 2.0.0 Ok: queued as RECORDED"
 
 class RecordingController(Controller):
