@@ -762,3 +762,48 @@ async fn lmtp_one_reply_per_accepted_recipient() {
         ]
     );
 }
+
+#[tokio::test]
+async fn eight_bit_to_a_server_without_8bitmime() {
+    const EIGHT: &[u8] = b"Subject: x\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\ncaf\xc3\xa9\n.\n";
+    for (disable, mail, data) in [
+        (
+            false,
+            "MAIL FROM:<sender@example.org>",
+            &b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n..\r\n.\r\n"[..],
+        ),
+        (
+            true,
+            "MAIL FROM:<sender@example.org> SIZE=92",
+            b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xc3\xa9\r\n..\r\n.\r\n",
+        ),
+    ] {
+        let mut s = settings(Protocol::Smtp);
+        s.disable_mime_output_conversion = disable;
+        let mut msg = message(&["a@example.com"]);
+        msg.content = EIGHT;
+        msg.size = EIGHT.len() as u64;
+        msg.encoding = Encoding::EightBit;
+        let mut script = greet_and_ehlo("250-mx.example.com\r\n250 SIZE 100000\r\n");
+        script.extend([
+            expect("MAIL FROM:"),
+            send("250 ok"),
+            expect("RCPT TO:"),
+            send("250 ok"),
+            expect("DATA"),
+            send("354 go"),
+            Step::ReadData,
+            send("250 2.0.0 Ok: queued as 8B"),
+            expect("QUIT"),
+        ]);
+        let (r, t) = run(script, &s, &msg, true).await;
+        assert_eq!(t.error, None);
+        assert_eq!(t.lines[1], mail, "disable_mime_output_conversion = {disable}");
+        assert_eq!(
+            String::from_utf8_lossy(&t.data[0]),
+            String::from_utf8_lossy(data),
+            "disable_mime_output_conversion = {disable}"
+        );
+        assert_eq!(summary(&r), vec![one(10, "sent", "2.0.0", "250 2.0.0 Ok: queued as 8B")]);
+    }
+}

@@ -17,7 +17,7 @@ impl ContentEncoder {
         Self { limit }
     }
 
-    /// Appends the wire form of `content` to `out`, lines from `lines`. A last line
+    /// Appends the wire form of `content` to `out`, line by line. A last line
     /// without LF is ended with CRLF as well (Postfix's "missing newline" case). The final
     /// dot is not added.
     pub fn encode(&self, content: &[u8], out: &mut Vec<u8>) {
@@ -27,7 +27,8 @@ impl ContentEncoder {
         }
     }
 
-    fn line(&self, line: &[u8], out: &mut Vec<u8>) {
+    /// One line (without its LF) in wire form.
+    pub fn line(&self, line: &[u8], out: &mut Vec<u8>) {
         // RFC 5321 4.5.2: a line that starts with "." gets another.
         if line.first() == Some(&b'.') {
             out.push(b'.');

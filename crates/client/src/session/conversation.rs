@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::command::{self, Features};
 use super::content::ContentEncoder;
+use super::downgrade::Downgrader;
 use super::outcome::{DsnAction, SessionResult, Tracker};
 use super::reply::{Reply, fake};
 use super::wire::{Wire, WireError};
@@ -329,8 +330,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.msg,
             self.settings.disable_mime_output_conversion,
         );
-        // XXX: Postfix converts 8-bit content to quoted-printable here (downgrading);
-        // Tern sends it as is, without SIZE=, as Postfix's MAIL FROM would read.
         let mail = command::mail_from(&self.features, self.msg, downgrading);
         self.send(txn, &mail, Cmd::Mail);
         if !pipelining {
@@ -365,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return self.abort(txn).await;
         }
         if txn.nrcpt > 0 {
-            self.send_content(txn).await?;
+            self.send_content(txn, downgrading).await?;
         }
         if txn.lost_in_data {
             // The server may still have said why before it hung up.
@@ -526,38 +525,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
     }
 
-    /// The content, dot-stuffed, in pieces under smtp_data_xfer_timeout. A timeout ends
-    /// the session; a lost connection is noted so the caller reads any last reply.
-    async fn send_content(&mut self, txn: &mut Txn) -> Result<(), Stop> {
+    /// The content, dot-stuffed (and MIME-downgraded when `downgrading`), in pieces under
+    /// smtp_data_xfer_timeout. A timeout ends the session; a lost connection is noted so
+    /// the caller reads any last reply.
+    async fn send_content(&mut self, txn: &mut Txn, downgrading: bool) -> Result<(), Stop> {
         let enc = ContentEncoder::new(self.settings.output_line_limit);
+        let mut downgrader = downgrading.then(Downgrader::new);
         let limit = self.settings.data_xfer_timeout;
         let content = self.msg.content;
-        let mut start = 0;
+        let mut lines = content
+            .split_inclusive(|&c| c == b'\n')
+            .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
+            .peekable();
         let mut piece = Vec::with_capacity(CONTENT_PIECE + 1024);
-        while start < content.len() {
-            // Whole lines up to about CONTENT_PIECE bytes.
-            let want = (start + CONTENT_PIECE).min(content.len());
-            let end = match content[want..].iter().position(|&c| c == b'\n') {
-                Some(p) if want < content.len() => want + p + 1,
-                _ => content.len(),
-            };
+        let mut converted = Vec::new();
+        // Bounded: each round consumes at least one line, or ends.
+        loop {
             piece.clear();
-            enc.encode(&content[start..end], &mut piece);
-            self.wire.queue(&piece);
-            match self.wire.flush(limit).await {
-                Ok(()) => {}
-                Err(WireError::Eof) => {
-                    txn.lost_in_data = true;
-                    return Ok(());
-                }
-                Err(WireError::Timeout) => {
-                    txn.outstanding.clear();
-                    self.stream_except(WireError::Timeout, "sending message body");
-                    return Err(Stop);
+            let mut more = true;
+            while piece.len() < CONTENT_PIECE {
+                let Some(line) = lines.next() else {
+                    more = false;
+                    break;
+                };
+                match downgrader.as_mut() {
+                    Some(d) => {
+                        converted.clear();
+                        d.line(line, &mut converted);
+                        if lines.peek().is_none() {
+                            d.finish(&mut converted);
+                        }
+                        for l in &converted {
+                            enc.line(l, &mut piece);
+                        }
+                    }
+                    None => enc.line(line, &mut piece),
                 }
             }
-            start = end;
+            if !piece.is_empty() {
+                self.wire.queue(&piece);
+                match self.wire.flush(limit).await {
+                    Ok(()) => {}
+                    Err(WireError::Eof) => {
+                        txn.lost_in_data = true;
+                        return Ok(());
+                    }
+                    Err(WireError::Timeout) => {
+                        txn.outstanding.clear();
+                        self.stream_except(WireError::Timeout, "sending message body");
+                        return Err(Stop);
+                    }
+                }
+            }
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 }

@@ -4,8 +4,8 @@
 //! PIPELINING, the content, and one result per recipient in Postfix's words.
 //!
 //! - [`settings`]: the smtp_*/lmtp_* parameters.
-//! - [`reply`], [`command`], [`content`]: sans-IO pieces (reply parsing, EHLO keywords
-//!   and commands, the content's wire form).
+//! - [`reply`], [`command`], [`content`], [`downgrade`]: sans-IO pieces (reply parsing,
+//!   EHLO keywords and commands, the content's wire form, 8BITMIME downgrade).
 //! - [`wire`]: bounded reads and timed writes over any tokio stream.
 //! - [`conversation`]: [`deliver`], the driver.
 //! - [`outcome`]: results and the final-server rule.
@@ -23,6 +23,7 @@ pub mod command;
 pub mod connect;
 pub mod content;
 pub mod conversation;
+pub mod downgrade;
 pub mod outcome;
 pub mod reply;
 pub mod settings;
