@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tern_client::session::{
-    Encoding, Message, Outcome, Protocol, Recipient, Settings, connect_tcp, deliver,
+    Attempt, Encoding, Message, Outcome, Protocol, Recipient, Settings, connect_tcp, deliver,
 };
 use tern_queue::file::{DsnRet, Notify};
 use tern_testkit::peers::aiosmtpd_recorder;
@@ -31,6 +31,7 @@ fn settings() -> Settings {
         disable_mime_output_conversion: false,
         never_send_ehlo: false,
         always_send_ehlo: true,
+        skip_quit_response: false,
         soft_bounce: false,
         final_delivery: false,
     }
@@ -107,7 +108,17 @@ async fn send_to(dsn: bool) -> (Vec<String>, Vec<u8>, tern_client::session::Sess
         .await
         .expect("connect");
     let msg = message();
-    let r = deliver(stream, &s, &peer, &msg, true).await;
+    let r = deliver(
+        stream,
+        &s,
+        &peer,
+        &msg,
+        &Attempt {
+            final_server: true,
+            loop_check: None,
+        },
+    )
+    .await;
     let mut lines = recorded(&server.record);
     let content = lines
         .pop()

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use tern_client::session::{
-    Encoding, Message, Outcome, Protocol, Recipient, SessionResult, Settings, connect_tcp, deliver,
+    Attempt, Encoding, LoopCheck, Message, Outcome, Protocol, Recipient, SessionResult, Settings,
+    connect_tcp, deliver,
 };
 use tern_queue::file::Notify;
 use tern_testkit::peers::{ScriptedServer, Step, Transcript, expect, send};
@@ -30,6 +31,7 @@ fn settings(protocol: Protocol) -> Settings {
         disable_mime_output_conversion: false,
         never_send_ehlo: false,
         always_send_ehlo: true,
+        skip_quit_response: false,
         soft_bounce: false,
         final_delivery: false,
     }
@@ -67,6 +69,19 @@ async fn run(
     msg: &Message<'_>,
     final_server: bool,
 ) -> (SessionResult, Transcript) {
+    let attempt = Attempt {
+        final_server,
+        loop_check: None,
+    };
+    run_attempt(script, settings, msg, &attempt).await
+}
+
+async fn run_attempt(
+    script: Vec<Step>,
+    settings: &Settings,
+    msg: &Message<'_>,
+    attempt: &Attempt,
+) -> (SessionResult, Transcript) {
     let server = ScriptedServer::start(script);
     let addr = ([127, 0, 0, 1], server.port).into();
     let (stream, peer) = connect_tcp("mx.example.com", addr, settings.connect_timeout)
@@ -74,7 +89,7 @@ async fn run(
         .expect("connect to the scripted server");
     let result = tokio::time::timeout(
         Duration::from_mins(1),
-        deliver(stream, settings, &peer, msg, final_server),
+        deliver(stream, settings, &peer, msg, attempt),
     )
     .await
     .expect("the session ends");
@@ -805,5 +820,85 @@ async fn eight_bit_to_a_server_without_8bitmime() {
             "disable_mime_output_conversion = {disable}"
         );
         assert_eq!(summary(&r), vec![one(10, "sent", "2.0.0", "250 2.0.0 Ok: queued as 8B")]);
+    }
+}
+
+#[tokio::test]
+async fn quit_reply_not_awaited_with_skip_quit_response() {
+    let mut s = settings(Protocol::Smtp);
+    s.skip_quit_response = true;
+    s.quit_timeout = Duration::from_secs(30);
+    let mut script = greet_and_ehlo(EHLO_PIPELINING);
+    script.extend([
+        expect("MAIL FROM:"),
+        expect("RCPT TO:"),
+        expect("DATA"),
+        Step::Send("250 ok\r\n250 ok\r\n354 go ahead\r\n".into()),
+        Step::ReadData,
+        expect("QUIT"),
+        send("250 2.0.0 Ok: queued as Q1"),
+        // No reply to QUIT: a client that waited would hang here for 30s.
+        Step::Sleep(Duration::from_secs(3)),
+    ]);
+    let started = std::time::Instant::now();
+    let server = ScriptedServer::start(script);
+    let addr = ([127, 0, 0, 1], server.port).into();
+    let (stream, peer) = connect_tcp("mx.example.com", addr, None)
+        .await
+        .expect("connect");
+    let msg = message(&["a@example.com"]);
+    let attempt = Attempt {
+        final_server: true,
+        loop_check: None,
+    };
+    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited for the QUIT reply"
+    );
+    assert_eq!(
+        summary(&r),
+        vec![one(10, "sent", "2.0.0", "250 2.0.0 Ok: queued as Q1")]
+    );
+    let t = tokio::task::spawn_blocking(move || server.finish())
+        .await
+        .expect("server");
+    assert_eq!(t.error, None);
+}
+
+#[tokio::test]
+async fn ehlo_reply_with_my_own_name_is_a_loop() {
+    for (best_mx, kind, dsn) in [(true, "bounced", "5.4.6"), (false, "deferred", "4.4.6")] {
+        let script = vec![
+            send("220 client.example.org ESMTP"),
+            expect("EHLO client.example.org"),
+            Step::Send("250-CLIENT.example.org\r\n250 PIPELINING\r\n".into()),
+            expect("QUIT"),
+            send("221 bye"),
+        ];
+        let attempt = Attempt {
+            final_server: true,
+            loop_check: Some(LoopCheck {
+                nexthop: "example.com".into(),
+                best_mx,
+            }),
+        };
+        let (r, t) = run_attempt(
+            script,
+            &settings(Protocol::Smtp),
+            &message(&["a@example.com"]),
+            &attempt,
+        )
+        .await;
+        assert_eq!(t.error, None);
+        assert_eq!(
+            summary(&r),
+            vec![one(
+                10,
+                kind,
+                dsn,
+                "mail for example.com loops back to myself"
+            )]
+        );
     }
 }

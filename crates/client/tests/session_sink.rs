@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tern_client::session::{
-    Encoding, Message, Outcome, Protocol, Recipient, Settings, connect_tcp, deliver,
+    Attempt, Encoding, Message, Outcome, Protocol, Recipient, Settings, connect_tcp, deliver,
 };
 use tern_queue::file::Notify;
 use tern_testkit::peers::smtp_sink;
@@ -30,6 +30,7 @@ fn settings() -> Settings {
         disable_mime_output_conversion: false,
         never_send_ehlo: false,
         always_send_ehlo: true,
+        skip_quit_response: false,
         soft_bounce: false,
         final_delivery: false,
     }
@@ -82,7 +83,17 @@ async fn plain_message() {
         .expect("connect");
     let content: &[u8] = b"Subject: plain\nFrom: sender@example.org\n\nbody line\n.leading dot\n";
     let msg = message(&["rcpt@example.com".to_owned()], content);
-    let r = deliver(stream, &s, &peer, &msg, true).await;
+    let r = deliver(
+        stream,
+        &s,
+        &peer,
+        &msg,
+        &Attempt {
+            final_server: true,
+            loop_check: None,
+        },
+    )
+    .await;
     assert_eq!(
         r.relay,
         format!("sink.example.com[127.0.0.1]:{}", sink.port)
@@ -122,7 +133,17 @@ async fn many_recipients_with_pipelining() {
         .map(|i| format!("user{i:03}@example.com"))
         .collect();
     let msg = message(&rcpts, b"Subject: many\n\nhi\n");
-    let r = deliver(stream, &s, &peer, &msg, true).await;
+    let r = deliver(
+        stream,
+        &s,
+        &peer,
+        &msg,
+        &Attempt {
+            final_server: true,
+            loop_check: None,
+        },
+    )
+    .await;
     assert_eq!(r.recipients.len(), 300);
     for (i, rr) in r.recipients.iter().enumerate() {
         assert_eq!(rr.index as usize, i);

@@ -41,12 +41,15 @@ impl Features {
             esmtp: true,
             ..Features::default()
         };
-        for (n, line) in reply.text.split('\n').enumerate() {
+        let mut n = 0;
+        for line in reply.text.split('\n') {
             // mystrtok(&words, "- ") skips the code and its separator.
             let rest = line.get(4..).unwrap_or_default();
             let mut words = rest.split([' ', '\t', '=']).filter(|w| !w.is_empty());
+            // A line without a keyword is skipped and not counted (smtp_helo()).
             let Some(word) = words.next() else { continue };
-            if n == 0 {
+            n += 1;
+            if n == 1 {
                 f.helo = Some(word.to_owned());
                 continue;
             }
@@ -257,9 +260,12 @@ mod tests {
         assert!(f.size && f.size_limit == 0 && f.smtputf8 && f.eightbitmime);
         let f = Features::from_ehlo(&reply(&["250 x"]));
         assert!(!f.pipelining && !f.size && !f.dsn);
-        // The first line is the server's name, never a keyword.
+        // The first line is the server's name, never a keyword; a line without a word
+        // does not count as the first.
         let f = Features::from_ehlo(&reply(&["250 PIPELINING"]));
         assert!(!f.pipelining);
+        let f = Features::from_ehlo(&reply(&["250-", "250-mx.example.com", "250 DSN"]));
+        assert_eq!((f.helo.as_deref(), f.dsn), (Some("mx.example.com"), true));
     }
 
     #[test]

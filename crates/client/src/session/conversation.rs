@@ -19,7 +19,7 @@ use super::downgrade::Downgrader;
 use super::outcome::{DsnAction, SessionResult, Tracker};
 use super::reply::{Reply, fake};
 use super::wire::{Wire, WireError};
-use super::{Message, Peer, Protocol, Settings};
+use super::{Attempt, Message, Peer, Protocol, Settings};
 
 /// Postfix's PIPELINING_BUFSIZE: the most command bytes sent before reading replies.
 const PIPELINING_BUFSIZE: usize = 4096;
@@ -28,8 +28,9 @@ const PIPELINING_BUFSIZE: usize = 4096;
 const CONTENT_PIECE: usize = 64 * 1024;
 
 /// Runs one session over `io` (already connected, e.g. by [`super::connect_tcp`]) with
-/// `peer` for the texts. `final_server`: this is the last server to try for these
-/// recipients, so soft failures are deferrals rather than [`super::Outcome::Kept`].
+/// `peer` for the texts; `attempt` says whether this is the last server to try (soft
+/// failures are then deferrals rather than [`super::Outcome::Kept`]) and whether to
+/// check for a mail loop.
 ///
 /// Every recipient of `msg` gets exactly one result.
 pub async fn deliver<S>(
@@ -37,7 +38,7 @@ pub async fn deliver<S>(
     settings: &Settings,
     peer: &Peer,
     msg: &Message<'_>,
-    final_server: bool,
+    attempt: &Attempt,
 ) -> SessionResult
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -48,7 +49,12 @@ where
         peer,
         namaddr: peer.namaddr(),
         msg,
-        t: Tracker::new(msg.recipients.len(), final_server, settings.soft_bounce),
+        attempt,
+        t: Tracker::new(
+            msg.recipients.len(),
+            attempt.final_server,
+            settings.soft_bounce,
+        ),
         features: Features::default(),
     };
     if s.helo().await.is_ok() {
@@ -126,6 +132,7 @@ struct Session<'a, S> {
     peer: &'a Peer,
     namaddr: String,
     msg: &'a Message<'a>,
+    attempt: &'a Attempt,
     t: Tracker,
     features: Features,
 }
@@ -194,11 +201,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         })
     }
 
-    /// smtp_quit() after a failed handshake: QUIT, its reply read, errors ignored.
+    /// smtp_quit() after a failed handshake: QUIT, its reply read unless
+    /// smtp_skip_quit_response, errors ignored.
     async fn quit(&mut self) {
         let limit = self.settings.quit_timeout;
         self.wire.queue(b"QUIT\r\n");
-        if self.wire.flush(limit).await.is_ok() {
+        if self.wire.flush(limit).await.is_ok() && !self.settings.skip_quit_response {
             let _ = self.wire.read_reply(self.line_limit(), limit).await;
         }
     }
@@ -286,6 +294,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         };
         self.features = Features::from_ehlo(&reply);
+        if let Some(check) = &self.attempt.loop_check
+            && self
+                .features
+                .helo
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.settings.myhostname))
+        {
+            // smtp_helo(): the server replied to EHLO with our own name.
+            let dsn = if check.best_mx { "5.4.6" } else { "4.4.6" };
+            let text = format!("mail for {} loops back to myself", check.nexthop);
+            self.t.bulk_fail(None, &fake(dsn), text, true);
+            self.quit().await;
+            return Err(Stop);
+        }
         self.check_smtputf8().await
     }
 
@@ -373,14 +395,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         self.send(txn, ".", Cmd::Dot);
         if pipelining {
-            self.send(txn, "QUIT", Cmd::Quit);
+            self.send_quit(txn);
         }
         self.catch_up(txn).await?;
         if !pipelining {
-            self.send(txn, "QUIT", Cmd::Quit);
+            self.send_quit(txn);
             self.catch_up(txn).await?;
         }
         Ok(())
+    }
+
+    /// QUIT; its reply is awaited unless smtp_skip_quit_response.
+    fn send_quit(&mut self, txn: &mut Txn) {
+        self.wire.queue(b"QUIT\r\n");
+        if !self.settings.skip_quit_response {
+            txn.outstanding.push_back(Cmd::Quit);
+        }
     }
 
     fn send(&mut self, txn: &mut Txn, cmd: &str, what: Cmd) {
@@ -395,7 +425,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if !self.features.pipelining {
             self.catch_up(txn).await?;
         }
-        self.send(txn, "QUIT", Cmd::Quit);
+        self.send_quit(txn);
         self.catch_up(txn).await
     }
 
@@ -413,10 +443,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Sends what is queued and reads the reply of every outstanding command, in order.
     async fn catch_up(&mut self, txn: &mut Txn) -> Result<(), Stop> {
-        if let Some(first) = txn.outstanding.front().copied()
-            && let Err(e) = self.wire.flush(self.timeout_for(first)).await
-        {
-            return Err(self.read_failed(txn, first, e));
+        let first = txn.outstanding.front().copied();
+        if self.wire.pending() > 0 {
+            let limit = first.map_or(self.settings.quit_timeout, |c| self.timeout_for(c));
+            if let Err(e) = self.wire.flush(limit).await {
+                // Only QUIT was left to send: nothing to report.
+                return Err(match first {
+                    Some(first) => self.read_failed(txn, first, e),
+                    None => Stop,
+                });
+            }
         }
         while let Some(&cmd) = txn.outstanding.front() {
             // LMTP: one reply per accepted recipient after the dot.

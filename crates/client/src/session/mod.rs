@@ -80,6 +80,27 @@ impl Peer {
     }
 }
 
+/// How this attempt fits in the delivery (Postfix's SMTP_MISC_FLAG_FINAL_SERVER,
+/// SMTP_MISC_FLAG_LOOP_DETECT and SMTP_FEATURE_BEST_MX).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attempt {
+    /// This is the last server to try for these recipients: a soft failure defers them
+    /// instead of leaving them for the next server ([`Outcome::Kept`]).
+    pub final_server: bool,
+    /// SMTP to port 25 only (smtp_connect.c): fail when the server's EHLO reply names
+    /// this host (myhostname).
+    pub loop_check: Option<LoopCheck>,
+}
+
+/// What "mail for NEXTHOP loops back to myself" needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopCheck {
+    /// The next-hop domain of the delivery request.
+    pub nexthop: String,
+    /// The server is a best-preference MX: the loop is permanent (5.4.6), else 4.4.6.
+    pub best_mx: bool,
+}
+
 /// The content encoding the queue file records (Postfix's MAIL_ATTR_ENCODING: the
 /// client's BODY= or cleanup's finding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,9 @@ pub struct Settings {
     pub never_send_ehlo: bool,
     /// smtp_always_send_ehlo (SMTP only): EHLO even when the greeting lacks "ESMTP".
     pub always_send_ehlo: bool,
+    /// smtp_skip_quit_response / lmtp_skip_quit_response: send QUIT without waiting for
+    /// its reply.
+    pub skip_quit_response: bool,
     /// soft_bounce: a would-be bounce is deferred instead (bounce(8)'s rule).
     pub soft_bounce: bool,
     /// master.cf `flags=X` (lmtp(8): final delivery): a recipient an LMTP server without
@@ -108,6 +111,7 @@ impl Settings {
             disable_mime_output_conversion: p.bool("disable_mime_output_conversion")?,
             never_send_ehlo: smtp_only("smtp_never_send_ehlo")?,
             always_send_ehlo: smtp_only("smtp_always_send_ehlo")?,
+            skip_quit_response: p.bool(&name("skip_quit_response"))?,
             soft_bounce: p.bool("soft_bounce")?,
             final_delivery: false,
         })
@@ -230,6 +234,7 @@ mod tests {
         assert_eq!((s.output_line_limit, l.output_line_limit), (0, 998));
         assert_eq!(s.reply_line_limit, 2048);
         assert!(d.always_send_ehlo && !d.never_send_ehlo && !l.always_send_ehlo);
+        assert!(d.skip_quit_response && !l.skip_quit_response);
     }
 
     #[test]
