@@ -902,3 +902,132 @@ async fn ehlo_reply_with_my_own_name_is_a_loop() {
         );
     }
 }
+
+#[tokio::test]
+async fn server_rejects_and_closes_during_a_large_content() {
+    // 8 MB: more than the socket buffers hold, so the client is still writing when the
+    // server hangs up.
+    let big: &'static [u8] = Box::leak(
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+            .repeat(128 * 1024)
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let mut msg = message(&["a@example.com"]);
+    msg.content = big;
+    msg.size = big.len() as u64;
+    let mut script = greet_and_ehlo(EHLO_PLAIN);
+    script.extend([
+        expect("MAIL FROM:"),
+        send("250 ok"),
+        expect("RCPT TO:"),
+        send("250 ok"),
+        expect("DATA"),
+        send("354 go ahead"),
+        send("554 5.7.1 Message rejected: too big for me"),
+        Step::Close,
+    ]);
+    let (r, t) = run(script, &settings(Protocol::Smtp), &msg, true).await;
+    assert_eq!(t.error, None);
+    // Whether the reply survives the reset depends on timing; both are Postfix's texts.
+    let said = one(
+        10,
+        "bounced",
+        "5.7.1",
+        "host mx.example.com[127.0.0.1] said: 554 5.7.1 Message rejected: too big for me (in reply to end of DATA command)",
+    );
+    let lost = one(
+        10,
+        "deferred",
+        "4.4.2",
+        "lost connection with mx.example.com[127.0.0.1] while sending message body",
+    );
+    let got = summary(&r);
+    assert!(
+        got == vec![said.clone()] || got == vec![lost.clone()],
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn lmtp_over_a_unix_socket() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lmtp.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut w = stream.try_clone().expect("clone");
+        let mut r = BufReader::new(stream);
+        let mut seen = Vec::new();
+        let mut line = String::new();
+        w.write_all(b"220 lmtp ready\r\n").expect("greet");
+        for reply in [
+            "250-lmtp\r\n250 ENHANCEDSTATUSCODES\r\n",
+            "250 2.1.0 ok\r\n",
+            "250 2.1.5 ok\r\n",
+            "354 go\r\n",
+        ] {
+            line.clear();
+            r.read_line(&mut line).expect("command");
+            seen.push(line.trim_end().to_owned());
+            w.write_all(reply.as_bytes()).expect("reply");
+        }
+        for _ in 0..100 {
+            line.clear();
+            if r.read_line(&mut line).expect("data") == 0 || line == ".\r\n" {
+                break;
+            }
+        }
+        w.write_all(b"250 2.0.0 <a@example.com> delivered\r\n")
+            .expect("dot reply");
+        line.clear();
+        let _ = r.read_line(&mut line);
+        seen.push(line.trim_end().to_owned());
+        let _ = w.write_all(b"221 bye\r\n");
+        seen
+    });
+    let mut s = settings(Protocol::Lmtp);
+    s.final_delivery = true;
+    let (stream, peer) = tern_client::session::connect_unix("myhost.example.org", &path, None)
+        .await
+        .expect("connect");
+    let msg = message(&["a@example.com"]);
+    let attempt = Attempt {
+        final_server: true,
+        loop_check: None,
+    };
+    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
+    assert_eq!(r.relay, format!("myhost.example.org[{}]", path.display()));
+    assert_eq!(
+        summary(&r),
+        vec![one(
+            10,
+            "sent",
+            "2.0.0",
+            "250 2.0.0 <a@example.com> delivered"
+        )]
+    );
+    assert!(matches!(
+        r.recipients[0].outcome,
+        Outcome::Sent {
+            action: tern_client::session::DsnAction::Delivered,
+            ..
+        }
+    ));
+    let seen = server.join().expect("server");
+    assert_eq!(
+        seen,
+        vec![
+            "LHLO client.example.org",
+            "MAIL FROM:<sender@example.org>",
+            "RCPT TO:<a@example.com>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+}
