@@ -7,7 +7,7 @@ mod session_common;
 
 use std::time::Duration;
 
-use tern_client::session::{Attempt, Outcome, Protocol, connect_tcp, deliver};
+use tern_client::session::{Attempt, Outcome, Protocol, Settings, connect_tcp, deliver};
 use tern_testkit::peers::{ScriptedServer, Step, expect, send};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{smtplib_send, wait_for};
@@ -17,10 +17,14 @@ use session_common::{message, settings};
 const RCPTS: [&str; 3] = ["a@example.com", "b@example.com", "c@example.com"];
 
 /// (recipient, dsn, status, text) as Postfix logs them: `to=<a>, ... dsn=X, status=Y (T)`.
-fn postfix_statuses(script: Vec<Step>, rcpts: &[&str]) -> Vec<(String, String, String, String)> {
+fn postfix_statuses(
+    script: Vec<Step>,
+    rcpts: &[&str],
+    extra: &str,
+) -> Vec<(String, String, String, String)> {
     let server = ScriptedServer::start(script);
     let pf = PostfixInstance::start(&format!(
-        "relayhost = [127.0.0.1]:{}\nsmtp_connect_timeout = 5s\n",
+        "relayhost = [127.0.0.1]:{}\nsmtp_connect_timeout = 5s\n{extra}",
         server.port
     ))
     .expect("private Postfix");
@@ -58,11 +62,16 @@ fn postfix_statuses(script: Vec<Step>, rcpts: &[&str]) -> Vec<(String, String, S
     out
 }
 
-async fn tern_statuses(script: Vec<Step>, rcpts: &[&str]) -> Vec<(String, String, String, String)> {
+async fn tern_statuses(
+    script: Vec<Step>,
+    rcpts: &[&str],
+    tune: fn(&mut Settings),
+) -> Vec<(String, String, String, String)> {
     let server = ScriptedServer::start(script);
     let addr = ([127, 0, 0, 1], server.port).into();
     let mut s = settings(Protocol::Smtp);
     s.skip_quit_response = true;
+    tune(&mut s);
     let (stream, peer) = connect_tcp("127.0.0.1", addr, s.connect_timeout)
         .await
         .expect("connect");
@@ -93,11 +102,16 @@ async fn tern_statuses(script: Vec<Step>, rcpts: &[&str]) -> Vec<(String, String
 }
 
 async fn compare(script: fn() -> Vec<Step>) {
-    let want = tokio::task::spawn_blocking(move || postfix_statuses(script(), &RCPTS))
+    compare_with(script, "", |_| {}).await;
+}
+
+/// `extra` main.cf lines for Postfix and `tune` for Tern's settings must say the same.
+async fn compare_with(script: fn() -> Vec<Step>, extra: &'static str, tune: fn(&mut Settings)) {
+    let want = tokio::task::spawn_blocking(move || postfix_statuses(script(), &RCPTS, extra))
         .await
         .expect("postfix side");
     assert_eq!(want.len(), RCPTS.len(), "Postfix logged {want:?}");
-    let mut got = tern_statuses(script(), &RCPTS).await;
+    let mut got = tern_statuses(script(), &RCPTS, tune).await;
     for (g, w) in got.iter_mut().zip(&want) {
         // Postfix's logger cuts each record at 2000 characters (msg_logger.c,
         // MSG_LOGGER_RECLEN): a longer text can only be compared up to the cut.
@@ -259,4 +273,40 @@ async fn same_texts_as_postfix_for_a_rejected_mail_from() {
 #[tokio::test(flavor = "multi_thread")]
 async fn same_texts_as_postfix_for_100_kb_replies() {
     compare(huge_reply).await;
+}
+
+fn hang_after_dot() -> Vec<Step> {
+    vec![
+        send("220 mx.example.com ESMTP"),
+        expect("EHLO "),
+        Step::Send("250-mx.example.com\r\n250 PIPELINING\r\n".into()),
+        expect("MAIL FROM:"),
+        expect("RCPT TO:"),
+        expect("RCPT TO:"),
+        expect("RCPT TO:"),
+        expect("DATA"),
+        Step::Send("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n".into()),
+        Step::ReadData,
+        Step::Sleep(Duration::from_secs(3)),
+    ]
+}
+
+fn silent_server() -> Vec<Step> {
+    vec![Step::Sleep(Duration::from_secs(3))]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_texts_as_postfix_for_a_hang_after_the_dot() {
+    compare_with(hang_after_dot, "smtp_data_done_timeout = 1s\n", |s| {
+        s.data_done_timeout = Duration::from_secs(1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_texts_as_postfix_for_a_silent_server() {
+    compare_with(silent_server, "smtp_helo_timeout = 1s\n", |s| {
+        s.helo_timeout = Duration::from_secs(1);
+    })
+    .await;
 }
