@@ -96,6 +96,34 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn timed_out() {
+        // A listener that never accepts, with the smallest backlog: once its queue is
+        // full the kernel drops further SYNs and a connect hangs.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+        let addr = socket.local_addr().expect("address");
+        let _listener = socket.listen(0).expect("listen");
+        let mut held = Vec::new();
+        let mut texts = Vec::new();
+        for _ in 0..8 {
+            match connect_tcp("mx.example.com", addr, Some(Duration::from_millis(300))).await {
+                Ok((s, _)) => held.push(s),
+                Err(e) => {
+                    texts.push(e.text);
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            texts,
+            vec![format!(
+                "connect to mx.example.com[127.0.0.1]:{}: Connection timed out",
+                addr.port()
+            )]
+        );
+    }
+
+    #[tokio::test]
     async fn refused_and_missing_socket() {
         // A port that was just free: bind, note it, close.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
