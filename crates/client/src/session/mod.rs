@@ -11,9 +11,12 @@
 //! - [`outcome`]: results and the final-server rule.
 //! - [`connect`]: TCP and UNIX-domain connections with Postfix's error texts.
 //!
-//! The caller (the qmgr transport) resolves the next hop, connects, hands in the stream
-//! and decides from [`SessionResult::try_next_server`] whether to go on to the next
-//! address; it builds the log lines from each [`Status`] and [`SessionResult::relay`].
+//! The caller (the qmgr transport) resolves the next hop, connects ([`connect_tcp`],
+//! [`connect_unix`]), hands in the stream with an [`Attempt`] (last server or not, loop
+//! check), and decides from [`SessionResult::try_next_server`] whether to go on to the
+//! next address with the [`Outcome::Kept`] recipients; it builds the log lines from each
+//! [`Status`] and [`SessionResult::relay`], and defers the rest of the destination when
+//! [`SessionResult::throttle`] is set.
 //!
 //! Security: everything the server sends is untrusted: replies are read with a line
 //! limit (line_length_limit) and a cap per reply, every read and write has a timeout,

@@ -54,9 +54,9 @@ pub struct Settings {
     pub skip_quit_response: bool,
     /// soft_bounce: a would-be bounce is deferred instead (bounce(8)'s rule).
     pub soft_bounce: bool,
-    /// master.cf `flags=X` (lmtp(8): final delivery): a recipient an LMTP server without
-    /// DSN accepts is "delivered", not "relayed". Not a main.cf parameter: the caller
-    /// sets it from the service's command line; false here.
+    /// master.cf `flags=X` (lmtp(8): final delivery), or the obsolete lmtp_assume_final:
+    /// a recipient an LMTP server without DSN accepts is "delivered", not "relayed".
+    /// Read here from lmtp_assume_final only; the caller adds the service's `flags=X`.
     pub final_delivery: bool,
 }
 
@@ -113,7 +113,7 @@ impl Settings {
             always_send_ehlo: smtp_only("smtp_always_send_ehlo")?,
             skip_quit_response: p.bool(&name("skip_quit_response"))?,
             soft_bounce: p.bool("soft_bounce")?,
-            final_delivery: false,
+            final_delivery: protocol == Protocol::Lmtp && p.bool("lmtp_assume_final")?,
         })
     }
 }
@@ -190,7 +190,8 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = config(
-            "smtp_helo_timeout = 2m\nlmtp_data_done_timeout = 7\nsmtp_line_length_limit = 0\n",
+            "smtp_helo_timeout = 2m\nlmtp_data_done_timeout = 7\nsmtp_line_length_limit = 0\n\
+             lmtp_assume_final = yes\n",
             "relay unix - - n - - smtp -o smtp_helo_name=relay.example.org \
              -o smtp_skip_5xx_greeting=no\nlmtp unix - - n - - lmtp\n",
         );
@@ -235,6 +236,7 @@ mod tests {
         assert_eq!(s.reply_line_limit, 2048);
         assert!(d.always_send_ehlo && !d.never_send_ehlo && !l.always_send_ehlo);
         assert!(d.skip_quit_response && !l.skip_quit_response);
+        assert!(l.final_delivery && !d.final_delivery);
     }
 
     #[test]
