@@ -310,3 +310,149 @@ async fn same_texts_as_postfix_for_a_silent_server() {
     })
     .await;
 }
+
+/// An 8-bit MIME message: a leaf with long lines, `=`, trailing blanks; a nested
+/// message/rfc822 with an 8-bit body; a 7-bit part; an 8-bit part without a CTE header.
+const EIGHT_BIT: &str = "Subject: downgrade\r\n\
+From: sender@example.org\r\n\
+To: a@example.com\r\n\
+Date: Fri, 27 Nov 2026 03:00:00 +0000\r\n\
+Message-Id: <dg@example.org>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed;\r\n\tboundary=\"=_b1\"\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+preamble\r\n\
+--=_b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+caf\u{e9} = cr\u{e8}me br\u{fb}l\u{e9}e, na\u{ef}ve fa\u{e7}ade, \u{e9}t\u{e9} \u{e0} la plage, tr\u{e8}s long line here \u{e9}\u{e9}\u{e9} \r\n\
+tab\tend\t\r\n\
+.leading dot \u{e9}\r\n\
+--=_b1\r\n\
+Content-Type: message/rfc822\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+Subject: inner\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+inner \u{e9}\r\n\
+--=_b1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+seven bit\r\n\
+--=_b1\r\n\
+\r\n\
+no CTE \u{e9}\r\n\
+--=_b1--\r\n\
+epilogue\r\n";
+
+/// The raw DATA from "Subject: downgrade" on (Postfix adds Received: above it).
+fn from_subject(data: &[u8]) -> Vec<u8> {
+    let start = data
+        .windows(18)
+        .position(|w| w == b"Subject: downgrade")
+        .unwrap_or(0);
+    data[start..].to_vec()
+}
+
+fn downgrade_script() -> Vec<Step> {
+    vec![
+        send("220 mx.example.com ESMTP"),
+        expect("EHLO "),
+        Step::Send("250-mx.example.com\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n".into()),
+        expect("MAIL FROM:"),
+        expect("RCPT TO:"),
+        expect("DATA"),
+        Step::Send("250 ok\r\n250 ok\r\n354 go\r\n".into()),
+        Step::ReadData,
+        expect("QUIT"),
+        send("250 2.0.0 Ok: queued as DG"),
+        Step::Sleep(Duration::from_millis(500)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_8bitmime_downgrade_as_postfix() {
+    // Postfix's side: submitted with BODY=8BITMIME, relayed to a server without 8BITMIME.
+    let postfix_data = tokio::task::spawn_blocking(|| {
+        let server = ScriptedServer::start(downgrade_script());
+        let pf = PostfixInstance::start(&format!(
+            "relayhost = [127.0.0.1]:{}\nsmtp_connect_timeout = 5s\n",
+            server.port
+        ))
+        .expect("private Postfix");
+        let script = format!(
+            r#"
+import smtplib, sys
+data = sys.stdin.buffer.read()
+s = smtplib.SMTP("127.0.0.1", {}, timeout=30)
+s.sendmail("sender@example.org", ["a@example.com"], data, mail_options=["BODY=8BITMIME"])
+s.quit()
+"#,
+            pf.port()
+        );
+        tern_testkit::support::python_with_input(&script, EIGHT_BIT.as_bytes());
+        let log = wait_for(|| pf.maillog(), " status=", 1);
+        assert!(log.contains("status=sent"), "{log}");
+        let t = server.finish();
+        assert_eq!(t.error, None);
+        assert!(
+            t.lines[1].starts_with("MAIL FROM:<sender@example.org>"),
+            "{:?}",
+            t.lines
+        );
+        (t.lines[1].clone(), t.data[0].clone())
+    })
+    .await
+    .expect("postfix side");
+
+    // Tern's side: the same content as the queue file holds it (LF lines).
+    let content: &'static [u8] = Box::leak(
+        EIGHT_BIT
+            .replace("\r\n", "\n")
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let server = ScriptedServer::start(downgrade_script());
+    let addr = ([127, 0, 0, 1], server.port).into();
+    let mut s = settings(Protocol::Smtp);
+    s.skip_quit_response = true;
+    let (stream, peer) = connect_tcp("127.0.0.1", addr, s.connect_timeout)
+        .await
+        .expect("connect");
+    let mut msg = message(&["a@example.com"]);
+    msg.content = content;
+    msg.size = content.len() as u64;
+    msg.encoding = tern_client::session::Encoding::EightBit;
+    let attempt = Attempt {
+        final_server: true,
+        loop_check: None,
+    };
+    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
+    assert!(
+        matches!(r.recipients[0].outcome, Outcome::Sent { .. }),
+        "{r:?}"
+    );
+    let t = tokio::task::spawn_blocking(move || server.finish())
+        .await
+        .expect("server");
+    assert_eq!(t.error, None);
+    // Neither announces SIZE when it downgrades.
+    assert_eq!(t.lines[1], postfix_data.0);
+    let ours = String::from_utf8_lossy(&t.data[0]).into_owned();
+    for converted in [
+        "Content-Transfer-Encoding: 7bit\r\n",
+        "Content-Transfer-Encoding: quoted-printable\r\n",
+        "caf=C3=A9 =3D ",
+        "no CTE \u{e9}\r\n",
+    ] {
+        assert!(ours.contains(converted), "{converted:?} not in {ours}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&from_subject(&t.data[0])),
+        String::from_utf8_lossy(&from_subject(&postfix_data.1))
+    );
+}
