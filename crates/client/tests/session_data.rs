@@ -322,3 +322,40 @@ async fn server_rejects_and_closes_during_a_large_content() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn server_stops_reading_the_content() {
+    let big: &'static [u8] = Box::leak(
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+            .repeat(128 * 1024)
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let mut s = settings(Protocol::Smtp);
+    s.data_xfer_timeout = Duration::from_millis(500);
+    let mut msg = message(&["a@example.com"]);
+    msg.content = big;
+    msg.size = big.len() as u64;
+    let mut script = greet_and_ehlo(EHLO_PLAIN);
+    script.extend([
+        expect("MAIL FROM:"),
+        send("250 ok"),
+        expect("RCPT TO:"),
+        send("250 ok"),
+        expect("DATA"),
+        send("354 go ahead"),
+        Step::Sleep(Duration::from_secs(3)),
+    ]);
+    let (r, t) = run(script, &s, &msg, true).await;
+    assert_eq!(t.error, None);
+    assert_eq!(
+        summary(&r),
+        vec![one(
+            10,
+            "deferred",
+            "4.4.2",
+            "conversation with mx.example.com[127.0.0.1] timed out while sending message body"
+        )]
+    );
+    assert!(r.throttle);
+}
