@@ -3,6 +3,7 @@
 //! wait for a port, run Python scripts and wait for log lines. Test-only: nothing here runs in production.
 
 pub mod dns;
+pub mod peers;
 pub mod postfix;
 pub mod replay;
 pub mod smtp;

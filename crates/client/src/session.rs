@@ -1,1 +1,0 @@
-//! The SMTP/LMTP client session (being written).
