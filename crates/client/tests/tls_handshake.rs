@@ -516,7 +516,7 @@ fn settings_from_main_cf() {
     assert_eq!(s.level, Level::Secure);
     assert!(s.loglevel.summary);
     assert_eq!(s.servername, "hostname");
-    assert_eq!(s.starttls_timeout, Duration::from_secs(120));
+    assert_eq!(s.starttls_timeout, Duration::from_mins(2));
     assert_eq!(s.secure_cert_match, "nexthop, dot-nexthop");
     assert_eq!(s.mandatory_protocols, ">=TLSv1");
     let l = Settings::from_config(&config, None, "lmtp").unwrap();
