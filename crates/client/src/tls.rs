@@ -1,1 +1,0 @@
-//! The SMTP client's TLS (being written).
