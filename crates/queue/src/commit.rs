@@ -412,6 +412,7 @@ pub struct Committer {
     /// daemon's committer. Held for its Drop (which stops the maker thread).
     #[allow(dead_code)]
     pool: Option<pool::PoolHandle>,
+    notes: Option<Arc<journal::RemovalNotes>>,
 }
 
 impl Committer {
@@ -424,8 +425,11 @@ impl Committer {
     /// [`crate::journal`]). Call [`crate::journal::replay`] first: a journal left by a
     /// crash must be replayed before new segments are made.
     pub fn start_journaled(layout: &QueueLayout) -> Result<Self, Error> {
-        let mut c = Self::spawn(Some(Journal::open(layout)?))?;
+        let journal = Journal::open(layout)?;
+        let notes = journal.notes();
+        let mut c = Self::spawn(Some(journal))?;
         c.pool = pool::start(&layout.dir(QueueName::Incoming));
+        c.notes = Some(notes);
         Ok(c)
     }
 
@@ -444,6 +448,7 @@ impl Committer {
             counters,
             journaled,
             pool: None,
+            notes: None,
         })
     }
 
@@ -533,6 +538,14 @@ impl Committer {
         {
             let _ = rx.recv();
         }
+    }
+
+    /// Notes that message `id` is about to be removed from the queue, so that replaying
+    /// the journal after a crash does not bring it back (crate::journal's module
+    /// `removed`). A queue manager calls it before it removes a delivered message's
+    /// file; without a journal it does nothing.
+    pub fn note_removal(&self, id: &QueueId) -> io::Result<()> {
+        self.notes.as_ref().map_or(Ok(()), |n| n.note(id))
     }
 
     pub fn stats(&self) -> CommitStats {

@@ -609,8 +609,13 @@ impl Runner {
             };
             let id = a.id.clone();
             let layout = deps.layout.clone();
+            let committer = Arc::clone(&deps.committer);
             let moved = tokio::task::spawn_blocking(move || match next {
                 Next::Remove => {
+                    // Before the file goes: its journal record, if still live, must not
+                    // bring it back after a crash. A note that cannot be written risks
+                    // a second delivery after a crash, never a loss: the file goes.
+                    let _ = committer.note_removal(&id);
                     tern_queue::moves::remove_file(&layout, &id, QueueName::Active).map(|_| None)
                 }
                 Next::Defer(at) => tern_queue::moves::defer_file(

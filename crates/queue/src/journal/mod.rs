@@ -16,9 +16,10 @@
 //! file it covers is known to be on disk: the checkpoint thread then calls `syncfs` on the
 //! queue file system (one call for all of them), deletes the segment and fsyncs the
 //! journal directory. A segment is retired when it is full, when it has held records for
-//! [`CHECKPOINT_AFTER`], or on [`crate::Committer::checkpoint`] (at shutdown, and the call
-//! a queue manager makes before it moves or removes files from `incoming/`: a file named in
-//! a live segment must stay where cleanup put it, or replay would put it back).
+//! [`CHECKPOINT_AFTER`], or on [`crate::Committer::checkpoint`] (at shutdown). Files may be
+//! moved to other queues while their segment is live (replay finds them there); a
+//! message removed meanwhile is named in a removal note first (module `removed`), so
+//! that replay does not bring it back.
 //!
 //! After a crash, [`replay`] runs before anything else touches the queue: for each record
 //! of each live segment it makes sure the queue file exists and starts with the recorded
@@ -51,6 +52,7 @@
 //! bounded by the segment size, ids must parse as queue ids, and a record that does not
 //! check out ends the segment.
 
+mod removed;
 mod replay;
 
 use std::fs::{self, File, OpenOptions};
@@ -63,6 +65,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use removed::RemovalNotes;
 pub use replay::{ReplayEvent, replay};
 
 use crate::Error;
@@ -313,8 +316,9 @@ struct Segment {
 
 /// Work for the checkpoint thread.
 enum Work {
-    /// syncfs, then recycle (or delete) these segments.
-    Retire(Vec<PathBuf>),
+    /// syncfs, then recycle (or delete) these segments, then delete the removal notes
+    /// of epochs below the number given (module removed).
+    Retire(Vec<PathBuf>, u64),
     /// Answer when everything sent before is done.
     Barrier(mpsc::SyncSender<()>),
 }
@@ -333,6 +337,9 @@ struct Shared {
     /// that spare was taken among recycled ones, and the next wait for a spare waited
     /// for a segment nobody had been asked for: the commit thread hung.)
     asked: AtomicBool,
+    /// The removal notes' epoch: moved on each time a segment with records stops
+    /// taking records (module removed).
+    epoch: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -359,6 +366,7 @@ pub(crate) struct Journal {
     /// record is then the only copy, so no segment is retired until a restart replays
     /// them ([`Journal::pin`]).
     pinned: bool,
+    notes: Arc<RemovalNotes>,
 }
 
 /// Spares kept ready; a retired segment beyond these is deleted, not recycled.
@@ -378,7 +386,9 @@ impl Journal {
             next_seq: AtomicU64::new(start),
             pooled: AtomicUsize::new(0),
             asked: AtomicBool::new(false),
+            epoch: Arc::new(AtomicU64::new(0)),
         });
+        let notes = Arc::new(RemovalNotes::new(dir.clone(), Arc::clone(&shared.epoch)));
         let (work_tx, work_rx) = mpsc::channel::<Work>();
         let (make_tx, make_rx) = mpsc::channel::<()>();
         let (spare_tx, spare_rx) = mpsc::channel();
@@ -419,6 +429,7 @@ impl Journal {
             retry_at: None,
             threads: vec![maker, checkpointer],
             pinned: false,
+            notes,
         };
         j.ask_spare();
         Ok(j)
@@ -459,7 +470,7 @@ impl Journal {
         if !fits {
             if let Some(old) = self.current.take() {
                 if old.first.is_some() {
-                    self.full.push(old.path);
+                    self.stop(old);
                 } else {
                     // Never written: it stays a spare.
                     self.current = Some(old);
@@ -552,7 +563,8 @@ impl Journal {
             && !self.full.is_empty()
             && let Some(w) = &self.work
         {
-            let _ = w.send(Work::Retire(std::mem::take(&mut self.full)));
+            let epoch = self.shared.epoch.load(Ordering::SeqCst);
+            let _ = w.send(Work::Retire(std::mem::take(&mut self.full), epoch));
         }
     }
 
@@ -561,8 +573,20 @@ impl Journal {
         if self.current.as_ref().is_some_and(|s| s.first.is_some())
             && let Some(s) = self.current.take()
         {
-            self.full.push(s.path);
+            self.stop(s);
         }
+    }
+
+    /// A segment with records takes no more: it waits to retire, and a new epoch of
+    /// removal notes begins (module removed).
+    fn stop(&mut self, seg: Segment) {
+        self.full.push(seg.path);
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Where removers note the ids of messages they remove (module removed).
+    pub(crate) fn notes(&self) -> Arc<RemovalNotes> {
+        Arc::clone(&self.notes)
     }
 
     /// Retires every segment with records and waits until that is done.
@@ -608,6 +632,8 @@ impl Drop for Journal {
             }
         }
         let _ = crate::commit::sync_dir(&self.shared.dir);
+        // Every segment is gone: no note is of use any more.
+        removed::delete_before(&self.shared.dir, u64::MAX);
     }
 }
 
@@ -624,7 +650,7 @@ fn checkpoint_thread(
 ) {
     while let Ok(w) = work.recv() {
         match w {
-            Work::Retire(paths) => {
+            Work::Retire(paths, epoch) => {
                 // Every file that a record of these segments covers was written (and
                 // linked) before its record: one syncfs puts them all on disk. If it
                 // fails, the segments stay and are replayed at the next start.
@@ -646,6 +672,7 @@ fn checkpoint_thread(
                     }
                 }
                 let _ = crate::commit::sync_dir(&shared.dir);
+                removed::delete_before(&shared.dir, epoch);
             }
             Work::Barrier(tx) => {
                 let _ = tx.send(());

@@ -7,8 +7,9 @@
 //! each record, the queue file must exist in some message queue and begin with the
 //! recorded bytes (status records may have been appended after them); a file that is
 //! missing is written back where cleanup put it, and one that is shorter or different
-//! (its data never reached the disk) is rewritten in place. Then one syncfs puts every
-//! file on disk, and the segments are deleted.
+//! (its data never reached the disk) is rewritten in place, except for the messages
+//! noted as removed (super::removed: delivered before the crash). Then one syncfs puts
+//! every file on disk, and the segments and notes are deleted.
 //!
 //! Security: segment contents are checked record by record (magic, length, CRC, the
 //! segment's sequence, a valid queue id) before any byte is used; a record's id becomes
@@ -56,9 +57,14 @@ pub fn replay(layout: &QueueLayout) -> Result<Vec<ReplayEvent>, Error> {
         Err(e) => return Err(Error::io("open directory", &dir, e)),
     };
     if names.is_empty() {
+        // Notes outlive their segments only by a crash between the two deletions.
+        super::removed::delete_before(&dir, u64::MAX);
         return Ok(Vec::new());
     }
     names.sort();
+    // Messages removed after their records were written (module removed): not brought
+    // back.
+    let (removed, notes) = super::removed::read_all(&dir);
     let mut events = Vec::new();
     let mut records = 0;
     let mut seq_no = 0u64;
@@ -76,6 +82,9 @@ pub fn replay(layout: &QueueLayout) -> Result<Vec<ReplayEvent>, Error> {
             let Ok(id) = QueueId::parse(r.id) else {
                 continue;
             };
+            if removed.contains(r.id) {
+                continue;
+            }
             if let Some(ev) = restore(layout, r.queue, &id, r.content, &mut seq_no)? {
                 events.push(ev);
             }
@@ -89,6 +98,9 @@ pub fn replay(layout: &QueueLayout) -> Result<Vec<ReplayEvent>, Error> {
         fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
     sync_dir(&dir)?;
+    for path in &notes {
+        let _ = fs::remove_file(path);
+    }
     events.push(ReplayEvent::Replayed {
         segments: names.len(),
         records,
@@ -234,6 +246,59 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         // Nothing left: a second replay does nothing.
         assert!(replay(&l).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_message_noted_as_removed_is_not_brought_back() {
+        let (_t, l) = layout();
+        let mut j = Journal::open(&l).unwrap();
+        j.append(&[
+            (QueueName::Incoming, "4B3C2D1E0F", b"delivered".as_slice()),
+            (QueueName::Incoming, "4B3C2D1E11", b"waiting".as_slice()),
+        ])
+        .unwrap();
+        // The queue manager delivered the first and removed its file; the second's
+        // file never reached the disk.
+        j.notes()
+            .note(&QueueId::parse("4B3C2D1E0F").unwrap())
+            .unwrap();
+        std::mem::forget(j);
+        let ev = replay(&l).unwrap();
+        let restored: Vec<&str> = ev
+            .iter()
+            .filter_map(|e| match e {
+                ReplayEvent::Restored { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(restored, ["4B3C2D1E11"]);
+        let p = |id| l.path(QueueName::Incoming, &QueueId::parse(id).unwrap());
+        assert!(!p("4B3C2D1E0F").exists());
+        // Notes go with their segments.
+        assert_eq!(fs::read_dir(journal_dir(&l)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn notes_are_deleted_once_their_segments_retire() {
+        let (_t, l) = layout();
+        let mut j = Journal::open(&l).unwrap();
+        j.append(&[(QueueName::Incoming, "4B3C2D1E0F", b"x".as_slice())])
+            .unwrap();
+        j.notes()
+            .note(&QueueId::parse("4B3C2D1E0F").unwrap())
+            .unwrap();
+        let notes = || {
+            fs::read_dir(journal_dir(&l))
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("removed."))
+                .count()
+        };
+        assert_eq!(notes(), 1);
+        j.checkpoint();
+        assert_eq!(notes(), 0, "the segment retired: its note is of no use");
+        drop(j);
+        assert_eq!(fs::read_dir(journal_dir(&l)).unwrap().count(), 0);
     }
 
     #[test]
