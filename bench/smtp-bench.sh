@@ -5,7 +5,8 @@
 # Equal durability: neither server answers 250 before the message is on disk (Postfix's
 # cleanup fsyncs the queue file; Tern fdatasyncs a commit-journal record holding the whole
 # file, docs/queue-format.md), and both queues live on the same file system (a fresh ext4
-# in a loop file, see QUEUE_FS below). Neither delivers: Tern has no delivery yet (mail stays in incoming/), and
+# in a loop file, see QUEUE_FS below). Neither delivers: Tern's master.cf here has no qmgr
+# line (mail stays in incoming/), and
 # the private Postfix puts every message on HOLD at the end of data (the "accept-only"
 # setup of /work/shared/bench/postfix-baseline.sh: cleanup writes and fsyncs the queue
 # file, the queue manager never sees it).
