@@ -76,6 +76,8 @@ pub fn load(config: &Config) -> Result<QmgrSettings, SettingsError> {
         destination_concurrency: p.number("default_destination_concurrency_limit")?,
         initial_concurrency: p.number("initial_destination_concurrency")?,
         recipient_limit: p.number("default_destination_recipient_limit")?,
+        failed_cohort_limit: p.number("default_destination_concurrency_failed_cohort_limit")?,
+        rate_delay: p.time("default_destination_rate_delay", 1)?,
     };
     let mut limits = HashMap::new();
     let mut services = HashMap::new();
@@ -88,6 +90,13 @@ pub fn load(config: &Config) -> Result<QmgrSettings, SettingsError> {
             let name = format!("{}_{suffix}", svc.name);
             match sp.get_opt(&name)? {
                 Some(v) => v.trim().parse().map_err(|_| p.bad(&name, &v)),
+                None => Ok(fallback),
+            }
+        };
+        let own_time = |suffix: &str, fallback: u64| -> Result<u64, SettingsError> {
+            let name = format!("{}_{suffix}", svc.name);
+            match sp.get_opt(&name)? {
+                Some(v) => parse_time(&v, 1).ok_or_else(|| p.bad(&name, &v)),
                 None => Ok(fallback),
             }
         };
@@ -111,6 +120,11 @@ pub fn load(config: &Config) -> Result<QmgrSettings, SettingsError> {
                     "destination_recipient_limit",
                     default_limits.recipient_limit,
                 )?,
+                failed_cohort_limit: own(
+                    "destination_concurrency_failed_cohort_limit",
+                    default_limits.failed_cohort_limit,
+                )?,
+                rate_delay: own_time("destination_rate_delay", default_limits.rate_delay)?,
             },
         );
         services.insert(

@@ -40,10 +40,12 @@ use tern_rewrite::Resolver;
 
 use super::config::QmgrSettings;
 use super::notices;
-use super::schedule::{Dispatch, Fate, NewMessage, Next, PassEnd, Rcpt, Scheduler, Time};
+use super::schedule::{
+    Dispatch, Fate, HopFailure, NewMessage, Next, PassEnd, Rcpt, SUSPENDED, Scheduler, Time,
+};
 use super::transports::{
-    DOUBLE_BOUNCE, DoubleBounceDiscard, Notice, NoticeKind, NoticeRecipient, Notices, Transport,
-    Unavailable,
+    DOUBLE_BOUNCE, DoubleBounceDiscard, Notice, NoticeKind, NoticeRecipient, Notices, Suspended,
+    Transport, Unavailable,
 };
 use crate::submit::{Forward as ForwardMsg, NewRecipient, Submitter};
 
@@ -174,8 +176,16 @@ struct Active {
 
 enum Event {
     Loaded(Box<Loaded>),
-    Delivered { job: u64, results: Vec<RcptResult> },
-    Deferred { id: String, at: Time },
+    Delivered {
+        job: u64,
+        results: Vec<RcptResult>,
+        /// The agent's report that the destination itself failed.
+        hop: Option<HopFailure>,
+    },
+    Deferred {
+        id: String,
+        at: Time,
+    },
 }
 
 struct Loaded {
@@ -216,7 +226,13 @@ impl Runner {
         let period = Duration::from_secs(self.sched.policy().queue_run_delay.max(1));
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
+            // A dead destination's wait or a rate delay that ends: dispatch then.
+            let wake = self.sched.next_wakeup(now_secs()).map(|at| {
+                let secs = at.saturating_sub(now_secs());
+                tokio::time::Instant::now() + Duration::from_secs(secs)
+            });
             tokio::select! {
+                () = sleep_until_some(wake) => self.dispatch(),
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     let mut new = Vec::new();
@@ -345,7 +361,7 @@ impl Runner {
     fn event(&mut self, ev: Event) {
         match ev {
             Event::Loaded(l) => self.loaded(*l),
-            Event::Delivered { job, results } => {
+            Event::Delivered { job, results, hop } => {
                 let mut fates = Vec::with_capacity(results.len());
                 if let Some(a) = self
                     .sched
@@ -375,7 +391,7 @@ impl Runner {
                         fates.push((index, fate));
                     }
                 }
-                if let Some(end) = self.sched.complete(job, &fates, now_secs()) {
+                if let Some(end) = self.sched.complete(job, &fates, hop.as_ref(), now_secs()) {
                     self.pass_end(end);
                 }
                 self.dispatch();
@@ -428,7 +444,7 @@ impl Runner {
     }
 
     fn dispatch(&mut self) {
-        for d in self.sched.dispatch() {
+        for d in self.sched.dispatch(now_secs()) {
             self.run_request(&d);
         }
     }
@@ -450,6 +466,16 @@ impl Runner {
             (d.transport == DOUBLE_BOUNCE).then(|| Arc::new(DoubleBounceDiscard) as _)
         });
         let (transport, ident): (Arc<dyn Transport>, Ident) = match builtin {
+            // A dead destination: the queue manager defers its mail itself.
+            _ if d.suspended.is_some() => (
+                Arc::new(Suspended(d.suspended.clone().unwrap_or_else(|| {
+                    HopFailure {
+                        dsn: "4.0.0".to_owned(),
+                        text: SUSPENDED.to_owned(),
+                    }
+                }))),
+                self.qmgr_ident.clone(),
+            ),
             Some(t) if d.transport == DOUBLE_BOUNCE => (t, self.qmgr_ident.clone()),
             Some(t) => {
                 let name = service.map_or(self.s.syslog_name.as_str(), |s| &s.syslog_name);
@@ -507,10 +533,10 @@ impl Runner {
         tokio::spawn(async move {
             let handoff = SystemTime::now();
             let mut want: Vec<RequestRecipient> = req.recipients.clone();
-            let outcomes = transport.deliver(req.clone()).await;
+            let (outcomes, hop) = transport.deliver_hop(req.clone()).await;
             let done = SystemTime::now();
             let results = record(&req, &mut want, outcomes, &log, &ctx, handoff, done).await;
-            let _ = events.send(Event::Delivered { job, results });
+            let _ = events.send(Event::Delivered { job, results, hop });
         });
     }
 
@@ -855,5 +881,13 @@ fn resolve(resolver: &Resolver, double_bounce: &str, index: u32, address: &str) 
             address: r.recipient,
         },
         Err(_) => error("retry", "4.3.0 address resolver failure"),
+    }
+}
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -15,8 +15,23 @@
 //!   destination. The window starts at initial_destination_concurrency (5) and moves
 //!   between 1 and `<transport>_destination_concurrency_limit`
 //!   (default_destination_concurrency_limit, 20) with Postfix's default feedback of
-//!   1/window: each finished request adds 1/window, each request whose recipients were
-//!   all deferred takes 1/window away (qmgr_queue.c, qmgr_queue_unthrottle/throttle).
+//!   1/window (qmgr_queue.c, qmgr_queue_unthrottle/throttle): a request that ends
+//!   without a failure of the destination itself adds 1/window while the window is in
+//!   use (under in-flight + initial_destination_concurrency), and a window's worth moves
+//!   it up by one; a request whose agent reports the destination failed (the agent's
+//!   *hop status*, [`HopFailure`]: a connection refused, a greeting refused, a lost
+//!   session) takes the window down by one at once and then by one per window's worth.
+//! - Each such failure also adds 1/window to the destination's failed cohorts; when they
+//!   reach `<transport>_destination_concurrency_failed_cohort_limit`
+//!   (default_destination_concurrency_failed_cohort_limit, 1; 0 never) the destination
+//!   is *dead*: for minimal_backoff_time no request goes to it, and every recipient
+//!   waiting for it (or arriving meanwhile) is deferred at once with the agent's status
+//!   and `delivery temporarily suspended: ` before its text (qmgr_deliver.c,
+//!   qmgr_defer_todo). Then the window starts again at initial_destination_concurrency.
+//!   Any request that ends without a hop failure clears the failed cohorts.
+//! - `<transport>_destination_rate_delay` (default_destination_rate_delay, 0: off): a
+//!   window of one, and a pause of that many seconds after each delivery to the
+//!   destination before the next starts.
 //! - When a message has no recipient pending or in flight, its pass ends
 //!   (qmgr_active.c, qmgr_active_done_25_generic / _3_generic): with recipients left to
 //!   retry, it expires if `now >= arrival + maximal_queue_lifetime`
@@ -75,6 +90,10 @@ pub struct Limits {
     pub initial_concurrency: usize,
     /// `<transport>_destination_recipient_limit`.
     pub recipient_limit: usize,
+    /// `<transport>_destination_concurrency_failed_cohort_limit` (0: never dead).
+    pub failed_cohort_limit: usize,
+    /// `<transport>_destination_rate_delay`, seconds (0: off).
+    pub rate_delay: u64,
 }
 
 impl Default for Limits {
@@ -85,9 +104,24 @@ impl Default for Limits {
             destination_concurrency: 20,
             initial_concurrency: 5,
             recipient_limit: 50,
+            failed_cohort_limit: 1,
+            rate_delay: 0,
         }
     }
 }
+
+/// A delivery agent's report that the destination itself failed (Postfix's hop status,
+/// deliver_request's `hop_status`): the status and text that apply to the whole
+/// destination, e.g. `4.4.1` `connect to mx.example.com[192.0.2.1]:25: Connection
+/// refused`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopFailure {
+    pub dsn: String,
+    pub text: String,
+}
+
+/// The text Postfix puts before a dead destination's status (qmgr_deliver.c).
+pub const SUSPENDED: &str = "delivery temporarily suspended: ";
 
 /// A recipient of a message entering the active queue, already resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +155,10 @@ pub struct Dispatch {
     pub nexthop: String,
     /// Queue file indexes of the recipients.
     pub recipients: Vec<u32>,
+    /// Set when the destination is dead: no agent is to run; the recipients are
+    /// deferred with this status and text (which begins with [`SUSPENDED`]), logged by
+    /// the queue manager with relay `none`.
+    pub suspended: Option<HopFailure>,
 }
 
 /// What became of one recipient of a request.
@@ -185,6 +223,8 @@ struct Job {
     queue_id: String,
     transport: String,
     dest: String,
+    /// A dead destination's deferral: no agent ran, and it counts for nothing.
+    suspended: bool,
 }
 
 /// A destination queue: transport, next hop, and the destination proper (the next hop,
@@ -192,12 +232,20 @@ struct Job {
 type DestKey = (String, String, String);
 
 /// A destination's concurrency window (qmgr_queue.c).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
     size: usize,
-    /// Requests counted towards the next step up (positive) or down (negative).
-    credit: i64,
+    /// Positive feedback gathered towards the next step up (qmgr_queue.c `success`).
+    success: f64,
+    /// Negative feedback left before the next step down (qmgr_queue.c `failure`).
+    failure: f64,
+    /// Failed cohorts (qmgr_queue.c `fail_cohorts`).
+    fail_cohorts: f64,
     in_flight: usize,
+    /// Dead until this time, with the status its waiting recipients get.
+    dead: Option<(Time, HopFailure)>,
+    /// With a rate delay: no request before this time.
+    next_at: Time,
 }
 
 /// The scheduler. See the module documentation.
@@ -315,31 +363,51 @@ impl Scheduler {
 
     /// The delivery requests that may start now: per destination, its oldest messages
     /// first, while the transport's process limit and the destination's window allow.
-    pub fn dispatch(&mut self) -> Vec<Dispatch> {
+    pub fn dispatch(&mut self, now: Time) -> Vec<Dispatch> {
         let mut out = Vec::new();
         let keys: Vec<DestKey> = self.queues.keys().cloned().collect();
         for key in keys {
-            self.dispatch_destination(&key, &mut out);
+            self.dispatch_destination(&key, now, &mut out);
         }
         out
     }
 
-    fn dispatch_destination(&mut self, key: &DestKey, out: &mut Vec<Dispatch>) {
+    fn dispatch_destination(&mut self, key: &DestKey, now: Time, out: &mut Vec<Dispatch>) {
         let (transport, nexthop, dest) = key;
         let limits = self.limits(transport);
-        let per_request = if limits.recipient_limit == 0 {
+        let mut per_request = if limits.recipient_limit == 0 {
             usize::MAX
         } else {
             limits.recipient_limit
         };
+        let initial = self.initial_size(transport);
+        let w = self.window_mut(transport, dest);
+        let suspended = match &w.dead {
+            Some((until, _)) if now >= *until => {
+                // The wait is over: the destination gets another chance.
+                revive(w, initial);
+                None
+            }
+            Some((_, hop)) => Some(hop.clone()),
+            None => None,
+        };
+        if suspended.is_some() {
+            per_request = usize::MAX;
+        }
         loop {
             let procs = self.procs.get(transport).copied().unwrap_or(0);
-            if limits.process_limit != 0 && procs >= limits.process_limit {
-                return;
-            }
-            let w = self.window(transport, dest);
-            if w.size != 0 && w.in_flight >= w.size {
-                return;
+            if suspended.is_none() {
+                if limits.process_limit != 0 && procs >= limits.process_limit {
+                    return;
+                }
+                let w = self.window_mut(transport, dest);
+                let size = if limits.rate_delay > 0 { 1 } else { w.size };
+                if size != 0 && w.in_flight >= size {
+                    return;
+                }
+                if limits.rate_delay > 0 && now < w.next_at {
+                    return;
+                }
             }
             let Some(&seq) = self.queues.get(key).and_then(VecDeque::front) else {
                 self.queues.remove(key);
@@ -369,8 +437,10 @@ impl Scheduler {
             }
             let job = self.next_job;
             self.next_job += 1;
-            *self.procs.entry(transport.clone()).or_insert(0) += 1;
-            self.window_mut(transport, dest).in_flight += 1;
+            if suspended.is_none() {
+                *self.procs.entry(transport.clone()).or_insert(0) += 1;
+                self.window_mut(transport, dest).in_flight += 1;
+            }
             let Some((_, msg)) = self.by_id.get_mut(&id) else {
                 return;
             };
@@ -388,6 +458,7 @@ impl Scheduler {
                     queue_id: id.clone(),
                     transport: transport.clone(),
                     dest: dest.clone(),
+                    suspended: suspended.is_some(),
                 },
             );
             out.push(Dispatch {
@@ -396,6 +467,7 @@ impl Scheduler {
                 transport: transport.clone(),
                 nexthop: nexthop.clone(),
                 recipients,
+                suspended: suspended.clone(),
             });
         }
     }
@@ -421,16 +493,24 @@ impl Scheduler {
 
     /// A request finished with these fates (by queue file index); a recipient of the
     /// request without a fate is taken as deferred (an agent that lost track of it).
-    /// Returns the message's pass end when this was its last work.
-    pub fn complete(&mut self, job: u64, fates: &[(u32, Fate)], now: Time) -> Option<PassEnd> {
+    /// `hop` is the agent's report that the destination itself failed. Returns the
+    /// message's pass end when this was its last work.
+    pub fn complete(
+        &mut self,
+        job: u64,
+        fates: &[(u32, Fate)],
+        hop: Option<&HopFailure>,
+        now: Time,
+    ) -> Option<PassEnd> {
         let j = self.jobs.remove(&job)?;
-        if let Some(p) = self.procs.get_mut(&j.transport) {
+        if !j.suspended
+            && let Some(p) = self.procs.get_mut(&j.transport)
+        {
             *p = p.saturating_sub(1);
         }
         let limits = self.limits(&j.transport);
         let (_, msg) = self.by_id.get_mut(&j.queue_id)?;
         msg.jobs = msg.jobs.saturating_sub(1);
-        let mut all_deferred = true;
         for r in msg.rcpts.iter_mut().filter(|r| r.job == job) {
             if r.state != State::InFlight {
                 continue;
@@ -439,34 +519,47 @@ impl Scheduler {
                 .iter()
                 .find(|(i, _)| *i == r.rcpt.index)
                 .map_or(Fate::Deferred, |(_, f)| *f);
-            if fate != Fate::Deferred {
-                all_deferred = false;
-            }
             r.state = State::Done(fate);
             r.fate = Some(fate);
         }
-        let w = self.window_mut(&j.transport, &j.dest);
-        w.in_flight = w.in_flight.saturating_sub(1);
-        // Feedback of 1/window per request, counted in whole requests so that no
-        // rounding creeps in: a full window's worth moves the window by one.
-        let size = i64::try_from(w.size).unwrap_or(i64::MAX);
-        if all_deferred {
-            w.credit -= 1;
-            if w.credit <= -size {
-                w.size = w.size.saturating_sub(1).max(1);
-                w.credit = 0;
+        if !j.suspended {
+            let initial = self.initial_size(&j.transport);
+            let min_backoff = self.policy.minimal_backoff_time;
+            let w = self.window_mut(&j.transport, &j.dest);
+            match hop {
+                Some(h) => throttle(w, &limits, h, now + min_backoff),
+                None => unthrottle(w, &limits, initial),
             }
-        } else {
-            w.credit += 1;
-            if w.credit >= size {
-                let cap = limits.destination_concurrency;
-                if cap == 0 || w.size < cap {
-                    w.size += 1;
-                }
-                w.credit = 0;
+            w.in_flight = w.in_flight.saturating_sub(1);
+            if limits.rate_delay > 0 {
+                w.next_at = now + limits.rate_delay;
             }
         }
         self.maybe_end(&j.queue_id, now)
+    }
+
+    /// The earliest time a destination with mail waiting opens again (a dead one's
+    /// wait ends, a rate delay passes), when there is one: the caller dispatches then.
+    pub fn next_wakeup(&self, now: Time) -> Option<Time> {
+        self.queues
+            .keys()
+            .filter_map(|(transport, _, dest)| {
+                let w = self.windows.get(&(transport.clone(), dest.clone()))?;
+                let at = match &w.dead {
+                    Some((until, _)) => *until,
+                    None if self.limits(transport).rate_delay > 0 => w.next_at,
+                    None => return None,
+                };
+                (at > now).then_some(at)
+            })
+            .min()
+    }
+
+    /// Whether a destination is dead now (for tests and the log).
+    pub fn is_dead(&self, transport: &str, dest: &str) -> bool {
+        self.windows
+            .get(&(transport.to_owned(), dest.to_owned()))
+            .is_some_and(|w| w.dead.is_some())
     }
 
     /// The message a running request belongs to.
@@ -530,24 +623,28 @@ impl Scheduler {
         }
     }
 
-    fn window(&mut self, transport: &str, dest: &str) -> Window {
-        *self.window_mut(transport, dest)
+    /// A new window's size: initial_destination_concurrency, within the limit.
+    fn initial_size(&self, transport: &str) -> usize {
+        let limits = self.limits(transport);
+        let mut size = limits.initial_concurrency.max(1);
+        if limits.destination_concurrency != 0 {
+            size = size.min(limits.destination_concurrency);
+        }
+        size
     }
 
     fn window_mut(&mut self, transport: &str, dest: &str) -> &mut Window {
-        let limits = self.limits(transport);
+        let size = self.initial_size(transport);
         self.windows
             .entry((transport.to_owned(), dest.to_owned()))
-            .or_insert_with(|| {
-                let mut size = limits.initial_concurrency.max(1);
-                if limits.destination_concurrency != 0 {
-                    size = size.min(limits.destination_concurrency);
-                }
-                Window {
-                    size,
-                    credit: 0,
-                    in_flight: 0,
-                }
+            .or_insert_with(|| Window {
+                size,
+                success: 0.0,
+                failure: 0.0,
+                fail_cohorts: 0.0,
+                in_flight: 0,
+                dead: None,
+                next_at: 0,
             })
     }
 
@@ -613,3 +710,82 @@ impl Scheduler {
 #[cfg(test)]
 #[path = "schedule_tests.rs"]
 mod tests;
+
+/// qmgr_queue_unthrottle(): a request ended without a failure of the destination.
+fn unthrottle(w: &mut Window, limits: &Limits, initial: usize) {
+    if w.dead.is_some() {
+        revive(w, initial);
+        return;
+    }
+    let cap = limits.destination_concurrency;
+    // Grow only a window that is in use (busy + the initial concurrency's margin).
+    if (cap == 0 || cap > w.size) && w.size < w.in_flight + limits.initial_concurrency {
+        let feedback = 1.0 / as_f64(w.size.max(1));
+        w.success += feedback;
+        // At most a few steps: the loop ends as `success` falls by one per step.
+        for _ in 0..4 {
+            if w.success + feedback / 2.0 < 1.0 {
+                break;
+            }
+            w.size += 1;
+            w.success -= 1.0;
+            w.failure = 0.0;
+        }
+        if cap > 0 && w.size > cap {
+            w.size = cap;
+        }
+    }
+    w.fail_cohorts = 0.0;
+}
+
+/// qmgr_queue_throttle(): the agent reported that the destination failed.
+fn throttle(w: &mut Window, limits: &Limits, hop: &HopFailure, dead_until: Time) {
+    if w.dead.is_some() {
+        return;
+    }
+    let size = as_f64(w.size.max(1));
+    let dead = limits.failed_cohort_limit > 0 && {
+        w.fail_cohorts += 1.0 / size;
+        w.fail_cohorts >= as_f64(limits.failed_cohort_limit)
+    };
+    if w.size > 1 {
+        let feedback = 1.0 / size;
+        w.failure -= feedback;
+        for _ in 0..4 {
+            if w.failure - feedback / 2.0 >= 0.0 || w.size <= 1 {
+                break;
+            }
+            w.size -= 1;
+            w.success = 0.0;
+            w.failure += 1.0;
+        }
+    }
+    if dead {
+        let text = if hop.text.starts_with(SUSPENDED) {
+            hop.text.clone()
+        } else {
+            format!("{SUSPENDED}{}", hop.text)
+        };
+        w.dead = Some((
+            dead_until,
+            HopFailure {
+                dsn: hop.dsn.clone(),
+                text,
+            },
+        ));
+    }
+}
+
+/// A dead destination's wait is over, or a delivery to it worked: start again.
+fn revive(w: &mut Window, initial: usize) {
+    w.dead = None;
+    w.size = initial;
+    w.success = 0.0;
+    w.failure = 0.0;
+    w.fail_cohorts = 0.0;
+}
+
+/// A count as a float, exactly (windows and limits are far below 2^32).
+fn as_f64(n: usize) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
+}

@@ -36,10 +36,10 @@ fn retry_until_end(policy: Policy, null_sender: bool, max_attempts: usize) -> (V
     let mut end = s.add(message("Q", 0, null_sender, one()), now);
     assert!(end.is_none());
     for _ in 0..max_attempts {
-        let d = s.dispatch();
+        let d = s.dispatch(0);
         assert_eq!(d.len(), 1);
         attempts.push(now);
-        end = s.complete(d[0].job, &[(0, Fate::Deferred)], now);
+        end = s.complete(d[0].job, &[(0, Fate::Deferred)], None, now);
         let e = end.clone().expect("the pass ends with its only request");
         match e.next {
             Next::Remove => return (attempts, e),
@@ -150,9 +150,9 @@ fn delay_warning_once() {
         let mut m = message("Q", 0, false, one());
         m.warned = warned;
         assert!(s.add(m, now).is_none());
-        let d = s.dispatch();
+        let d = s.dispatch(0);
         let end = s
-            .complete(d[0].job, &[(0, Fate::Deferred)], now)
+            .complete(d[0].job, &[(0, Fate::Deferred)], None, now)
             .expect("end");
         if end.delay_warning.is_some() {
             warnings.push(now);
@@ -182,12 +182,15 @@ fn pass_end_lists_fates() {
         ],
     );
     assert!(s.add(m, 10).is_none());
-    let d = s.dispatch();
+    let d = s.dispatch(0);
     assert_eq!(d.len(), 3);
-    assert!(s.complete(d[0].job, &[(0, Fate::Sent)], 10).is_none());
-    assert!(s.complete(d[1].job, &[(1, Fate::Bounced)], 10).is_none());
+    assert!(s.complete(d[0].job, &[(0, Fate::Sent)], None, 10).is_none());
+    assert!(
+        s.complete(d[1].job, &[(1, Fate::Bounced)], None, 10)
+            .is_none()
+    );
     // A recipient the agent did not answer for counts as deferred.
-    let end = s.complete(d[2].job, &[], 10).expect("end");
+    let end = s.complete(d[2].job, &[], None, 10).expect("end");
     assert_eq!(end.bounced, vec![1]);
     assert_eq!(end.next, Next::Defer(310));
     assert!(!s.is_active("Q"));
@@ -200,8 +203,10 @@ fn pass_end_lists_fates() {
         vec![rcpt(0, "discard", "a.test", "x@a.test")],
     );
     assert!(s.add(m, 10).is_none());
-    let d = s.dispatch();
-    let end = s.complete(d[0].job, &[(0, Fate::Sent)], 10).expect("end");
+    let d = s.dispatch(0);
+    let end = s
+        .complete(d[0].job, &[(0, Fate::Sent)], None, 10)
+        .expect("end");
     assert_eq!(end.next, Next::Remove);
     assert!(end.bounced.is_empty());
 
@@ -217,7 +222,7 @@ fn recipient_limit_cuts_requests() {
         .map(|i| rcpt(i, "smtp", "far.test", &format!("u{i}@far.test")))
         .collect();
     s.add(message("Q", 0, false, rcpts), 0);
-    let d = s.dispatch();
+    let d = s.dispatch(0);
     let sizes: Vec<usize> = d.iter().map(|d| d.recipients.len()).collect();
     assert_eq!(sizes, [50, 50, 20]);
     assert_eq!(d[1].recipients[0], 50);
@@ -233,6 +238,7 @@ fn process_limit_and_per_recipient_destinations() {
             destination_concurrency: 2,
             initial_concurrency: 5,
             recipient_limit: 1,
+            ..Limits::default()
         },
     );
     let mut s = Scheduler::new(Policy::default(), Limits::default(), limits);
@@ -240,12 +246,12 @@ fn process_limit_and_per_recipient_destinations() {
         .map(|i| rcpt(i, "local", "mx.test", &format!("u{i}@mx.test")))
         .collect();
     s.add(message("Q", 0, false, rcpts), 0);
-    let d = s.dispatch();
+    let d = s.dispatch(0);
     assert_eq!(d.len(), 2, "maxproc 2");
     assert!(d.iter().all(|d| d.recipients.len() == 1));
-    assert!(s.dispatch().is_empty());
-    assert!(s.complete(d[0].job, &[(0, Fate::Sent)], 0).is_none());
-    let d2 = s.dispatch();
+    assert!(s.dispatch(0).is_empty());
+    assert!(s.complete(d[0].job, &[(0, Fate::Sent)], None, 0).is_none());
+    let d2 = s.dispatch(0);
     assert_eq!(d2.len(), 1);
     assert_eq!(d2[0].recipients, vec![2]);
     // Each recipient is its own destination, with the window of the concurrency limit.
@@ -266,20 +272,108 @@ fn destination_window_starts_small_and_grows() {
             0,
         );
     }
-    let d = s.dispatch();
+    let d = s.dispatch(0);
     assert_eq!(d.len(), 5, "initial_destination_concurrency");
     // Five successes add 5 * 1/5: the window grows by one.
     for x in &d {
-        s.complete(x.job, &[(0, Fate::Sent)], 0);
+        s.complete(x.job, &[(0, Fate::Sent)], None, 0);
     }
     assert_eq!(s.window_size("smtp", "far.test"), Some(6));
-    let d = s.dispatch();
+    let d = s.dispatch(0);
     assert_eq!(d.len(), 6);
-    // Failures shrink it again, never below one.
+    // A deferral that is not the destination's failure (a full mailbox, a 4xx to one
+    // recipient) is no failure of the destination: the window does not shrink. (Nor
+    // does it grow here: the last completions leave it less used than its size less
+    // initial_destination_concurrency, and an unused window gets no positive feedback.)
     for x in &d {
-        s.complete(x.job, &[(0, Fate::Deferred)], 0);
+        s.complete(x.job, &[(0, Fate::Deferred)], None, 0);
     }
+    assert_eq!(s.window_size("smtp", "far.test"), Some(6));
+}
+
+fn hop() -> HopFailure {
+    HopFailure {
+        dsn: "4.4.1".into(),
+        text: "connect to mx.far.test[192.0.2.1]:25: Connection refused".into(),
+    }
+}
+
+fn to_far(s: &mut Scheduler, id: &str, now: Time) {
+    s.add(
+        message(
+            id,
+            now,
+            false,
+            vec![rcpt(0, "smtp", "far.test", "u@far.test")],
+        ),
+        now,
+    );
+}
+
+#[test]
+fn a_failing_destination_shrinks_then_dies_then_comes_back() {
+    let policy = Policy::default();
+    let mut s = sched(policy);
+    for i in 0..20 {
+        to_far(&mut s, &format!("Q{i}"), 0);
+    }
+    let d = s.dispatch(0);
+    assert_eq!(d.len(), 5);
+    // The first hop failure takes the window down at once (qmgr_queue_throttle).
+    s.complete(d[0].job, &[(0, Fate::Deferred)], Some(&hop()), 10);
+    assert_eq!(s.window_size("smtp", "far.test"), Some(4));
+    assert!(!s.is_dead("smtp", "far.test"));
+    // A window's worth of failures is one failed cohort: the limit (1) kills it.
+    for x in &d[1..] {
+        s.complete(x.job, &[(0, Fate::Deferred)], Some(&hop()), 10);
+    }
+    assert!(s.is_dead("smtp", "far.test"));
+    // Everything waiting for it is deferred by the queue manager, no agent runs.
+    let d = s.dispatch(11);
+    assert_eq!(d.len(), 15);
+    let reason = d[0].suspended.clone().expect("suspended");
+    assert_eq!(reason.dsn, "4.4.1");
+    assert_eq!(
+        reason.text,
+        "delivery temporarily suspended: connect to mx.far.test[192.0.2.1]:25: Connection refused"
+    );
+    for x in &d {
+        s.complete(x.job, &[(0, Fate::Deferred)], None, 11);
+    }
+    // Mail arriving meanwhile waits in vain too; the wake-up is minimal_backoff_time on.
+    to_far(&mut s, "N1", 12);
+    assert_eq!(s.next_wakeup(12), Some(10 + policy.minimal_backoff_time));
+    let d = s.dispatch(12);
+    assert!(d[0].suspended.is_some());
+    s.complete(d[0].job, &[(0, Fate::Deferred)], None, 12);
+    // After the wait the destination starts again at the initial window.
+    to_far(&mut s, "N2", 400);
+    let d = s.dispatch(10 + policy.minimal_backoff_time);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].suspended.is_none());
+    assert!(!s.is_dead("smtp", "far.test"));
     assert_eq!(s.window_size("smtp", "far.test"), Some(5));
+}
+
+#[test]
+fn rate_delay_sends_one_at_a_time_with_pauses() {
+    let limits = Limits {
+        rate_delay: 30,
+        ..Limits::default()
+    };
+    let mut s = Scheduler::new(Policy::default(), limits, HashMap::new());
+    for i in 0..3 {
+        to_far(&mut s, &format!("Q{i}"), 0);
+    }
+    let d = s.dispatch(0);
+    assert_eq!(d.len(), 1, "a window of one");
+    s.complete(d[0].job, &[(0, Fate::Sent)], None, 5);
+    assert!(
+        s.dispatch(20).is_empty(),
+        "the pause runs from the end of a delivery"
+    );
+    assert_eq!(s.next_wakeup(20), Some(35));
+    assert_eq!(s.dispatch(35).len(), 1);
 }
 
 #[test]
@@ -314,19 +408,19 @@ fn backlog_behind_a_full_window_does_not_starve_others() {
         let r = vec![rcpt(0, "local", "here.test", "u@here.test")];
         assert!(s.add(message(&id, 0, false, r), 0).is_none());
     }
-    let first = s.dispatch();
+    let first = s.dispatch(0);
     // initial_destination_concurrency requests to the busy destination, no more.
     assert_eq!(first.len(), Limits::default().initial_concurrency);
     assert!(first.iter().all(|d| d.nexthop == "here.test"));
     let other = vec![rcpt(0, "local", "there.test", "v@there.test")];
     assert!(s.add(message("B", 0, false, other), 0).is_none());
-    let next = s.dispatch();
+    let next = s.dispatch(0);
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].queue_id, "B");
     // Oldest first at the busy destination: each completion lets the next one out.
     for (n, d) in first.iter().enumerate() {
-        assert!(s.complete(d.job, &[(0, Fate::Sent)], 0).is_some());
-        let more = s.dispatch();
+        assert!(s.complete(d.job, &[(0, Fate::Sent)], None, 0).is_some());
+        let more = s.dispatch(0);
         assert!(!more.is_empty(), "completion {n} let nothing out");
         assert!(more.iter().all(|m| m.nexthop == "here.test"));
     }

@@ -19,6 +19,8 @@ use tern_delivery::request::{Delivered, DeliveryRequest, Outcome};
 
 use tern_queue::Envelope;
 
+use super::schedule::HopFailure;
+
 /// A boxed future, as the trait objects return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -26,6 +28,31 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// recipient out (a recipient without an outcome is taken as deferred).
 pub trait Transport: Send + Sync {
     fn deliver(&self, req: DeliveryRequest) -> BoxFuture<Vec<Outcome>>;
+
+    /// [`Transport::deliver`], with the agent's report that the destination itself
+    /// failed (Postfix's hop status: the scheduler's negative feedback and dead
+    /// destinations, qmgr::schedule). Agents that cannot tell keep this default.
+    fn deliver_hop(&self, req: DeliveryRequest) -> BoxFuture<(Vec<Outcome>, Option<HopFailure>)> {
+        let f = self.deliver(req);
+        Box::pin(async move { (f.await, None) })
+    }
+}
+
+/// What the queue manager does for a dead destination's waiting recipients
+/// (qmgr_defer_todo): each deferred with the status that killed the destination,
+/// `delivery temporarily suspended: ...`, relay `none`.
+pub struct Suspended(pub HopFailure);
+
+impl Transport for Suspended {
+    fn deliver(&self, req: DeliveryRequest) -> BoxFuture<Vec<Outcome>> {
+        let hop = self.0.clone();
+        Box::pin(async move {
+            every(&req, |()| Delivered::Deferred {
+                dsn: hop.dsn.clone(),
+                text: hop.text.clone(),
+            })
+        })
+    }
 }
 
 /// Why a notice is due.
