@@ -29,7 +29,10 @@
 #               count is exact and costs nothing. Warm-up connections: the run waits (up
 #               to 10 s) until the sink holds none before the base count is taken; a server
 #               that still holds some then has them counted in its measured run
-#               (conservative, and noted as warm_open=K).
+#               (conservative, and noted as warm_open=K). Cross-check: the mail log's
+#               sent lines without conn_use= (smtp(8) marks a reused connection's
+#               deliveries conn_use=K), noted as log_first_uses=C (Postfix: equal to the
+#               sink's count).
 #   checks      the sink got exactly N new messages (more would be duplicates), the queue
 #               is empty at the end (incoming, active, deferred, hold, maildrop; waited
 #               for up to 60 s after the sink's last message), and the mail log has no
@@ -429,8 +432,10 @@ bench_one() {  # bench_one SERVER
   left=$(queue_wait "$s" "$QUEUE_WAIT")
   bad=$(grep -cE 'status=(deferred|bounced)|(fatal|panic):' "$(maillog_of "$s")" || true)
   # A cross-check from the log: smtp(8) adds conn_use=K to a delivery made over a reused
-  # connection (K > 1), so sent lines without it are first uses: new connections.
-  first=$(grep -F "relay=127.0.0.1[127.0.0.1]:$sink," "$(maillog_of "$s")" | grep -F status=sent | grep -vc conn_use= || true)
+  # connection (K > 1), so sent lines without it are first uses: new connections. The
+  # warm-up's WARMUP lines come first (it drained before the run began).
+  first=$(grep -F "relay=127.0.0.1[127.0.0.1]:$sink," "$(maillog_of "$s")" | grep -F status=sent \
+    | tail -n +$((WARMUP + 1)) | grep -vc conn_use= || true)
   local why=""
   [ "$done_at" = NaN ] && why="the queue did not drain: $((got - mesg0)) of $N reached smtp-sink in $((RUN_TIMEOUT + DRAIN_TIMEOUT))s; $(why_stuck "$s")"
   # Stopping the server closes what it held open; the sink then counts those sessions.
@@ -447,7 +452,7 @@ print('NaN' if done == 'NaN' else f'{n / (float(done) - t0):.1f}',
       'NaN' if done == 'NaN' else f'{float(done) - t0:.3f}')" "$N" "$t0" "$t1" "$done_at")
   record relayed_msgs_per_s "$s" "$rate" \
     "end_to_end=${e2e}s accepted_in=${accept}s at_sink=$((mesg1 - mesg0))/$N queue_left=$left log_deferred_bounced_fatal=$bad${why:+ FAILED: $why}"
-  record sink_connections "$s" "$((sess1 - sess0))" "warm_open=$open0 log_first_uses_incl_warmup=$first messages_per_connection=$(python3 -c "import sys; c=int(sys.argv[2]); print(f'{int(sys.argv[1]) / c:.1f}' if c else 'NaN')" "$((mesg1 - mesg0))" "$((sess1 - sess0))")"
+  record sink_connections "$s" "$((sess1 - sess0))" "warm_open=$open0 log_first_uses=$first messages_per_connection=$(python3 -c "import sys; c=int(sys.argv[2]); print(f'{int(sys.argv[1]) / c:.1f}' if c else 'NaN')" "$((mesg1 - mesg0))" "$((sess1 - sess0))")"
   if [ -n "$why" ]; then log "FAILED: $s: $why"; FAILED=1; fi
   [ "$((mesg1 - mesg0))" = "$N" ] || { log "WARNING: $s: the sink got $((mesg1 - mesg0)) of $N"; FAILED=1; }
   [ "$left" = 0 ] || { log "WARNING: $s: $left files left in the queue"; FAILED=1; }
