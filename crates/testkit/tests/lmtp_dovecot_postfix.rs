@@ -132,3 +132,52 @@ fn dovecot_rejects_unknown_users_per_recipient_and_postfix_bounces() {
     );
     assert!(dovecot.messages("ghost@lmtp.test").is_empty());
 }
+
+/// The processes whose title names this instance (`dovecot-tern-test-PORT/...`, from
+/// `instance_name`) or that run its configuration file.
+fn processes_of(dovecot_port: u16, conf: &str) -> Vec<String> {
+    let tag = format!("tern-test-{dovecot_port}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&tag) || c.contains(conf))
+        .collect()
+}
+
+#[test]
+fn dovecot_answers_on_the_unix_socket_and_stops_on_drop() {
+    let dovecot = Dovecot::start().expect("private Dovecot");
+    let (port, conf) = (
+        dovecot.port(),
+        dovecot.dir().join("dovecot.conf").display().to_string(),
+    );
+    // LHLO over the unix socket, as an lmtp:unix: client would speak it.
+    let script = format!(
+        r#"
+import smtplib
+s = smtplib.LMTP({:?}, timeout=10)
+code, _ = s.ehlo("tern.test")
+assert code == 250, code
+s.quit()
+print("ok")
+"#,
+        dovecot.socket_path().display().to_string()
+    );
+    assert_eq!(tern_testkit::support::python(&script).trim(), "ok");
+    assert!(
+        !processes_of(port, &conf).is_empty(),
+        "no Dovecot processes?"
+    );
+    let dir = dovecot.dir().to_path_buf();
+    drop(dovecot);
+    let left = processes_of(port, &conf);
+    assert!(left.is_empty(), "left running after drop: {left:?}");
+    assert!(!dir.exists(), "{} stays", dir.display());
+}
