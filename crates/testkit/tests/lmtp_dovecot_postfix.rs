@@ -138,7 +138,7 @@ fn dovecot_rejects_unknown_users_per_recipient_and_postfix_bounces() {
 fn processes_of(dovecot_port: u16, conf: &str) -> Vec<String> {
     let tag = format!("tern-test-{dovecot_port}");
     std::fs::read_dir("/proc")
-        .unwrap()
+        .expect("/proc")
         .flatten()
         .filter(|e| {
             e.file_name()
