@@ -32,7 +32,11 @@
 #               (conservative, and noted as warm_open=K). Cross-check: the mail log's
 #               sent lines without conn_use= (smtp(8) marks a reused connection's
 #               deliveries conn_use=K), noted as log_first_uses=C (Postfix: equal to the
-#               sink's count).
+#               sink's count). Postfix's count swings from run to run (131 to 633 for
+#               N=2000 on a busy 2-core machine, 4055 for N=20000): its connection cache
+#               is used on demand, only while a backlog for the destination builds up,
+#               so the count follows how far delivery lags behind acceptance. Compare
+#               over a few runs.
 #   checks      the sink got exactly N new messages (more would be duplicates), the queue
 #               is empty at the end (incoming, active, deferred, hold, maildrop; waited
 #               for up to 60 s after the sink's last message), and the mail log has no
@@ -102,7 +106,8 @@ for s in $SERVERS; do
 done
 case " $SERVERS " in *" tern "*)
   [ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands --bins"
-  [ -x "$(dirname "$TERN")/postalias" ] || die "postalias missing next to $TERN" ;;
+  [ -x "$(dirname "$TERN")/postalias" ] || die "postalias missing next to $TERN"
+  [ -x "$(dirname "$TERN")/tern-delivery" ] || die "tern-delivery missing next to $TERN" ;;
 esac
 
 WORK=${WORK:-$(mktemp -d /var/tmp/relay-bench.XXXXXX)}
@@ -485,12 +490,13 @@ print("server\tmsg/s\tconnections to the sink")
 for s in ("postfix", "tern"):
     if s in rate:
         print(f"{s}\t{rate[s]:.1f}\t{conns.get(s, '-')}")
+# A check with a side missing (not run, or failed) is "-": not met, and not measured.
 r = t / p if p else nan
 print("\ncheck\tvalue\ttarget\tmet")
-print(f"tern/postfix msg/s\t{r:.2f}\t>= 2\t{'yes' if r >= 2 else 'NO'}")
-ok = ct is not None and cp is not None and ct <= cp
-diff = ct - cp if ct is not None and cp is not None else "-"
-print(f"tern connections - postfix's\t{diff}\t<= 0\t{'yes' if ok else 'NO'}")
+print(f"tern/postfix msg/s\t{r:.2f}\t>= 2\t{'-' if r != r else 'yes' if r >= 2 else 'NO'}")
+both = ct is not None and cp is not None
+diff, met = (ct - cp, "yes" if ct <= cp else "NO") if both else ("-", "-")
+print(f"tern connections - postfix's\t{diff}\t<= 0\t{met}")
 EOF
 [ "$FAILED" = 0 ] || { log "some runs failed (see above and $RES)"; exit 1; }
 }
