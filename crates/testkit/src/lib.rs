@@ -1,8 +1,10 @@
 //! Test support shared by the crates' integration tests: a private Debian Postfix instance
-//! on a loopback port (the reference), a Tern instance in a temp directory, and helpers to
-//! wait for a port, run Python scripts and wait for log lines. Test-only: nothing here runs in production.
+//! on a loopback port (the reference), a Tern instance in a temp directory, a private Dovecot
+//! LMTP server, and helpers to wait for a port, run Python scripts and wait for log lines.
+//! Test-only: nothing here runs in production.
 
 pub mod dns;
+pub mod dovecot;
 pub mod peers;
 pub mod postfix;
 pub mod replay;
