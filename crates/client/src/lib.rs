@@ -6,6 +6,8 @@
 //! - [`session`]: one SMTP or LMTP conversation with one server: EHLO, PIPELINING, the
 //!   envelope with its DSN parameters, the content, and one result per recipient in
 //!   Postfix's words.
+//! - [`sasl`]: smtp_sasl_auth_enable: credentials from smtp_sasl_password_maps and the
+//!   AUTH exchange (PLAIN, LOGIN).
 //! - [`tls`]: the client's TLS: smtp_tls_security_level and the policy table, the
 //!   certificate checks of each level, and Postfix's TLS log lines.
 //!
@@ -14,5 +16,6 @@
 //! log lines itself.
 
 pub mod nexthop;
+pub mod sasl;
 pub mod session;
 pub mod tls;
