@@ -18,14 +18,11 @@ async fn replies_after_data() {
         Case::new(
             "data_rejected_bounces_accepted_recipients",
             then(
-                up_to_data(EHLO_PLAIN),
-                [
-                    send("554 5.5.1 Error: no valid recipients"),
-                    expect("RSET"),
-                    send("250 ok"),
-                    expect("QUIT"),
-                    send("221 bye"),
-                ],
+                then(
+                    up_to_data(EHLO_PLAIN),
+                    [send("554 5.5.1 Error: no valid recipients")],
+                ),
+                rset_and_quit(),
             ),
             "bounced",
             "5.5.1",

@@ -162,15 +162,14 @@ async fn envelope_results() {
         Case::many(
             "mail_from_rejected_defers_all_then_rset_quit",
             then(
-                greet_and_ehlo(EHLO_PLAIN),
-                [
-                    expect("MAIL FROM:<sender@example.org> BODY=7BIT"),
-                    send("452 4.3.1 Insufficient system storage"),
-                    expect("RSET"),
-                    send("250 ok"),
-                    expect("QUIT"),
-                    send("221 bye"),
-                ],
+                then(
+                    greet_and_ehlo(EHLO_PLAIN),
+                    [
+                        expect("MAIL FROM:<sender@example.org> BODY=7BIT"),
+                        send("452 4.3.1 Insufficient system storage"),
+                    ],
+                ),
+                rset_and_quit(),
             ),
             &["a@example.com", "b@example.com"],
             vec![
@@ -182,19 +181,7 @@ async fn envelope_results() {
         .throttles(false),
         Case::new(
             "all_rcpts_rejected_without_pipelining_sends_no_data",
-            then(
-                greet_and_ehlo(EHLO_PLAIN),
-                [
-                    expect("MAIL FROM:"),
-                    send("250 ok"),
-                    expect("RCPT TO:<a@example.com>"),
-                    send("550 5.1.1 no such user"),
-                    expect("RSET"),
-                    send("250 ok"),
-                    expect("QUIT"),
-                    send("221 bye"),
-                ],
-            ),
+            rcpt_rejected("220 mx.example.com ESMTP", "550 5.1.1 no such user"),
             "bounced",
             "5.1.1",
             "host mx.example.com[127.0.0.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)",
@@ -227,19 +214,10 @@ async fn envelope_results() {
         }),
         Case::new(
             "huge_reply_lines_are_cut_at_line_length_limit",
-            vec![
-                send(&format!("220 mx.example.com ESMTP {huge}")),
-                expect("EHLO"),
-                Step::Send(EHLO_PLAIN.into()),
-                expect("MAIL FROM:"),
-                send("250 ok"),
-                expect("RCPT TO:"),
-                send(&format!("550 5.1.1 {huge}")),
-                expect("RSET"),
-                send("250 ok"),
-                expect("QUIT"),
-                send("221 bye"),
-            ],
+            rcpt_rejected(
+                &format!("220 mx.example.com ESMTP {huge}"),
+                &format!("550 5.1.1 {huge}"),
+            ),
             "bounced",
             "5.1.1",
             &format!(
@@ -284,6 +262,21 @@ async fn envelope_results() {
         .cut_short(),
     ])
     .await;
+}
+
+/// A server without pipelining that greets with `greeting`, rejects a@example.com with
+/// `reply` and wants no DATA.
+fn rcpt_rejected(greeting: &str, reply: &str) -> Vec<Step> {
+    let script = vec![
+        send(greeting),
+        expect("EHLO client.example.org"),
+        Step::Send(EHLO_PLAIN.into()),
+        expect("MAIL FROM:"),
+        send("250 ok"),
+        expect("RCPT TO:<a@example.com>"),
+        send(reply),
+    ];
+    then(script, rset_and_quit())
 }
 
 /// The server reads MAIL, every RCPT and DATA before it answers: only a pipelining

@@ -262,6 +262,16 @@ pub fn pipelined(mail: &str, rcpts: &[&str], replies: &str) -> Vec<Step> {
     script
 }
 
+/// The end of a failed transaction: RSET and QUIT, both answered.
+pub fn rset_and_quit() -> [Step; 4] {
+    [
+        expect("RSET"),
+        send("250 ok"),
+        expect("QUIT"),
+        send("221 bye"),
+    ]
+}
+
 /// `script` followed by `rest`.
 pub fn then(mut script: Vec<Step>, rest: impl IntoIterator<Item = Step>) -> Vec<Step> {
     script.extend(rest);
