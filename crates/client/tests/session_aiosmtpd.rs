@@ -2,40 +2,15 @@
 //! MAIL and RCPT arguments and the content: the DSN and SMTPUTF8 parameters, and the
 //! content's exact bytes after dot-unstuffing.
 
+mod session_common;
+
 use std::time::Duration;
 
-use tern_client::session::{
-    Attempt, Encoding, Message, Outcome, Protocol, Recipient, Settings, connect_tcp, deliver,
-};
+use tern_client::session::{Encoding, Message, Outcome, Protocol, Recipient, SessionResult};
 use tern_queue::file::{DsnRet, Notify};
 use tern_testkit::peers::aiosmtpd_recorder;
 
-fn settings() -> Settings {
-    let t = Duration::from_secs(10);
-    Settings {
-        protocol: Protocol::Smtp,
-        myhostname: "client.example.org".into(),
-        helo_name: "client.example.org".into(),
-        connect_timeout: Some(t),
-        helo_timeout: t,
-        mail_timeout: t,
-        rcpt_timeout: t,
-        data_init_timeout: t,
-        data_xfer_timeout: t,
-        data_done_timeout: t,
-        rset_timeout: t,
-        quit_timeout: t,
-        skip_5xx_greeting: true,
-        output_line_limit: 998,
-        reply_line_limit: 2048,
-        disable_mime_output_conversion: false,
-        never_send_ehlo: false,
-        always_send_ehlo: true,
-        skip_quit_response: false,
-        soft_bounce: false,
-        final_delivery: false,
-    }
-}
+use session_common::{attempt, deliver_tcp, settings_within};
 
 const CONTENT: &[u8] =
     b"Subject: caf\xc3\xa9\nFrom: s\xc3\xa9nder@example.org\n\n.\n..two\n.three\nend.\n\nlast\n";
@@ -100,23 +75,15 @@ fn recorded(path: &std::path::Path) -> Vec<String> {
     panic!("aiosmtpd recorded nothing in {}", path.display());
 }
 
-async fn send_to(dsn: bool) -> (Vec<String>, Vec<u8>, tern_client::session::SessionResult) {
+async fn send_to(dsn: bool) -> (Vec<String>, Vec<u8>, SessionResult) {
     let server = aiosmtpd_recorder(dsn).expect("aiosmtpd");
-    let addr = ([127, 0, 0, 1], server.port).into();
-    let s = settings();
-    let (stream, peer) = connect_tcp("aio.example.com", addr, s.connect_timeout)
-        .await
-        .expect("connect");
-    let msg = message();
-    let r = deliver(
-        stream,
+    let s = settings_within(Protocol::Smtp, Duration::from_secs(10));
+    let r = deliver_tcp(
+        "aio.example.com",
+        server.port,
         &s,
-        &peer,
-        &msg,
-        &Attempt {
-            final_server: true,
-            loop_check: None,
-        },
+        &message(),
+        &attempt(true),
     )
     .await;
     let mut lines = recorded(&server.record);

@@ -6,179 +6,133 @@ mod session_common;
 
 use std::time::Duration;
 
-use tern_client::session::{Attempt, Encoding, Protocol, connect_tcp, deliver};
-use tern_testkit::peers::{ScriptedServer, Step, expect, send};
+use tern_client::session::{Encoding, Protocol};
+use tern_testkit::peers::{Step, expect, send};
 
 use session_common::*;
 
+/// The reply to DATA and to the final dot, and a server that hangs up after the dot.
 #[tokio::test]
-async fn data_rejected_bounces_accepted_recipients() {
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:<a@example.com>"),
-        send("250 ok"),
-        expect("DATA"),
-        send("554 5.5.1 Error: no valid recipients"),
-        expect("RSET"),
-        send("250 ok"),
-        expect("QUIT"),
-        send("221 bye"),
-    ]);
-    let (r, t) = run(
-        script,
-        &settings(Protocol::Smtp),
-        &message(&["a@example.com"]),
-        true,
-    )
-    .await;
-    assert_eq!(t.error, None);
-    assert_eq!(
-        summary(&r),
-        vec![one(
-            10,
+async fn replies_after_data() {
+    check_all(vec![
+        Case::new(
+            "data_rejected_bounces_accepted_recipients",
+            then(
+                then(
+                    up_to_data(EHLO_PLAIN),
+                    [send("554 5.5.1 Error: no valid recipients")],
+                ),
+                rset_and_quit(),
+            ),
             "bounced",
             "5.5.1",
-            "host mx.example.com[127.0.0.1] said: 554 5.5.1 Error: no valid recipients (in reply to DATA command)"
-        )]
-    );
-}
-
-#[tokio::test]
-async fn end_of_data_rejected() {
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:"),
-        send("250 ok"),
-        expect("DATA"),
-        send("354 go ahead"),
-        Step::ReadData,
-        send("451 4.3.0 Error: queue file write error"),
-        expect("QUIT"),
-        send("221 bye"),
-    ]);
-    let (r, t) = run(
-        script,
-        &settings(Protocol::Smtp),
-        &message(&["a@example.com"]),
-        true,
-    )
-    .await;
-    assert_eq!(t.error, None);
-    assert_eq!(
-        summary(&r),
-        vec![one(
-            10,
+            "host mx.example.com[127.0.0.1] said: 554 5.5.1 Error: no valid recipients (in reply to DATA command)",
+        ),
+        Case::new(
+            "end_of_data_rejected",
+            then(
+                up_to_data(EHLO_PLAIN),
+                [
+                    send("354 go ahead"),
+                    Step::ReadData,
+                    send("451 4.3.0 Error: queue file write error"),
+                    expect("QUIT"),
+                    send("221 bye"),
+                ],
+            ),
             "deferred",
             "4.3.0",
-            "host mx.example.com[127.0.0.1] said: 451 4.3.0 Error: queue file write error (in reply to end of DATA command)"
-        )]
-    );
-}
-
-#[tokio::test]
-async fn hang_at_data_times_out() {
-    let mut s = settings(Protocol::Smtp);
-    s.data_init_timeout = Duration::from_millis(300);
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:"),
-        send("250 ok"),
-        expect("DATA"),
-        Step::Sleep(Duration::from_secs(1)),
-    ]);
-    let (r, _) = run(script, &s, &message(&["a@example.com"]), true).await;
-    assert_eq!(
-        summary(&r),
-        vec![one(
-            10,
-            "deferred",
-            "4.4.2",
-            "conversation with mx.example.com[127.0.0.1] timed out while sending DATA command"
-        )]
-    );
-    assert!(r.throttle);
-}
-
-#[tokio::test]
-async fn hang_after_the_dot_times_out() {
-    let mut s = settings(Protocol::Smtp);
-    s.data_done_timeout = Duration::from_millis(300);
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:"),
-        send("250 ok"),
-        expect("DATA"),
-        send("354 go ahead"),
-        Step::ReadData,
-        Step::Sleep(Duration::from_secs(1)),
-    ]);
-    let (r, _) = run(script, &s, &message(&["a@example.com"]), true).await;
-    assert_eq!(
-        summary(&r),
-        vec![one(
-            10,
-            "deferred",
-            "4.4.2",
-            "conversation with mx.example.com[127.0.0.1] timed out while sending end of data -- message may be sent more than once"
-        )]
-    );
-}
-
-#[tokio::test]
-async fn drop_after_the_dot() {
-    let mut script = greet_and_ehlo(EHLO_PIPELINING);
-    script.extend([
-        expect("MAIL FROM:"),
-        expect("RCPT TO:"),
-        expect("DATA"),
-        Step::Send("250 ok\r\n250 ok\r\n354 go ahead\r\n".into()),
-        Step::ReadData,
-        Step::Close,
-    ]);
-    let (r, t) = run(
-        script,
-        &settings(Protocol::Smtp),
-        &message(&["a@example.com"]),
-        false,
-    )
-    .await;
-    assert_eq!(t.error, None);
-    assert_eq!(
-        summary(&r),
-        vec![one(
-            10,
+            "host mx.example.com[127.0.0.1] said: 451 4.3.0 Error: queue file write error (in reply to end of DATA command)",
+        ),
+        Case::new(
+            "drop_after_the_dot",
+            then(pipelined_to_the_dot(), [Step::Close]),
             "kept",
             "4.4.2",
-            "lost connection with mx.example.com[127.0.0.1] while sending end of data -- message may be sent more than once"
-        )]
-    );
+            "lost connection with mx.example.com[127.0.0.1] while sending end of data -- message may be sent more than once",
+        )
+        .attempt(attempt(false)),
+    ])
+    .await;
+}
+
+/// A server that stops answering at DATA, while it should read the content, or after
+/// the dot.
+#[tokio::test]
+async fn timeouts_around_the_content() {
+    check_all(vec![
+        Case::new(
+            "hang_at_data_times_out",
+            then(
+                up_to_data(EHLO_PLAIN),
+                [Step::Sleep(Duration::from_secs(1))],
+            ),
+            "deferred",
+            "4.4.2",
+            "conversation with mx.example.com[127.0.0.1] timed out while sending DATA command",
+        )
+        .settings(|s| s.data_init_timeout = Duration::from_millis(300))
+        .throttles(true)
+        .cut_short(),
+        Case::new(
+            "hang_after_the_dot_times_out",
+            then(
+                up_to_data(EHLO_PLAIN),
+                [
+                    send("354 go ahead"),
+                    Step::ReadData,
+                    Step::Sleep(Duration::from_secs(1)),
+                ],
+            ),
+            "deferred",
+            "4.4.2",
+            "conversation with mx.example.com[127.0.0.1] timed out while sending end of data -- message may be sent more than once",
+        )
+        .settings(|s| s.data_done_timeout = Duration::from_millis(300))
+        .cut_short(),
+        Case::new(
+            "server_stops_reading_the_content",
+            then(
+                up_to_data(EHLO_PLAIN),
+                [send("354 go ahead"), Step::Sleep(Duration::from_secs(3))],
+            ),
+            "deferred",
+            "4.4.2",
+            "conversation with mx.example.com[127.0.0.1] timed out while sending message body",
+        )
+        .settings(|s| s.data_xfer_timeout = Duration::from_millis(500))
+        .message(|m| set_content(m, big_content(), Encoding::SevenBit))
+        .throttles(true),
+    ])
+    .await;
+}
+
+/// A pipelining server that accepts MAIL, RCPT and DATA at once and reads the content.
+fn pipelined_to_the_dot() -> Vec<Step> {
+    let mut script = greet_and_ehlo(EHLO_PIPELINING);
+    script.extend(pipelined(
+        "MAIL FROM:",
+        &["RCPT TO:"],
+        "250 ok\r\n250 ok\r\n354 go ahead\r\n",
+    ));
+    then(script, [Step::ReadData])
+}
+
+/// The script of a server without pipelining that accepts a@example.com and reads the
+/// content: `ehlo` is its EHLO reply, `queued` its reply to the final dot.
+fn accepting(ehlo: &str, queued: &str) -> Vec<Step> {
+    then(
+        up_to_data(ehlo),
+        [send("354 go"), Step::ReadData, send(queued), expect("QUIT")],
+    )
 }
 
 #[tokio::test]
 async fn long_content_lines_are_broken() {
     let content = format!("Subject: x\n\n{}\n", "y".repeat(2500));
     let mut msg = message(&["a@example.com"]);
-    msg.content = Box::leak(content.into_bytes().into_boxed_slice());
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:"),
-        send("250 ok"),
-        expect("DATA"),
-        send("354 go"),
-        Step::ReadData,
-        send("250 ok"),
-        expect("QUIT"),
-    ]);
+    set_content(&mut msg, leak(content.into_bytes()), Encoding::SevenBit);
+    let script = accepting(EHLO_PLAIN, "250 ok");
     let (_, t) = run(script, &settings(Protocol::Smtp), &msg, true).await;
     let want = format!(
         "Subject: x\r\n\r\n{}\r\n {}\r\n {}\r\n.\r\n",
@@ -207,21 +161,11 @@ async fn eight_bit_to_a_server_without_8bitmime() {
         let mut s = settings(Protocol::Smtp);
         s.disable_mime_output_conversion = disable;
         let mut msg = message(&["a@example.com"]);
-        msg.content = EIGHT;
-        msg.size = EIGHT.len() as u64;
-        msg.encoding = Encoding::EightBit;
-        let mut script = greet_and_ehlo("250-mx.example.com\r\n250 SIZE 100000\r\n");
-        script.extend([
-            expect("MAIL FROM:"),
-            send("250 ok"),
-            expect("RCPT TO:"),
-            send("250 ok"),
-            expect("DATA"),
-            send("354 go"),
-            Step::ReadData,
-            send("250 2.0.0 Ok: queued as 8B"),
-            expect("QUIT"),
-        ]);
+        set_content(&mut msg, EIGHT, Encoding::EightBit);
+        let script = accepting(
+            "250-mx.example.com\r\n250 SIZE 100000\r\n",
+            "250 2.0.0 Ok: queued as 8B",
+        );
         let (r, t) = run(script, &s, &msg, true).await;
         assert_eq!(t.error, None);
         assert_eq!(t.lines[1], mail, "disable_mime_output_conversion = {disable}");
@@ -239,68 +183,37 @@ async fn quit_reply_not_awaited_with_skip_quit_response() {
     let mut s = settings(Protocol::Smtp);
     s.skip_quit_response = true;
     s.quit_timeout = Duration::from_secs(30);
-    let mut script = greet_and_ehlo(EHLO_PIPELINING);
-    script.extend([
-        expect("MAIL FROM:"),
-        expect("RCPT TO:"),
-        expect("DATA"),
-        Step::Send("250 ok\r\n250 ok\r\n354 go ahead\r\n".into()),
-        Step::ReadData,
-        expect("QUIT"),
-        send("250 2.0.0 Ok: queued as Q1"),
-        // No reply to QUIT: a client that waited would hang here for 30s.
-        Step::Sleep(Duration::from_secs(3)),
-    ]);
-    let started = std::time::Instant::now();
-    let server = ScriptedServer::start(script);
-    let addr = ([127, 0, 0, 1], server.port).into();
-    let (stream, peer) = connect_tcp("mx.example.com", addr, None)
-        .await
-        .expect("connect");
-    let msg = message(&["a@example.com"]);
-    let attempt = Attempt {
-        final_server: true,
-        loop_check: None,
-    };
-    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "waited for the QUIT reply"
+    let script = then(
+        pipelined_to_the_dot(),
+        [
+            expect("QUIT"),
+            send("250 2.0.0 Ok: queued as Q1"),
+            // No reply to QUIT: a client that waited would hang here for 30s.
+            Step::Sleep(Duration::from_secs(3)),
+        ],
     );
+    let msg = message(&["a@example.com"]);
+    let p = play(script, HOST, &s, &msg, &attempt(true)).await;
+    assert!(p.took < Duration::from_secs(2), "waited for the QUIT reply");
     assert_eq!(
-        summary(&r),
+        summary(&p.result),
         vec![one(10, "sent", "2.0.0", "250 2.0.0 Ok: queued as Q1")]
     );
-    let t = tokio::task::spawn_blocking(move || server.finish())
-        .await
-        .expect("server");
-    assert_eq!(t.error, None);
+    assert_eq!(p.transcript.error, None);
 }
 
 #[tokio::test]
 async fn server_rejects_and_closes_during_a_large_content() {
-    // 8 MB: more than the socket buffers hold, so the client is still writing when the
-    // server hangs up.
-    let big: &'static [u8] = Box::leak(
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
-            .repeat(128 * 1024)
-            .into_bytes()
-            .into_boxed_slice(),
-    );
     let mut msg = message(&["a@example.com"]);
-    msg.content = big;
-    msg.size = big.len() as u64;
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:"),
-        send("250 ok"),
-        expect("DATA"),
-        send("354 go ahead"),
-        send("554 5.7.1 Message rejected: too big for me"),
-        Step::Close,
-    ]);
+    set_content(&mut msg, big_content(), Encoding::SevenBit);
+    let script = then(
+        up_to_data(EHLO_PLAIN),
+        [
+            send("354 go ahead"),
+            send("554 5.7.1 Message rejected: too big for me"),
+            Step::Close,
+        ],
+    );
     let (r, t) = run(script, &settings(Protocol::Smtp), &msg, true).await;
     assert_eq!(t.error, None);
     // Whether the reply survives the reset depends on timing; both are Postfix's texts.
@@ -321,41 +234,4 @@ async fn server_rejects_and_closes_during_a_large_content() {
         got == vec![said.clone()] || got == vec![lost.clone()],
         "{got:?}"
     );
-}
-
-#[tokio::test]
-async fn server_stops_reading_the_content() {
-    let big: &'static [u8] = Box::leak(
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
-            .repeat(128 * 1024)
-            .into_bytes()
-            .into_boxed_slice(),
-    );
-    let mut s = settings(Protocol::Smtp);
-    s.data_xfer_timeout = Duration::from_millis(500);
-    let mut msg = message(&["a@example.com"]);
-    msg.content = big;
-    msg.size = big.len() as u64;
-    let mut script = greet_and_ehlo(EHLO_PLAIN);
-    script.extend([
-        expect("MAIL FROM:"),
-        send("250 ok"),
-        expect("RCPT TO:"),
-        send("250 ok"),
-        expect("DATA"),
-        send("354 go ahead"),
-        Step::Sleep(Duration::from_secs(3)),
-    ]);
-    let (r, t) = run(script, &s, &msg, true).await;
-    assert_eq!(t.error, None);
-    assert_eq!(
-        summary(&r),
-        vec![one(
-            10,
-            "deferred",
-            "4.4.2",
-            "conversation with mx.example.com[127.0.0.1] timed out while sending message body"
-        )]
-    );
-    assert!(r.throttle);
 }

@@ -5,34 +5,36 @@ mod session_common;
 
 use std::time::Duration;
 
-use tern_client::session::{Attempt, Outcome, Protocol, deliver};
+use tern_client::session::{Outcome, Protocol, deliver};
 use tern_testkit::peers::{Step, expect, send};
 
 use session_common::*;
 
 #[tokio::test]
 async fn lmtp_one_reply_per_accepted_recipient() {
-    let script = vec![
+    let mut script = vec![
         send("220 lmtp.example.com LMTP"),
         expect("LHLO client.example.org"),
         Step::Send("250-lmtp.example.com\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n".into()),
-        expect("MAIL FROM:<sender@example.org>"),
-        expect("RCPT TO:<a@example.com>"),
-        expect("RCPT TO:<b@example.com>"),
-        expect("RCPT TO:<c@example.com>"),
-        expect("DATA"),
-        Step::Send(
-            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <b@example.com>: User unknown\r\n\
-             250 2.1.5 Ok\r\n354 go\r\n"
-                .into(),
-        ),
+    ];
+    script.extend(pipelined(
+        "MAIL FROM:<sender@example.org>",
+        &[
+            "RCPT TO:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "RCPT TO:<c@example.com>",
+        ],
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <b@example.com>: User unknown\r\n\
+         250 2.1.5 Ok\r\n354 go\r\n",
+    ));
+    script.extend([
         Step::ReadData,
         expect("QUIT"),
         Step::Send(
             "250 2.0.0 <a@example.com> Saved\r\n452 4.2.2 <c@example.com> Mailbox full\r\n221 bye\r\n"
                 .into(),
         ),
-    ];
+    ]);
     let msg = message(&["a@example.com", "b@example.com", "c@example.com"]);
     let (r, t) = run(script, &settings(Protocol::Lmtp), &msg, true).await;
     assert_eq!(t.error, None);
@@ -103,12 +105,14 @@ async fn lmtp_over_a_unix_socket() {
     let (stream, peer) = tern_client::session::connect_unix("myhost.example.org", &path, None)
         .await
         .expect("connect");
-    let msg = message(&["a@example.com"]);
-    let attempt = Attempt {
-        final_server: true,
-        loop_check: None,
-    };
-    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
+    let r = deliver(
+        stream,
+        &s,
+        &peer,
+        &message(&["a@example.com"]),
+        &attempt(true),
+    )
+    .await;
     assert_eq!(r.relay, format!("myhost.example.org[{}]", path.display()));
     assert_eq!(
         summary(&r),

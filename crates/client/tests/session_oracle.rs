@@ -7,12 +7,12 @@ mod session_common;
 
 use std::time::Duration;
 
-use tern_client::session::{Attempt, Outcome, Protocol, Settings, connect_tcp, deliver};
+use tern_client::session::{Encoding, Outcome, Protocol, Settings};
 use tern_testkit::peers::{ScriptedServer, Step, expect, send};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{smtplib_send, wait_for};
 
-use session_common::{message, settings};
+use session_common::*;
 
 const RCPTS: [&str; 3] = ["a@example.com", "b@example.com", "c@example.com"];
 
@@ -67,37 +67,26 @@ async fn tern_statuses(
     rcpts: &[&str],
     tune: fn(&mut Settings),
 ) -> Vec<(String, String, String, String)> {
-    let server = ScriptedServer::start(script);
-    let addr = ([127, 0, 0, 1], server.port).into();
     let mut s = settings(Protocol::Smtp);
     s.skip_quit_response = true;
     tune(&mut s);
-    let (stream, peer) = connect_tcp("127.0.0.1", addr, s.connect_timeout)
-        .await
-        .expect("connect");
-    let msg = message(rcpts);
-    let attempt = Attempt {
-        final_server: true,
-        loop_check: None,
-    };
-    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
-    let mut out: Vec<_> = r
+    let p = play(script, "127.0.0.1", &s, &message(rcpts), &attempt(true)).await;
+    let mut out: Vec<_> = p
+        .result
         .recipients
         .iter()
         .map(|rr| {
-            let kind = match rr.outcome {
-                Outcome::Sent { .. } => "sent",
-                Outcome::Deferred(_) => "deferred",
-                Outcome::Bounced(_) => "bounced",
-                Outcome::Kept(_) => "kept",
-            };
             let st = rr.outcome.status();
             let to = rcpts[(rr.index - 10) as usize].to_owned();
-            (to, st.dsn.clone(), kind.to_owned(), st.text.clone())
+            (
+                to,
+                st.dsn.clone(),
+                kind(&rr.outcome).to_owned(),
+                st.text.clone(),
+            )
         })
         .collect();
     out.sort();
-    let _ = tokio::task::spawn_blocking(move || server.finish()).await;
     out
 }
 
@@ -122,60 +111,68 @@ async fn compare_with(script: fn() -> Vec<Step>, extra: &'static str, tune: fn(&
     assert_eq!(got, want);
 }
 
+/// The greeting, any EHLO and the `ehlo` reply.
+fn greet(ehlo: &str) -> Vec<Step> {
+    greeting("EHLO ", ehlo)
+}
+
+/// A pipelining server that reads MAIL, the three RCPTs and DATA, answers with
+/// `replies`, and reads the content.
+fn three_rcpts_pipelined(rcpts: [&str; 3], replies: &str) -> Vec<Step> {
+    let mut script = greet("250-mx.example.com\r\n250 PIPELINING\r\n");
+    script.extend(pipelined("MAIL FROM:", &rcpts, replies));
+    then(script, [Step::ReadData])
+}
+
+/// [`three_rcpts_pipelined`] that accepts all and wants the content.
+fn all_accepted() -> Vec<Step> {
+    three_rcpts_pipelined(
+        ["RCPT TO:"; 3],
+        "250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+    )
+}
+
+/// QUIT, then a pause before the script ends, so that Postfix has the time to log.
+fn quit_and_pause(quit_reply: Option<&str>) -> Vec<Step> {
+    let mut steps = vec![expect("QUIT")];
+    steps.extend(quit_reply.map(send));
+    steps.push(Step::Sleep(Duration::from_millis(500)));
+    steps
+}
+
 fn mixed_rcpts() -> Vec<Step> {
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250-PIPELINING\r\n250 8BITMIME\r\n".into()),
-        expect("MAIL FROM:"),
-        expect("RCPT TO:<a@example.com>"),
-        expect("RCPT TO:<b@example.com>"),
-        expect("RCPT TO:<c@example.com>"),
-        expect("DATA"),
-        Step::Send(
-            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n\
-             550-5.1.1 <b@example.com>: Recipient address rejected:\r\n\
-             550 5.1.1 User unknown in virtual mailbox table\r\n\
-             450 4.2.0 <c@example.com>: Recipient address rejected: Greylisted\r\n\
-             354 End data with <CR><LF>.<CR><LF>\r\n"
-                .into(),
-        ),
-        Step::ReadData,
-        expect("QUIT"),
-        send("250 2.0.0 Ok: queued as 4Z9"),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    let mut script = greet("250-mx.example.com\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+    script.extend(pipelined(
+        "MAIL FROM:",
+        &[
+            "RCPT TO:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "RCPT TO:<c@example.com>",
+        ],
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n\
+         550-5.1.1 <b@example.com>: Recipient address rejected:\r\n\
+         550 5.1.1 User unknown in virtual mailbox table\r\n\
+         450 4.2.0 <c@example.com>: Recipient address rejected: Greylisted\r\n\
+         354 End data with <CR><LF>.<CR><LF>\r\n",
+    ));
+    script.push(Step::ReadData);
+    then(script, quit_and_pause(Some("250 2.0.0 Ok: queued as 4Z9")))
 }
 
 fn greeting_421() -> Vec<Step> {
-    vec![
-        send("421 4.3.2 mx.example.com Service not available"),
-        expect("QUIT"),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    then(
+        vec![send("421 4.3.2 mx.example.com Service not available")],
+        quit_and_pause(None),
+    )
 }
 
 fn drop_after_dot() -> Vec<Step> {
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250 PIPELINING\r\n".into()),
-        expect("MAIL FROM:"),
-        expect("RCPT TO:"),
-        expect("RCPT TO:"),
-        expect("RCPT TO:"),
-        expect("DATA"),
-        Step::Send("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n".into()),
-        Step::ReadData,
-        Step::Close,
-    ]
+    then(all_accepted(), [Step::Close])
 }
 
 fn data_rejected() -> Vec<Step> {
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250 SIZE 100000\r\n".into()),
+    let mut script = greet("250-mx.example.com\r\n250 SIZE 100000\r\n");
+    script.extend([
         expect("MAIL FROM:"),
         send("250 ok"),
         expect("RCPT TO:"),
@@ -188,9 +185,8 @@ fn data_rejected() -> Vec<Step> {
         send("554 5.7.1 Transaction failed"),
         expect("RSET"),
         send("250 ok"),
-        expect("QUIT"),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    ]);
+    then(script, quit_and_pause(None))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,50 +210,34 @@ async fn same_texts_as_postfix_for_a_rejected_data() {
 }
 
 fn helo_rejected() -> Vec<Step> {
-    vec![
+    let script = vec![
         send("220 mx.example.com ESMTP"),
         expect("EHLO "),
         send("502 5.5.2 Error: command not recognized"),
         expect("HELO "),
         send("550 5.7.1 no thanks"),
-        expect("QUIT"),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    ];
+    then(script, quit_and_pause(None))
 }
 
 fn mail_rejected() -> Vec<Step> {
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250 DSN\r\n".into()),
+    let mut script = greet("250-mx.example.com\r\n250 DSN\r\n");
+    script.extend([
         expect("MAIL FROM:"),
         send("452 4.3.1 Insufficient system storage"),
         expect("RSET"),
         send("250 ok"),
-        expect("QUIT"),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    ]);
+    then(script, quit_and_pause(None))
 }
 
 fn huge_reply() -> Vec<Step> {
     let huge = "x".repeat(100 * 1024);
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250 PIPELINING\r\n".into()),
-        expect("MAIL FROM:"),
-        expect("RCPT TO:"),
-        expect("RCPT TO:"),
-        expect("RCPT TO:"),
-        expect("DATA"),
-        Step::Send(format!(
-            "250 ok\r\n250 ok\r\n550 5.1.1 {huge}\r\n250-{huge}\r\n250 ok\r\n354 go\r\n"
-        )),
-        Step::ReadData,
-        expect("QUIT"),
-        send(&format!("250 2.0.0 {huge}")),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    let script = three_rcpts_pipelined(
+        ["RCPT TO:"; 3],
+        &format!("250 ok\r\n250 ok\r\n550 5.1.1 {huge}\r\n250-{huge}\r\n250 ok\r\n354 go\r\n"),
+    );
+    then(script, quit_and_pause(Some(&format!("250 2.0.0 {huge}"))))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,19 +256,7 @@ async fn same_texts_as_postfix_for_100_kb_replies() {
 }
 
 fn hang_after_dot() -> Vec<Step> {
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250 PIPELINING\r\n".into()),
-        expect("MAIL FROM:"),
-        expect("RCPT TO:"),
-        expect("RCPT TO:"),
-        expect("RCPT TO:"),
-        expect("DATA"),
-        Step::Send("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n".into()),
-        Step::ReadData,
-        Step::Sleep(Duration::from_secs(3)),
-    ]
+    then(all_accepted(), [Step::Sleep(Duration::from_secs(3))])
 }
 
 fn silent_server() -> Vec<Step> {
@@ -359,19 +327,14 @@ fn from_subject(data: &[u8]) -> Vec<u8> {
 }
 
 fn downgrade_script() -> Vec<Step> {
-    vec![
-        send("220 mx.example.com ESMTP"),
-        expect("EHLO "),
-        Step::Send("250-mx.example.com\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n".into()),
-        expect("MAIL FROM:"),
-        expect("RCPT TO:"),
-        expect("DATA"),
-        Step::Send("250 ok\r\n250 ok\r\n354 go\r\n".into()),
-        Step::ReadData,
-        expect("QUIT"),
-        send("250 2.0.0 Ok: queued as DG"),
-        Step::Sleep(Duration::from_millis(500)),
-    ]
+    let mut script = greet("250-mx.example.com\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n");
+    script.extend(pipelined(
+        "MAIL FROM:",
+        &["RCPT TO:"],
+        "250 ok\r\n250 ok\r\n354 go\r\n",
+    ));
+    script.push(Step::ReadData);
+    then(script, quit_and_pause(Some("250 2.0.0 Ok: queued as DG")))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -410,35 +373,18 @@ s.quit()
     .expect("postfix side");
 
     // Tern's side: the same content as the queue file holds it (LF lines).
-    let content: &'static [u8] = Box::leak(
-        EIGHT_BIT
-            .replace("\r\n", "\n")
-            .into_bytes()
-            .into_boxed_slice(),
-    );
-    let server = ScriptedServer::start(downgrade_script());
-    let addr = ([127, 0, 0, 1], server.port).into();
+    let content = leak(EIGHT_BIT.replace("\r\n", "\n").into_bytes());
     let mut s = settings(Protocol::Smtp);
     s.skip_quit_response = true;
-    let (stream, peer) = connect_tcp("127.0.0.1", addr, s.connect_timeout)
-        .await
-        .expect("connect");
     let mut msg = message(&["a@example.com"]);
-    msg.content = content;
-    msg.size = content.len() as u64;
-    msg.encoding = tern_client::session::Encoding::EightBit;
-    let attempt = Attempt {
-        final_server: true,
-        loop_check: None,
-    };
-    let r = deliver(stream, &s, &peer, &msg, &attempt).await;
+    set_content(&mut msg, content, Encoding::EightBit);
+    let p = play(downgrade_script(), "127.0.0.1", &s, &msg, &attempt(true)).await;
     assert!(
-        matches!(r.recipients[0].outcome, Outcome::Sent { .. }),
-        "{r:?}"
+        matches!(p.result.recipients[0].outcome, Outcome::Sent { .. }),
+        "{:?}",
+        p.result
     );
-    let t = tokio::task::spawn_blocking(move || server.finish())
-        .await
-        .expect("server");
+    let t = p.transcript;
     assert_eq!(t.error, None);
     // Neither announces SIZE when it downgrades.
     assert_eq!(t.lines[1], postfix_data.0);

@@ -41,15 +41,7 @@ pub async fn connect_tcp(
         addr: addr.ip().to_string(),
         port: Some(addr.port()),
     };
-    let attempt = TcpStream::connect(addr);
-    let result = match limit {
-        Some(limit) => match timeout(limit, attempt).await {
-            Ok(r) => r.map_err(|e| errno_text(&e)),
-            Err(_) => Err(TIMED_OUT.to_owned()),
-        },
-        None => attempt.await.map_err(|e| errno_text(&e)),
-    };
-    match result {
+    match within(limit, TcpStream::connect(addr)).await {
         Ok(stream) => {
             // Postfix turns Nagle off for SMTP (it writes whole commands itself).
             let _ = stream.set_nodelay(true);
@@ -74,21 +66,28 @@ pub async fn connect_unix(
         addr: path.display().to_string(),
         port: None,
     };
-    let attempt = UnixStream::connect(path);
-    let result = match limit {
-        Some(limit) => match timeout(limit, attempt).await {
-            Ok(r) => r.map_err(|e| errno_text(&e)),
-            Err(_) => Err(TIMED_OUT.to_owned()),
-        },
-        None => attempt.await.map_err(|e| errno_text(&e)),
-    };
-    match result {
+    match within(limit, UnixStream::connect(path)).await {
         Ok(stream) => Ok((stream, peer)),
         Err(why) => Err(ConnectError {
             dsn: "4.4.1".into(),
             text: format!("connect to {}: {why}", peer.namaddr()),
         }),
     }
+}
+
+/// Waits for `attempt` at most `limit` (`None`: as long as the system lets it take); a
+/// failure is the errno text Postfix puts after `connect to X: `.
+async fn within<S>(
+    limit: Option<Duration>,
+    attempt: impl Future<Output = std::io::Result<S>>,
+) -> Result<S, String> {
+    let result = match limit {
+        Some(limit) => timeout(limit, attempt)
+            .await
+            .map_err(|_| TIMED_OUT.to_owned())?,
+        None => attempt.await,
+    };
+    result.map_err(|e| errno_text(&e))
 }
 
 #[cfg(test)]
