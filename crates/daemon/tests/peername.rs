@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tern_queue::{QueueLayout, QueueName};
-use tern_testkit::tern::{Tern, free_port, postfix_binary};
+use tern_testkit::dns::Dnsmasq;
+use tern_testkit::tern::{Tern, postfix_binary};
 
 /// The records: (client address, what its PTR and A records say).
 const DNSMASQ_RECORDS: &[&str] = &[
@@ -43,71 +44,6 @@ const DNSMASQ_RECORDS: &[&str] = &[
 
 /// How long the DNS server and the daemon may take to start.
 const START_WAIT: Duration = Duration::from_secs(30);
-
-/// A dnsmasq on 127.0.0.1:port, stopped on drop.
-struct Dns {
-    port: u16,
-    log: std::path::PathBuf,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Dns {
-    fn start() -> Dns {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("dnsmasq.log");
-        let port = free_port().expect("port");
-        let child = Command::new("dnsmasq")
-            .arg("--keep-in-foreground")
-            .arg(format!("--port={port}"))
-            .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
-            .args([
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--pid-file",
-            ])
-            .args([
-                "--log-queries",
-                &format!("--log-facility={}", log.display()),
-            ])
-            .args(DNSMASQ_RECORDS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("dnsmasq is needed (Debian's dnsmasq-base; .ci/run installs it)");
-        let mut dns = Dns {
-            port,
-            log,
-            child,
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = dns.child.try_wait() {
-                panic!("dnsmasq exited: {status}");
-            }
-            assert!(start.elapsed() < START_WAIT, "dnsmasq does not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        dns
-    }
-
-    /// The queries dnsmasq has logged for `name`.
-    fn queries_for(&self, name: &str) -> usize {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines()
-            .filter(|l| l.contains("query[") && l.contains(&format!(" {name} ")))
-            .count()
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A Tern instance started with `TERN_DNS_SERVER=dns`, stopped on drop.
 struct Instance {
@@ -249,8 +185,8 @@ fn line_of(log: &str, needle: &str) -> usize {
 
 #[test]
 fn names_as_postfix_finds_them() {
-    let dns = Dns::start();
-    let server = SocketAddr::from(([127, 0, 0, 1], dns.port));
+    let dns = Dnsmasq::start(DNSMASQ_RECORDS).expect("dnsmasq");
+    let server = dns.addr();
     let i = Instance::start("", server);
     let t = &i.tern;
 
@@ -343,8 +279,8 @@ fn names_as_postfix_finds_them() {
 
 #[test]
 fn lookup_off() {
-    let dns = Dns::start();
-    let server = SocketAddr::from(([127, 0, 0, 1], dns.port));
+    let dns = Dnsmasq::start(DNSMASQ_RECORDS).expect("dnsmasq");
+    let server = dns.addr();
     let i = Instance::start("smtpd_peername_lookup = no", server);
     let t = &i.tern;
     rejected_rcpt(t, "127.0.0.1");
