@@ -310,21 +310,31 @@ impl Session<'_> {
             esmtp = false;
         }
         self.hello(esmtp).await?;
-        if let Some(check) = &self.attempt.loop_check
-            && self
-                .features
-                .helo
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&self.settings.myhostname))
-        {
+        // Computed first: no borrow of the EHLO name lives across the awaits below.
+        let own_name = self
+            .features
+            .helo
+            .as_ref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&self.settings.myhostname));
+        let looped = self
+            .attempt
+            .loop_check
+            .as_ref()
+            .filter(|_| own_name)
+            .map(|check| {
+                let dsn = if check.best_mx { "5.4.6" } else { "4.4.6" };
+                (
+                    dsn,
+                    format!("mail for {} loops back to myself", check.nexthop),
+                )
+            });
+        if let Some((dsn, text)) = looped {
             // smtp_helo(): the server replied to EHLO with our own name.
-            let dsn = if check.best_mx { "5.4.6" } else { "4.4.6" };
-            let text = format!("mail for {} loops back to myself", check.nexthop);
             self.t.bulk_fail(None, &fake(dsn), text, true);
             self.quit().await;
             return Err(Stop);
         }
-        if let Some(tls) = &self.opts.tls {
+        if let Some(tls) = self.opts.tls.as_ref() {
             self.starttls(tls).await?;
         }
         self.check_smtputf8().await
@@ -670,10 +680,10 @@ impl Session<'_> {
         let mut downgrader = downgrading.then(Downgrader::new);
         let limit = self.settings.data_xfer_timeout;
         let content = self.msg.content;
-        let mut lines = content
-            .split_inclusive(|&c| c == b'\n')
-            .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
-            .peekable();
+        // A position, not an iterator with closures: the future stays Send for any
+        // lifetime (rustc cannot prove that of closure-typed iterators held across an
+        // await).
+        let mut pos = 0;
         let mut piece = Vec::with_capacity(CONTENT_PIECE + 1024);
         let mut converted = Vec::new();
         // Bounded: each round consumes at least one line, or ends.
@@ -681,7 +691,7 @@ impl Session<'_> {
             piece.clear();
             let mut more = true;
             while piece.len() < CONTENT_PIECE {
-                let Some(line) = lines.next() else {
+                let Some(line) = next_line(content, &mut pos) else {
                     more = false;
                     break;
                 };
@@ -689,7 +699,7 @@ impl Session<'_> {
                     Some(d) => {
                         converted.clear();
                         d.line(line, &mut converted);
-                        if lines.peek().is_none() {
+                        if pos >= content.len() {
                             d.finish(&mut converted);
                         }
                         for l in &converted {
@@ -720,4 +730,28 @@ impl Session<'_> {
             }
         }
     }
+}
+/// The next LF-terminated line of `content` from `*pos`, without its LF.
+fn next_line<'c>(content: &'c [u8], pos: &mut usize) -> Option<&'c [u8]> {
+    let rest = content.get(*pos..).filter(|r| !r.is_empty())?;
+    let (line, used) = match rest.iter().position(|&c| c == b'\n') {
+        Some(p) => (&rest[..p], p + 1),
+        None => (rest, rest.len()),
+    };
+    *pos += used;
+    Some(line)
+}
+
+/// The session's future must be Send for the daemon's multi-threaded runtime.
+#[allow(dead_code)]
+fn assert_send(
+    settings: &'static Settings,
+    peer: &'static Peer,
+    msg: &'static Message<'static>,
+    attempt: &'static Attempt,
+    opts: &'static Options<'static>,
+) {
+    fn is_send<T: Send>(_: T) {}
+    let io = Box::new(tokio::io::duplex(1).0);
+    is_send(run(Start::Fresh(io), settings, peer, msg, attempt, opts));
 }

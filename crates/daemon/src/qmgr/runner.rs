@@ -507,9 +507,9 @@ impl Runner {
         tokio::spawn(async move {
             let handoff = SystemTime::now();
             let mut want: Vec<RequestRecipient> = req.recipients.clone();
-            let outcomes = transport.deliver(req.clone()).await;
+            let delivered = transport.deliver_with_stats(req.clone()).await;
             let done = SystemTime::now();
-            let results = record(&req, &mut want, outcomes, &log, &ctx, handoff, done).await;
+            let results = record(&req, &mut want, delivered, &log, &ctx, handoff, done).await;
             let _ = events.send(Event::Delivered { job, results });
         });
     }

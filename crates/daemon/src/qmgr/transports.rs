@@ -26,6 +26,32 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// recipient out (a recipient without an outcome is taken as deferred).
 pub trait Transport: Send + Sync {
     fn deliver(&self, req: DeliveryRequest) -> BoxFuture<Vec<Outcome>>;
+
+    /// [`Transport::deliver`] with what a network agent knows of each recipient's
+    /// session ([`SessionStats`]: `delays=` c/d and `conn_use=`); agents without
+    /// sessions keep this default, which has none.
+    fn deliver_with_stats(
+        &self,
+        req: DeliveryRequest,
+    ) -> BoxFuture<(Vec<Outcome>, Vec<SessionStats>)> {
+        let outcomes = self.deliver(req);
+        Box::pin(async move { (outcomes.await, Vec::new()) })
+    }
+}
+
+/// One recipient's session, as smtp(8) and lmtp(8) report it with their outcome
+/// (Postfix's msg_stats: conn_setup_done, deliver_done, reuse_count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// [`Outcome::index`].
+    pub index: u32,
+    /// `delays=` c: from the hand-off to the agent to the end of the handshake (DNS,
+    /// connect, greeting, EHLO, TLS) or the cached connection's RSET probe.
+    pub conn_setup: std::time::Duration,
+    /// `delays=` d: the rest, to the end of the delivery.
+    pub transmission: std::time::Duration,
+    /// `conn_use=`: the connection's uses counting this one (1: a new connection).
+    pub conn_use: u32,
 }
 
 /// Why a notice is due.

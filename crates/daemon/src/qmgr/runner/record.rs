@@ -13,6 +13,7 @@ use super::{
     RequestRecipient, Services, Status, StatusLog, StatusUpdate, SystemTime, Transport, UNIX_EPOCH,
     Unavailable, agent_of, dlog,
 };
+use crate::qmgr::transports::SessionStats;
 
 /// What the per-recipient log lines need.
 pub(super) struct LogCtx {
@@ -60,7 +61,7 @@ type PassGroup = (String, String, Vec<(usize, usize)>);
 pub(super) async fn record(
     req: &DeliveryRequest,
     want: &mut Vec<RequestRecipient>,
-    outcomes: Vec<Outcome>,
+    (outcomes, stats): (Vec<Outcome>, Vec<SessionStats>),
     log: &Arc<Mutex<StatusLog>>,
     ctx: &LogCtx,
     handoff: SystemTime,
@@ -88,13 +89,25 @@ pub(super) async fn record(
     let mut lines: Vec<(Option<Ident>, Option<u32>, Line)> = Vec::new();
     let mut updates = Vec::new();
     for ((r, o), owner) in matched.into_iter().zip(owners) {
+        // smtp(8)/lmtp(8) time their own sessions (delays= c/d) and count connection
+        // reuse (conn_use=).
+        let stat = stats.iter().find(|s| s.index == r.index);
+        let delays = match stat {
+            Some(s) => Delays {
+                conn_setup: s.conn_setup,
+                transmission: s.transmission,
+                ..delays
+            },
+            None => delays,
+        };
+        let conn_use = stat.map_or(0, |s| s.conn_use);
         let line = |to: &str, orig: Option<&str>, status, dsn: &str, text: &str, relay: &str| {
             dlog::delivery(&Delivery {
                 queue_id: &req.queue_id,
                 to,
                 orig_to: orig,
                 relay,
-                conn_use: 0,
+                conn_use,
                 delays,
                 delay_resolution: ctx.delay_resolution,
                 dsn,
