@@ -41,14 +41,11 @@ fn mx_routing_through_dnsmasq() {
     // The best MX refuses connections: the next preference gets the mail.
     let id = smtplib_send(tern.t.port, "", &["u@mx.test"], "Subject: mx\r\n\r\nx\r\n");
     let log = tern.wait(&format!("{id}: removed"), 1);
+    let refused = format!(": connect to mx1.mx.test[127.0.0.2]:{port}: Connection refused");
     assert!(
-        !raw_lines(&log, &format!("postfix/smtp["),)
+        raw_lines(&log, "postfix/smtp[")
             .iter()
-            .filter(|l| l.ends_with(&format!(
-                ": connect to mx1.mx.test[127.0.0.2]:{port}: Connection refused"
-            )))
-            .collect::<Vec<_>>()
-            .is_empty(),
+            .any(|l| l.ends_with(&refused)),
         "{log}"
     );
     assert_eq!(

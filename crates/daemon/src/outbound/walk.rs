@@ -505,14 +505,22 @@ impl Walk<'_> {
         last: bool,
     ) {
         let setup_end = result.handshake_done.unwrap_or(ended);
-        let stats = |index| SessionStats {
+        let stats = |index, passed_on| SessionStats {
             index,
             conn_setup: setup_end.saturating_duration_since(self.start),
             transmission: ended.saturating_duration_since(setup_end),
             conn_use: reuse_count + 1,
+            success_notice_passed_on: passed_on,
         };
         for r in &result.recipients {
             let s = r.outcome.status();
+            let passed_on = matches!(
+                r.outcome,
+                SOutcome::Sent {
+                    success_notice_passed_on: true,
+                    ..
+                }
+            );
             let delivered = match &r.outcome {
                 SOutcome::Kept(status) if last => {
                     let mut dsn = status.dsn.clone();
@@ -552,7 +560,7 @@ impl Walk<'_> {
                     relay: result.relay.clone(),
                     expanded: Vec::new(),
                 },
-                stats(r.index),
+                stats(r.index, passed_on),
             ));
         }
     }
@@ -608,6 +616,7 @@ impl Walk<'_> {
                     conn_setup: elapsed,
                     transmission: Duration::ZERO,
                     conn_use: 0,
+                    success_notice_passed_on: false,
                 },
             ));
         }

@@ -352,7 +352,7 @@ impl Runner {
                     .job_queue_id(job)
                     .and_then(|id| self.active.get_mut(id))
                 {
-                    for (index, fate, dsn, text, failed) in results {
+                    for (index, fate, dsn, text, failed, passed_on) in results {
                         let notify = a
                             .envelope
                             .recipients
@@ -360,9 +360,11 @@ impl Runner {
                             .map_or(0, |r| r.notify.0);
                         // forward.c: a forwarded recipient's success is reported by the
                         // new message, not here.
+                        // smtp(8): a server that offers DSN reports success itself.
                         if fate == Fate::Sent
                             && notify & tern_queue::Notify::SUCCESS != 0
                             && !text.starts_with("forwarded as ")
+                            && !passed_on
                         {
                             a.success.push(index);
                         }

@@ -52,6 +52,10 @@ pub struct SessionStats {
     pub transmission: std::time::Duration,
     /// `conn_use=`: the connection's uses counting this one (1: a new connection).
     pub conn_use: u32,
+    /// The recipient was relayed to a server that offers DSN, which now answers for
+    /// NOTIFY=SUCCESS: the queue manager sends no success notice (smtp(8) clears the
+    /// recipient's SUCCESS bit).
+    pub success_notice_passed_on: bool,
 }
 
 /// Why a notice is due.

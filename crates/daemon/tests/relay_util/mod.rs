@@ -160,7 +160,7 @@ fn pipe(a: TcpStream, b: TcpStream) {
         (a.try_clone().expect("clone"), b.try_clone().expect("clone")),
         (b, a),
     ] {
-        let _ = from.set_read_timeout(Some(Duration::from_secs(60)));
+        let _ = from.set_read_timeout(Some(Duration::from_mins(1)));
         std::thread::spawn(move || {
             let mut buf = [0u8; 16384];
             loop {

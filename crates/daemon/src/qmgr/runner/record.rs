@@ -42,9 +42,10 @@ pub(super) struct Failed {
     pub(super) owner: Option<String>,
 }
 
-/// A recipient's result in a request: index, fate, dsn, text, and its expanded
-/// addresses that bounced (empty: report the recipient itself).
-pub(super) type RcptResult = (u32, Fate, String, String, Vec<Failed>);
+/// A recipient's result in a request: index, fate, dsn, text, its expanded addresses
+/// that bounced (empty: report the recipient itself), and whether the next server took
+/// over NOTIFY=SUCCESS (smtp(8) to a server that offers DSN: no success notice here).
+pub(super) type RcptResult = (u32, Fate, String, String, Vec<Failed>, bool);
 
 /// Another program's log line for one expanded entry: its ident and `relay=`.
 type LineOwner = Option<(Ident, String)>;
@@ -216,7 +217,8 @@ pub(super) async fn record(
         } else {
             Vec::new()
         };
-        results.push((r.index, fate, dsn, text, failed));
+        let passed_on = stat.is_some_and(|s| s.success_notice_passed_on);
+        results.push((r.index, fate, dsn, text, failed, passed_on));
     }
     // Recipients the agent did not answer for: deferred, as Postfix's qmgr does when an
     // agent dies mid-request.
@@ -232,7 +234,7 @@ pub(super) async fn record(
             dsn: dsn.clone(),
             diagnostic: text.clone(),
         });
-        results.push((r.index, Fate::Deferred, dsn, text, Vec::new()));
+        results.push((r.index, Fate::Deferred, dsn, text, Vec::new(), false));
     }
     let log = Arc::clone(log);
     // Without a sync (StatusLog::append_unsynced): a record lost to a system crash costs
