@@ -119,3 +119,91 @@ fn wait_file(path: &std::path::Path, needle: &str) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn reload_reads_the_smtp_settings_again() {
+    let (port, ehlos) = recording_server(2);
+    let tern = Instance::start(&format!("relayhost = [127.0.0.1]:{port}"), "", &[]);
+    let id = smtplib_send(
+        tern.t.port,
+        "a@example.org",
+        &["b@example.com"],
+        "Subject: 1\r\n\r\nx\r\n",
+    );
+    tern.wait(&format!("{id}: removed"), 1);
+    let main = tern.t.config_dir().join("main.cf");
+    let mut text = std::fs::read_to_string(&main).expect("main.cf");
+    text.push_str("smtp_helo_name = reloaded.example\n");
+    std::fs::write(&main, text).expect("main.cf");
+    tern.t.reload().expect("reload");
+    let id = smtplib_send(
+        tern.t.port,
+        "a@example.org",
+        &["b@example.com"],
+        "Subject: 2\r\n\r\nx\r\n",
+    );
+    let log = tern.wait(&format!("{id}: removed"), 1);
+    let seen = ehlos.join().expect("server");
+    assert_eq!(
+        seen,
+        ["EHLO mx.example.test", "EHLO reloaded.example"],
+        "{log}"
+    );
+}
+
+/// A server that answers `n` connections as a sink would and returns their EHLO lines.
+fn recording_server(n: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        let mut ehlos = Vec::new();
+        for _ in 0..n {
+            let Ok((stream, _)) = listener.accept() else {
+                break;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+            let mut w = stream.try_clone().expect("clone");
+            let mut r = BufReader::new(stream);
+            let _ = w.write_all(b"220 rec.example ESMTP\r\n");
+            for _ in 0..1000 {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_owned();
+                let verb = line
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" => {
+                        ehlos.push(line.clone());
+                        b"250 rec.example\r\n"
+                    }
+                    "DATA" => {
+                        let _ = w.write_all(b"354 go\r\n");
+                        for _ in 0..100_000 {
+                            let mut l = String::new();
+                            if r.read_line(&mut l).unwrap_or(0) == 0 || l == ".\r\n" {
+                                break;
+                            }
+                        }
+                        b"250 2.0.0 Ok\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = w.write_all(b"221 Bye\r\n");
+                        break;
+                    }
+                    _ => b"250 Ok\r\n",
+                };
+                if w.write_all(reply).is_err() {
+                    break;
+                }
+            }
+        }
+        ehlos
+    });
+    (port, handle)
+}
