@@ -86,6 +86,22 @@ fn connection_reuse_with_fifty_messages() {
     let pconnections = pcounter.count();
     let preused = plog.lines().filter(|l| l.contains(", conn_use=")).count();
     eprintln!("postfix, 50 messages: {pconnections} connections, {preused} lines with conn_use=");
+    // The conn_use= lines have Postfix's shape.
+    let shape = |log: &str| {
+        log.lines()
+            .filter_map(tern_testkit::support::program_and_text)
+            .find(|(p, t)| *p == "postfix/smtp" && t.contains(", conn_use=2, "))
+            .map(|(_, t)| {
+                let t = t.split_once(": ").map_or(t, |(_, rest)| rest);
+                let t = tern_testkit::support::constant_fields(
+                    t,
+                    &["to=", "relay=", "delay=", "delays="],
+                );
+                t.to_owned()
+            })
+    };
+    assert_eq!(shape(&log), shape(&plog), "{log}\n{plog}");
+    assert!(shape(&log).is_some());
     // Both depend on timing; Tern must not open clearly more than Postfix does.
     assert!(
         connections <= pconnections + 2,

@@ -511,6 +511,7 @@ impl Walk<'_> {
             transmission: ended.saturating_duration_since(setup_end),
             conn_use: reuse_count + 1,
             success_notice_passed_on: passed_on,
+            throttle: result.throttle,
         };
         for r in &result.recipients {
             let s = r.outcome.status();
@@ -617,6 +618,8 @@ impl Walk<'_> {
                     transmission: Duration::ZERO,
                     conn_use: 0,
                     success_notice_passed_on: false,
+                    // Every address of the site failed: the site's hop status.
+                    throttle: true,
                 },
             ));
         }

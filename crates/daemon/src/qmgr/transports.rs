@@ -56,6 +56,12 @@ pub struct SessionStats {
     /// NOTIFY=SUCCESS: the queue manager sends no success notice (smtp(8) clears the
     /// recipient's SUCCESS bit).
     pub success_notice_passed_on: bool,
+    /// The recipient was deferred by a failure of the server as a whole (greeting,
+    /// HELO, lost connection, timeout, TLS required): Postfix's smtp(8) reports it as
+    /// the destination's hop status, and qmgr throttles the destination (lower
+    /// concurrency; after enough failed cohorts, a dead destination whose other mail
+    /// waits). Not acted on by the scheduler yet.
+    pub throttle: bool,
 }
 
 /// Why a notice is due.
