@@ -202,3 +202,64 @@ fn lmtp_replies_per_recipient() {
     let t = server.finish();
     assert_eq!(t.error, None, "{:?}", t.lines);
 }
+
+#[test]
+fn starttls_to_debian_postfix_at_may() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=pf.example.test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) is needed");
+    assert!(made.status.success(), "{made:?}");
+    let pf = PostfixInstance::start(&format!(
+        "mydestination = $myhostname, localhost, remote.test\n\
+         smtpd_tls_security_level = may\n\
+         smtpd_tls_cert_file = {}\n\
+         smtpd_tls_key_file = {}\n\
+         smtpd_tls_received_header = yes",
+        cert.display(),
+        key.display()
+    ))
+    .expect("postfix");
+    let tern = Instance::start(
+        &format!(
+            "transport_maps = inline:{{ remote.test=relay:[127.0.0.1]:{} }}\n\
+             smtp_tls_security_level = may\nsmtp_tls_loglevel = 1",
+            pf.port()
+        ),
+        "",
+        &[],
+    );
+    let id = smtplib_send(
+        tern.t.port,
+        "alice@example.org",
+        &["nobody@remote.test"],
+        "Subject: tls\r\n\r\nover tls\r\n",
+    );
+    let log = tern.wait(&format!("{id}: removed"), 1);
+    let summary = format!(
+        "postfix/smtp[{}]: Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:{}: TLSv1.3 with cipher ",
+        log.lines()
+            .find_map(|l| l.split_once("postfix/smtp[").map(|(_, r)| r))
+            .and_then(|r| r.split_once(']'))
+            .map(|(pid, _)| pid.to_owned())
+            .unwrap_or_default(),
+        pf.port()
+    );
+    assert!(log.contains(&summary), "{summary}\n{log}");
+    assert!(
+        lines(&log, "postfix/smtp", &id)
+            .iter()
+            .any(|l| l.contains("status=sent (250 2.0.0 Ok: queued as ")),
+        "{log}"
+    );
+    let mailbox = wait_file(&pf.dir().join("spool/nobody"), "over tls");
+    assert!(mailbox.contains("(using TLSv1.3 with cipher "), "{mailbox}");
+}
