@@ -27,6 +27,7 @@ pub mod cleanup;
 pub mod control;
 pub mod etrn;
 pub mod master;
+pub mod outbound;
 pub mod peername;
 pub mod qmgr;
 pub mod recipients;

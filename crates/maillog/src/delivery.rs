@@ -102,6 +102,14 @@ pub fn delivery(d: &Delivery<'_>) -> Line {
     Line::info(out)
 }
 
+/// An info record of smtp(8) or lmtp(8) beside the per-recipient ones, text as
+/// Postfix's msg_info() gives it: `connect to mx.example.net[192.0.2.1]:25: Connection
+/// refused` (a server skipped), `QUEUEID: host mx.example.net[192.0.2.1] said: 450 ...`
+/// (recipients left for the next server), `Trusted TLS connection established to ...`.
+pub fn client_info(text: impl Into<String>) -> Line {
+    Line::info(text.into())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

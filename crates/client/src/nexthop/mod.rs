@@ -7,6 +7,7 @@
 //! - [`dns`]: the lookups (MX, A/AAAA, getaddrinfo) with Postfix's statuses and texts, and
 //!   [`DnsClient`], the shared DNS client (resolv.conf's servers or `TERN_DNS_SERVER`).
 //! - [`order`]: shuffle, preference sort, IPv4/IPv6 balance, finding this machine.
+//! - [`config`]: [`Settings::from_config`], the smtp_*/lmtp_* parameters.
 //!
 //! The flow for one site ([`resolve`]): a site in `[]`, any LMTP site, or DNS turned off:
 //! the host's addresses (smtp_host_addr()). Otherwise the MX records (smtp_domain_addr()):
@@ -28,6 +29,7 @@
 //! The DNS answers and the next hop are untrusted; see [`dns`] and [`parse`]. Lists are
 //! bounded (dns_rr_list_limit, smtp_mx_address_limit) and every lookup is bounded in time.
 
+pub mod config;
 pub mod dns;
 pub mod order;
 pub mod parse;
@@ -37,6 +39,7 @@ use std::time::Duration;
 
 use hickory_resolver::proto::rr::RecordType;
 
+pub use config::ConfigError;
 pub use dns::{DNS_SERVER_ENV, DnsClient, QueryError};
 pub use order::Rng;
 pub use parse::{ParseError, Protocol, Site, Sites, pick_nexthop, sites};

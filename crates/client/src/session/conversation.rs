@@ -9,11 +9,12 @@
 //! a bound or hold more than a few line_length_limit's worth of text.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::command::{self, Features};
+use super::connection::{Connection, Options, Start, Stream};
 use super::content::ContentEncoder;
 use super::downgrade::Downgrader;
 use super::outcome::{DsnAction, SessionResult, Tracker};
@@ -30,7 +31,7 @@ const CONTENT_PIECE: usize = 64 * 1024;
 /// Runs one session over `io` (already connected, e.g. by [`super::connect_tcp`]) with
 /// `peer` for the texts; `attempt` says whether this is the last server to try (soft
 /// failures are then deferrals rather than [`super::Outcome::Kept`]) and whether to
-/// check for a mail loop.
+/// check for a mail loop. The session ends with QUIT, in plaintext.
 ///
 /// Every recipient of `msg` gets exactly one result.
 pub async fn deliver<S>(
@@ -41,23 +42,59 @@ pub async fn deliver<S>(
     attempt: &Attempt,
 ) -> SessionResult
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let start = Start::Fresh(Box::new(io));
+    run(start, settings, peer, msg, attempt, &Options::default())
+        .await
+        .0
+}
+
+/// One session with the caller's [`Options`]: from a new stream or a kept connection,
+/// with STARTTLS when `opts.tls` asks for it, and without QUIT at a clean end when
+/// `opts.keep` (the connection comes back for the next message).
+///
+/// Every recipient of `msg` gets exactly one result.
+pub async fn run(
+    start: Start,
+    settings: &Settings,
+    peer: &Peer,
+    msg: &Message<'_>,
+    attempt: &Attempt,
+    opts: &Options<'_>,
+) -> (SessionResult, Option<Connection>) {
+    let (wire, features, cached) = match start {
+        Start::Fresh(io) => (Wire::new(io), Features::default(), None),
+        Start::Cached(c) => (c.wire, c.features, Some((c.reuse_count, c.born))),
+    };
     let mut s = Session {
-        wire: Wire::new(io),
+        wire,
         settings,
         peer,
         namaddr: peer.namaddr(),
         msg,
         attempt,
+        opts,
         t: Tracker::new(
             msg.recipients.len(),
             attempt.final_server,
             settings.soft_bounce,
         ),
-        features: Features::default(),
+        features,
+        broken: false,
+        clean_end: false,
+        tls_log: Vec::new(),
+        retry_plaintext: false,
+        handshake_done: None,
     };
-    if s.helo().await.is_ok() {
+    let ready = if cached.is_some() {
+        s.handshake_done = Some(Instant::now());
+        s.check_smtputf8().await
+    } else {
+        s.helo().await
+    };
+    if ready.is_ok() {
+        s.handshake_done.get_or_insert_with(Instant::now);
         s.xfer().await;
     }
     // Every recipient has an outcome by now (each failure path marks all unmarked
@@ -67,6 +104,16 @@ where
     if !todo.is_empty() {
         s.t.bulk_fail(None, &hole, "internal error: no result".into(), false);
     }
+    let kept = (opts.keep && s.clean_end && !s.broken).then(|| {
+        let (reuse_count, born) = cached.unwrap_or((0, Instant::now()));
+        Connection {
+            wire: s.wire,
+            features: s.features.clone(),
+            peer: peer.clone(),
+            reuse_count,
+            born,
+        }
+    });
     let recipients = msg
         .recipients
         .iter()
@@ -78,16 +125,20 @@ where
             })
         })
         .collect();
-    SessionResult {
+    let result = SessionResult {
         relay: peer.relay(),
         recipients,
         throttle: s.t.throttle,
         features: s.features,
-    }
+        tls_log: s.tls_log,
+        retry_plaintext: s.retry_plaintext,
+        handshake_done: s.handshake_done,
+    };
+    (result, kept)
 }
 
 /// The session is over; its failure is recorded.
-struct Stop;
+pub(super) struct Stop;
 
 /// A command whose reply is awaited (Postfix's recv_state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,15 +177,27 @@ impl Cmd {
     }
 }
 
-struct Session<'a, S> {
-    wire: Wire<S>,
-    settings: &'a Settings,
-    peer: &'a Peer,
-    namaddr: String,
+pub(super) struct Session<'a> {
+    pub(super) wire: Wire<Stream>,
+    pub(super) settings: &'a Settings,
+    pub(super) peer: &'a Peer,
+    pub(super) namaddr: String,
     msg: &'a Message<'a>,
     attempt: &'a Attempt,
-    t: Tracker,
-    features: Features,
+    pub(super) opts: &'a Options<'a>,
+    pub(super) t: Tracker,
+    pub(super) features: Features,
+    /// The stream failed or the server said 421: the connection cannot be kept.
+    pub(super) broken: bool,
+    /// The transaction ended with every reply read (end of data, or RSET after an
+    /// aborted transaction): the connection may be kept.
+    clean_end: bool,
+    /// TLS lines to log (info and warnings), in order.
+    pub(super) tls_log: Vec<crate::tls::LogLine>,
+    /// A `may` handshake failure left the recipients for a plaintext retry.
+    pub(super) retry_plaintext: bool,
+    /// When the handshake (greeting, EHLO, TLS) ended.
+    handshake_done: Option<Instant>,
 }
 
 /// State of the mail transaction (smtp_loop()'s locals).
@@ -148,16 +211,19 @@ struct Txn {
     survivors: Vec<usize>,
     /// The connection broke while the content was being sent.
     lost_in_data: bool,
+    /// The server did not answer RSET with 2xx.
+    rset_rejected: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+impl Session<'_> {
     fn line_limit(&self) -> usize {
         self.settings.reply_line_limit
     }
 
     /// smtp_stream_except(): "lost connection with X while ..." / "conversation with X
     /// timed out while ...", 4.4.2, all remaining recipients, throttled.
-    fn stream_except(&mut self, err: WireError, doing: &str) {
+    pub(super) fn stream_except(&mut self, err: WireError, doing: &str) {
+        self.broken = true;
         let text = match err {
             WireError::Eof => format!("lost connection with {} while {doing}", self.namaddr),
             WireError::Timeout => {
@@ -168,7 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     /// "host X refused to talk to me: REPLY", a site failure.
-    fn refused(&mut self, reply: &Reply) {
+    pub(super) fn refused(&mut self, reply: &Reply) {
         let text = format!(
             "host {} refused to talk to me: {}",
             self.namaddr,
@@ -189,7 +255,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Sends one command and reads its reply (the handshake's smtp_chat_cmd() +
     /// smtp_chat_resp()).
-    async fn chat(&mut self, cmd: &str, limit: Duration, doing: &str) -> Result<Reply, Stop> {
+    pub(super) async fn chat(
+        &mut self,
+        cmd: &str,
+        limit: Duration,
+        doing: &str,
+    ) -> Result<Reply, Stop> {
         self.wire.queue(format!("{cmd}\r\n").as_bytes());
         let r = match self.wire.flush(limit).await {
             Ok(()) => self.wire.read_reply(self.line_limit(), limit).await,
@@ -203,7 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// smtp_quit() after a failed handshake: QUIT, its reply read unless
     /// smtp_skip_quit_response, errors ignored.
-    async fn quit(&mut self) {
+    pub(super) async fn quit(&mut self) {
         let limit = self.settings.quit_timeout;
         self.wire.queue(b"QUIT\r\n");
         if self.wire.flush(limit).await.is_ok() && !self.settings.skip_quit_response {
@@ -211,7 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
     }
 
-    /// smtp_helo(): the greeting and EHLO/HELO/LHLO.
+    /// smtp_helo(): the greeting, EHLO/HELO/LHLO, the loop check and STARTTLS.
     async fn helo(&mut self) -> Result<(), Stop> {
         let limit = self.settings.helo_timeout;
         let greeting = match self.wire.read_reply(self.line_limit(), limit).await {
@@ -231,16 +302,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.quit().await;
             return Err(Stop);
         }
+        let mut esmtp = command::greeting_says_esmtp(&greeting);
+        if self.settings.always_send_ehlo {
+            esmtp = true;
+        }
+        if self.settings.never_send_ehlo {
+            esmtp = false;
+        }
+        self.hello(esmtp).await?;
+        // Computed first: no borrow of the EHLO name lives across the awaits below.
+        let own_name = self
+            .features
+            .helo
+            .as_ref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&self.settings.myhostname));
+        let looped = self
+            .attempt
+            .loop_check
+            .as_ref()
+            .filter(|_| own_name)
+            .map(|check| {
+                let dsn = if check.best_mx { "5.4.6" } else { "4.4.6" };
+                (
+                    dsn,
+                    format!("mail for {} loops back to myself", check.nexthop),
+                )
+            });
+        if let Some((dsn, text)) = looped {
+            // smtp_helo(): the server replied to EHLO with our own name.
+            self.t.bulk_fail(None, &fake(dsn), text, true);
+            self.quit().await;
+            return Err(Stop);
+        }
+        if let Some(tls) = self.opts.tls.as_ref() {
+            self.starttls(tls).await?;
+        }
+        self.check_smtputf8().await
+    }
+
+    /// EHLO (falling back to HELO) or LHLO; sets the features. `esmtp`: try EHLO first
+    /// (SMTP only).
+    pub(super) async fn hello(&mut self, esmtp: bool) -> Result<(), Stop> {
+        let limit = self.settings.helo_timeout;
         let name = self.settings.helo_name.clone();
         let reply = match self.settings.protocol {
             Protocol::Smtp => {
-                let mut esmtp = command::greeting_says_esmtp(&greeting);
-                if self.settings.always_send_ehlo {
-                    esmtp = true;
-                }
-                if self.settings.never_send_ehlo {
-                    esmtp = false;
-                }
                 let mut ehlo_reply = None;
                 if esmtp {
                     let r = self
@@ -274,7 +380,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         return Err(Stop);
                     }
                     self.features = Features::default();
-                    return self.check_smtputf8().await;
+                    return Ok(());
                 }
             }
             Protocol::Lmtp => {
@@ -294,21 +400,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         };
         self.features = Features::from_ehlo(&reply);
-        if let Some(check) = &self.attempt.loop_check
-            && self
-                .features
-                .helo
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&self.settings.myhostname))
-        {
-            // smtp_helo(): the server replied to EHLO with our own name.
-            let dsn = if check.best_mx { "5.4.6" } else { "4.4.6" };
-            let text = format!("mail for {} loops back to myself", check.nexthop);
-            self.t.bulk_fail(None, &fake(dsn), text, true);
-            self.quit().await;
-            return Err(Stop);
-        }
-        self.check_smtputf8().await
+        Ok(())
     }
 
     /// Mail that needs SMTPUTF8 bounces at a server without it (RFC 6531 3.4).
@@ -338,7 +430,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.msg.size, self.namaddr
             );
             self.t.bulk_fail(None, &fake("5.3.4"), text, false);
-            // Postfix ends this (uncached) session without QUIT.
+            // Postfix ends this (uncached) session without QUIT; no transaction began,
+            // so a cached one stays usable.
+            self.clean_end = true;
             return;
         }
         let mut txn = Txn::default();
@@ -394,11 +488,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return self.catch_up(txn).await;
         }
         self.send(txn, ".", Cmd::Dot);
-        if pipelining {
+        // A kept connection gets no QUIT (smtp_proto.c: "When connection caching is
+        // enabled, the QUIT state is suppressed").
+        let keep = self.opts.keep;
+        if pipelining && !keep {
             self.send_quit(txn);
         }
         self.catch_up(txn).await?;
-        if !pipelining {
+        if keep {
+            self.clean_end = true;
+        } else if !pipelining {
             self.send_quit(txn);
             self.catch_up(txn).await?;
         }
@@ -420,10 +519,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     /// RSET and QUIT after a failed transaction; their replies are read and ignored.
+    /// A kept connection gets RSET alone, and stays usable when RSET is answered with
+    /// 2xx (Postfix's ABORT->LAST and CANT_RSET_THIS_SESSION).
     async fn abort(&mut self, txn: &mut Txn) -> Result<(), Stop> {
         self.send(txn, "RSET", Cmd::Rset);
-        if !self.features.pipelining {
+        if !self.features.pipelining || self.opts.keep {
             self.catch_up(txn).await?;
+        }
+        if self.opts.keep {
+            self.clean_end = !txn.rset_rejected;
+            return Ok(());
         }
         self.send_quit(txn);
         self.catch_up(txn).await
@@ -480,6 +585,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// end-of-data reply (RSET, QUIT) are not reported (Postfix's SENDING_MAIL).
     fn read_failed(&mut self, txn: &mut Txn, cmd: Cmd, err: WireError) -> Stop {
         txn.outstanding.clear();
+        self.broken = true;
         match cmd {
             Cmd::Rset | Cmd::Quit => {}
             Cmd::Dot if txn.lost_in_data => self.stream_except(err, "sending message body"),
@@ -490,6 +596,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     fn on_reply(&mut self, txn: &mut Txn, cmd: Cmd, n: usize, reply: &Reply) {
         let host = self.peer.name.clone();
+        // A server that says 421 is closing the connection (RFC 5321 3.8).
+        if reply.code == 421 {
+            self.broken = true;
+        }
         match cmd {
             Cmd::Mail => {
                 if reply.class() != 2 {
@@ -520,7 +630,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             }
             Cmd::Dot => self.on_dot_reply(txn, n, reply, &host),
-            Cmd::Rset | Cmd::Quit => {}
+            Cmd::Rset => txn.rset_rejected |= reply.class() != 2,
+            Cmd::Quit => {}
         }
     }
 
@@ -569,10 +680,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut downgrader = downgrading.then(Downgrader::new);
         let limit = self.settings.data_xfer_timeout;
         let content = self.msg.content;
-        let mut lines = content
-            .split_inclusive(|&c| c == b'\n')
-            .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
-            .peekable();
+        // A position, not an iterator with closures: the future stays Send for any
+        // lifetime (rustc cannot prove that of closure-typed iterators held across an
+        // await).
+        let mut pos = 0;
         let mut piece = Vec::with_capacity(CONTENT_PIECE + 1024);
         let mut converted = Vec::new();
         // Bounded: each round consumes at least one line, or ends.
@@ -580,7 +691,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             piece.clear();
             let mut more = true;
             while piece.len() < CONTENT_PIECE {
-                let Some(line) = lines.next() else {
+                let Some(line) = next_line(content, &mut pos) else {
                     more = false;
                     break;
                 };
@@ -588,7 +699,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     Some(d) => {
                         converted.clear();
                         d.line(line, &mut converted);
-                        if lines.peek().is_none() {
+                        if pos >= content.len() {
                             d.finish(&mut converted);
                         }
                         for l in &converted {
@@ -603,6 +714,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 match self.wire.flush(limit).await {
                     Ok(()) => {}
                     Err(WireError::Eof) => {
+                        self.broken = true;
                         txn.lost_in_data = true;
                         return Ok(());
                     }
@@ -618,4 +730,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
     }
+}
+/// The next LF-terminated line of `content` from `*pos`, without its LF.
+fn next_line<'c>(content: &'c [u8], pos: &mut usize) -> Option<&'c [u8]> {
+    let rest = content.get(*pos..).filter(|r| !r.is_empty())?;
+    let (line, used) = match rest.iter().position(|&c| c == b'\n') {
+        Some(p) => (&rest[..p], p + 1),
+        None => (rest, rest.len()),
+    };
+    *pos += used;
+    Some(line)
+}
+
+/// The session's future must be Send for the daemon's multi-threaded runtime.
+#[allow(dead_code)]
+fn assert_send(
+    settings: &'static Settings,
+    peer: &'static Peer,
+    msg: &'static Message<'static>,
+    attempt: &'static Attempt,
+    opts: &'static Options<'static>,
+) {
+    fn is_send<T: Send>(_: T) {}
+    let io = Box::new(tokio::io::duplex(1).0);
+    is_send(run(Start::Fresh(io), settings, peer, msg, attempt, opts));
 }

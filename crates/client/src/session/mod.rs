@@ -7,7 +7,9 @@
 //! - [`reply`], [`command`], [`content`], [`downgrade`]: sans-IO pieces (reply parsing,
 //!   EHLO keywords and commands, the content's wire form, 8BITMIME downgrade).
 //! - [`wire`]: bounded reads and timed writes over any tokio stream.
-//! - [`conversation`]: [`deliver`], the driver.
+//! - [`conversation`]: [`deliver`] and [`run`], the driver; `starttls`: its TLS step.
+//! - [`connection`]: what a session starts from ([`Start`]: a new stream or a kept
+//!   [`Connection`]) and the caller's [`Options`] (keep the connection, STARTTLS).
 //! - [`outcome`]: results and the final-server rule.
 //! - [`connect`]: TCP and UNIX-domain connections with Postfix's error texts.
 //!
@@ -24,17 +26,20 @@
 
 pub mod command;
 pub mod connect;
+pub mod connection;
 pub mod content;
 pub mod conversation;
 pub mod downgrade;
 pub mod outcome;
 pub mod reply;
 pub mod settings;
+mod starttls;
 pub mod wire;
 
 pub use command::Features;
 pub use connect::{ConnectError, connect_tcp, connect_unix};
-pub use conversation::deliver;
+pub use connection::{Connection, Options, Start, Stream, Tls};
+pub use conversation::{deliver, run};
 pub use outcome::{DsnAction, Outcome, RcptResult, SessionResult, Status};
 pub use settings::{Settings, SettingsError};
 

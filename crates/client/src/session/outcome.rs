@@ -85,6 +85,15 @@ pub struct SessionResult {
     pub throttle: bool,
     /// The features the server offered (empty when the greeting failed).
     pub features: Features,
+    /// STARTTLS's lines to log under the transport's name (`info`/`warning`), in order:
+    /// `Host offered STARTTLS`, verification details, the TLS summary.
+    pub tls_log: Vec<crate::tls::LogLine>,
+    /// A `may` handshake failure left the recipients ([`Outcome::Kept`]) for a retry of
+    /// the same server in plaintext (Postfix's RETRY_AS_PLAINTEXT).
+    pub retry_plaintext: bool,
+    /// When the handshake (greeting, EHLO, STARTTLS) ended; the mail transaction began
+    /// then (`delays=` c/d). `None`: it never ended.
+    pub handshake_done: Option<std::time::Instant>,
 }
 
 impl SessionResult {
@@ -117,6 +126,12 @@ impl Tracker {
             slots: vec![None; count],
             throttle: false,
         }
+    }
+
+    /// RETRY_AS_PLAINTEXT: this server is no longer the last one to try, so soft
+    /// failures leave the recipients for the next attempt.
+    pub(crate) fn not_final(&mut self) {
+        self.final_server = false;
     }
 
     pub(crate) fn is_marked(&self, i: usize) -> bool {

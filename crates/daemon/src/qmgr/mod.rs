@@ -62,7 +62,7 @@ pub fn builtin_transports() -> HashMap<String, Arc<dyn Transport>> {
 }
 
 /// Starts the queue manager on the current tokio runtime with the built-in transports,
-/// the delivery helper's (local, virtual, pipe: [`crate::agents`]) when it runs, and the
+/// smtp(8) and lmtp(8) ([`crate::outbound`]), the delivery helper's (local, virtual, pipe: [`crate::agents`]) when it runs, and the
 /// bounce service ([`notices::Bounces`]).
 pub fn start(
     config: &Config,
@@ -75,6 +75,7 @@ pub fn start(
     let warn: tern_maps::Warn = Arc::new(crate::relay::warn);
     let resolver = Arc::new(tern_rewrite::Resolver::from_config(config, warn)?);
     let mut transports = builtin_transports();
+    transports.extend(crate::outbound::transports(config, &logger));
     if let Some(h) = helper {
         transports.extend(crate::agents::transports(h, &settings, &logger));
     }

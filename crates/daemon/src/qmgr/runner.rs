@@ -368,7 +368,7 @@ impl Runner {
                     .job_queue_id(job)
                     .and_then(|id| self.active.get_mut(id))
                 {
-                    for (index, fate, dsn, text, failed) in results {
+                    for (index, fate, dsn, text, failed, passed_on) in results {
                         let notify = a
                             .envelope
                             .recipients
@@ -376,9 +376,11 @@ impl Runner {
                             .map_or(0, |r| r.notify.0);
                         // forward.c: a forwarded recipient's success is reported by the
                         // new message, not here.
+                        // smtp(8): a server that offers DSN reports success itself.
                         if fate == Fate::Sent
                             && notify & tern_queue::Notify::SUCCESS != 0
                             && !text.starts_with("forwarded as ")
+                            && !passed_on
                         {
                             a.success.push(index);
                         }
@@ -533,9 +535,11 @@ impl Runner {
         tokio::spawn(async move {
             let handoff = SystemTime::now();
             let mut want: Vec<RequestRecipient> = req.recipients.clone();
-            let (outcomes, hop) = transport.deliver_hop(req.clone()).await;
+            let (outcomes, stats) = transport.deliver_with_stats(req.clone()).await;
+            let hop = hop_failure(&outcomes, &stats);
             let done = SystemTime::now();
-            let results = record(&req, &mut want, outcomes, &log, &ctx, handoff, done).await;
+            let delivered = (outcomes, stats);
+            let results = record(&req, &mut want, delivered, &log, &ctx, handoff, done).await;
             let _ = events.send(Event::Delivered { job, results, hop });
         });
     }
@@ -890,4 +894,24 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The agent's hop status: the status of a recipient deferred by a failure of the
+/// server as a whole (SessionStats::throttle), if any.
+fn hop_failure(
+    outcomes: &[Outcome],
+    stats: &[super::transports::SessionStats],
+) -> Option<HopFailure> {
+    stats.iter().filter(|s| s.throttle).find_map(|s| {
+        outcomes
+            .iter()
+            .find(|o| o.index == s.index)
+            .and_then(|o| match &o.result {
+                Delivered::Deferred { dsn, text } => Some(HopFailure {
+                    dsn: dsn.clone(),
+                    text: text.clone(),
+                }),
+                _ => None,
+            })
+    })
 }

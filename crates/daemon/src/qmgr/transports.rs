@@ -29,13 +29,41 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub trait Transport: Send + Sync {
     fn deliver(&self, req: DeliveryRequest) -> BoxFuture<Vec<Outcome>>;
 
-    /// [`Transport::deliver`], with the agent's report that the destination itself
-    /// failed (Postfix's hop status: the scheduler's negative feedback and dead
-    /// destinations, qmgr::schedule). Agents that cannot tell keep this default.
-    fn deliver_hop(&self, req: DeliveryRequest) -> BoxFuture<(Vec<Outcome>, Option<HopFailure>)> {
-        let f = self.deliver(req);
-        Box::pin(async move { (f.await, None) })
+    /// [`Transport::deliver`] with what a network agent knows of each recipient's
+    /// session ([`SessionStats`]: `delays=` c/d and `conn_use=`); agents without
+    /// sessions keep this default, which has none.
+    fn deliver_with_stats(
+        &self,
+        req: DeliveryRequest,
+    ) -> BoxFuture<(Vec<Outcome>, Vec<SessionStats>)> {
+        let outcomes = self.deliver(req);
+        Box::pin(async move { (outcomes.await, Vec::new()) })
     }
+}
+
+/// One recipient's session, as smtp(8) and lmtp(8) report it with their outcome
+/// (Postfix's msg_stats: conn_setup_done, deliver_done, reuse_count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// [`Outcome::index`].
+    pub index: u32,
+    /// `delays=` c: from the hand-off to the agent to the end of the handshake (DNS,
+    /// connect, greeting, EHLO, TLS) or the cached connection's RSET probe.
+    pub conn_setup: std::time::Duration,
+    /// `delays=` d: the rest, to the end of the delivery.
+    pub transmission: std::time::Duration,
+    /// `conn_use=`: the connection's uses counting this one (1: a new connection).
+    pub conn_use: u32,
+    /// The recipient was relayed to a server that offers DSN, which now answers for
+    /// NOTIFY=SUCCESS: the queue manager sends no success notice (smtp(8) clears the
+    /// recipient's SUCCESS bit).
+    pub success_notice_passed_on: bool,
+    /// The recipient was deferred by a failure of the server as a whole (greeting,
+    /// HELO, lost connection, timeout, TLS required): Postfix's smtp(8) reports it as
+    /// the destination's hop status, and qmgr throttles the destination (lower
+    /// concurrency; after enough failed cohorts, a dead destination whose other mail
+    /// waits: qmgr::schedule, HopFailure).
+    pub throttle: bool,
 }
 
 /// What the queue manager does for a dead destination's waiting recipients

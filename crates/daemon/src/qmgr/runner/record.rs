@@ -13,6 +13,7 @@ use super::{
     RequestRecipient, Services, Status, StatusLog, StatusUpdate, SystemTime, Transport, UNIX_EPOCH,
     Unavailable, agent_of, dlog,
 };
+use crate::qmgr::transports::SessionStats;
 
 /// What the per-recipient log lines need.
 pub(super) struct LogCtx {
@@ -41,9 +42,10 @@ pub(super) struct Failed {
     pub(super) owner: Option<String>,
 }
 
-/// A recipient's result in a request: index, fate, dsn, text, and its expanded
-/// addresses that bounced (empty: report the recipient itself).
-pub(super) type RcptResult = (u32, Fate, String, String, Vec<Failed>);
+/// A recipient's result in a request: index, fate, dsn, text, its expanded addresses
+/// that bounced (empty: report the recipient itself), and whether the next server took
+/// over NOTIFY=SUCCESS (smtp(8) to a server that offers DSN: no success notice here).
+pub(super) type RcptResult = (u32, Fate, String, String, Vec<Failed>, bool);
 
 /// Another program's log line for one expanded entry: its ident and `relay=`.
 type LineOwner = Option<(Ident, String)>;
@@ -60,7 +62,7 @@ type PassGroup = (String, String, Vec<(usize, usize)>);
 pub(super) async fn record(
     req: &DeliveryRequest,
     want: &mut Vec<RequestRecipient>,
-    outcomes: Vec<Outcome>,
+    (outcomes, stats): (Vec<Outcome>, Vec<SessionStats>),
     log: &Arc<Mutex<StatusLog>>,
     ctx: &LogCtx,
     handoff: SystemTime,
@@ -88,13 +90,25 @@ pub(super) async fn record(
     let mut lines: Vec<(Option<Ident>, Option<u32>, Line)> = Vec::new();
     let mut updates = Vec::new();
     for ((r, o), owner) in matched.into_iter().zip(owners) {
+        // smtp(8)/lmtp(8) time their own sessions (delays= c/d) and count connection
+        // reuse (conn_use=).
+        let stat = stats.iter().find(|s| s.index == r.index);
+        let delays = match stat {
+            Some(s) => Delays {
+                conn_setup: s.conn_setup,
+                transmission: s.transmission,
+                ..delays
+            },
+            None => delays,
+        };
+        let conn_use = stat.map_or(0, |s| s.conn_use);
         let line = |to: &str, orig: Option<&str>, status, dsn: &str, text: &str, relay: &str| {
             dlog::delivery(&Delivery {
                 queue_id: &req.queue_id,
                 to,
                 orig_to: orig,
                 relay,
-                conn_use: 0,
+                conn_use,
                 delays,
                 delay_resolution: ctx.delay_resolution,
                 dsn,
@@ -203,7 +217,8 @@ pub(super) async fn record(
         } else {
             Vec::new()
         };
-        results.push((r.index, fate, dsn, text, failed));
+        let passed_on = stat.is_some_and(|s| s.success_notice_passed_on);
+        results.push((r.index, fate, dsn, text, failed, passed_on));
     }
     // Recipients the agent did not answer for: deferred, as Postfix's qmgr does when an
     // agent dies mid-request.
@@ -219,7 +234,7 @@ pub(super) async fn record(
             dsn: dsn.clone(),
             diagnostic: text.clone(),
         });
-        results.push((r.index, Fate::Deferred, dsn, text, Vec::new()));
+        results.push((r.index, Fate::Deferred, dsn, text, Vec::new(), false));
     }
     let log = Arc::clone(log);
     // Without a sync (StatusLog::append_unsynced): a record lost to a system crash costs
