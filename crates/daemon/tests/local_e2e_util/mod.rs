@@ -20,8 +20,9 @@ pub use deliver_util::{TestUser, check_binaries, delivery_lines, snail_headers, 
 /// The domain of the instance (myhostname, in mydestination).
 pub const DOMAIN: &str = "mx.example.test";
 
-/// master.cf: the listener, qmgr, Debian's local line, and its smtp/relay lines (the smtp
-/// client is not built: mail for them waits with `mail transport unavailable`).
+/// master.cf: the listener, qmgr, Debian's local line, and its smtp/relay lines (the
+/// smtp client: a test that forwards mail off the machine points relayhost at a loopback
+/// port).
 pub fn master_cf(port: u16) -> String {
     format!(
         "127.0.0.1:{port} inet n - n - - smtpd\n\
