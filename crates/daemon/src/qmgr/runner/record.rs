@@ -236,18 +236,16 @@ pub(super) async fn record(
         });
         results.push((r.index, Fate::Deferred, dsn, text, Vec::new(), false));
     }
-    let log = Arc::clone(log);
     // Without a sync (StatusLog::append_unsynced): a record lost to a system crash costs
-    // a repeated delivery, never a message; a crash of the daemon loses none.
-    let appended = tokio::task::spawn_blocking(move || {
-        log.lock()
-            .map_err(|e| e.to_string())?
-            .append_unsynced(&updates)
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    // a repeated delivery, never a message; a crash of the daemon loses none. A write to
+    // the page cache, made here: the queue manager has a runtime of its own, and a
+    // hand-off to a blocking thread cost more than the write (two thread wake-ups).
+    let appended = log
+        .lock()
+        .map_err(|e| e.to_string())
+        .and_then(|mut l| l.append_unsynced(&updates).map_err(|e| e.to_string()));
     match appended {
-        Ok(Ok(())) => {
+        Ok(()) => {
             for (ident, pid, line) in lines {
                 let ident = ident.as_ref().unwrap_or(&ctx.ident);
                 match pid {
@@ -258,11 +256,7 @@ pub(super) async fn record(
         }
         failed => {
             // Without the records the results would be lost at a crash: retry them all.
-            let why = match failed {
-                Ok(Err(e)) => e,
-                Err(e) => e.to_string(),
-                Ok(Ok(())) => String::new(),
-            };
+            let why = failed.err().unwrap_or_default();
             ctx.logger.log(
                 &ctx.ident,
                 &Line::warning(format!("{}: status update: {why}", req.queue_id)),
