@@ -5,9 +5,10 @@
 //! smtp_connection_cache_time_limit passes (then they are closed without QUIT, as
 //! scache(8) closes them).
 //!
-//! On demand (qmgr_entry.c): a destination's connections are kept once its deliveries
-//! come back to back (one ended within the last second), and no longer once they are
-//! neither concurrent nor back to back. A connection is always taken when one is here.
+//! On demand (qmgr_entry.c): a destination's connections are kept while its deliveries
+//! are concurrent or come back to back (one ended within the last second); Postfix
+//! starts keeping them only once they come back to back (see [`Cache::begin`]). A
+//! connection is always taken when one is here.
 //!
 //! Trust: the entries are our own; the bounds: [`MAX_IDLE`] connections in all, the
 //! demand table pruned of quiet destinations.
@@ -81,13 +82,12 @@ impl Cache {
             .demand
             .entry((service.to_owned(), nexthop.to_owned()))
             .or_default();
-        // qmgr_entry_select(): on once deliveries are back to back; off once they are
-        // neither concurrent nor back to back.
-        if !d.store {
-            d.store = d.back_to_back(now);
-        } else if !(d.busy > 0 || d.back_to_back(now)) {
-            d.store = false;
-        }
+        // qmgr_entry_select() turns caching on once deliveries are back to back and off
+        // once they are neither concurrent nor back to back. Tern also turns it on for
+        // a delivery that starts while another to the destination runs: Postfix's first
+        // burst to a destination (its initial concurrency) opened a connection each and
+        // closed them all, to open them again for the deliveries that followed.
+        d.store = d.busy > 0 || d.back_to_back(now);
         d.busy += 1;
         d.store
     }
@@ -175,16 +175,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn on_demand_follows_qmgr_entry() {
+    fn on_demand_keeps_concurrent_and_back_to_back_deliveries() {
         let c = Cache::default();
         // A lone first delivery: not kept.
         assert!(!c.begin("smtp", "a.example"));
-        // A second one while the first runs: concurrency alone does not turn it on.
-        assert!(!c.begin("smtp", "a.example"));
+        // A second one while the first runs: kept (Postfix waits for back to back).
+        assert!(c.begin("smtp", "a.example"));
+        c.end("smtp", "a.example");
         c.end("smtp", "a.example");
         // Back to back: on.
         assert!(c.begin("smtp", "a.example"));
-        c.end("smtp", "a.example");
         c.end("smtp", "a.example");
         // Another destination has its own state.
         assert!(!c.begin("smtp", "b.example"));
