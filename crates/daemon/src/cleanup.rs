@@ -264,7 +264,10 @@ impl<'s> Message<'s> {
             recipients,
             client: attrs,
             dsn_envid: sender.envid.clone(),
-            dsn_ret: None,
+            dsn_ret: sender.ret.map(|r| match r {
+                tern_smtp::params::Ret::Full => tern_queue::DsnRet::Full,
+                tern_smtp::params::Ret::Hdrs => tern_queue::DsnRet::Hdrs,
+            }),
             flags: MessageFlags(flags),
         };
         self.writer = Some(QueueWriter::new(pending, &env)?);

@@ -72,12 +72,10 @@ s.quit()
         .split(' ')
         .find_map(|w| w.strip_prefix("SIZE="))
         .expect("SIZE=");
-    // XXX: RET=HDRS is lost before the queue file (cleanup.rs writes dsn_ret: None);
-    // the client sends RET= when the queue file has it (tern_client's command tests).
     assert_eq!(
         dsn[..],
         [
-            format!("MAIL FROM:<alice@example.org> SIZE={size} ENVID=QQ+2Bid").as_str(),
+            format!("MAIL FROM:<alice@example.org> SIZE={size} ENVID=QQ+2Bid RET=HDRS").as_str(),
             "RCPT TO:<bob@example.com> ORCPT=rfc822;orig@example.com NOTIFY=SUCCESS,DELAY",
             "RCPT TO:<carol@example.com> ORCPT=rfc822;carol@example.com NOTIFY=NEVER",
         ],
