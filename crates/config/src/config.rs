@@ -106,6 +106,25 @@ impl Config {
 
     /// Puts parsed files together. Service-implied parameters are registered here; call
     /// [`Config::register_user`] to learn user-defined names too.
+    /// A configuration built from main.cf and master.cf texts, as if read from `dir` on a
+    /// host named `hostname` (for tests and for tools that hold a configuration in
+    /// memory). Errors are the parsers' messages.
+    pub fn from_texts(
+        dir: &Path,
+        main: &str,
+        master: &str,
+        hostname: &str,
+    ) -> Result<Config, String> {
+        let main = MainCf::parse(main.as_bytes(), "main.cf").map_err(|e| e.to_string())?;
+        let master = MasterCf::parse(master.as_bytes(), "master.cf").map_err(|e| e.to_string())?;
+        Ok(Config::new(
+            dir,
+            main,
+            master,
+            HostInfo::from_hostname(hostname),
+        ))
+    }
+
     pub fn new(dir: &Path, main: MainCf, master: MasterCf, host: HostInfo) -> Config {
         let mut settings = BTreeMap::new();
         for def in &main.definitions {

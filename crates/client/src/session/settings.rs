@@ -172,19 +172,11 @@ impl Params<'_> {
 mod tests {
     use std::path::Path;
 
-    use tern_config::host::HostInfo;
-    use tern_config::maincf::MainCf;
-    use tern_config::mastercf::MasterCf;
-
     use super::*;
 
     fn config(main: &str, master: &str) -> Config {
-        Config::new(
-            Path::new("/etc/postfix"),
-            MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf"),
-            MasterCf::parse(master.as_bytes(), "master.cf").expect("master.cf"),
-            HostInfo::from_hostname("mx.example.org"),
-        )
+        Config::from_texts(Path::new("/etc/postfix"), main, master, "mx.example.org")
+            .expect("config")
     }
 
     #[test]

@@ -255,10 +255,6 @@ use tern_config::text::time_seconds as parse_time;
 mod tests {
     use std::path::Path;
 
-    use tern_config::host::HostInfo;
-    use tern_config::maincf::MainCf;
-    use tern_config::mastercf::MasterCf;
-
     use super::*;
 
     #[test]
@@ -284,12 +280,8 @@ mod tests {
                       local unix - n n - - local\n\
                       discard unix - - n - 3 discard\n\
                       retry unix - - n - - error -o syslog_name=postfix/r\n";
-        let config = Config::new(
-            Path::new("/etc/postfix"),
-            MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf"),
-            MasterCf::parse(master.as_bytes(), "master.cf").expect("master.cf"),
-            HostInfo::from_hostname("mx.example.com"),
-        );
+        let config = Config::from_texts(Path::new("/etc/postfix"), main, master, "mx.example.com")
+            .expect("config");
         let s = load(&config).expect("settings");
         assert_eq!(
             s.policy,
