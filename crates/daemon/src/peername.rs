@@ -55,24 +55,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer, RetryDnsHandle};
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::{DnsRequestOptions, Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::system_conf::read_system_conf;
-use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
+use tern_client::nexthop::{DnsClient, QueryError};
 use tokio::time::{Instant, timeout_at};
 
 /// The most time both lookups of one client take together.
 pub const LOOKUP_BOUND: Duration = Duration::from_secs(10);
 
 /// The environment variable that names the one DNS server to ask (`IP:PORT`), for tests.
-pub const DNS_SERVER_ENV: &str = "TERN_DNS_SERVER";
+pub use tern_client::nexthop::DNS_SERVER_ENV;
 
 /// Postfix's name for a client whose name is not known or not verified (smtpd.h,
 /// CLIENT_NAME_UNKNOWN).
@@ -219,49 +213,9 @@ pub fn judge_forward(ip: IpAddr, name: &str, answer: Result<Vec<IpAddr>, LookupE
 }
 
 /// Postfix's valid_hostname() with DO_GRIPE (util/valid_hostname.c): the complaint it
-/// logs (without `warning: `) when the name is refused.
+/// logs (without `warning: `) when the name is refused (no wildcard label).
 pub fn valid_hostname(name: &str) -> Result<(), String> {
-    const ME: &str = "valid_hostname";
-    // RFC 1035 2.3.4.
-    const LABEL_LEN: usize = 63;
-    const NAME_LEN: usize = 255;
-    let shown: String = name.chars().take(100).collect();
-    if name.is_empty() {
-        return Err(format!("{ME}: empty hostname"));
-    }
-    let bytes = name.as_bytes();
-    let mut label_len = 0;
-    let mut non_numeric = false;
-    for (i, &ch) in bytes.iter().enumerate() {
-        let next = bytes.get(i + 1).copied();
-        if ch.is_ascii_alphanumeric() || ch == b'_' {
-            label_len += 1;
-            if label_len > LABEL_LEN {
-                return Err(format!("{ME}: hostname label too long: {shown}"));
-            }
-            non_numeric |= !ch.is_ascii_digit();
-        } else if ch == b'.' {
-            if label_len == 0 || next.is_none() {
-                return Err(format!("{ME}: misplaced delimiter: {shown}"));
-            }
-            label_len = 0;
-        } else if ch == b'-' {
-            non_numeric = true;
-            label_len += 1;
-            if label_len == 1 || next.is_none() || next == Some(b'.') {
-                return Err(format!("{ME}: misplaced hyphen: {shown}"));
-            }
-        } else {
-            return Err(format!("{ME}: invalid character {ch}(decimal): {shown}"));
-        }
-    }
-    if !non_numeric {
-        return Err(format!("{ME}: numeric hostname: {shown}"));
-    }
-    if bytes.len() > NAME_LEN {
-        return Err(format!("{ME}: bad length {} for {shown}...", bytes.len()));
-    }
-    Ok(())
+    tern_client::nexthop::parse::valid_hostname(name, false)
 }
 
 /// glibc's check of a PTR answer's name (resolv/res_hnok.c, binary_hnok(): letters, digits,
@@ -339,22 +293,12 @@ pub struct Resolver {
     /// When /etc/hosts was last looked at: it is looked at again only [`HOSTS_RECHECK`]
     /// later (one stat per second, not one per connection).
     hosts_checked: Mutex<Option<std::time::Instant>>,
-    /// Built on first use, inside the runtime; None when resolv.conf cannot be read.
-    dns: OnceLock<Option<Dns>>,
+    /// The DNS part: hickory's name-server pool, as smtp(8)'s next-hop lookups use it.
+    dns: DnsClient,
 }
 
 /// What identifies one version of /etc/hosts.
 type HostsStamp = (u64, u64, Option<std::time::SystemTime>);
-
-/// The DNS part: hickory's name server pool (resolv.conf's servers, UDP then TCP on
-/// truncation, its timeout and attempts). Not hickory's `Resolver`: that one answers every
-/// 127.0.0.0/8 PTR and every `localhost` query itself with `localhost` (RFC 6761 6.3),
-/// where the C library asks the DNS, so that Postfix logs `unknown[127.0.0.2]`. No cache,
-/// as the C library keeps none.
-struct Dns {
-    handle: RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>,
-    options: DnsRequestOptions,
-}
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -381,7 +325,7 @@ impl Resolver {
             hosts_path: PathBuf::from("/etc/hosts"),
             hosts: Mutex::new(None),
             hosts_checked: Mutex::new(None),
-            dns: OnceLock::new(),
+            dns: DnsClient::new(dns_server),
         }
     }
 
@@ -497,76 +441,20 @@ impl Resolver {
         Ok(addrs)
     }
 
-    /// One question to the DNS: the answer section's records of `rtype`.
+    /// One question to the DNS: the answer section's records of `rtype` (tern_client's
+    /// DnsClient: hickory's name-server pool, not hickory's `Resolver`, which answers every
+    /// 127.0.0.0/8 PTR and `localhost` query itself where the C library asks the DNS, so
+    /// that Postfix logs `unknown[127.0.0.2]`; no cache, as the C library keeps none). The
+    /// whole lookup is bounded by [`LOOKUP_BOUND`] around it.
     async fn query(&self, name: Name, rtype: RecordType) -> Result<Vec<RData>, LookupError> {
-        let dns = self
-            .dns
-            .get_or_init(|| build(self.dns_server))
-            .as_ref()
-            .ok_or(LookupError::Again)?;
-        let response = dns
-            .handle
-            .lookup(Query::query(name, rtype), dns.options)
-            .first_answer()
+        self.dns
+            .query(&name.to_ascii(), rtype, LOOKUP_BOUND)
             .await
-            .map_err(|e| lookup_error(&e))?;
-        match response.metadata.response_code {
-            ResponseCode::NoError => {}
-            ResponseCode::NXDomain => return Err(LookupError::NoName),
-            _ => return Err(LookupError::Again),
-        }
-        let answers: Vec<RData> = response
-            .answers
-            .iter()
-            .filter(|r| r.record_type() == rtype)
-            .map(|r| r.data.clone())
-            .collect();
-        if answers.is_empty() {
-            return Err(LookupError::NoData);
-        }
-        Ok(answers)
-    }
-}
-
-/// The DNS handle: resolv.conf's servers and options, or the one test server.
-fn build(server: Option<SocketAddr>) -> Option<Dns> {
-    let (config, options) = match server {
-        Some(addr) => {
-            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-            for c in &mut ns.connections {
-                c.port = addr.port();
-            }
-            (
-                ResolverConfig::from_name_servers(vec![ns]),
-                ResolverOpts::default(),
-            )
-        }
-        None => read_system_conf().ok()?,
-    };
-    let mut request = DnsRequestOptions::default();
-    request.recursion_desired = options.recursion_desired;
-    request.use_edns = options.edns0;
-    let attempts = options.attempts;
-    let cx = Arc::new(PoolContext::new(options, TlsConfig::new().ok()?));
-    let (_, _, servers) = config.into_parts();
-    let pool = NameServerPool::from_config(servers, cx, TokioRuntimeProvider::default());
-    Some(Dns {
-        handle: RetryDnsHandle::new(pool, attempts),
-        options: request,
-    })
-}
-
-/// What getaddrinfo(3) would have answered for a hickory error.
-fn lookup_error(e: &NetError) -> LookupError {
-    match e {
-        NetError::Dns(DnsError::NoRecordsFound(nr))
-            if nr.response_code == ResponseCode::NXDomain =>
-        {
-            LookupError::NoName
-        }
-        NetError::Dns(DnsError::NoRecordsFound(_)) => LookupError::NoData,
-        // SERVFAIL, REFUSED (glibc maps them to TRY_AGAIN), time-outs, network errors.
-        _ => LookupError::Again,
+            .map_err(|e| match e {
+                QueryError::HostNotFound => LookupError::NoName,
+                QueryError::NoData => LookupError::NoData,
+                QueryError::TryAgain | QueryError::NoRecovery => LookupError::Again,
+            })
     }
 }
 
