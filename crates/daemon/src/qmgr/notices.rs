@@ -147,7 +147,13 @@ impl Inner {
                         &self.ident,
                         &tern_maillog::queue::notification(&n.queue_id, what, new_id.as_str()),
                     );
-                    (self.new_mail)(&new_id);
+                    match &n.made {
+                        Some(made) => made
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(new_id),
+                        None => (self.new_mail)(&new_id),
+                    }
                 }
                 // No recipient asked for this notice: cancelled, as Postfix does.
                 Ok(None) => {}

@@ -560,6 +560,8 @@ impl Runner {
         }
         let min_backoff = self.sched.policy().minimal_backoff_time;
         tokio::spawn(async move {
+            // The notices made in this pass are taken in after it (below).
+            let made: Arc<Mutex<Vec<QueueId>>> = Arc::default();
             let notice = |kind, list: &[u32]| Notice {
                 kind,
                 queue_id: a.id.as_str().to_owned(),
@@ -582,6 +584,7 @@ impl Runner {
                     })
                     .collect(),
                 to: None,
+                made: Some(Arc::clone(&made)),
             };
             let mut ok = true;
             // Each notice is committed before the records that end its recipients are
@@ -670,6 +673,14 @@ impl Runner {
                 }
                 Ok(Err(e)) => deps.logger.log(&qmgr, &Line::warning(e.to_string())),
                 Err(e) => deps.logger.log(&qmgr, &Line::warning(e.to_string())),
+            }
+            let made = std::mem::take(
+                &mut *made
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for id in &made {
+                (services.new_mail)(id);
             }
         });
     }

@@ -14,10 +14,11 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use tern_delivery::request::{Delivered, DeliveryRequest, Outcome};
 
-use tern_queue::Envelope;
+use tern_queue::{Envelope, QueueId};
 
 use super::schedule::HopFailure;
 
@@ -127,6 +128,10 @@ pub struct Notice {
     /// (local(8)'s bounce_one). The report still names the original sender
     /// (`X-Postfix-Sender:`).
     pub to: Option<String>,
+    /// Where the ids of the notices made go, for the queue manager to take in once the
+    /// message's pass has ended (its file removed or deferred), as Postfix's qmgr takes a
+    /// bounce in only after it is done with the message; `None`: at once.
+    pub made: Option<Arc<Mutex<Vec<QueueId>>>>,
 }
 
 /// Where notices go (bounce(8)'s part). On `Err` the queue manager keeps the message and
