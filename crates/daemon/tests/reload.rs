@@ -76,11 +76,20 @@ fn refused(port: u16) -> bool {
     )
 }
 
+/// The files in incoming/, once there is one (at most 10 s): a journaled file gets its
+/// name just after its 250 (docs/queue-format.md).
 fn incoming(t: &Tern) -> usize {
-    tern_queue::scan(&QueueLayout::new(t.queue_dir()), QueueName::Incoming)
-        .expect("scan")
-        .entries
-        .len()
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = tern_queue::scan(&QueueLayout::new(t.queue_dir()), QueueName::Incoming)
+            .expect("scan")
+            .entries
+            .len();
+        if n > 0 || std::time::Instant::now() > end {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Starts an instance whose master.cf is `services` (the first on `t.port`).
