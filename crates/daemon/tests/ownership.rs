@@ -109,9 +109,17 @@ fn ordinary_user_starts_queues_and_stops() {
 
     let queued = send(t.port);
     assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
-    let entries = tern_queue::scan(&QueueLayout::new(t.queue_dir()), QueueName::Incoming)
-        .expect("scan")
-        .entries;
+    // A journaled file gets its name just after its 250 (docs/queue-format.md).
+    let scan = || {
+        tern_queue::scan(&QueueLayout::new(t.queue_dir()), QueueName::Incoming)
+            .expect("scan")
+            .entries
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while scan().is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let entries = scan();
     assert_eq!(entries.len(), 1);
     let meta = std::fs::metadata(&entries[0].path).expect("queue file");
     assert_eq!(meta.uid(), nobody.uid.as_raw());

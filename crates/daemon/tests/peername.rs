@@ -158,6 +158,7 @@ fn rejected_rcpt(t: &Tern, from: &str) -> String {
 /// A whole message; returns the queue file's bytes.
 fn deliver(t: &Tern, from: &str) -> Vec<u8> {
     let (_, mut s, mut r) = connect_from(t, from);
+    let mut queued = String::new();
     for (cmd, want) in [
         ("HELO client.example\r\n", "250"),
         ("MAIL FROM:<a@example.org>\r\n", "250"),
@@ -169,11 +170,27 @@ fn deliver(t: &Tern, from: &str) -> Vec<u8> {
         s.write_all(cmd.as_bytes()).expect("write");
         let got = reply(&mut r);
         assert!(got.starts_with(want), "{from}: {cmd:?} -> {got}");
+        if got.contains("queued as ") {
+            queued = got;
+        }
     }
-    let listing =
-        tern_queue::scan(&QueueLayout::new(t.queue_dir()), QueueName::Incoming).expect("scan");
-    let entry = listing.entries.last().expect("a queued message");
-    std::fs::read(&entry.path).expect("queue file")
+    // The message's own file (named just after its 250: docs/queue-format.md).
+    let id = queued
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .expect("queue id")
+        .to_owned();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listing =
+            tern_queue::scan(&QueueLayout::new(t.queue_dir()), QueueName::Incoming).expect("scan");
+        if let Some(entry) = listing.entries.iter().find(|e| e.id.as_str() == id) {
+            return std::fs::read(&entry.path).expect("queue file");
+        }
+        assert!(std::time::Instant::now() < end, "{id} not in incoming/");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The index of the first log line that contains `needle`.
