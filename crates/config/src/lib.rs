@@ -20,5 +20,6 @@ pub mod host;
 pub mod list;
 pub mod maincf;
 pub mod mastercf;
+pub mod params;
 pub mod registry;
 pub mod text;

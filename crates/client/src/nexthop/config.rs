@@ -18,7 +18,7 @@
 //! refuses with a fatal error is a [`ConfigError`] here.
 
 use tern_config::config::Config;
-use tern_config::mastercf::Service;
+use tern_config::params::{ParamError, Params};
 
 use super::{AddressPreference, HostLookup, InetProtocols, Protocol, Settings};
 
@@ -31,6 +31,15 @@ pub enum ConfigError {
     Expand { name: String, why: String },
 }
 
+impl From<ParamError> for ConfigError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::BadValue { name, value } => ConfigError::BadValue { name, value },
+            ParamError::Expand { name, why } => ConfigError::Expand { name, why },
+        }
+    }
+}
+
 impl Settings {
     /// The settings of master.cf service `service` (`smtp`, `relay`, `lmtp`, ...)
     /// speaking `protocol`; a service that master.cf lacks reads main.cf alone.
@@ -39,10 +48,10 @@ impl Settings {
         service: &str,
         protocol: Protocol,
     ) -> Result<Settings, ConfigError> {
-        let p = Params {
+        let p = Params::new(
             config,
-            service: config.master.services.iter().find(|s| s.name == service),
-        };
+            config.master.services.iter().find(|s| s.name == service),
+        );
         let pre = match protocol {
             Protocol::Smtp => "smtp",
             Protocol::Lmtp => "lmtp",
@@ -67,7 +76,7 @@ impl Settings {
             "" => !p.bool("disable_dns_lookups")?,
             "disabled" => false,
             "enabled" | "dnssec" => true,
-            _ => return Err(Params::bad(&level_name, &level)),
+            _ => return Err(Params::bad(&level_name, &level).into()),
         };
         Ok(Settings {
             inet_protocols,
@@ -81,48 +90,6 @@ impl Settings {
             defer_if_no_mx_address_found: p.bool(&name("defer_if_no_mx_address_found"))?,
             ..Settings::default()
         })
-    }
-}
-
-/// Reads parameters in one service's name space.
-struct Params<'a> {
-    config: &'a Config,
-    service: Option<&'a Service>,
-}
-
-impl Params<'_> {
-    fn text(&self, name: &str) -> Result<String, ConfigError> {
-        let Some(value) = self.config.lookup_value(name, self.service) else {
-            return Ok(String::new());
-        };
-        self.config
-            .expand(&value, self.service)
-            .map(|e| e.text)
-            .map_err(|e| ConfigError::Expand {
-                name: name.to_owned(),
-                why: e.to_string(),
-            })
-    }
-
-    fn bad(name: &str, value: &str) -> ConfigError {
-        ConfigError::BadValue {
-            name: name.to_owned(),
-            value: value.to_owned(),
-        }
-    }
-
-    fn bool(&self, name: &str) -> Result<bool, ConfigError> {
-        let v = self.text(name)?;
-        match v.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" => Ok(true),
-            "no" | "false" => Ok(false),
-            _ => Err(Self::bad(name, &v)),
-        }
-    }
-
-    fn int(&self, name: &str) -> Result<usize, ConfigError> {
-        let v = self.text(name)?;
-        v.trim().parse().map_err(|_| Self::bad(name, &v))
     }
 }
 

@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use tern_config::config::Config;
-use tern_config::mastercf::Service;
-use tern_config::text::time_seconds;
+use tern_config::params::{ParamError, Params};
 
 use super::Protocol;
 
@@ -69,6 +68,15 @@ pub enum SettingsError {
     Expand { name: String, why: String },
 }
 
+impl From<ParamError> for SettingsError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::BadValue { name, value } => SettingsError::BadValue { name, value },
+            ParamError::Expand { name, why } => SettingsError::Expand { name, why },
+        }
+    }
+}
+
 impl Settings {
     /// The settings of the master.cf service `service` (e.g. `smtp`, `relay`, `lmtp`)
     /// speaking `protocol`.
@@ -78,7 +86,7 @@ impl Settings {
         protocol: Protocol,
     ) -> Result<Settings, SettingsError> {
         let service = config.master.services.iter().find(|s| s.name == service);
-        let p = Params { config, service };
+        let p = Params::new(config, service);
         let pre = protocol.prefix();
         let name = |s: &str| format!("{pre}_{s}");
         let (helo_name, helo_timeout) = match protocol {
@@ -87,7 +95,7 @@ impl Settings {
         };
         let smtp_only = |n: &str| -> Result<bool, SettingsError> {
             match protocol {
-                Protocol::Smtp => p.bool(n),
+                Protocol::Smtp => Ok(p.bool(n)?),
                 Protocol::Lmtp => Ok(false),
             }
         };
@@ -115,56 +123,6 @@ impl Settings {
             soft_bounce: p.bool("soft_bounce")?,
             final_delivery: protocol == Protocol::Lmtp && p.bool("lmtp_assume_final")?,
         })
-    }
-}
-
-/// Reads parameters in one service's name space.
-struct Params<'a> {
-    config: &'a Config,
-    service: Option<&'a Service>,
-}
-
-impl Params<'_> {
-    fn text(&self, name: &str) -> Result<String, SettingsError> {
-        let Some(value) = self.config.lookup_value(name, self.service) else {
-            return Ok(String::new());
-        };
-        self.config
-            .expand(&value, self.service)
-            .map(|e| e.text)
-            .map_err(|e| SettingsError::Expand {
-                name: name.to_owned(),
-                why: e.to_string(),
-            })
-    }
-
-    fn bad(name: &str, value: String) -> SettingsError {
-        SettingsError::BadValue {
-            name: name.to_owned(),
-            value,
-        }
-    }
-
-    fn bool(&self, name: &str) -> Result<bool, SettingsError> {
-        let v = self.text(name)?;
-        match v.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" => Ok(true),
-            "no" | "false" => Ok(false),
-            _ => Err(Self::bad(name, v)),
-        }
-    }
-
-    /// A time value; the smtp_* and lmtp_* timeouts take seconds by default.
-    fn time(&self, name: &str) -> Result<Duration, SettingsError> {
-        let v = self.text(name)?;
-        time_seconds(&v, 1)
-            .map(Duration::from_secs)
-            .ok_or_else(|| Self::bad(name, v))
-    }
-
-    fn int(&self, name: &str) -> Result<usize, SettingsError> {
-        let v = self.text(name)?;
-        v.trim().parse().map_err(|_| Self::bad(name, v))
     }
 }
 

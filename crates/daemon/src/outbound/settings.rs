@@ -17,7 +17,7 @@ use tern_client::session;
 use tern_client::tls::{LogLine, TlsClient};
 use tern_config::config::Config;
 use tern_config::mastercf::Service;
-use tern_config::text::time_seconds;
+use tern_config::params::{ParamError, Params};
 
 /// Why a service's settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,15 @@ pub enum SettingsError {
     BadValue { name: String, value: String },
     #[error("{name}: {why}")]
     Expand { name: String, why: String },
+}
+
+impl From<ParamError> for SettingsError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::BadValue { name, value } => SettingsError::BadValue { name, value },
+            ParamError::Expand { name, why } => SettingsError::Expand { name, why },
+        }
+    }
 }
 
 /// Everything one service's deliveries read.
@@ -84,10 +93,7 @@ impl ServiceSettings {
         } else {
             (session::Protocol::Smtp, nexthop::Protocol::Smtp, "smtp")
         };
-        let p = Params {
-            config,
-            service: Some(svc),
-        };
+        let p = Params::new(config, Some(svc));
         let name = |s: &str| format!("{pre}_{s}");
         let mut session = session::Settings::from_config(config, &svc.name, protocol)?;
         // lmtp(8) with master.cf `flags=X`: final delivery (DSN "delivered").
@@ -209,55 +215,6 @@ fn interface_addrs(list: &str, protocols: InetProtocols) -> Vec<IpAddr> {
     out.sort();
     out.dedup();
     out
-}
-
-/// Reads parameters in one service's name space.
-struct Params<'a> {
-    config: &'a Config,
-    service: Option<&'a Service>,
-}
-
-impl Params<'_> {
-    fn text(&self, name: &str) -> Result<String, SettingsError> {
-        let Some(value) = self.config.lookup_value(name, self.service) else {
-            return Ok(String::new());
-        };
-        self.config
-            .expand(&value, self.service)
-            .map(|e| e.text.trim().to_owned())
-            .map_err(|e| SettingsError::Expand {
-                name: name.to_owned(),
-                why: e.to_string(),
-            })
-    }
-
-    fn bad(name: &str, value: String) -> SettingsError {
-        SettingsError::BadValue {
-            name: name.to_owned(),
-            value,
-        }
-    }
-
-    fn bool(&self, name: &str) -> Result<bool, SettingsError> {
-        let v = self.text(name)?;
-        match v.to_ascii_lowercase().as_str() {
-            "yes" | "true" => Ok(true),
-            "no" | "false" => Ok(false),
-            _ => Err(Self::bad(name, v)),
-        }
-    }
-
-    fn int(&self, name: &str) -> Result<usize, SettingsError> {
-        let v = self.text(name)?;
-        v.parse().map_err(|_| Self::bad(name, v))
-    }
-
-    fn time(&self, name: &str) -> Result<Duration, SettingsError> {
-        let v = self.text(name)?;
-        time_seconds(&v, 1)
-            .map(Duration::from_secs)
-            .ok_or_else(|| Self::bad(name, v))
-    }
 }
 
 #[cfg(test)]
