@@ -6,24 +6,12 @@
 
 mod relay_util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use relay_util::{Instance, lines};
+use relay_util::{Instance, lines, wait_file};
 use tern_testkit::peers::{ScriptedServer, Step, aiosmtpd_recorder, expect, send};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{python, smtplib_send};
-
-/// Waits up to 20 s for `path` to contain `needle`; returns the text.
-fn wait_file(path: &std::path::Path, needle: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) || start.elapsed() > Duration::from_secs(20) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn dsn_and_smtputf8_parameters_reach_the_next_server() {

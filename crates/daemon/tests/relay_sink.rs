@@ -5,9 +5,9 @@
 
 mod relay_util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use relay_util::{Counter, Instance, lines, raw_lines};
+use relay_util::{Counter, Instance, lines, raw_lines, wait_file};
 use tern_testkit::peers::smtp_sink;
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{smtplib_send, wait_for};
@@ -118,18 +118,6 @@ s.quit()
 "#
     );
     tern_testkit::support::python(&script);
-}
-
-/// Waits up to 20 s for `path` to contain `needle`.
-fn wait_file(path: &std::path::Path, needle: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) || start.elapsed() > Duration::from_secs(20) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -22,23 +22,9 @@ use tern_config::params::{ParamError, Params};
 
 use super::{AddressPreference, HostLookup, InetProtocols, Protocol, Settings};
 
-/// A parameter value that smtp(8) would refuse (`fatal: bad NAME value: VALUE`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("bad {name} value: {value}")]
-    BadValue { name: String, value: String },
-    #[error("{name}: {why}")]
-    Expand { name: String, why: String },
-}
-
-impl From<ParamError> for ConfigError {
-    fn from(e: ParamError) -> Self {
-        match e {
-            ParamError::BadValue { name, value } => ConfigError::BadValue { name, value },
-            ParamError::Expand { name, why } => ConfigError::Expand { name, why },
-        }
-    }
-}
+/// A parameter value that smtp(8) would refuse (tern_config's reader error: the
+/// parameter's name and value, or why it did not expand).
+pub type ConfigError = ParamError;
 
 impl Settings {
     /// The settings of master.cf service `service` (`smtp`, `relay`, `lmtp`, ...)
@@ -76,7 +62,7 @@ impl Settings {
             "" => !p.bool("disable_dns_lookups")?,
             "disabled" => false,
             "enabled" | "dnssec" => true,
-            _ => return Err(Params::bad(&level_name, &level).into()),
+            _ => return Err(Params::bad(&level_name, &level)),
         };
         Ok(Settings {
             inet_protocols,

@@ -59,23 +59,8 @@ pub struct Settings {
     pub final_delivery: bool,
 }
 
-/// A parameter that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("bad parameter value: {name} = {value}")]
-    BadValue { name: String, value: String },
-    #[error("{name}: {why}")]
-    Expand { name: String, why: String },
-}
-
-impl From<ParamError> for SettingsError {
-    fn from(e: ParamError) -> Self {
-        match e {
-            ParamError::BadValue { name, value } => SettingsError::BadValue { name, value },
-            ParamError::Expand { name, why } => SettingsError::Expand { name, why },
-        }
-    }
-}
+/// A parameter that does not parse (tern_config's reader error).
+pub type SettingsError = ParamError;
 
 impl Settings {
     /// The settings of the master.cf service `service` (e.g. `smtp`, `relay`, `lmtp`)
@@ -95,7 +80,7 @@ impl Settings {
         };
         let smtp_only = |n: &str| -> Result<bool, SettingsError> {
             match protocol {
-                Protocol::Smtp => Ok(p.bool(n)?),
+                Protocol::Smtp => p.bool(n),
                 Protocol::Lmtp => Ok(false),
             }
         };

@@ -22,27 +22,13 @@ use tern_config::params::{ParamError, Params};
 /// Why a service's settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// A parameter of the session, the next-hop lookup or the service itself.
     #[error("{0}")]
-    Session(#[from] session::SettingsError),
-    #[error("{0}")]
-    Nexthop(#[from] nexthop::ConfigError),
+    Param(#[from] ParamError),
     #[error("{0}")]
     Tls(#[from] tern_client::tls::SettingsError),
     #[error("{0}")]
     TlsTable(#[from] tern_maps::MapError),
-    #[error("bad parameter value: {name} = {value}")]
-    BadValue { name: String, value: String },
-    #[error("{name}: {why}")]
-    Expand { name: String, why: String },
-}
-
-impl From<ParamError> for SettingsError {
-    fn from(e: ParamError) -> Self {
-        match e {
-            ParamError::BadValue { name, value } => SettingsError::BadValue { name, value },
-            ParamError::Expand { name, why } => SettingsError::Expand { name, why },
-        }
-    }
 }
 
 /// Everything one service's deliveries read.

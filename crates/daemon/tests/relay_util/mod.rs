@@ -177,3 +177,16 @@ fn pipe(a: TcpStream, b: TcpStream) {
         });
     }
 }
+
+/// Waits up to 20 s for `path` to contain `needle`; returns the text (whatever it holds
+/// then).
+pub fn wait_file(path: &std::path::Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || start.elapsed() > Duration::from_secs(20) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
