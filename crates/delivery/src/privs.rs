@@ -19,12 +19,15 @@
 //!   "setxid" signal), so another thread that is, say, opening a queue file would suddenly
 //!   do so as the recipient, and the recipient's open files would be made with whatever ids
 //!   the other thread switched to. Tern's delivery helper is therefore a separate,
-//!   single-threaded process; [`become_user`] checks `Threads:` in /proc/self/status and
-//!   refuses to switch (an error, never a silent half-switch) when there are others.
+//!   single-threaded process; [`become_user`] counts the process's threads (the link
+//!   count of /proc/self/task, else `Threads:` in /proc/self/status) and refuses to
+//!   switch (an error, never a silent half-switch) when there are others.
 //! - A failure to switch back is a broken invariant (root lost its own rights while holding
 //!   a user's): the guard panics rather than going on with the wrong ids.
 
 use std::io;
+use std::os::unix::fs::MetadataExt as _;
+use std::sync::{Mutex, PoisonError};
 
 use nix::unistd::{Gid, Uid, getegid, geteuid, getgroups, getuid, setegid, seteuid, setgroups};
 
@@ -57,11 +60,12 @@ pub fn become_user(uid: u32, gid: u32) -> io::Result<Switched> {
         return Ok(Switched { previous: None });
     }
     assert_single_threaded()?;
-    let previous = Previous {
-        euid: geteuid(),
-        egid: getegid(),
-        groups: getgroups().map_err(io::Error::from)?,
+    let (euid, egid) = (geteuid(), getegid());
+    let groups = match last_set(euid, egid) {
+        Some(groups) => groups,
+        None => getgroups().map_err(io::Error::from)?,
     };
+    let previous = Previous { euid, egid, groups };
     if let Err(e) = set_ids(
         Uid::from_raw(uid),
         Gid::from_raw(gid),
@@ -84,16 +88,20 @@ impl Drop for Switched {
     }
 }
 
-/// Fails unless this process has exactly one thread (Linux: `Threads:` in
-/// /proc/self/status). Where /proc is not mounted the check cannot be made and passes.
+/// Fails unless this process has exactly one thread. Where /proc is not mounted the
+/// check cannot be made and passes.
+///
+/// The count is the link count of /proc/self/task (procfs gives that directory 2 + one
+/// link per thread, as Linux has since 2.6): one stat, where reading /proc/self/status
+/// costs the kernel a page of text; this runs at every switch of every delivery. A
+/// link count below 3 (a procfs that counts otherwise) falls back to `Threads:` in
+/// /proc/self/status.
 pub fn assert_single_threaded() -> io::Result<()> {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return Ok(());
+    let threads = match std::fs::metadata("/proc/self/task") {
+        Ok(m) if m.nlink() >= 3 => Some(m.nlink() - 2),
+        Ok(_) => status_threads(),
+        Err(_) => return Ok(()),
     };
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse::<u32>().ok());
     match threads {
         Some(1) | None => Ok(()),
         Some(n) => Err(io::Error::other(format!(
@@ -103,9 +111,35 @@ pub fn assert_single_threaded() -> io::Result<()> {
     }
 }
 
+/// `Threads:` of /proc/self/status.
+fn status_threads() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+}
+
+/// The ids and group list the last successful [`set_ids`] made. This module is the only
+/// code of the process that changes them (the helper's commands change theirs in the
+/// child, after fork), so while the effective ids are still these, the group list is
+/// too, and a switch need not ask the kernel: nix's getgroups() reads
+/// /proc/sys/kernel/ngroups_max for its buffer size at every call.
+static LAST_SET: Mutex<Option<(Uid, Gid, Vec<Gid>)>> = Mutex::new(None);
+
+fn last_set(euid: Uid, egid: Gid) -> Option<Vec<Gid>> {
+    let last = LAST_SET.lock().unwrap_or_else(PoisonError::into_inner);
+    match &*last {
+        Some((u, g, groups)) if *u == euid && *g == egid => Some(groups.clone()),
+        _ => None,
+    }
+}
+
 /// set_eugid(3): root first (only root may change the gid and the group list), then the
 /// gid and groups, then the uid.
 fn set_ids(uid: Uid, gid: Gid, groups: &[Gid]) -> io::Result<()> {
+    // Whatever happens below, the ids are no longer known until the switch succeeds.
+    *LAST_SET.lock().unwrap_or_else(PoisonError::into_inner) = None;
     if !geteuid().is_root() {
         seteuid(Uid::from_raw(0))?;
     }
@@ -114,6 +148,7 @@ fn set_ids(uid: Uid, gid: Gid, groups: &[Gid]) -> io::Result<()> {
     if !uid.is_root() {
         seteuid(uid)?;
     }
+    *LAST_SET.lock().unwrap_or_else(PoisonError::into_inner) = Some((uid, gid, groups.to_vec()));
     Ok(())
 }
 
@@ -134,6 +169,10 @@ mod tests {
         // libtest runs every test on a thread of its own, so there are at least two here.
         let err = assert_single_threaded().unwrap_err();
         assert!(err.to_string().contains("threads"), "{err}");
+        // Both ways of counting agree.
+        let by_links = std::fs::metadata("/proc/self/task").unwrap().nlink() - 2;
+        assert!(by_links >= 2, "{by_links}");
+        assert!(status_threads().unwrap() >= 2);
         if privileged() {
             let before = (geteuid(), getegid());
             assert!(become_user(65534, 65534).is_err());

@@ -165,6 +165,7 @@ impl Setup {
                 ("LANG".into(), "en_US.UTF-8".into()),
                 ("SECRET".into(), "no".into()),
             ],
+            default_privs: local::default_privs(&settings).unwrap(),
             now: Timestamp::utc(1_795_738_341),
             warn,
         };

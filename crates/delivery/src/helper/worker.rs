@@ -24,7 +24,7 @@ use std::io::{self, BufReader};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tern_config::config::Config;
@@ -92,12 +92,43 @@ pub struct Worker {
     virtuals: HashMap<String, VirtualAgent>,
     pipes: HashMap<String, PipeService>,
     warnings: Arc<Mutex<Vec<String>>>,
+    /// What [`check_queue_file`] needs, found at the first request.
+    queue: Option<QueueCheck>,
+    /// This process's environment (it never changes it).
+    process_env: Vec<(String, String)>,
 }
 
 struct LocalState {
     settings: LocalSettings,
     alias_maps: Vec<Box<dyn Map>>,
     mailboxes: RealMailboxes,
+    default_privs: (u32, u32),
+}
+
+/// The queue directory a request's queue file must lie in, and its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCheck {
+    /// queue_directory as written (requests name files below it this way).
+    pub dir: PathBuf,
+    /// Its canonical form (no symlinks), resolved once.
+    pub real_dir: PathBuf,
+    /// mail_owner's uid when this process runs as root (it then checks that the daemon
+    /// wrote the file), else `None`.
+    pub owner: Option<u32>,
+}
+
+impl QueueCheck {
+    /// Resolves `dir` and notes `owner`.
+    pub fn new(dir: &Path, owner: Option<u32>) -> Result<QueueCheck, String> {
+        let real_dir = dir
+            .canonicalize()
+            .map_err(|e| format!("queue_directory: {}", crate::mailbox::strerror(&e)))?;
+        Ok(QueueCheck {
+            dir: dir.to_owned(),
+            real_dir,
+            owner,
+        })
+    }
 }
 
 impl Worker {
@@ -117,6 +148,8 @@ impl Worker {
             virtuals: HashMap::new(),
             pipes: HashMap::new(),
             warnings: Arc::new(Mutex::new(Vec::new())),
+            queue: None,
+            process_env: std::env::vars().collect(),
         }
     }
 
@@ -173,7 +206,7 @@ impl Worker {
 
     /// The transport is a master.cf service of the request's agent, and the queue file
     /// may be read.
-    fn check(&self, req: &DeliveryRequest) -> Result<(), String> {
+    fn check(&mut self, req: &DeliveryRequest) -> Result<(), String> {
         let config = self.config()?;
         let want = match req.agent {
             Agent::Local => "local",
@@ -192,24 +225,13 @@ impl Worker {
                 req.queue_id, req.transport
             ));
         }
-        let queue_dir = config
-            .expanded("queue_directory")
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
-        let owner = if privs::privileged() {
-            let name = config
-                .expanded("mail_owner")
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default();
-            let user = nix::unistd::User::from_name(&name)
-                .ok()
-                .flatten()
-                .ok_or_else(|| format!("unknown mail_owner user: {name}"))?;
-            Some(user.uid.as_raw())
-        } else {
-            None
+        if self.queue.is_none() {
+            self.queue = Some(queue_check(config)?);
+        }
+        let Some(queue) = &self.queue else {
+            return Err("queue check state missing".to_owned());
         };
-        check_queue_file(&req.queue_file, Path::new(&queue_dir), owner).map_err(|e| {
+        check_queue_file(&req.queue_file, queue).map_err(|e| {
             format!(
                 "{}: queue file {}: {e}",
                 req.queue_id,
@@ -231,12 +253,16 @@ impl Worker {
             let alias_maps = local::open_alias_maps(&settings, &warn).map_err(|e| e.to_string())?;
             let mailboxes =
                 RealMailboxes::from_config(config, &req.transport).map_err(|e| e.to_string())?;
+            // A fatal start-up error in Postfix's local(8): the request is deferred as
+            // a configuration error, with the reason as a warning.
+            let default_privs = local::default_privs(&settings).map_err(|e| e.to_string())?;
             self.local.insert(
                 req.transport.clone(),
                 LocalState {
                     settings,
                     alias_maps,
                     mailboxes,
+                    default_privs,
                 },
             );
         }
@@ -249,12 +275,14 @@ impl Worker {
             settings,
             alias_maps,
             mailboxes,
+            default_privs,
         } = state;
         let mut env = Env {
             settings,
             resolver,
             mailboxes,
-            process_env: std::env::vars().collect(),
+            process_env: self.process_env.clone(),
+            default_privs: *default_privs,
             now: now(),
             warn,
         };
@@ -340,48 +368,81 @@ impl Worker {
         let Some(svc) = self.pipes.get(&req.transport) else {
             return Err("pipe(8) state missing".to_owned());
         };
-        let env: Vec<(String, String)> = std::env::vars().collect();
-        Ok(pipe::deliver(req, svc, &env, &now()))
+        Ok(pipe::deliver(req, svc, &self.process_env, &now()))
     }
 }
 
-/// Checks that `path` is a queue file this worker may read: inside `queue_dir` with no
-/// `..`, reached without a symlink in any component (its canonical form is itself), a
-/// regular file, and, when `owner` is given, owned by that uid (mail_owner: the daemon
-/// writes every queue file). A daemon that lost its integrity can name only its own
-/// files this way, never a file of root's.
+/// queue_directory and mail_owner's uid (when this process runs as root), from the
+/// configuration.
+fn queue_check(config: &Config) -> Result<QueueCheck, String> {
+    let queue_dir = config
+        .expanded("queue_directory")
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let owner = if privs::privileged() {
+        let name = config
+            .expanded("mail_owner")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let user = nix::unistd::User::from_name(&name)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("unknown mail_owner user: {name}"))?;
+        Some(user.uid.as_raw())
+    } else {
+        None
+    };
+    QueueCheck::new(Path::new(&queue_dir), owner)
+}
+
+/// Checks that `path` is a queue file this worker may read: inside the queue directory
+/// with no `..`, reached without a symlink in any component (the directory's canonical
+/// form was resolved once; each component below it is lstat()ed: a directory, then the
+/// file), a regular file, and, when an owner is given, owned by that uid (mail_owner:
+/// the daemon writes every queue file). A daemon that lost its integrity can name only
+/// its own files this way, never a file of root's.
 ///
 /// XXX: the agents open the file again by name afterwards; a daemon that swaps the file
 /// in between still meets the owner check only if it owns the new file too.
-pub fn check_queue_file(path: &Path, queue_dir: &Path, owner: Option<u32>) -> Result<(), String> {
+pub fn check_queue_file(path: &Path, queue: &QueueCheck) -> Result<(), String> {
     // queue_directory itself may be written with `..` (`${config_directory}/../var/...`);
     // the part below it may not.
-    let inside = path.is_absolute()
-        && path.strip_prefix(queue_dir).is_ok_and(|rel| {
-            rel.components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)))
-        });
-    if !inside {
-        return Err("not inside queue_directory".to_owned());
-    }
-    let real_dir = queue_dir
-        .canonicalize()
-        .map_err(|e| format!("queue_directory: {}", crate::mailbox::strerror(&e)))?;
-    let real = path
-        .canonicalize()
-        .map_err(|e| crate::mailbox::strerror(&e))?;
-    let rel = path.strip_prefix(queue_dir).map_err(|e| e.to_string())?;
-    if real != real_dir.join(rel) {
-        return Err("reached through a symbolic link".to_owned());
-    }
-    let st = std::fs::symlink_metadata(&real).map_err(|e| crate::mailbox::strerror(&e))?;
-    if !st.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    if let Some(uid) = owner
-        && st.uid() != uid
-    {
-        return Err(format!("owned by uid {}, not by mail_owner", st.uid()));
+    let rel = match path.strip_prefix(&queue.dir) {
+        Ok(rel)
+            if path.is_absolute()
+                && rel.components().next().is_some()
+                && rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))) =>
+        {
+            rel
+        }
+        _ => return Err("not inside queue_directory".to_owned()),
+    };
+    let mut at = queue.real_dir.clone();
+    let mut parts = rel.components().peekable();
+    while let Some(part) = parts.next() {
+        at.push(part);
+        let st = std::fs::symlink_metadata(&at).map_err(|e| crate::mailbox::strerror(&e))?;
+        if st.file_type().is_symlink() {
+            return Err("reached through a symbolic link".to_owned());
+        }
+        if parts.peek().is_some() {
+            if !st.is_dir() {
+                return Err(crate::mailbox::strerror(&io::Error::from(
+                    io::ErrorKind::NotADirectory,
+                )));
+            }
+            continue;
+        }
+        if !st.is_file() {
+            return Err("not a regular file".to_owned());
+        }
+        if let Some(uid) = queue.owner
+            && st.uid() != uid
+        {
+            return Err(format!("owned by uid {}, not by mail_owner", st.uid()));
+        }
     }
     Ok(())
 }
@@ -472,13 +533,23 @@ mod tests {
             (q.join("link/secret"), None, Some("symbolic link")),
             (q.join("active/D1"), None, Some("not a regular file")),
             (q.join("active/none"), None, Some("No such file")),
+            (q.join("active/A1/x"), None, Some("ot a directory")),
+            (q.clone(), None, Some("not inside")),
         ];
         // queue_directory as the default configuration writes it, with `..` in it.
         std::fs::create_dir(dir.path().join("conf")).unwrap();
         let dotted = dir.path().join("conf/../spool");
-        assert!(check_queue_file(&dotted.join("active/A1"), &dotted, Some(me)).is_ok());
+        let dotted_check = QueueCheck::new(&dotted, Some(me)).unwrap();
+        assert!(check_queue_file(&dotted.join("active/A1"), &dotted_check).is_ok());
+        // A queue_directory reached through a symlink is resolved once, at the start.
+        symlink(&q, dir.path().join("spool-link")).unwrap();
+        let linked = dir.path().join("spool-link");
+        let linked_check = QueueCheck::new(&linked, Some(me)).unwrap();
+        assert_eq!(linked_check.real_dir, q.canonicalize().unwrap());
+        assert!(check_queue_file(&linked.join("active/A1"), &linked_check).is_ok());
+        assert!(QueueCheck::new(&dir.path().join("none"), None).is_err());
         for (path, owner, want) in table {
-            let got = check_queue_file(path, &q, *owner);
+            let got = check_queue_file(path, &QueueCheck::new(&q, *owner).unwrap());
             match want {
                 None => assert!(got.is_ok(), "{path:?}: {got:?}"),
                 Some(w) => assert!(

@@ -182,7 +182,7 @@ fn deliver_switch(ctx: &mut Ctx<'_, '_>, mut st: State, ua: &UserAttr) {
         return;
     }
     if ctx.settings().require_home_directory {
-        match nix::unistd::User::from_name(&st.user) {
+        match ctx.user(&st.user) {
             Err(e) => {
                 defer(ctx, &st, "4.0.0", "user lookup error".into());
                 let _ = e;
@@ -325,7 +325,7 @@ fn deliver_dotforward(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr) -> bool 
     if ctx.settings().forward_path.trim().is_empty() {
         return false;
     }
-    let pw = match nix::unistd::User::from_name(&st.user) {
+    let pw = match ctx.user(&st.user) {
         Err(_) => {
             defer(ctx, &st, "4.0.0", "user lookup error".into());
             return true;

@@ -8,8 +8,10 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tern_message::address::quote_822_local;
 use tern_message::trace::{Timestamp, mail_date};
@@ -32,16 +34,31 @@ pub struct Message {
     /// The `Delivered-To:` values of the primary header, folded to lower case
     /// (delivered_hdr(3) with FOLD_ADDR_ALL).
     pub delivered_to: HashSet<String>,
+    /// The queue file, opened once: every [`ContentReader`] reads it by position, so the
+    /// header scan and each delivery of the request share the one descriptor.
+    handle: Arc<File>,
 }
 
 impl Message {
     /// Reads the queue file at `path` and scans its header.
     pub fn open(path: &Path) -> Result<Message, MessageError> {
-        let file = QueueFile::open(path)?;
+        let handle = File::open(path).map_err(|source| tern_queue::Error::Io {
+            op: "open",
+            path: path.to_owned(),
+            source,
+        })?;
+        let file =
+            QueueFile::read(BufReader::with_capacity(64 * 1024, &handle)).map_err(|source| {
+                tern_queue::Error::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
         let mut m = Message {
             path: path.to_owned(),
             file,
             delivered_to: HashSet::new(),
+            handle: Arc::new(handle),
         };
         let reader = m.reader()?;
         m.delivered_to = delivered_to(reader);
@@ -50,10 +67,10 @@ impl Message {
 
     /// The content, from its first header line.
     pub fn reader(&self) -> io::Result<BufReader<ContentReader>> {
-        Ok(BufReader::new(ContentReader::open(
-            &self.path,
+        Ok(BufReader::new(ContentReader::new(
+            Arc::clone(&self.handle),
             &self.file.segments,
-        )?))
+        )))
     }
 
     /// A client attribute of the envelope (`client_address`, `helo_name`, ...), or "".
@@ -72,23 +89,27 @@ impl Message {
     }
 }
 
-/// Reads the content segments of a queue file in order.
+/// Reads the content segments of a queue file in order, by position (pread), so that
+/// readers of one open file do not disturb each other.
 #[derive(Debug)]
 pub struct ContentReader {
-    file: File,
+    file: Arc<File>,
     segments: Vec<Segment>,
     at: usize,
+    /// Where the next read starts, and how much of the current segment is left.
+    pos: u64,
     left: u64,
 }
 
 impl ContentReader {
-    pub fn open(path: &Path, segments: &[Segment]) -> io::Result<ContentReader> {
-        Ok(ContentReader {
-            file: File::open(path)?,
+    pub fn new(file: Arc<File>, segments: &[Segment]) -> ContentReader {
+        ContentReader {
+            file,
             segments: segments.to_vec(),
             at: 0,
+            pos: 0,
             left: 0,
-        })
+        }
     }
 }
 
@@ -98,14 +119,14 @@ impl Read for ContentReader {
             let Some(s) = self.segments.get(self.at) else {
                 return Ok(0);
             };
-            self.file.seek(SeekFrom::Start(s.offset))?;
+            self.pos = s.offset;
             self.left = u64::from(s.len);
             self.at += 1;
         }
         let want = buf
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.file.read(&mut buf[..want])?;
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -113,6 +134,7 @@ impl Read for ContentReader {
             ));
         }
         self.left -= n as u64;
+        self.pos += n as u64;
         Ok(n)
     }
 }

@@ -40,7 +40,7 @@ pub mod targets;
 pub mod tokens;
 pub mod userfile;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use tern_maps::{Map, OpenFlags};
@@ -61,6 +61,9 @@ pub struct Env<'a> {
     pub mailboxes: &'a mut dyn Mailboxes,
     /// The helper's own environment (import_environment applies to it).
     pub process_env: Vec<(String, String)>,
+    /// default_privs' uid and gid ([`default_privs`], looked up once per process as
+    /// Postfix's local(8) does at start-up).
+    pub default_privs: (u32, u32),
     /// Now, in local time (the `From ` line of a command's input).
     pub now: Timestamp,
     /// Table warnings.
@@ -153,6 +156,10 @@ pub(crate) struct Ctx<'e, 'a> {
     pub seen: HashSet<String>,
     /// The entries of the current recipient.
     pub entries: Vec<Entry>,
+    /// Password entries looked up for this request, by login name (`None`: no such
+    /// user). One delivery asks for the same user up to three times (home directory,
+    /// .forward, mailbox); each getpwnam() reads and parses the password file anew.
+    passwd: HashMap<String, Option<nix::unistd::User>>,
 }
 
 impl Ctx<'_, '_> {
@@ -176,6 +183,17 @@ impl Ctx<'_, '_> {
 
     pub fn been_here_check(&self, key: &str) -> bool {
         self.seen.contains(&key.to_lowercase())
+    }
+
+    /// getpwnam(`name`), remembered for the rest of the request; a lookup error is not
+    /// remembered (the caller defers).
+    pub fn user(&mut self, name: &str) -> nix::Result<Option<nix::unistd::User>> {
+        if let Some(found) = self.passwd.get(name) {
+            return Ok(found.clone());
+        }
+        let found = nix::unistd::User::from_name(name)?;
+        self.passwd.insert(name.to_owned(), found.clone());
+        Ok(found)
     }
 }
 
@@ -248,10 +266,7 @@ pub fn deliver(
         Ok(m) => m,
         Err(e) => return defer_all(format!("cannot read queue file: {e}")),
     };
-    let (default_uid, default_gid) = match default_privs(env.settings) {
-        Ok(ids) => ids,
-        Err(e) => return defer_all(format!("mail system configuration error: {e}")),
-    };
+    let (default_uid, default_gid) = env.default_privs;
     let mut ctx = Ctx {
         env,
         request,
@@ -261,6 +276,7 @@ pub fn deliver(
         default_gid,
         seen: HashSet::new(),
         entries: Vec::new(),
+        passwd: HashMap::new(),
     };
     let mut out = Vec::new();
     for r in &request.recipients {

@@ -122,7 +122,7 @@ pub(crate) fn deliver_mailbox(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr) 
         pass(ctx, &st, &mt);
         return true;
     }
-    let pw = match nix::unistd::User::from_name(&st.user) {
+    let pw = match ctx.user(&st.user) {
         Err(_) => {
             defer(ctx, &st, "4.0.0", "user lookup error".into());
             return true;
