@@ -368,12 +368,20 @@ impl StatusLog {
     /// that new records are not hidden behind it). Returns the file as read and the tail
     /// that was cut, for the caller to log.
     pub fn open(path: &Path) -> Result<(Self, QueueFile, Option<TornTail>), Error> {
-        let qf = QueueFile::open(path)?;
+        // One open serves the read and the appends (the appends go to the end: see
+        // append_unsynced).
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| Error::io("open", path, e))?;
+        let qf =
+            QueueFile::read(BufReader::with_capacity(128 * 1024, &file)).map_err(|source| {
+                Error::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
         let torn = qf.torn_tail;
         if torn.is_some() {
             file.set_len(qf.valid_len)

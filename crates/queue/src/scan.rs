@@ -15,6 +15,7 @@
 //! are turned into queue paths, and symbolic links are not followed into subdirectories.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -207,10 +208,21 @@ pub fn move_file_unsynced(
 ) -> Result<PathBuf, Error> {
     let src = layout.path(from, id);
     let dst = layout.path(to, id);
-    if let Some(parent) = dst.parent().filter(|p| !p.is_dir()) {
-        make_hash_dirs(parent)?;
+    // The target's hash directory is made only when the rename says it is missing: the
+    // queue manager moves every message this way, and a stat per move is wasted work.
+    match fs::rename(&src, &dst) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match dst.parent().filter(|p| !p.is_dir()) {
+                Some(parent) => {
+                    make_hash_dirs(parent)?;
+                    fs::rename(&src, &dst).map_err(|e| Error::io("rename", &src, e))?;
+                }
+                None => return Err(Error::io("rename", &src, e)),
+            }
+        }
+        Err(e) => return Err(Error::io("rename", &src, e)),
+        Ok(()) => {}
     }
-    fs::rename(&src, &dst).map_err(|e| Error::io("rename", &src, e))?;
     Ok(dst)
 }
 

@@ -23,6 +23,7 @@
 //! mail_owner.
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -814,11 +815,19 @@ fn load_one(
     from: QueueName,
 ) -> Result<Option<Loaded>, String> {
     let layout = &deps.layout;
-    if !layout.path(from, id).exists() {
-        return Ok(None);
-    }
-    let path = tern_queue::scan::move_file_unsynced(layout, id, from, QueueName::Active)
-        .map_err(|e| format!("{id}: rename from {} to active: {e}", from.as_str()))?;
+    let path = match tern_queue::scan::move_file_unsynced(layout, id, from, QueueName::Active) {
+        Ok(path) => path,
+        // Gone meanwhile (postsuper -d, or loaded twice): nothing to do.
+        Err(tern_queue::Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(format!(
+                "{id}: rename from {} to active: {e}",
+                from.as_str()
+            ));
+        }
+    };
     let (log, qf, _torn) = match StatusLog::open(&path) {
         Ok(x) => x,
         Err(tern_queue::Error::Read { source, .. }) => {
