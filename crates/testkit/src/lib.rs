@@ -11,5 +11,5 @@ pub mod postfix;
 pub mod replay;
 pub mod smtp;
 pub mod support;
-pub mod tlscerts;
 pub mod tern;
+pub mod tlscerts;

@@ -119,7 +119,10 @@ impl TestCa {
             args.extend(["-key", &key, "-set_serial"]);
         }
         // A serial of its own for each leaf (no serial file to share).
-        let serial = format!("{}", 1000 + self.dir.path().read_dir().map_or(0, Iterator::count));
+        let serial = format!(
+            "{}",
+            1000 + self.dir.path().read_dir().map_or(0, Iterator::count)
+        );
         args.push(&serial);
         self.openssl(&args)?;
         for f in [&key, &pem] {
