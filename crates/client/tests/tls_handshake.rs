@@ -262,9 +262,10 @@ async fn wrong_name_fails_at_verify_and_secure() {
                 "server certificate verification failed for {namaddr}: num=62:hostname mismatch"
             )
         );
+        // OpenSSL's verify result is the name mismatch: not trusted (Debian's 3.7.11).
         assert!(
             log[1].starts_with(&format!(
-                "Trusted TLS connection established to {namaddr}: "
+                "Untrusted TLS connection established to {namaddr}: "
             )),
             "{log:?}"
         );

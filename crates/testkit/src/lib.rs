@@ -1,6 +1,7 @@
 //! Test support shared by the crates' integration tests: a private Debian Postfix instance
 //! on a loopback port (the reference), a Tern instance in a temp directory, a private Dovecot
-//! LMTP server, and helpers to wait for a port, run Python scripts and wait for log lines.
+//! LMTP server, a test certificate authority, and helpers to wait for a port, run Python
+//! scripts and wait for log lines.
 //! Test-only: nothing here runs in production.
 
 pub mod dns;
@@ -11,3 +12,4 @@ pub mod replay;
 pub mod smtp;
 pub mod support;
 pub mod tern;
+pub mod tlscerts;

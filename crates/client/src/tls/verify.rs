@@ -33,7 +33,8 @@ use super::policy::Level;
 pub struct Verdict {
     /// TLS_CERT_FLAG_PRESENT: the server sent a certificate.
     pub present: bool,
-    /// TLS_CERT_FLAG_TRUSTED: its chain reaches a trust anchor.
+    /// TLS_CERT_FLAG_TRUSTED: its chain reaches a trust anchor and, at the levels that
+    /// must match, a name matched (OpenSSL's verify result covers both).
     pub trusted: bool,
     /// TLS_CERT_FLAG_MATCHED (and SECURED: Tern has no half-dane): the level's name or
     /// fingerprint check passed. Only ever set at levels that must match.
@@ -162,6 +163,12 @@ impl ServerCertVerifier for PostfixVerifier {
                     .any(|r| names.iter().any(|n| name_matches(r, n)));
                 if !v.matched {
                     v.error = Some(VerifyError::HostnameMismatch);
+                    // OpenSSL checks the names (SSL_add1_host()) inside the chain
+                    // verification, so X509_V_ERR_HOSTNAME_MISMATCH is the verify result
+                    // and tls_client.c verify_extract_name() never sets
+                    // TLS_CERT_FLAG_TRUSTED: Postfix 3.7 logs such a peer as "Untrusted
+                    // TLS connection established" (seen with Debian's 3.7.11).
+                    v.trusted = false;
                 }
             }
         }
