@@ -83,17 +83,15 @@ fn authenticated_relay_to_postfix_with_dovecot_auth() {
 fn wrong_password_stays_deferred() {
     let dovecot = Dovecot::start_auth(&[("tern", "s3cret-pw")]).expect("private Dovecot");
     let pf = peer(&dovecot);
-    let tern = tern(pf.port(), &format!("inline:{{ 127.0.0.1=tern:wrong }}"));
+    let tern = tern(pf.port(), "inline:{ 127.0.0.1=tern:wrong }");
     let id = send(&tern);
     let log = tern.wait("status=deferred", 1);
     let got = lines(&log, "postfix/smtp", &id);
-    let want = format!(
-        "dsn=4.7.8, status=deferred (SASL authentication failed; server \
-         127.0.0.1[127.0.0.1] said: 535 5.7.8 Error: authentication failed: "
-    );
+    let want = "dsn=4.7.8, status=deferred (SASL authentication failed; server \
+                127.0.0.1[127.0.0.1] said: 535 5.7.8 Error: authentication failed: ";
     assert!(
         got.iter()
-            .any(|l| l.contains("to=<root@peer.test>") && l.contains(&want)),
+            .any(|l| l.contains("to=<root@peer.test>") && l.contains(want)),
         "{got:?}\n{log}\n{}",
         pf.maillog()
     );
