@@ -1,28 +1,53 @@
-//! The SMTP client's SASL authentication (Postfix's smtp_sasl_glue.c with the
-//! mechanisms a relay needs): credentials from smtp_sasl_password_maps, the mechanism
-//! chosen from what the server offers under smtp_sasl_security_options /
-//! smtp_sasl_tls_security_options and smtp_sasl_mechanism_filter, and the AUTH
-//! exchange for PLAIN and LOGIN as a sans-IO state machine that the session drives.
+//! The SMTP client's SASL authentication (Postfix's smtp_sasl_glue.c and
+//! smtp_sasl_proto.c with the mechanisms a relay needs): credentials from
+//! smtp_sasl_password_maps, the server's EHLO `AUTH` list under
+//! smtp_sasl_mechanism_filter, the mechanism chosen under smtp_sasl_security_options /
+//! smtp_sasl_tls_security_options / smtp_sasl_tls_verified_security_options, and the AUTH
+//! exchange for PLAIN and LOGIN as a sans-IO state machine that the session drives
+//! (`session::auth`).
 //!
 //! Postfix hands the exchange to Cyrus SASL; Tern speaks the two plaintext mechanisms
 //! itself (RFC 4616 PLAIN, and LOGIN as every MTA speaks it). Cyrus's other client
-//! mechanisms (CRAM-MD5, DIGEST-MD5, GSSAPI...) are not offered: a server that offers
-//! only those gets Postfix's "no mechanism available" deferral.
+//! mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM, GSSAPI...) are not offered: a server that
+//! offers only those gets Cyrus's "no mechanism available".
 //!
-//! Password lookup (smtp_sasl_passwd_lookup): with smtp_sender_dependent_authentication,
-//! the sender first (the address, then without its extension, then `@domain`), then the
-//! server's host name (the MX name), then the next-hop destination as written
-//! (`[mail.isp.example]:587`). The value is `username:password` (the password may
-//! contain colons).
+//! Password lookup (smtp_sasl_passwd_lookup()): with smtp_sender_dependent_authentication
+//! (smtp only), the sender first (mail_addr_find(): the address, then without its
+//! extension, then `@domain`), then the server's host name (the MX name, or the address of
+//! a `[literal]`), then the next-hop destination as written (`[mail.isp.example]:587`).
+//! The value is `username:password` (the password may contain colons).
 //!
-//! Security: the credentials never reach the log. Server replies are untrusted: a 334
-//! challenge is only decoded for LOGIN's prompts and never echoed.
+//! Security: the credentials never reach the log (the [`Credentials`] Debug hides the
+//! password; no failure text quotes what the client sent, unlike Postfix's "non-empty
+//! initial challenge" text, which quotes the deferred response). Server replies are
+//! untrusted: challenges are never decoded (LOGIN's prompts are answered in order, as
+//! Cyrus's LOGIN client does) and the exchange ends after [`MAX_STEPS`] challenges.
 
 use std::fmt;
 
 use tern_config::config::Config;
 use tern_config::mastercf::Service;
+use tern_config::params::{ParamError, Params};
 use tern_maps::{Map, MapError, OpenFlags};
+
+/// Postfix's bound on server challenges in one exchange ("authentication protocol loop").
+pub const MAX_STEPS: usize = 100;
+
+/// RFC 5321 4.5.3.1.4 / RFC 4954 4: an AUTH command with its initial response must fit in
+/// 512 octets; otherwise the response waits for the server's empty challenge.
+const COMMAND_LIMIT: usize = 512;
+
+/// Why the SASL side of a transport cannot start (fatal in Postfix's smtp(8)).
+#[derive(Debug, thiserror::Error)]
+pub enum SaslError {
+    #[error("{0}")]
+    Param(#[from] ParamError),
+    /// smtp_sasl_initialize(): auth is on but there is no table.
+    #[error("specify a password table via the `{0}' configuration parameter")]
+    NoTable(String),
+    #[error("{0}")]
+    Table(#[from] MapError),
+}
 
 /// The settings of one transport (prefix `smtp` or `lmtp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,44 +61,50 @@ pub struct Settings {
     pub sender_dependent: bool,
     /// `<prefix>_sasl_security_options`.
     pub security_options: Vec<String>,
-    /// `<prefix>_sasl_tls_security_options` (applies once TLS is on).
+    /// `<prefix>_sasl_tls_security_options` (TLS without a matched certificate).
     pub tls_security_options: Vec<String>,
+    /// `<prefix>_sasl_tls_verified_security_options` (TLS with a matched certificate).
+    pub tls_verified_security_options: Vec<String>,
     /// `<prefix>_sasl_mechanism_filter` (empty: every mechanism).
     pub mechanism_filter: Vec<String>,
+    /// `<prefix>_sasl_auth_soft_bounce`: a 5xx reply to AUTH defers (4xx) instead of
+    /// bouncing.
+    pub auth_soft_bounce: bool,
+    /// `<prefix>_send_dummy_mail_auth`: `AUTH=<>` on MAIL FROM in authenticated sessions.
+    pub send_dummy_mail_auth: bool,
     /// recipient_delimiter, for the sender's extension.
     pub recipient_delimiter: String,
 }
 
 impl Settings {
     /// Reads the settings for `prefix` with `service`'s `-o` overrides.
-    pub fn from_config(config: &Config, service: Option<&Service>, prefix: &str) -> Self {
-        let get = |name: &str| -> String {
-            let raw = config.lookup_value(name, service).unwrap_or_default();
-            config.expand(&raw, service).map(|e| e.text).unwrap_or(raw)
-        };
-        let list = |name: &str| -> Vec<String> {
-            get(name)
-                .split([',', ' ', '\t', '\n'])
+    pub fn from_config(
+        config: &Config,
+        service: Option<&Service>,
+        prefix: &str,
+    ) -> Result<Self, ParamError> {
+        let p = Params::new(config, service);
+        let name = |s: &str| format!("{prefix}_{s}");
+        let list = |n: &str| -> Result<Vec<String>, ParamError> {
+            Ok(p.text(n)?
+                .split([',', ' ', '\t', '\r', '\n'])
                 .filter(|w| !w.is_empty())
                 .map(str::to_ascii_lowercase)
-                .collect()
+                .collect())
         };
-        let yes = |name: &str| {
-            matches!(
-                get(name).trim().to_ascii_lowercase().as_str(),
-                "yes" | "true" | "1"
-            )
-        };
-        Self {
+        Ok(Self {
             prefix: prefix.to_owned(),
-            enable: yes(&format!("{prefix}_sasl_auth_enable")),
-            password_maps: get(&format!("{prefix}_sasl_password_maps")),
-            sender_dependent: prefix == "smtp" && yes("smtp_sender_dependent_authentication"),
-            security_options: list(&format!("{prefix}_sasl_security_options")),
-            tls_security_options: list(&format!("{prefix}_sasl_tls_security_options")),
-            mechanism_filter: list(&format!("{prefix}_sasl_mechanism_filter")),
-            recipient_delimiter: get("recipient_delimiter"),
-        }
+            enable: p.bool(&name("sasl_auth_enable"))?,
+            password_maps: p.text(&name("sasl_password_maps"))?,
+            sender_dependent: prefix == "smtp" && p.bool("smtp_sender_dependent_authentication")?,
+            security_options: list(&name("sasl_security_options"))?,
+            tls_security_options: list(&name("sasl_tls_security_options"))?,
+            tls_verified_security_options: list(&name("sasl_tls_verified_security_options"))?,
+            mechanism_filter: list(&name("sasl_mechanism_filter"))?,
+            auth_soft_bounce: p.bool(&name("sasl_auth_soft_bounce"))?,
+            send_dummy_mail_auth: p.bool(&name("send_dummy_mail_auth"))?,
+            recipient_delimiter: p.text("recipient_delimiter")?,
+        })
     }
 }
 
@@ -107,31 +138,72 @@ impl Mechanism {
             Mechanism::Login => "LOGIN",
         }
     }
+
+    fn from_name(name: &str) -> Option<Mechanism> {
+        [Mechanism::Plain, Mechanism::Login]
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
 }
 
-/// The client's SASL side of one transport: settings and the open password table.
+/// The connection's protection, which picks the security options (smtp_sasl_helo_login()).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// No TLS: `<prefix>_sasl_security_options`.
+    Plaintext,
+    /// TLS without a matched server certificate: `<prefix>_sasl_tls_security_options`.
+    Tls,
+    /// TLS with a matched certificate: `<prefix>_sasl_tls_verified_security_options`.
+    TlsVerified,
+}
+
+/// The client's SASL side of one transport: settings and the open password tables.
 pub struct SaslClient {
     settings: Settings,
-    table: Option<Box<dyn Map>>,
+    tables: Vec<Box<dyn Map>>,
+}
+
+impl fmt::Debug for SaslClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslClient")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SaslClient {
-    /// Opens the password table when authentication is on. A table that cannot be
-    /// opened is an error (fatal in Postfix).
-    pub fn new(settings: Settings) -> Result<Self, MapError> {
-        let table = if settings.enable && !settings.password_maps.trim().is_empty() {
-            Some(tern_maps::open(
-                &settings.password_maps,
-                &OpenFlags::default(),
-            )?)
-        } else {
-            None
-        };
-        Ok(Self { settings, table })
+    /// Opens the password tables when authentication is on (smtp_sasl_initialize()): a
+    /// table that cannot be opened, or none at all, is an error (fatal in Postfix).
+    pub fn new(settings: Settings) -> Result<Self, SaslError> {
+        let mut tables = Vec::new();
+        if settings.enable {
+            let specs = tern_config::list::split(&settings.password_maps)
+                .map_err(|e| MapError::Config(e.to_string()))?;
+            if specs.is_empty() {
+                return Err(SaslError::NoTable(format!(
+                    "{}_sasl_password_maps",
+                    settings.prefix
+                )));
+            }
+            for spec in specs {
+                tables.push(tern_maps::open(&spec, &OpenFlags::default())?);
+            }
+        }
+        Ok(Self { settings, tables })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// smtp_sasl_auth_enable is on.
+    pub fn enabled(&self) -> bool {
+        self.settings.enable
+    }
+
+    /// The password tables' parameter, as Postfix's lookup-error warning names it.
+    pub fn table_title(&self) -> String {
+        format!("{}_sasl_password_maps", self.settings.prefix)
     }
 
     /// The credentials for this server, if any: `sender` (empty: the null sender),
@@ -144,9 +216,9 @@ impl SaslClient {
         host: &str,
         dest: &str,
     ) -> Result<Option<Credentials>, MapError> {
-        let Some(table) = &self.table else {
+        if self.tables.is_empty() {
             return Ok(None);
-        };
+        }
         let mut keys = Vec::new();
         if self.settings.sender_dependent && !sender.is_empty() {
             keys.extend(sender_keys(sender, &self.settings.recipient_delimiter));
@@ -154,50 +226,68 @@ impl SaslClient {
         keys.push(host.to_owned());
         keys.push(dest.to_owned());
         for key in keys {
-            if let Some(value) = table.lookup(&key)? {
-                let (user, pass) = value.split_once(':').unwrap_or((&value, ""));
-                return Ok(Some(Credentials {
-                    username: user.to_owned(),
-                    password: pass.to_owned(),
-                }));
+            // maps_find(): the first table with the key wins.
+            for table in &self.tables {
+                if let Some(value) = table.lookup(&key)? {
+                    let (user, pass) = value.split_once(':').unwrap_or((&value, ""));
+                    return Ok(Some(Credentials {
+                        username: user.to_owned(),
+                        password: pass.to_owned(),
+                    }));
+                }
             }
         }
         Ok(None)
     }
 
-    /// The mechanism to use among those the server offered (the words of its EHLO
-    /// `AUTH` line), or why there is none: Postfix's `no mechanism available` when the
-    /// security options rule out what is offered (`noplaintext` forbids PLAIN and
-    /// LOGIN; `noanonymous` is always met here).
-    pub fn choose(&self, offered: &[String], tls_active: bool) -> Option<Mechanism> {
-        let options = if tls_active {
-            &self.settings.tls_security_options
-        } else {
-            &self.settings.security_options
+    /// sasl_mech_filter(): the words of the server's EHLO `AUTH` line that
+    /// smtp_sasl_mechanism_filter keeps, in the server's order.
+    pub fn filter(&self, offered: &[String]) -> Vec<String> {
+        let filter = &self.settings.mechanism_filter;
+        offered
+            .iter()
+            .filter(|m| filter.is_empty() || filter_matches(filter, m))
+            .cloned()
+            .collect()
+    }
+
+    /// The mechanism to use among `offered` (after [`SaslClient::filter`]) on `channel`,
+    /// as Cyrus's sasl_client_start() picks it: a security option that PLAIN and LOGIN
+    /// do not meet (`noplaintext`, `noactive`, `nodictionary`, `mutual_auth`) rules
+    /// both out (`noanonymous` is always met); of equal strength, the first offered wins.
+    /// `None` is Cyrus's "no mechanism available".
+    pub fn choose(&self, offered: &[String], channel: Channel) -> Option<Mechanism> {
+        let options = match channel {
+            Channel::Plaintext => &self.settings.security_options,
+            Channel::Tls => &self.settings.tls_security_options,
+            Channel::TlsVerified => &self.settings.tls_verified_security_options,
         };
-        if options.iter().any(|o| o == "noplaintext") {
+        if options.iter().any(|o| {
+            matches!(
+                o.as_str(),
+                "noplaintext" | "noactive" | "nodictionary" | "mutual_auth"
+            )
+        }) {
             return None;
         }
-        let allowed = |m: Mechanism| {
-            let name = m.name().to_ascii_lowercase();
-            self.settings.mechanism_filter.is_empty()
-                || self.settings.mechanism_filter.contains(&name)
-        };
-        // The server's order does not matter: PLAIN is one round trip, LOGIN two.
-        [Mechanism::Plain, Mechanism::Login]
-            .into_iter()
-            .find(|&m| allowed(m) && offered.iter().any(|o| o.eq_ignore_ascii_case(m.name())))
+        offered.iter().find_map(|o| Mechanism::from_name(o))
     }
 }
 
 /// Where an AUTH exchange stands: the session sends [`Exchange::start`]'s line, then
-/// hands each reply to [`Exchange::reply`] until it says done or failed.
+/// hands each reply to [`Exchange::reply`] until it says done or failed
+/// (smtp_sasl_authenticate()).
 #[derive(Debug)]
 pub struct Exchange {
     mechanism: Mechanism,
     creds: Credentials,
-    /// LOGIN: the username has been sent.
-    sent_user: bool,
+    /// PLAIN's response, held back because `AUTH PLAIN <response>` would not fit in 512
+    /// octets: it answers the server's (empty) first challenge.
+    deferred: Option<String>,
+    /// Challenges answered so far.
+    steps: usize,
+    /// The mechanism has sent everything it has (Cyrus's doneflag).
+    done: bool,
 }
 
 /// What the session does next.
@@ -205,10 +295,23 @@ pub struct Exchange {
 pub enum Step {
     /// Send this line (without CRLF).
     Send(String),
-    /// Authenticated (235).
+    /// Authenticated (2xx).
     Done,
-    /// Refused: the server's reply (`535 5.7.8 Error: authentication failed`).
-    Failed,
+    /// The server ended the exchange with this (non-2xx, non-3xx) reply.
+    Refused,
+    /// The client gave up (no reply from the server to quote).
+    Error(ExchangeError),
+}
+
+/// Why the client gave up an exchange; the session words it with the server's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// More than [`MAX_STEPS`] challenges (4.3.0 "authentication protocol loop").
+    Loop,
+    /// A non-empty first challenge where the held-back PLAIN response was due.
+    NonEmptyInitialChallenge,
+    /// A challenge after the mechanism was done: Cyrus's SASL_FAIL, "generic failure".
+    GenericFailure,
 }
 
 impl Exchange {
@@ -216,12 +319,20 @@ impl Exchange {
         Self {
             mechanism,
             creds,
-            sent_user: false,
+            deferred: None,
+            steps: 0,
+            done: false,
         }
     }
 
-    /// The AUTH command (PLAIN sends its response at once, RFC 4954's initial response).
-    pub fn start(&self) -> String {
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// The AUTH command: PLAIN with its initial response (RFC 4954 4) when the command
+    /// fits in 512 octets, LOGIN alone (Cyrus's LOGIN client has no initial response).
+    pub fn start(&mut self) -> String {
+        let name = self.mechanism.name();
         match self.mechanism {
             Mechanism::Plain => {
                 let mut msg = Vec::new();
@@ -229,26 +340,63 @@ impl Exchange {
                 msg.extend_from_slice(self.creds.username.as_bytes());
                 msg.push(0);
                 msg.extend_from_slice(self.creds.password.as_bytes());
-                format!("AUTH PLAIN {}", base64(&msg))
+                let response = base64(&msg);
+                self.done = true;
+                if name.len() + response.len() + 8 <= COMMAND_LIMIT {
+                    format!("AUTH {name} {response}")
+                } else {
+                    self.deferred = Some(response);
+                    format!("AUTH {name}")
+                }
             }
-            Mechanism::Login => "AUTH LOGIN".to_owned(),
+            Mechanism::Login => format!("AUTH {name}"),
         }
     }
 
-    /// The server's reply code to the last line sent.
-    pub fn reply(&mut self, code: u16) -> Step {
-        match (code, self.mechanism) {
-            (235, _) => Step::Done,
-            (334, Mechanism::Login) if !self.sent_user => {
-                self.sent_user = true;
-                Step::Send(base64(self.creds.username.as_bytes()))
+    /// The server's reply to the last line sent: its code and, for a 3xx, the challenge
+    /// (the text after the code; not decoded).
+    pub fn reply(&mut self, code: u16, challenge: &str) -> Step {
+        match code / 100 {
+            2 => return Step::Done,
+            3 => {}
+            _ => return Step::Refused,
+        }
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Step::Error(ExchangeError::Loop);
+        }
+        if let Some(response) = self.deferred.take() {
+            if !challenge.trim().is_empty() {
+                return Step::Error(ExchangeError::NonEmptyInitialChallenge);
             }
-            (334, Mechanism::Login) => Step::Send(base64(self.creds.password.as_bytes())),
-            // PLAIN's server asking again: an empty response ends it (RFC 4954 4).
-            (334, Mechanism::Plain) => Step::Send("*".to_owned()),
-            _ => Step::Failed,
+            return Step::Send(response);
+        }
+        if self.done {
+            return Step::Error(ExchangeError::GenericFailure);
+        }
+        // LOGIN: the first prompt gets the username, the second the password.
+        if self.steps == 1 {
+            Step::Send(base64(self.creds.username.as_bytes()))
+        } else {
+            self.done = true;
+            Step::Send(base64(self.creds.password.as_bytes()))
         }
     }
+}
+
+/// string_list_match() on one mechanism name: the first entry that matches decides, a
+/// `!` entry negatively; no match is no.
+fn filter_matches(filter: &[String], mech: &str) -> bool {
+    for entry in filter {
+        let (negated, word) = match entry.strip_prefix('!') {
+            Some(w) => (true, w),
+            None => (false, entry.as_str()),
+        };
+        if word.eq_ignore_ascii_case(mech) {
+            return !negated;
+        }
+    }
+    false
 }
 
 /// The lookup keys of a sender (mail_addr_find's default order, without the local-part
@@ -292,21 +440,30 @@ fn base64(data: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn client(extra: &str) -> SaslClient {
-        let settings = Settings {
+    fn settings() -> Settings {
+        Settings {
             prefix: "smtp".into(),
             enable: true,
-            password_maps: format!(
-                "inline:{{ [relay.example]:587=relayuser:p:w, mx1.example=mxuser:pw, \
-                 alice@example.org=alice:apw, @example.net=net:npw {extra} }}"
-            ),
+            password_maps: "inline:{ [relay.example]:587=relayuser:p:w, mx1.example=mxuser:pw, \
+                 alice@example.org=alice:apw, @example.net=net:npw }"
+                .into(),
             sender_dependent: true,
             security_options: vec!["noanonymous".into()],
             tls_security_options: vec!["noanonymous".into()],
+            tls_verified_security_options: vec!["noanonymous".into()],
             mechanism_filter: Vec::new(),
+            auth_soft_bounce: true,
+            send_dummy_mail_auth: false,
             recipient_delimiter: "+".into(),
-        };
-        SaslClient::new(settings).unwrap()
+        }
+    }
+
+    fn client() -> SaslClient {
+        SaslClient::new(settings()).unwrap()
+    }
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| (*s).to_owned()).collect()
     }
 
     #[test]
@@ -327,7 +484,7 @@ mod tests {
 
     #[test]
     fn lookup_order() {
-        let c = client("");
+        let c = client();
         let who = |sender, host, dest| {
             c.credentials(sender, host, dest)
                 .unwrap()
@@ -355,21 +512,63 @@ mod tests {
     }
 
     #[test]
-    fn mechanism_choice() {
-        let mut c = client("");
-        let offered: Vec<String> = ["LOGIN", "PLAIN", "CRAM-MD5"].map(String::from).to_vec();
-        assert_eq!(c.choose(&offered, false), Some(Mechanism::Plain));
+    fn tables_are_required_when_enabled() {
+        let mut s = settings();
+        s.password_maps = String::new();
+        let e = SaslClient::new(s.clone()).unwrap_err().to_string();
         assert_eq!(
-            c.choose(&["login".to_owned()], false),
-            Some(Mechanism::Login)
+            e,
+            "specify a password table via the `smtp_sasl_password_maps' configuration parameter"
         );
-        assert_eq!(c.choose(&["CRAM-MD5".to_owned()], false), None);
+        s.enable = false;
+        let off = SaslClient::new(s).unwrap();
+        assert_eq!(off.credentials("", "h", "d").unwrap(), None);
+    }
+
+    #[test]
+    fn mechanism_choice() {
+        let mut c = client();
+        // (offered, channel, chosen): of equal strength, the server's first.
+        let plain = Channel::Plaintext;
+        for (offered, channel, want) in [
+            (
+                &["LOGIN", "PLAIN", "CRAM-MD5"][..],
+                plain,
+                Some(Mechanism::Login),
+            ),
+            (
+                &["CRAM-MD5", "plain", "LOGIN"][..],
+                plain,
+                Some(Mechanism::Plain),
+            ),
+            (&["login"][..], plain, Some(Mechanism::Login)),
+            (&["CRAM-MD5", "DIGEST-MD5"][..], plain, None),
+            (&[][..], plain, None),
+        ] {
+            assert_eq!(c.choose(&words(offered), channel), want, "{offered:?}");
+        }
         // Postfix's default security options forbid plaintext mechanisms without TLS.
-        c.settings.security_options = vec!["noplaintext".into(), "noanonymous".into()];
-        assert_eq!(c.choose(&offered, false), None);
-        assert_eq!(c.choose(&offered, true), Some(Mechanism::Plain));
-        c.settings.mechanism_filter = vec!["login".into()];
-        assert_eq!(c.choose(&offered, true), Some(Mechanism::Login));
+        c.settings.security_options = words(&["noplaintext", "noanonymous"]);
+        let offered = words(&["PLAIN", "LOGIN"]);
+        assert_eq!(c.choose(&offered, Channel::Plaintext), None);
+        assert_eq!(c.choose(&offered, Channel::Tls), Some(Mechanism::Plain));
+        c.settings.tls_verified_security_options = words(&["nodictionary"]);
+        assert_eq!(c.choose(&offered, Channel::TlsVerified), None);
+    }
+
+    #[test]
+    fn mechanism_filter() {
+        let mut c = client();
+        let offered = words(&["CRAM-MD5", "PLAIN", "LOGIN"]);
+        for (filter, want) in [
+            (&[][..], &["CRAM-MD5", "PLAIN", "LOGIN"][..]),
+            (&["login", "cram-md5"][..], &["CRAM-MD5", "LOGIN"][..]),
+            (&["!plain", "plain", "login"][..], &["LOGIN"][..]),
+            (&["gssapi"][..], &[][..]),
+        ] {
+            c.settings.mechanism_filter = words(filter);
+            assert_eq!(c.filter(&offered), words(want), "{filter:?}");
+        }
     }
 
     #[test]
@@ -378,25 +577,28 @@ mod tests {
             username: "tim".into(),
             password: "tanstaaftanstaaf".into(),
         };
-        let plain = Exchange::new(Mechanism::Plain, creds.clone());
+        let mut plain = Exchange::new(Mechanism::Plain, creds.clone());
         // RFC 4616's example response for authcid "tim".
         assert_eq!(plain.start(), "AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+        assert_eq!(plain.reply(235, ""), Step::Done);
+        let mut again = Exchange::new(Mechanism::Plain, creds.clone());
+        again.start();
+        assert_eq!(
+            again.reply(334, ""),
+            Step::Error(ExchangeError::GenericFailure)
+        );
         let mut login = Exchange::new(Mechanism::Login, creds);
         assert_eq!(login.start(), "AUTH LOGIN");
-        assert_eq!(login.reply(334), Step::Send("dGlt".into()));
+        assert_eq!(login.reply(334, "VXNlcm5hbWU6"), Step::Send("dGlt".into()));
         assert_eq!(
-            login.reply(334),
+            login.reply(334, "UGFzc3dvcmQ6"),
             Step::Send("dGFuc3RhYWZ0YW5zdGFhZg==".into())
         );
-        assert_eq!(login.reply(235), Step::Done);
-        let mut bad = Exchange::new(
-            Mechanism::Plain,
-            Credentials {
-                username: "u".into(),
-                password: "p".into(),
-            },
+        assert_eq!(
+            login.reply(334, ""),
+            Step::Error(ExchangeError::GenericFailure)
         );
-        assert_eq!(bad.reply(535), Step::Failed);
+        assert_eq!(login.reply(535, ""), Step::Refused);
         assert!(
             !format!(
                 "{:?}",
@@ -406,6 +608,27 @@ mod tests {
                 }
             )
             .contains("secret")
+        );
+    }
+
+    #[test]
+    fn long_plain_response_waits_for_an_empty_challenge() {
+        let creds = Credentials {
+            username: "u".repeat(200),
+            password: "p".repeat(200),
+        };
+        let mut x = Exchange::new(Mechanism::Plain, creds.clone());
+        assert_eq!(x.start(), "AUTH PLAIN");
+        match x.reply(334, "") {
+            Step::Send(r) => assert!(r.len() > 500),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(x.reply(235, ""), Step::Done);
+        let mut y = Exchange::new(Mechanism::Plain, creds);
+        y.start();
+        assert_eq!(
+            y.reply(334, "c29tZXRoaW5n"),
+            Step::Error(ExchangeError::NonEmptyInitialChallenge)
         );
     }
 }

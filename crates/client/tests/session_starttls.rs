@@ -179,6 +179,7 @@ async fn session(mode: Mode, level: Level, fallback_ok: bool) -> (SessionResult,
             nexthop: "tls.example",
             plaintext_fallback_ok: fallback_ok,
         }),
+        sasl: None,
     };
     let msg = message(&["a@example.com"]);
     let attempt = Attempt {
@@ -286,6 +287,7 @@ async fn kept_connection_carries_a_second_message() {
     let keep = Options {
         keep: true,
         tls: None,
+        sasl: None,
     };
     let msg = message(&["a@example.com"]);
     let (r, kept) = run(

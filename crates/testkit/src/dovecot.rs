@@ -21,6 +21,12 @@
 //! `nobody` is on every Debian system, so no test has to create a user. Messages go to
 //! INBOX whatever the detail (`lmtp_save_to_detail_mailbox = no`, the default).
 //!
+//! SASL: [`Dovecot::start_auth`] also serves Dovecot's auth protocol on
+//! [`Dovecot::auth_socket_path`] (`BASE_DIR/auth-postfix`, mode 0666), the socket a
+//! Postfix smtpd with `smtpd_sasl_type = dovecot` asks, with PLAIN and LOGIN over
+//! plaintext (`disable_plaintext_auth = no`) and a passwd-file passdb of the given logins
+//! (`{PLAIN}` passwords): the peer that Tern's SMTP client authenticates to.
+//!
 //! It trusts Debian's Dovecot (`/usr/sbin/dovecot`, `/usr/lib/dovecot/lmtp`) and needs
 //! root (the master switches to `nobody` and to Dovecot's own `dovecot`/`dovenull` users);
 //! without either, `start` returns an error and the tests fail, never skip. Dropping the
@@ -69,6 +75,18 @@ impl Dovecot {
     /// lowercase, no detail, e.g. `bob@lmtp.test`); other recipients get 550 5.1.1.
     pub fn start_with_users(users: &[&str]) -> Result<Self, String> {
         Self::launch(Some(users))
+    }
+
+    /// Starts a server that also authenticates `logins` (user name, password) with PLAIN
+    /// and LOGIN on [`Dovecot::auth_socket_path`]; its userdb takes every recipient.
+    pub fn start_auth(logins: &[(&str, &str)]) -> Result<Self, String> {
+        Self::launch_with(None, Some(logins))
+    }
+
+    /// The auth socket for Postfix's smtpd (`smtpd_sasl_type = dovecot`,
+    /// `smtpd_sasl_path` = this path); only with [`Dovecot::start_auth`].
+    pub fn auth_socket_path(&self) -> PathBuf {
+        self.dir().join("run/auth-postfix")
     }
 
     /// The LMTP TCP address (127.0.0.1:PORT).
@@ -145,6 +163,13 @@ impl Dovecot {
     }
 
     fn launch(users: Option<&[&str]>) -> Result<Self, String> {
+        Self::launch_with(users, None)
+    }
+
+    fn launch_with(
+        users: Option<&[&str]>,
+        logins: Option<&[(&str, &str)]>,
+    ) -> Result<Self, String> {
         if !nix::unistd::geteuid().is_root() {
             return Err("a private Dovecot needs root".into());
         }
@@ -188,9 +213,17 @@ impl Dovecot {
                 )
             }
         };
+        let auth = match logins {
+            None => String::new(),
+            Some(logins) => {
+                let file = d.join("passdb");
+                std::fs::write(&file, passdb_file(logins)?).map_err(|e| io("passdb", e))?;
+                auth_conf(&file)
+            }
+        };
         let port = free_port().map_err(|e| io("free port", e))?;
         let conf = d.join("dovecot.conf");
-        std::fs::write(&conf, dovecot_conf(&d, port, &userdb))
+        std::fs::write(&conf, dovecot_conf(&d, port, &userdb, &auth))
             .map_err(|e| io("dovecot.conf", e))?;
         let stderr = File::create(d.join("stderr")).map_err(|e| io("stderr", e))?;
         let master = Command::new("/usr/sbin/dovecot")
@@ -207,7 +240,7 @@ impl Dovecot {
         Ok(dovecot)
     }
 
-    /// Connects until `LHLO` gets a 250 reply on TCP and the unix socket exists; fails at
+    /// Connects until `LHLO` gets a 250 reply on TCP and the unix sockets exist; fails at
     /// once if the master exits (a configuration error, shown from its standard error).
     fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_WAIT;
@@ -215,7 +248,9 @@ impl Dovecot {
             if let Ok(Some(status)) = self.master.try_wait() {
                 return Err(format!("dovecot exited ({status}):\n{}", self.log()));
             }
-            if self.socket_path().exists() && lhlo(self.addr()).is_ok() {
+            let auth_ready =
+                !self.dir().join("passdb").exists() || self.auth_socket_path().exists();
+            if self.socket_path().exists() && auth_ready && lhlo(self.addr()).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -322,8 +357,19 @@ fn reply(r: &mut impl BufRead) -> Result<String, String> {
 }
 
 /// The dovecot.conf of an instance in `dir` listening on `port`, with `userdb` (a whole
-/// `userdb { }` block). Everything Dovecot writes stays under `dir`.
-fn dovecot_conf(dir: &Path, port: u16, userdb: &str) -> String {
+/// `userdb { }` block) and `auth` ([`auth_conf`], or empty: no logins). Everything Dovecot
+/// writes stays under `dir`.
+fn dovecot_conf(dir: &Path, port: u16, userdb: &str, auth: &str) -> String {
+    let passdb = if auth.is_empty() {
+        "# LMTP asks the userdb only, but the auth process will not start without a passdb.
+passdb {
+  driver = static
+  args = nopassword=y
+}
+"
+    } else {
+        auth
+    };
     let d = dir.display();
     let mut c = String::new();
     let _ = write!(
@@ -337,12 +383,7 @@ protocols = lmtp
 listen = 127.0.0.1
 ssl = no
 mail_location = maildir:~/Maildir
-# LMTP asks the userdb only, but the auth process will not start without a passdb.
-passdb {{
-  driver = static
-  args = nopassword=y
-}}
-{userdb}service lmtp {{
+{passdb}{userdb}service lmtp {{
   inet_listener lmtp {{
     address = 127.0.0.1
     port = {port}
@@ -354,6 +395,40 @@ passdb {{
 "
     );
     c
+}
+
+/// The auth settings of [`Dovecot::start_auth`]: PLAIN and LOGIN without TLS, the
+/// passwd-file `passdb` at `file`, and the `auth-postfix` listener for Postfix's smtpd.
+fn auth_conf(file: &Path) -> String {
+    format!(
+        "auth_mechanisms = plain login
+disable_plaintext_auth = no
+passdb {{
+  driver = passwd-file
+  args = {}
+}}
+service auth {{
+  unix_listener auth-postfix {{
+    mode = 0666
+  }}
+}}
+",
+        file.display()
+    )
+}
+
+/// passwd-file passdb lines (`user:{{PLAIN}}password::::::`) for `logins`; a field with
+/// `:` or a line break would break the file and is refused.
+fn passdb_file(logins: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = String::new();
+    for (user, pass) in logins {
+        let bad = |f: &str| f.is_empty() || f.contains([':', '\n', '\r']);
+        if bad(user) || bad(pass) {
+            return Err(format!("login {user:?} cannot go into a passwd-file"));
+        }
+        let _ = writeln!(out, "{user}:{{PLAIN}}{pass}::::::");
+    }
+    Ok(out)
 }
 
 /// passwd-file userdb lines (`user::uid:gid::home::`, Dovecot's passwd-file format) for
@@ -419,7 +494,7 @@ mod tests {
 
     #[test]
     fn conf_keeps_everything_in_the_temp_dir() {
-        let c = dovecot_conf(Path::new("/tmp/d"), 2400, "userdb {\n}\n");
+        let c = dovecot_conf(Path::new("/tmp/d"), 2400, "userdb {\n}\n", "");
         for want in [
             "base_dir = /tmp/d/run\n",
             "state_dir = /tmp/d/state\n",
@@ -428,9 +503,25 @@ mod tests {
             "ssl = no\n",
             "    address = 127.0.0.1\n    port = 2400\n",
             "userdb {\n}\nservice lmtp {\n",
+            "  driver = static\n  args = nopassword=y\n",
         ] {
             assert!(c.contains(want), "{want:?} in\n{c}");
         }
+        let auth = auth_conf(Path::new("/tmp/d/passdb"));
+        let c = dovecot_conf(Path::new("/tmp/d"), 2400, "userdb {\n}\n", &auth);
+        for want in [
+            "auth_mechanisms = plain login\n",
+            "  driver = passwd-file\n  args = /tmp/d/passdb\n",
+            "  unix_listener auth-postfix {\n    mode = 0666\n",
+        ] {
+            assert!(c.contains(want), "{want:?} in\n{c}");
+        }
+        assert!(!c.contains("nopassword"), "{c}");
+        assert_eq!(
+            passdb_file(&[("tern", "s3cret")]).unwrap(),
+            "tern:{PLAIN}s3cret::::::\n"
+        );
+        assert!(passdb_file(&[("a:b", "x")]).is_err());
     }
 
     #[test]

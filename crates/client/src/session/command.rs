@@ -29,6 +29,10 @@ pub struct Features {
     pub smtputf8: bool,
     /// STARTTLS was offered (noted for the TLS layer; not acted on here).
     pub starttls: bool,
+    /// AUTH was offered: the mechanisms of every AUTH line, in order, without
+    /// duplicates (`AUTH=LOGIN`, the old draft's form, counts too). The session clears
+    /// it when it will not authenticate (Postfix's SMTP_FEATURE_AUTH).
+    pub auth: Option<Vec<String>>,
     /// The first word of the EHLO reply: the name the server gave itself.
     pub helo: Option<String>,
 }
@@ -68,6 +72,15 @@ impl Features {
                 "STARTTLS" => f.starttls = true,
                 "DSN" => f.dsn = true,
                 "SMTPUTF8" => f.smtputf8 = true,
+                "AUTH" => {
+                    // smtp_sasl_helo_auth(): several AUTH lines make one list.
+                    let list = f.auth.get_or_insert_with(Vec::new);
+                    for mech in words {
+                        if !list.iter().any(|m| m.eq_ignore_ascii_case(mech)) {
+                            list.push(mech.to_owned());
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -240,6 +253,8 @@ mod tests {
             "250-SIZE 10240000",
             "250-STARTTLS",
             "250-DSN",
+            "250-AUTH PLAIN LOGIN",
+            "250-AUTH=login CRAM-MD5",
             "250 8BITMIME",
         ]));
         assert_eq!(
@@ -254,8 +269,12 @@ mod tests {
                 smtputf8: false,
                 starttls: true,
                 helo: Some("mx.example.com".into()),
+                auth: Some(vec!["PLAIN".into(), "LOGIN".into(), "CRAM-MD5".into()]),
             }
         );
+        // An AUTH line without mechanisms is still an offer (Postfix warns of it).
+        let f = Features::from_ehlo(&reply(&["250-x", "250 AUTH"]));
+        assert_eq!(f.auth, Some(Vec::new()));
         let f = Features::from_ehlo(&reply(&["250-x", "250-SIZE=abc", "250 SMTPUTF8"]));
         assert!(f.size && f.size_limit == 0 && f.smtputf8 && f.eightbitmime);
         let f = Features::from_ehlo(&reply(&["250 x"]));

@@ -1,6 +1,6 @@
 //! What one session may start from and leave behind: a new stream or a connection kept
 //! from an earlier delivery (Postfix's connection cache, smtp_reuse.c and scache(8)),
-//! and the per-session options the caller chooses (keep the connection, STARTTLS).
+//! and the per-session options the caller chooses (keep the connection, STARTTLS, SASL).
 //!
 //! A kept [`Connection`] is a session that ended its mail transaction cleanly without
 //! QUIT (smtp_proto.c: "When connection caching is enabled, the QUIT state is
@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::command::Features;
 use super::wire::Wire;
 use super::{Peer, Settings};
+use crate::sasl::SaslClient;
 use crate::tls::{Policy, TlsClient};
 
 /// Any byte stream a session runs over: TCP, a UNIX-domain socket, TLS on either.
@@ -59,6 +60,21 @@ pub struct Options<'a> {
     pub keep: bool,
     /// STARTTLS, when the policy asks for TLS; `None`: plaintext (level `none`).
     pub tls: Option<Tls<'a>>,
+    /// SASL authentication after EHLO (smtp_sasl_auth_enable); `None`: off.
+    pub sasl: Option<Sasl<'a>>,
+}
+
+/// What AUTH needs besides the server (smtp_sasl_helo_login()): the transport's SASL
+/// client and the request's fields for the password lookup. The server's host name for
+/// the lookup is the session's [`Peer::name`].
+pub struct Sasl<'a> {
+    pub client: &'a SaslClient,
+    /// The envelope sender (smtp_sender_dependent_authentication); empty for `<>`.
+    pub sender: &'a str,
+    /// The next-hop destination as written (`[relay.example]:587`, Postfix's iter->dest).
+    pub dest: &'a str,
+    /// The queue ID, for the lookup-error warning.
+    pub queue_id: &'a str,
 }
 
 /// A connection that ended its last transaction cleanly, ready for another message.

@@ -86,6 +86,7 @@ pub async fn run(
         tls_log: Vec::new(),
         retry_plaintext: false,
         handshake_done: None,
+        hellos: 0,
     };
     let ready = if cached.is_some() {
         s.handshake_done = Some(Instant::now());
@@ -196,8 +197,10 @@ pub(super) struct Session<'a> {
     pub(super) tls_log: Vec<crate::tls::LogLine>,
     /// A `may` handshake failure left the recipients for a plaintext retry.
     pub(super) retry_plaintext: bool,
-    /// When the handshake (greeting, EHLO, TLS) ended.
+    /// When the handshake (greeting, EHLO, TLS, AUTH) ended.
     handshake_done: Option<Instant>,
+    /// EHLO/HELO/LHLO exchanges so far: a second one is STARTTLS's, over TLS.
+    pub(super) hellos: u32,
 }
 
 /// State of the mail transaction (smtp_loop()'s locals).
@@ -337,7 +340,16 @@ impl Session<'_> {
         if let Some(tls) = self.opts.tls.as_ref() {
             self.starttls(tls).await?;
         }
-        self.check_smtputf8().await
+        self.check_smtputf8().await?;
+        match self.opts.sasl.as_ref() {
+            // smtp_helo()'s last step: smtp_sasl_helo_login().
+            Some(sasl) if sasl.client.enabled() => self.auth(sasl).await,
+            // SMTP_FEATURE_AUTH is set only with smtp_sasl_auth_enable.
+            _ => {
+                self.features.auth = None;
+                Ok(())
+            }
+        }
     }
 
     /// EHLO (falling back to HELO) or LHLO; sets the features. `esmtp`: try EHLO first
@@ -345,6 +357,7 @@ impl Session<'_> {
     pub(super) async fn hello(&mut self, esmtp: bool) -> Result<(), Stop> {
         let limit = self.settings.helo_timeout;
         let name = self.settings.helo_name.clone();
+        self.hellos += 1;
         let reply = match self.settings.protocol {
             Protocol::Smtp => {
                 let mut ehlo_reply = None;
@@ -446,7 +459,17 @@ impl Session<'_> {
             self.msg,
             self.settings.disable_mime_output_conversion,
         );
-        let mail = command::mail_from(&self.features, self.msg, downgrading);
+        let mut mail = command::mail_from(&self.features, self.msg, downgrading);
+        // "We authenticate the local MTA only, but not the sender" (smtp_proto.c): the
+        // feature stays set only when this session authenticated.
+        let dummy_auth = self
+            .opts
+            .sasl
+            .as_ref()
+            .is_some_and(|s| s.client.settings().send_dummy_mail_auth);
+        if dummy_auth && self.features.auth.is_some() {
+            mail.push_str(" AUTH=<>");
+        }
         self.send(txn, &mail, Cmd::Mail);
         if !pipelining {
             self.catch_up(txn).await?;

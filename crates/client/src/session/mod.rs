@@ -7,9 +7,10 @@
 //! - [`reply`], [`command`], [`content`], [`downgrade`]: sans-IO pieces (reply parsing,
 //!   EHLO keywords and commands, the content's wire form, 8BITMIME downgrade).
 //! - [`wire`]: bounded reads and timed writes over any tokio stream.
-//! - [`conversation`]: [`deliver`] and [`run`], the driver; `starttls`: its TLS step.
+//! - [`conversation`]: [`deliver`] and [`run`], the driver; `starttls`: its TLS step;
+//!   `auth`: its SASL step (AUTH after EHLO).
 //! - [`connection`]: what a session starts from ([`Start`]: a new stream or a kept
-//!   [`Connection`]) and the caller's [`Options`] (keep the connection, STARTTLS).
+//!   [`Connection`]) and the caller's [`Options`] (keep the connection, STARTTLS, SASL).
 //! - [`outcome`]: results and the final-server rule.
 //! - [`connect`]: TCP and UNIX-domain connections with Postfix's error texts.
 //!
@@ -24,6 +25,7 @@
 //! limit (line_length_limit) and a cap per reply, every read and write has a timeout,
 //! and reply text is made printable before it reaches a log line or a bounce.
 
+mod auth;
 pub mod command;
 pub mod connect;
 pub mod connection;
@@ -38,7 +40,7 @@ pub mod wire;
 
 pub use command::Features;
 pub use connect::{ConnectError, connect_tcp, connect_unix};
-pub use connection::{Connection, Options, Start, Stream, Tls};
+pub use connection::{Connection, Options, Sasl, Start, Stream, Tls};
 pub use conversation::{deliver, run};
 pub use outcome::{DsnAction, Outcome, RcptResult, SessionResult, Status};
 pub use settings::{Settings, SettingsError};

@@ -85,8 +85,10 @@ pub struct SessionResult {
     pub throttle: bool,
     /// The features the server offered (empty when the greeting failed).
     pub features: Features,
-    /// STARTTLS's lines to log under the transport's name (`info`/`warning`), in order:
-    /// `Host offered STARTTLS`, verification details, the TLS summary.
+    /// smtp(8)'s own lines to log under the transport's name (`info`/`warning`), in
+    /// order: STARTTLS's (`Host offered STARTTLS`, verification details, the TLS
+    /// summary) and SASL's warnings (no supported AUTH mechanisms, a password table
+    /// lookup error).
     pub tls_log: Vec<crate::tls::LogLine>,
     /// A `may` handshake failure left the recipients ([`Outcome::Kept`]) for a retry of
     /// the same server in plaintext (Postfix's RETRY_AS_PLAINTEXT).

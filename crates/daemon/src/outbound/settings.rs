@@ -1,7 +1,8 @@
 //! The settings of one smtp(8) or lmtp(8) master.cf service, read once from main.cf and
 //! the service's `-o` overrides (smtp_params.c, lmtp_params.c): the session's
 //! (tern_client::session::Settings), next-hop resolution's (tern_client::nexthop),
-//! TLS (tern_client::tls), and what the delivery walk and the connection cache read
+//! TLS (tern_client::tls), SASL (tern_client::sasl: smtp_sasl_auth_enable and the
+//! password tables, opened here at start and at each reload), and what the delivery walk and the connection cache read
 //! here: smtp_fallback_relay, smtp_tcp_port, smtp_mx_session_limit, the
 //! smtp_connection_* parameters, relayhost, this machine's addresses for the loop check,
 //! minimal_backoff_time and lmtp(8)'s `flags=X`.
@@ -13,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::time::Duration;
 
 use tern_client::nexthop::{self, InetProtocols};
+use tern_client::sasl::{self, SaslClient, SaslError};
 use tern_client::session;
 use tern_client::tls::{LogLine, TlsClient};
 use tern_config::config::Config;
@@ -29,6 +31,9 @@ pub enum SettingsError {
     Tls(#[from] tern_client::tls::SettingsError),
     #[error("{0}")]
     TlsTable(#[from] tern_maps::MapError),
+    /// smtp_sasl_auth_enable without a usable smtp_sasl_password_maps.
+    #[error("{0}")]
+    Sasl(#[from] SaslError),
 }
 
 /// Everything one service's deliveries read.
@@ -41,6 +46,8 @@ pub struct ServiceSettings {
     /// The TLS engine when the level or the policy table may ask for TLS; `None`: the
     /// service never sends STARTTLS.
     pub tls: Option<TlsClient>,
+    /// The SASL client when `<prefix>_sasl_auth_enable` is on.
+    pub sasl: Option<SaslClient>,
     /// smtp_fallback_relay / lmtp_fallback_relay.
     pub fallback_relay: String,
     /// smtp_tcp_port / lmtp_tcp_port.
@@ -96,6 +103,12 @@ impl ServiceSettings {
         } else {
             Some(TlsClient::new(tls_settings, &mut notes)?)
         };
+        let sasl_settings = sasl::Settings::from_config(config, Some(svc), pre)?;
+        let sasl = if sasl_settings.enable {
+            Some(SaslClient::new(sasl_settings)?)
+        } else {
+            None
+        };
         let protocols = InetProtocols::parse(&p.text("inet_protocols")?).unwrap_or(InetProtocols {
             ipv4: true,
             ipv6: true,
@@ -108,6 +121,7 @@ impl ServiceSettings {
             session,
             nexthop,
             tls,
+            sasl,
             fallback_relay: p.text(&name("fallback_relay"))?,
             tcp_port: p.text(&name("tcp_port"))?,
             known_tcp_ports: p.text("known_tcp_ports")?,
@@ -244,7 +258,7 @@ mod tests {
         assert_eq!(smtp.reuse_time_limit, Duration::from_mins(5));
         assert!(lmtp.session.final_delivery && !smtp.session.final_delivery);
         assert_eq!(lmtp.protocol, session::Protocol::Lmtp);
-        assert!(smtp.tls.is_none());
+        assert!(smtp.tls.is_none() && smtp.sasl.is_none());
         assert_eq!(
             smtp.local_addrs,
             vec![
@@ -261,6 +275,8 @@ mod tests {
             "smtp_connection_cache_time_limit = soon\n",
             "smtp_connection_cache_on_demand = maybe\n",
             "smtp_tls_security_level = paranoid\n",
+            "smtp_sasl_auth_enable = yes\n",
+            "smtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = hash:/nonexistent/x\n",
         ] {
             let c = config(main, "smtp unix - - n - - smtp\n");
             let s = &c.master.services[0];

@@ -16,7 +16,13 @@
 //!   a hard failure of the relayhost or a fallback relay softened to 4.3.5 ("relayhost
 //!   configuration problem").
 //! - A `may` STARTTLS handshake failure of a message that has waited at least
-//!   minimal_backoff_time is retried at once on the same address in plaintext.
+//!   minimal_backoff_time is retried at once on the same address in plaintext, unless
+//!   SASL credentials apply to the server (PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE:
+//!   a server that offers AUTH only over TLS would answer "relay access denied").
+//! - With SASL, kept connections are keyed as Postfix's smtp_key.c keys them: the
+//!   sender too with smtp_sender_dependent_authentication, and the address's key the
+//!   next hop and host name too once smtp_sasl_password_maps is set, so that one
+//!   login's connection never carries another's mail.
 //!
 //! Trust: see the module above; the lists walked here are bounded by
 //! smtp_mx_address_limit and the number of sites in the next hop.
@@ -27,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tern_client::nexthop::{self, Failure, Rng, Site, Sites};
 use tern_client::session::{
     self, Attempt, Connection, LoopCheck, Message, Options, Outcome as SOutcome, Peer, Recipient,
-    SessionResult, Start, Tls,
+    Sasl, SessionResult, Start, Tls,
 };
 use tern_client::tls::{Destination, Level, LogLine, Policy};
 use tern_delivery::request::{Delivered, DeliveryRequest, Outcome};
@@ -127,9 +133,12 @@ struct Walk<'a> {
 /// A server to talk to: where, and how to name it.
 struct Server<'a> {
     peer: Peer,
-    /// The cache keys: the site as written, and the address (or socket path).
-    nexthop_key: &'a str,
-    endpoint: String,
+    /// The next hop as written (`[relay.example]:587`; the socket path for lmtp(8)):
+    /// Postfix's iter->dest, for the SASL password lookup.
+    dest: &'a str,
+    /// The cache keys ([`Walk::dest_label`], [`Walk::endp_label`]).
+    nexthop_key: String,
+    endpoint_key: String,
     /// The next-hop domain for TLS matching and the loop text.
     domain: &'a str,
 }
@@ -154,21 +163,23 @@ impl Walk<'_> {
     async fn unix(&mut self, path: &std::path::Path) {
         let key = path.display().to_string();
         let store = self.begin(&key);
+        let peer = Peer {
+            name: self.svc.session.myhostname.clone(),
+            addr: key.clone(),
+            port: None,
+        };
         let server = Server {
-            peer: Peer {
-                name: self.svc.session.myhostname.clone(),
-                addr: key.clone(),
-                port: None,
-            },
-            nexthop_key: &key,
-            endpoint: key.clone(),
+            dest: &key,
+            nexthop_key: self.dest_label(&key),
+            endpoint_key: self.endp_label(&key, &peer),
+            peer,
             domain: &key,
         };
         let attempt = Attempt {
             final_server: true,
             loop_check: None,
         };
-        if let Some(conn) = self.cached(Some(&key), None).await {
+        if let Some(conn) = self.cached(Some(&server.nexthop_key), None).await {
             self.session(Start::Cached(conn), &server, &attempt, None, store, false)
                 .await;
         } else {
@@ -251,13 +262,15 @@ impl Walk<'_> {
         let mut sessions = 0;
         let mut skip: Option<String> = None;
         // smtp_reuse_session(): a connection kept under this next hop goes first.
-        if first && let Some(conn) = self.cached(Some(&site.text), None).await {
+        let dest_label = self.dest_label(&site.text);
+        if first && let Some(conn) = self.cached(Some(&dest_label), None).await {
             let endpoint = conn.peer().relay();
             let peer = conn.peer().clone();
             let server = Server {
+                dest: &site.text,
+                nexthop_key: dest_label.clone(),
+                endpoint_key: self.endp_label(&site.text, &peer),
                 peer,
-                nexthop_key: &site.text,
-                endpoint: endpoint.clone(),
                 domain: &site.host,
             };
             let last = targets.len() <= 1 || (limit > 0 && limit <= 1);
@@ -306,13 +319,14 @@ impl Walk<'_> {
                 p
             };
             let server = Server {
+                dest: &site.text,
+                nexthop_key: dest_label.clone(),
+                endpoint_key: self.endp_label(&site.text, &peer),
                 peer,
-                nexthop_key: &site.text,
-                endpoint: endpoint.clone(),
                 domain: &site.host,
             };
             let cached = if policy.is_none() {
-                self.cached(None, Some(&endpoint)).await
+                self.cached(None, Some(&server.endpoint_key)).await
             } else {
                 None
             };
@@ -429,18 +443,32 @@ impl Walk<'_> {
         let limits = &self.svc;
         let young = born.is_none_or(|b| b.elapsed() < limits.reuse_time_limit);
         let under_count = limits.reuse_count_limit == 0 || reuse_count < limits.reuse_count_limit;
+        let sasl = self.svc.sasl.as_ref().map(|client| Sasl {
+            client,
+            sender: &self.req.sender,
+            dest: server.dest,
+            queue_id: &self.req.queue_id,
+        });
+        // HAVE_SASL_CREDENTIALS (a lookup error counts as having them: no plaintext).
+        let has_credentials = sasl.as_ref().is_some_and(|s| {
+            !matches!(
+                s.client.credentials(s.sender, &server.peer.name, s.dest),
+                Ok(None)
+            )
+        });
         let tls = policy.and_then(|p| {
             self.svc.tls.as_ref().map(|client| Tls {
                 client,
                 policy: p,
                 nexthop: server.domain,
-                plaintext_fallback_ok: self.waited_min_backoff(),
+                plaintext_fallback_ok: self.waited_min_backoff() && !has_credentials,
             })
         });
         let opts = Options {
             // Postfix keeps TLS sessions only through tlsproxy(8); Tern does not keep them.
             keep: store && young && under_count && tls.is_none(),
             tls,
+            sasl,
         };
         let msg = Message {
             sender: self.req.sender.clone(),
@@ -466,13 +494,38 @@ impl Walk<'_> {
         if let Some(conn) = kept {
             self.shared.cache.put(
                 &self.svc.name,
-                server.nexthop_key,
-                &server.endpoint,
+                &server.nexthop_key,
+                &server.endpoint_key,
                 conn,
                 self.svc.cache_time_limit,
             );
         }
         ran
+    }
+
+    /// The connection cache's next-hop key (SMTP_KEY_MASK_SCACHE_DEST_LABEL; the service
+    /// is the cache's own field): the sender too with sender-dependent credentials.
+    fn dest_label(&self, nexthop: &str) -> String {
+        match &self.svc.sasl {
+            Some(s) if s.settings().sender_dependent => {
+                format!("{}\n{nexthop}", self.req.sender)
+            }
+            _ => nexthop.to_owned(),
+        }
+    }
+
+    /// The connection cache's address key (SMTP_KEY_MASK_SCACHE_ENDP_LABEL): with SASL
+    /// tables, the sender (when sender-dependent), the next hop and the host name too,
+    /// proxies for the credentials the connection logged in with.
+    fn endp_label(&self, nexthop: &str, peer: &Peer) -> String {
+        let relay = peer.relay();
+        match &self.svc.sasl {
+            Some(s) if s.settings().sender_dependent => {
+                format!("{}\n{nexthop}\n{}\n{relay}", self.req.sender, peer.name)
+            }
+            Some(_) => format!("{nexthop}\n{}\n{relay}", peer.name),
+            None => relay,
+        }
     }
 
     /// PREACTIVE_DELAY >= minimal_backoff_time: the message was deferred before.
