@@ -13,8 +13,10 @@ pub mod getopt;
 pub mod msg;
 pub mod postalias;
 pub mod postconf;
+pub mod postdrop;
 pub mod postfix;
 pub mod postmap;
+pub mod sendmail;
 pub mod vstream;
 
 use std::os::unix::ffi::OsStrExt;

@@ -491,13 +491,14 @@ impl<'s> Message<'s> {
     }
 }
 
-/// cleanup's header address rewriting, plugged into the header library.
+/// cleanup's header address rewriting, plugged into the header library (also used by
+/// internal submission, [`crate::submit`]).
 #[derive(Debug)]
-struct RewriteHooks {
-    rewriter: Option<Arc<CleanupRewriter>>,
-    queue_id: String,
+pub(crate) struct RewriteHooks {
+    pub(crate) rewriter: Option<Arc<CleanupRewriter>>,
+    pub(crate) queue_id: String,
     /// The first lookup problem; the message is refused at its end.
-    fault: Option<Fault>,
+    pub(crate) fault: Option<Fault>,
 }
 
 impl Hooks for RewriteHooks {

@@ -29,6 +29,8 @@ pub mod etrn;
 pub mod master;
 pub mod outbound;
 pub mod peername;
+pub mod pickup;
+pub mod public;
 pub mod qmgr;
 pub mod recipients;
 pub mod relay;

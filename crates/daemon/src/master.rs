@@ -264,6 +264,11 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         cleanup_ident: Ident::new(&s.syslog_name, "cleanup"),
         qmgr,
     });
+    // The sockets local commands use (public/qmgr, public/pickup) and pickup.
+    if let Some(q) = &shared.qmgr {
+        let _guard = runtime.enter();
+        crate::public::start(&config, &s.layout, q, &logger, &master_ident);
+    }
     let result = runtime.block_on(serve(opts, s, bound, shared, master_ident, helper));
     runtime.shutdown_timeout(Duration::from_secs(5));
     if let Some(rt) = qmgr_runtime {

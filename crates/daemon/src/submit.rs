@@ -39,9 +39,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tern_maillog::{Ident, Logger};
+
+use crate::cleanup::RewriteHooks;
 use tern_message::cleanup::{
-    CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, LogEvent, NoHooks, RewriteContext,
-    Settings,
+    CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, LogEvent, RewriteContext, Settings,
 };
 use tern_message::split::{HeaderSplitter, HeadersEnd, Step};
 use tern_message::trace;
@@ -84,6 +85,9 @@ pub struct NewRecipient {
     pub orcpt: Option<String>,
     /// NOTIFY bits (tern_queue::Notify).
     pub notify: u8,
+    /// The original recipient to record (`X-Original-To:`, `orig_to=`): the address as
+    /// the submitter gave it, before cleanup's rewriting (pickup); empty: none.
+    pub original: String,
 }
 
 /// The envelope of a new message.
@@ -96,6 +100,8 @@ pub struct NewEnvelope {
     pub flags: u32,
     pub dsn_envid: Option<String>,
     pub dsn_ret: Option<DsnRet>,
+    /// The sender's full name, for a From: header that cleanup adds (sendmail -F).
+    pub full_name: Option<String>,
 }
 
 /// What internal submission needs from the daemon. Cheap to share.
@@ -182,6 +188,7 @@ fn to_recipient(address: String, r: &NewRecipient) -> Recipient {
     let mut out = Recipient::new(address);
     out.orcpt.clone_from(&r.orcpt);
     out.notify = Notify(r.notify);
+    out.original.clone_from(&r.original);
     out
 }
 
@@ -222,13 +229,17 @@ impl Draft<'_> {
                 &sub.cleanup,
                 HeaderEnvelope {
                     sender,
-                    full_name: None,
+                    full_name: env.full_name.clone(),
                     queue_id: id.clone(),
                     queue_time,
                     arrival: local_timestamp(queue_time),
                     rewrite_context: Some(RewriteContext::Local),
                 },
-                NoHooks,
+                RewriteHooks {
+                    rewriter: sub.rewriter.clone(),
+                    queue_id: id.clone(),
+                    fault: None,
+                },
             ),
             splitter: HeaderSplitter::new(sub.cleanup.header_size_limit),
             error: None,
@@ -257,6 +268,9 @@ impl Draft<'_> {
         if let Some(e) = w.error.take() {
             return Err(SubmitError::Cleanup(e));
         }
+        if let Some(fault) = w.headers.hooks().fault.as_ref() {
+            return Err(SubmitError::Rewrite(fault.to_string()));
+        }
         for event in w.headers.take_logs() {
             let line = match event {
                 LogEvent::MessageId(v) => {
@@ -279,7 +293,7 @@ impl Draft<'_> {
 struct ContentWriter<'s> {
     writer: QueueWriter<PendingFile>,
     buf: Vec<u8>,
-    headers: HeaderCleanup<'s, NoHooks>,
+    headers: HeaderCleanup<'s, RewriteHooks>,
     splitter: HeaderSplitter,
     error: Option<CleanupError>,
 }
@@ -419,6 +433,7 @@ impl Submitter {
             flags: qf.envelope.flags.0 & MessageFlags::SMTPUTF8,
             dsn_envid: qf.envelope.dsn_envid.clone(),
             dsn_ret: qf.envelope.dsn_ret,
+            full_name: None,
         };
         let body = io::BufReader::new(ContentReader::new(file, &qf.segments));
         draft.finish(&env, &mut io::Cursor::new(head.into_bytes()).chain(body))
@@ -500,11 +515,13 @@ mod tests {
                     address: "postmaster".into(),
                     orcpt: Some("rfc822;postmaster".into()),
                     notify: 0,
+                    original: String::new(),
                 },
                 NewRecipient {
                     address: "postmaster".into(),
                     orcpt: Some("rfc822;postmaster".into()),
                     notify: 0,
+                    original: String::new(),
                 },
             ],
             flags: MessageFlags::SMTPUTF8,

@@ -83,13 +83,13 @@ impl QueueName {
     ];
 
     /// The message queues, whose files are queue files (the others hold logs, sockets,
-    /// pid files).
-    pub const MESSAGE_QUEUES: [QueueName; 5] = [
+    /// pid files; maildrop/ holds local submissions in their own format,
+    /// [`crate::maildrop`], until pickup takes them).
+    pub const MESSAGE_QUEUES: [QueueName; 4] = [
         QueueName::Incoming,
         QueueName::Active,
         QueueName::Deferred,
         QueueName::Hold,
-        QueueName::Maildrop,
     ];
 
     /// The directory name, as Postfix spells it.

@@ -27,6 +27,7 @@ pub mod file;
 pub mod id;
 pub mod journal;
 pub mod layout;
+pub mod maildrop;
 pub mod moves;
 pub mod record;
 pub mod scan;

@@ -222,6 +222,7 @@ impl Inner {
                 address: a.recipient.clone(),
                 orcpt: None,
                 notify: 0,
+                original: String::new(),
             }],
             flags: if c.smtputf8 {
                 MessageFlags::SMTPUTF8
@@ -230,6 +231,7 @@ impl Inner {
             },
             dsn_envid: None,
             dsn_ret: None,
+            full_name: None,
         };
         draft
             .finish(&env, &mut Cursor::new(text))

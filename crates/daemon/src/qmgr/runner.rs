@@ -66,9 +66,16 @@ pub struct Deps {
 }
 
 /// How the rest of the daemon talks to the queue manager. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct QmgrHandle {
     tx: mpsc::UnboundedSender<Command>,
+    submitter: Arc<Submitter>,
+}
+
+impl std::fmt::Debug for QmgrHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QmgrHandle").finish_non_exhaustive()
+    }
 }
 
 impl QmgrHandle {
@@ -80,6 +87,12 @@ impl QmgrHandle {
     /// `postqueue -f`: every deferred message is due now.
     pub fn flush(&self) {
         let _ = self.tx.send(Command::Flush);
+    }
+
+    /// The queue manager's internal submission (queue layout, commit, cleanup's header
+    /// settings), for pickup.
+    pub fn submitter(&self) -> &Arc<Submitter> {
+        &self.submitter
     }
 }
 
@@ -107,6 +120,7 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
         // CleanupRewriter, which the daemon does not build yet.
         rewriter: None,
     });
+    let handle_submitter = Arc::clone(&submitter);
     let new_mail_tx = tx.clone();
     let new_mail: notices::NewMail = Arc::new(move |id: &QueueId| {
         let _ = new_mail_tx.send(Command::New(id.clone()));
@@ -142,7 +156,10 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
         events: ev_tx,
     };
     tokio::spawn(runner.run(rx, ev_rx));
-    QmgrHandle { tx }
+    QmgrHandle {
+        tx,
+        submitter: handle_submitter,
+    }
 }
 
 /// The bounce service and internal submission, shared with the tasks.

@@ -343,6 +343,7 @@ async fn forward(
                     address: a.clone(),
                     orcpt: r.dsn_orcpt.clone(),
                     notify: r.notify,
+                    original: String::new(),
                 }));
         }
     }

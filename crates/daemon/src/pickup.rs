@@ -1,0 +1,310 @@
+//! pickup(8): mail that local users submit with `sendmail` (through `postdrop`) waits in
+//! `maildrop/` until pickup takes it through cleanup into incoming/ and tells the queue
+//! manager.
+//!
+//! As Postfix's pickup: it scans maildrop/ when `postdrop` sends a wake-up to the
+//! `public/pickup` socket and, in any case, every wakeup interval (the master.cf `pickup`
+//! line's wakeup column, 60 s by default), so mail submitted while the daemon was down
+//! is taken at start. Each finished file (mode 0444: see [`tern_queue::maildrop`]) is
+//! read, given a new queue id, a `Received: by HOST (Postfix, from userid UID)` header
+//! and cleanup's work (canonical and virtual alias mapping of the envelope, the missing
+//! From:/Date:/Message-Id: headers with the sender's full name), committed, and then
+//! removed from maildrop/. The log line is Postfix's: `pickup[PID]: QUEUEID: uid=UID
+//! from=<SENDER>`.
+//!
+//! A crash between the commit and the removal delivers the message twice (Postfix has
+//! the same window); a message is never lost.
+//!
+//! # Security
+//! Runs as mail_owner. A maildrop file is written by any local user (through postdrop,
+//! or by hand by a member of the postdrop group) and is untrusted: it is opened without
+//! following a symlink, must be a regular file with one link, its owner's uid is what
+//! the log names, its envelope is parsed with limits ([`tern_queue::maildrop`]), and
+//! its content is bounded by message_size_limit. A malformed file is removed with a
+//! warning, as Postfix's pickup does with malformed records. Wake-ups carry no
+//! information: a connection is read for at most 100 bytes and one second.
+
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::UnixListener;
+use tokio::sync::Notify;
+
+use tern_config::config::Config;
+use tern_maillog::{Ident, Line, Logger};
+use tern_message::trace::pickup_received;
+use tern_queue::maildrop::{Envelope, READY_MODE};
+use tern_queue::{MessageFlags, QueueName};
+use tern_rewrite::CleanupRewriter;
+
+use crate::qmgr::QmgrHandle;
+use crate::submit::{NewEnvelope, NewRecipient, Submitter};
+
+/// The most maildrop files taken in one scan before the scan starts again (each is
+/// committed on its own; this only bounds one pass's listing).
+const SCAN_LIMIT: usize = 10_000;
+
+/// What pickup needs.
+pub struct Pickup {
+    submitter: Submitter,
+    qmgr: QmgrHandle,
+    maildrop: PathBuf,
+    logger: Arc<Logger>,
+    ident: Ident,
+    myhostname: String,
+    mail_name: String,
+    /// message_size_limit (0: none).
+    size_limit: u64,
+    wakeup: Duration,
+    wake: Notify,
+}
+
+/// Whether master.cf has a `pickup` service, and its wakeup interval.
+pub fn wanted(config: &Config) -> Option<Duration> {
+    let svc = config.master.services.iter().find(|s| {
+        s.command.rsplit('/').next() == Some("pickup") && (s.kind == "unix" || s.kind == "fifo")
+    })?;
+    let secs = svc
+        .wakeup
+        .trim_end_matches('?')
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .unwrap_or(60);
+    Some(Duration::from_secs(secs))
+}
+
+impl Pickup {
+    /// Builds pickup from the configuration and the queue manager's submission.
+    pub fn new(
+        config: &Config,
+        qmgr: &QmgrHandle,
+        logger: &Arc<Logger>,
+        wakeup: Duration,
+    ) -> Result<Pickup, String> {
+        let get = |name: &str| -> Result<String, String> {
+            Ok(config
+                .expanded(name)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default())
+        };
+        let base = qmgr.submitter();
+        let warn_logger = Arc::clone(logger);
+        let syslog_name = get("syslog_name")?;
+        let warn_ident = Ident::new(&syslog_name, "cleanup");
+        let warn: tern_maps::Warn =
+            Arc::new(move |t: &str| warn_logger.log(&warn_ident, &Line::warning(t)));
+        // Mail from pickup gets cleanup's full address mapping (canonical, masquerade,
+        // virtual aliases), as Postfix's cleanup gives it to every external submission.
+        let rewriter = CleanupRewriter::new(
+            tern_rewrite::CleanupSettings::from_config(config).map_err(|e| e.to_string())?,
+            Arc::clone(&base.resolver),
+            warn,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Pickup {
+            submitter: Submitter {
+                layout: base.layout.clone(),
+                id_form: base.id_form,
+                committer: Arc::clone(&base.committer),
+                logger: Arc::clone(&base.logger),
+                cleanup_ident: base.cleanup_ident.clone(),
+                cleanup: base.cleanup.clone(),
+                resolver: Arc::clone(&base.resolver),
+                rewriter: Some(Arc::new(rewriter)),
+            },
+            qmgr: qmgr.clone(),
+            maildrop: base.layout.dir(QueueName::Maildrop),
+            logger: Arc::clone(logger),
+            ident: Ident::new(&syslog_name, "pickup"),
+            myhostname: get("myhostname")?,
+            mail_name: get("mail_name")?,
+            size_limit: get("message_size_limit")?.parse().unwrap_or(10_240_000),
+            wakeup,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Serves wake-ups on `listener` (public/pickup) and scans maildrop/ at start, on
+    /// each wake-up and every wakeup interval. Runs until the runtime stops.
+    pub fn spawn(self: Arc<Self>, listener: Option<UnixListener>) {
+        if let Some(listener) = listener {
+            let me = Arc::clone(&self);
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut conn, _)) = listener.accept().await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let me = Arc::clone(&me);
+                    tokio::spawn(async move {
+                        // A trigger is a few bytes and the end of the connection.
+                        let mut buf = [0u8; 100];
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), conn.read(&mut buf)).await;
+                        me.wake.notify_one();
+                    });
+                }
+            });
+        }
+        tokio::spawn(async move {
+            loop {
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || me.scan()).await;
+                let _ = tokio::time::timeout(self.wakeup, self.wake.notified()).await;
+            }
+        });
+    }
+
+    /// One pass over maildrop/: every finished file, oldest name first.
+    fn scan(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.maildrop) else {
+            return;
+        };
+        let mut names: Vec<PathBuf> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .take(SCAN_LIMIT)
+            .collect();
+        names.sort();
+        for path in names {
+            self.take(&path);
+        }
+    }
+
+    /// Takes one maildrop file: queue it, then remove it. A file that is not finished
+    /// yet is left alone.
+    fn take(&self, path: &Path) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.warn(format!("open input file maildrop/{name}: {e}"));
+                self.remove(path);
+                return;
+            }
+        };
+        let Ok(st) = file.metadata() else { return };
+        if !st.is_file() || st.nlink() != 1 {
+            self.warn(format!("maildrop/{name}: not a regular file -- removed"));
+            self.remove(path);
+            return;
+        }
+        if st.permissions().mode() & 0o777 != READY_MODE {
+            // Still being written by postdrop (or its writer died: postsuper -p).
+            return;
+        }
+        let uid = st.uid();
+        let mtime = crate::cleanup::local_timestamp(st.mtime());
+        match self.queue(file, uid, &mtime) {
+            Ok(()) => self.remove(path),
+            Err(Failure::Malformed(why)) => {
+                self.warn(format!("uid={uid}: maildrop/{name}: {why} -- removed"));
+                self.remove(path);
+            }
+            // A temporary problem (a full disk): the file stays for the next pass.
+            Err(Failure::Temporary(why)) => {
+                self.warn(format!("maildrop/{name}: {why}"));
+            }
+        }
+    }
+
+    fn queue(
+        &self,
+        file: File,
+        uid: u32,
+        mtime: &tern_message::trace::Timestamp,
+    ) -> Result<(), Failure> {
+        let mut input = BufReader::new(file);
+        let env = Envelope::read(&mut input).map_err(|e| Failure::Malformed(e.to_string()))?;
+        if env.recipients.is_empty() {
+            return Err(Failure::Malformed("no recipients".into()));
+        }
+        let draft = self
+            .submitter
+            .create()
+            .map_err(|e| Failure::Temporary(e.to_string()))?;
+        let id = draft.id().clone();
+        self.logger.log(
+            &self.ident,
+            &tern_maillog::queue::pickup(id.as_str(), uid, &env.sender),
+        );
+        let received = pickup_received(&self.myhostname, &self.mail_name, uid, id.as_str(), mtime);
+        let new = NewEnvelope {
+            sender: env.sender.clone(),
+            recipients: env
+                .recipients
+                .iter()
+                .map(|r| NewRecipient {
+                    address: r.clone(),
+                    orcpt: None,
+                    notify: env.notify,
+                    original: r.clone(),
+                })
+                .collect(),
+            flags: if env.eight_bit {
+                MessageFlags::BODY_8BITMIME
+            } else {
+                0
+            },
+            dsn_envid: env.envid.clone(),
+            dsn_ret: env.ret,
+            full_name: env.full_name.clone(),
+        };
+        // One byte over the limit is enough to know.
+        let limit = if self.size_limit == 0 {
+            u64::MAX
+        } else {
+            self.size_limit + 1
+        };
+        let mut body = input.take(limit);
+        let mut content = Read::chain(Cursor::new(format!("{received}\n").into_bytes()), &mut body);
+        let result = draft.finish(&new, &mut content);
+        if body.limit() == 0 {
+            return Err(Failure::Malformed("message file too big".into()));
+        }
+        match result {
+            Ok(id) => {
+                self.qmgr.new_mail(&id);
+                Ok(())
+            }
+            Err(crate::submit::SubmitError::Io(e)) => Err(Failure::Temporary(e.to_string())),
+            Err(crate::submit::SubmitError::Queue(e)) => Err(Failure::Temporary(e.to_string())),
+            Err(crate::submit::SubmitError::Rewrite(e)) => Err(Failure::Temporary(e)),
+            Err(e) => Err(Failure::Malformed(e.to_string())),
+        }
+    }
+
+    fn remove(&self, path: &Path) {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            self.warn(format!("remove {}: {e}", path.display()));
+        }
+    }
+
+    fn warn(&self, text: String) {
+        self.logger.log(&self.ident, &Line::warning(text));
+    }
+}
+
+/// Why a file was not queued.
+enum Failure {
+    /// The file is bad: it goes.
+    Malformed(String),
+    /// Try again later: it stays.
+    Temporary(String),
+}

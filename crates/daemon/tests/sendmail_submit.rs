@@ -1,0 +1,304 @@
+//! Local submission through `sendmail` -> `postdrop` -> maildrop/ -> pickup -> cleanup ->
+//! qmgr -> local(8), side by side with Debian's Postfix doing the same with its own
+//! sendmail: the delivered messages (apart from queue ids, dates and host names), the
+//! pickup log line, `mail -s` (s-nail) through Tern's sendmail, a message submitted
+//! while the daemon is down (it waits in maildrop/, sendmail exits 0, and it is
+//! delivered once the daemon starts), and sendmail's exit codes and messages for bad
+//! usage, equal to Debian's.
+//!
+//! Needs root, Debian's postfix and s-nail, and `cargo build -p tern-commands --bins`.
+
+#![allow(clippy::unwrap_used)] // test code: a failure is the test's failure
+
+mod deliver_util;
+mod delivery_util;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use deliver_util::{TestUser, configure, master_cf, wait_for};
+use delivery_util::{diff, maildir_files, wait_until};
+use tern_testkit::postfix::PostfixInstance;
+
+const HOST: &str = "sm.example.test";
+
+fn settings(spool: &Path) -> String {
+    format!(
+        "myhostname = {HOST}\nmydomain = example.test\nmydestination = $myhostname, localhost\n\
+         mail_spool_directory = {}/\n",
+        spool.display()
+    )
+}
+
+fn tern_program(name: &str) -> PathBuf {
+    tern_testkit::tern::postfix_binary()
+        .unwrap()
+        .with_file_name(name)
+}
+
+/// A spool directory anyone may create a Maildir in.
+fn spool(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir(&p).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    p
+}
+
+/// Runs `program` with `args` and `input` on standard input: (status, stderr).
+fn run(program: &Path, args: &[&str], input: &[u8]) -> (i32, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A delivered message with what differs between two MTAs' runs made constant: the
+/// queue id, dates, the Message-Id's time and id.
+fn normalize(msg: &[u8]) -> String {
+    let text = String::from_utf8_lossy(msg);
+    let mut out = String::new();
+    let mut in_received = false;
+    for line in text.lines() {
+        if line.is_empty() {
+            in_received = false;
+        }
+        if in_received && line.starts_with('\t') {
+            out.push_str("\tid QID; DATE\n");
+            continue;
+        }
+        in_received = line.starts_with("Received:");
+        let line = if line.starts_with("Date:") {
+            "Date: DATE".to_owned()
+        } else if line.starts_with("Message-Id:") {
+            "Message-Id: <ID>".to_owned()
+        } else {
+            line.to_owned()
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Submits the same messages with each MTA's sendmail and compares what arrives.
+#[test]
+fn sendmail_delivers_as_postfix_does() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let u1 = TestUser::new("tern-t-sm1", None);
+    let u2 = TestUser::new("tern-t-sm2", None);
+    // (arguments, message)
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["-t".into()],
+            format!(
+                "To: {a}\nCc: Two <{b}>\nBcc: {b}\nSubject: dash t\n\nline one\n.\nafter the dot\n",
+                a = u1.name,
+                b = u2.name
+            ),
+        ),
+        (
+            vec![
+                "-i".into(),
+                "-F".into(),
+                "Cron Daemon".into(),
+                u1.name.clone(),
+            ],
+            "Subject: with -i\r\n\r\ncarriage returns\r\n.\r\nkept after the dot\r\n".into(),
+        ),
+        (
+            vec!["-f".into(), "other@example.org".into(), u2.name.clone()],
+            "From x  Mon Jan  1 00:00:00 2024\nSubject: from line\n\nbody\n".into(),
+        ),
+    ];
+    let submit = |sendmail: &Path, conf: &str| {
+        for (args, msg) in &cases {
+            let mut a: Vec<&str> = vec!["-C", conf];
+            a.extend(args.iter().map(String::as_str));
+            let (code, err) = run(sendmail, &a, msg.as_bytes());
+            assert_eq!(code, 0, "{} {a:?}: {err}", sendmail.display());
+        }
+    };
+    let collect = |spool: &Path| -> Vec<String> {
+        let mut all = Vec::new();
+        for u in [&u1, &u2] {
+            for (_, m) in maildir_files(&spool.join(&u.name)) {
+                all.push(normalize(&m));
+            }
+        }
+        all.sort();
+        all
+    };
+    // Four deliveries: case 1 to both users (Bcc is one of them), 2 and 3 to one each.
+    let want = 4;
+
+    let pf_spool = spool(shared.path(), "postfix");
+    let pf = PostfixInstance::start(&settings(&pf_spool)).expect("postfix");
+    submit(
+        Path::new("/usr/sbin/sendmail"),
+        &pf.dir().display().to_string(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || collect(&pf_spool).len() >= want),
+        "Postfix delivered {:?}\n{}",
+        collect(&pf_spool),
+        pf.maillog()
+    );
+
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&settings(&tern_spool));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    submit(
+        &tern_program("sendmail"),
+        &t.config_dir().display().to_string(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || collect(&tern_spool).len()
+            >= want),
+        "Tern delivered {:?}\n{}",
+        collect(&tern_spool),
+        t.log()
+    );
+    let (p, n) = (
+        collect(&pf_spool).join("----\n"),
+        collect(&tern_spool).join("----\n"),
+    );
+    assert_eq!(p, n, "Postfix -, Tern +:\n{}", diff(&p, &n));
+    // pickup's line, as Postfix's: uid and the sender as given.
+    for log in [pf.maillog(), t.log()] {
+        assert!(
+            log.contains(": uid=0 from=<root>") && log.contains(": uid=0 from=<other@example.org>"),
+            "{log}"
+        );
+    }
+}
+
+/// `mail -s` (s-nail) with Tern's sendmail as its mta, and a submission while the
+/// daemon is down.
+#[test]
+fn mail_command_and_daemon_down() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let u = TestUser::new("tern-t-sm3", None);
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&settings(&tern_spool));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    let conf = t.config_dir().display().to_string();
+    let sendmail = tern_program("sendmail");
+    // The daemon has never run: postdrop makes the file and says pickup is not there.
+    std::fs::create_dir_all(t.queue_dir().join("maildrop")).unwrap();
+    let (code, err) = run(
+        &sendmail,
+        &["-C", &conf, &u.name],
+        b"Subject: while down\n\nwaits in maildrop\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "postdrop: warning: unable to look up public/pickup: No such file or directory"
+        ),
+        "{err}"
+    );
+    let waiting = std::fs::read_dir(t.queue_dir().join("maildrop"))
+        .unwrap()
+        .count();
+    assert_eq!(waiting, 1);
+    t.launch().unwrap();
+    let mailbox = tern_spool.join(&u.name);
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&mailbox).len()
+            == 1),
+        "{}",
+        t.log()
+    );
+    let s_nail = Path::new("/usr/bin/s-nail");
+    assert!(s_nail.exists(), "s-nail is needed (apt-get install s-nail)");
+    let out = Command::new(s_nail)
+        .args(["-n", "-S", &format!("mta={}", sendmail.display())])
+        .args(["-s", "from s-nail", &u.name])
+        .env("MAIL_CONFIG", &conf)
+        .env("HOME", shared.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"sent with mail -s\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&mailbox).len()
+            == 2),
+        "{}",
+        t.log()
+    );
+    let texts: Vec<String> = maildir_files(&mailbox)
+        .into_iter()
+        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+        .collect();
+    assert!(
+        texts.iter().any(|m| m.contains("Subject: while down")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|m| m.contains("Subject: from s-nail") && m.contains("sent with mail -s")),
+        "{texts:?}"
+    );
+    // Each message's pickup line: `postfix/pickup[PID]: QUEUEID: uid=0 from=<root>`.
+    wait_for(|| t.log(), ": uid=0 from=<root>", 2);
+}
+
+/// Bad usage: the same exit status and message as Debian's sendmail.
+#[test]
+fn usage_errors_equal_postfix() {
+    let t = configure("");
+    let conf = t.config_dir().display().to_string();
+    let tern = tern_program("sendmail");
+    let cases: &[&[&str]] = &[
+        &[],
+        &["-y"],
+        &["-B", "bogus", "root"],
+        &["-qX"],
+        &["-bp", "root"],
+        &["-t", "-bp"],
+        &["-n", "root"],
+        &["-bz"],
+        &["-t"],
+    ];
+    for args in cases {
+        let input = b"Subject: no recipients\n\nx\n";
+        let pf_conf = "/etc/postfix";
+        let mut pa = vec!["-C", pf_conf];
+        pa.extend_from_slice(args);
+        let mut ta = vec!["-C", conf.as_str()];
+        ta.extend_from_slice(args);
+        let (pc, pe) = run(Path::new("/usr/sbin/sendmail"), &pa, input);
+        let (tc, te) = run(&tern, &ta, input);
+        assert_eq!((tc, te.trim()), (pc, pe.trim()), "{args:?}");
+    }
+}
