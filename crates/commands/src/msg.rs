@@ -73,6 +73,11 @@ impl Msg {
         self.line("warning", &text);
     }
 
+    /// `NAME: error: TEXT` (msg_error: reported, the program goes on).
+    pub fn line_error(&self, text: impl fmt::Display) {
+        self.line("error", &text);
+    }
+
     /// `NAME: fatal: TEXT`, returning the exit status to use (1).
     pub fn fatal(&self, fatal: &Fatal) -> i32 {
         self.line("fatal", fatal);

@@ -50,6 +50,10 @@ fn run(args: &[String], msg: &Msg) -> Result<(), Fatal> {
             dir = Some(PathBuf::from(d));
         }
     }
+    if !nix::unistd::getuid().is_root() {
+        let (dir, _) = tern_config::config::config_directory(dir.as_deref());
+        trusted_config_dir(&dir, msg)?;
+    }
     let config = Config::load_for_command(dir.as_deref())?;
     let get =
         |name: &str| -> Result<String, Fatal> { Ok(config.expanded(name)?.unwrap_or_default()) };
@@ -69,6 +73,30 @@ fn run(args: &[String], msg: &Msg) -> Result<(), Fatal> {
     drop(file);
     if let Err(e) = trigger(&queue_dir.join("public/pickup")) {
         msg.warn(format!("unable to look up public/pickup: {e}"));
+    }
+    Ok(())
+}
+
+/// A user other than root may name a configuration directory (`-c`, MAIL_CONFIG) only
+/// when root made it: the directory and its main.cf owned by root and writable by no
+/// one else. Postfix's set-gid programs accept only the default directory and those
+/// the default main.cf lists in alternate_config_directories (mail_conf_checkdir);
+/// Tern accepts what only root could have written, which is what that rule protects:
+/// no user can make postdrop write where a main.cf of theirs says.
+fn trusted_config_dir(dir: &Path, msg: &Msg) -> Result<(), Fatal> {
+    use std::os::unix::fs::MetadataExt;
+    for path in [dir.to_path_buf(), dir.join("main.cf")] {
+        let ok = std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0);
+        if !ok {
+            msg.line_error(&format!(
+                "unauthorized configuration directory name: {}",
+                dir.display()
+            ));
+            return Err(fatal!(
+                "{}: must be owned by root and writable by root alone",
+                path.display()
+            ));
+        }
     }
     Ok(())
 }

@@ -64,7 +64,6 @@ const NOT_YET: &[&str] = &[
     "quick-stop",
     "drain",
     "flush",
-    "set-permissions",
     "upgrade-configuration",
     "post-install",
     "tls",
@@ -154,6 +153,7 @@ pub fn run(msg: &Msg, script: &mut Msg, args: &[String]) -> Result<(), Failure> 
             }
             Ok(())
         }
+        "set-permissions" => set_permissions(&check),
         _ if NOT_YET.contains(&command) => {
             Err(fatal!("the '{command}' command is not supported by Tern yet").into())
         }
@@ -161,6 +161,30 @@ pub fn run(msg: &Msg, script: &mut Msg, args: &[String]) -> Result<(), Failure> 
             "unknown command: '{command}'. {SCRIPT_USAGE}"
         ))),
     }
+}
+
+/// `postfix set-permissions`: the set-gid programs as postfix-files has them
+/// (`$command_directory/postdrop:f:root:$setgid_group:2755`, the same for postqueue),
+/// found next to this program; the queue directories' owners and modes are set by
+/// every `postfix start`. Needs root.
+fn set_permissions(check: &Check) -> Result<(), Failure> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Failure::Script("must be run as root".into()));
+    }
+    let exe = std::env::current_exe().map_err(|e| fatal!("cannot find myself: {e}"))?;
+    let gid = nix::unistd::Gid::from_raw(check.owners.setgid_group.1);
+    for name in ["postdrop", "postqueue"] {
+        let path = exe.with_file_name(name);
+        if !path.exists() {
+            continue;
+        }
+        nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(0)), Some(gid))
+            .map_err(|e| fatal!("chown {}: {e}", path.display()))?;
+        // After the chown, which clears the set-gid bit.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o2755))
+            .map_err(|e| fatal!("chmod {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// What the checks need, read from main.cf.
