@@ -7,6 +7,7 @@
 //! - [`postfix`]: the `postfix` control command.
 //! - [`postmap`]: the `postmap` command (and `postalias`'s engine).
 //! - [`postalias`]: the `postalias` and `newaliases` commands.
+//! - [`postqueue`]: the `postqueue` and `mailq` commands (the listing of `sendmail -bp`).
 //! - [`vstream`]: standard output buffered as Postfix buffers it.
 
 pub mod getopt;
@@ -16,6 +17,7 @@ pub mod postconf;
 pub mod postdrop;
 pub mod postfix;
 pub mod postmap;
+pub mod postqueue;
 pub mod sendmail;
 pub mod vstream;
 

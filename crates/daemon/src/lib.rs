@@ -18,6 +18,7 @@
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
 //!   signals (reload, graceful stop, abort) and the pid file.
 //! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).
+//! - [`showq`]: the queue listing service of `postqueue -p`, `-j` and `mailq`.
 //!
 //! Trust: the configuration files and the queue directory are trusted as the system's
 //! own; everything that comes from the network is not (see [`smtpd`]'s Security section).
@@ -35,6 +36,7 @@ pub mod qmgr;
 pub mod recipients;
 pub mod relay;
 pub mod settings;
+pub mod showq;
 pub mod smtpd;
 pub mod submit;
 

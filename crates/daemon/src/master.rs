@@ -190,6 +190,8 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     for event in tern_queue::recover(&s.layout, &QueueName::MESSAGE_QUEUES)? {
         logger.log(&master_ident, &recovery_line(&event));
     }
+    // showq(8) (crate::showq): public/showq is bound as mail_owner, who owns public/.
+    let showq = crate::showq::bind(&config, &s.layout)?;
     let pid = std::process::id();
     let write = |f: &mut File| -> std::io::Result<()> {
         f.set_len(0)?;
@@ -256,6 +258,9 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         }
         None => None,
     };
+    if let Some(bound) = showq {
+        crate::showq::start(bound, runtime.handle(), &logger);
+    }
     let shared = Arc::new(Shared {
         logger: Arc::clone(&logger),
         committer,

@@ -143,7 +143,8 @@ impl Pickup {
                     };
                     let me = Arc::clone(&me);
                     tokio::spawn(async move {
-                        // A trigger is a few bytes and the end of the connection.
+                        // A trigger is a few bytes (postqueue -f ends them with a NUL and
+                        // waits for the close); one read, then the connection is closed.
                         let mut buf = [0u8; 100];
                         let _ =
                             tokio::time::timeout(Duration::from_secs(1), conn.read(&mut buf)).await;

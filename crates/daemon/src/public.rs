@@ -3,8 +3,8 @@
 //! talk to: `public/pickup` (postdrop's wake-up after a submission) and `public/qmgr`
 //! (`postqueue -f`, `sendmail -q`).
 //!
-//! A trigger is Postfix's: the client connects, writes a few request bytes and closes
-//! (mail_trigger(3)). For `qmgr` the bytes are qmgr's requests (qmgr(8), mail_flush.c):
+//! A trigger is Postfix's: the client connects, writes a few request bytes and a NUL,
+//! and waits for the server to close (mail_trigger(3), unix_trigger.c). For `qmgr` the bytes are qmgr's requests (qmgr(8), mail_flush.c):
 //! `F` (forget dead destinations), `A` (scan all, ignoring time stamps), `D` (scan the
 //! deferred queue), `I` (scan the incoming queue), `W` (wake up). Tern's queue manager
 //! learns of new mail in memory, so `I` and `W` need nothing; `A`, `D` and `F` make
@@ -61,7 +61,10 @@ pub fn serve_qmgr(listener: UnixListener, qmgr: QmgrHandle) {
                 let mut buf = [0u8; TRIGGER_MAX];
                 let mut got = 0;
                 let read = tokio::time::timeout(TRIGGER_TIMEOUT, async {
-                    while got < buf.len() {
+                    // Postfix's client ends its request with a NUL byte and waits for
+                    // the server to close (unix_trigger.c); a closed connection ends it
+                    // too.
+                    while got < buf.len() && !buf[..got].contains(&0) {
                         match conn.read(&mut buf[got..]).await {
                             Ok(0) | Err(_) => break,
                             Ok(n) => got += n,
