@@ -302,3 +302,33 @@ fn usage_errors_equal_postfix() {
         assert_eq!((tc, te.trim()), (pc, pe.trim()), "{args:?}");
     }
 }
+
+/// `sendmail -q` (postqueue -f through public/qmgr): a deferred message is tried again
+/// at once, not after minimal_backoff_time.
+#[test]
+fn sendmail_q_flushes_the_deferred_queue() {
+    let mut t = configure(
+        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
+         queue_run_delay = 1h\n",
+    );
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let conf = t.config_dir().display().to_string();
+    let sendmail = tern_program("sendmail");
+    let (code, err) = run(
+        &sendmail,
+        &["-C", &conf, "someone@example.com"],
+        b"Subject: to a dead relay\n\nx\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = wait_for(|| t.log(), "status=deferred", 1);
+    assert_eq!(before.matches("status=deferred").count(), 1, "{before}");
+    let (code, err) = run(&sendmail, &["-C", &conf, "-q"], b"");
+    assert_eq!(code, 0, "{err}");
+    // The second try comes now; the backoff alone would wait an hour.
+    wait_for(|| t.log(), "status=deferred", 2);
+}
