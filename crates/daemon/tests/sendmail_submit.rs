@@ -15,6 +15,7 @@ mod delivery_util;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -331,4 +332,77 @@ fn sendmail_q_flushes_the_deferred_queue() {
     assert_eq!(code, 0, "{err}");
     // The second try comes now; the backoff alone would wait an hour.
     wait_for(|| t.log(), "status=deferred", 2);
+}
+
+/// A user other than root submits (a cron job's `echo body | sendmail -t`): after
+/// `postfix set-permissions` postdrop is set-gid postdrop, writes into the 1730
+/// maildrop/, and pickup logs the user's uid and login name.
+#[test]
+fn an_ordinary_user_submits() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let u = TestUser::new("tern-t-sm5", None);
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&settings(&tern_spool));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let (code, out) = t.postfix(&["set-permissions"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let postdrop = tern_program("postdrop");
+    let meta = std::fs::metadata(&postdrop).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o2755);
+    let conf = t.config_dir().display().to_string();
+    let out = Command::new(tern_program("sendmail"))
+        .args(["-C", &conf, "-t"])
+        .uid(u.uid)
+        .gid(u.gid)
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("To: {}\nSubject: cron\n\nbody\n", u.name).as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mailbox = tern_spool.join(&u.name);
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&mailbox).len()
+            == 1),
+        "{}",
+        t.log()
+    );
+    let log = wait_for(|| t.log(), &format!("uid={} from=<{}>", u.uid, u.name), 1);
+    let msg = String::from_utf8(maildir_files(&mailbox).remove(0).1).unwrap();
+    assert!(
+        msg.contains(&format!("from userid {})", u.uid))
+            && msg.contains(&format!("Return-Path: <{}@{HOST}>", u.name)),
+        "{msg}\n{log}"
+    );
+    // A configuration directory the user could write is refused by the set-gid postdrop.
+    let own = shared.path().join("userconf");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::copy(t.config_dir().join("main.cf"), own.join("main.cf")).unwrap();
+    nix::unistd::chown(&own, Some(nix::unistd::Uid::from_raw(u.uid)), None).unwrap();
+    let out = Command::new(&postdrop)
+        .args(["-c", &own.display().to_string()])
+        .uid(u.uid)
+        .gid(u.gid)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unauthorized configuration directory name"),
+        "{err}"
+    );
 }
