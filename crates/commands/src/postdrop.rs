@@ -1,4 +1,5 @@
-//! `postdrop`: the only way into `maildrop/` (Postfix's postdrop(1)). `sendmail` runs it
+//! `postdrop`: the only way into `maildrop/` (Postfix's postdrop(1)). With `-r` it
+//! reports the new file's name on standard output. `sendmail` runs it
 //! with the submission on standard input (a [`tern_queue::maildrop`] stream); postdrop
 //! checks it, writes it into one new file in `$queue_directory/maildrop/`, makes it
 //! durable, marks it finished (mode 0444) and wakes the daemon's pickup through
@@ -45,9 +46,12 @@ fn run(args: &[String], msg: &Msg) -> Result<(), Fatal> {
         return Err(usage(msg));
     }
     let mut dir = None;
+    let mut report = false;
     for opt in opts {
-        if let Opt::WithArg('c', d) = opt {
-            dir = Some(PathBuf::from(d));
+        match opt {
+            Opt::WithArg('c', d) => dir = Some(PathBuf::from(d)),
+            Opt::Flag('r') => report = true,
+            _ => {}
         }
     }
     if !nix::unistd::getuid().is_root() {
@@ -73,6 +77,12 @@ fn run(args: &[String], msg: &Msg) -> Result<(), Fatal> {
     drop(file);
     if let Err(e) = trigger(&queue_dir.join("public/pickup")) {
         msg.warn(format!("unable to look up public/pickup: {e}"));
+    }
+    // -r: tell the caller (sendmail) the file's name, its queue id until pickup gives
+    // it one (Postfix's postdrop -r reports the maildrop queue id the same way).
+    if report {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let _ = writeln!(io::stdout(), "{}", name.unwrap_or_default());
     }
     Ok(())
 }

@@ -14,8 +14,9 @@
 //! `postqueue -p`, `-q` `postqueue -f`, `-qRsite` `postqueue -s site`, `-qIid`
 //! `postqueue -i id`, `-bi`/`-I` (and `newaliases`) `postalias` over alias_database,
 //! `-bd`/`-bl` `postfix start`. `-bh`/`-bH` and `-q<time>` do nothing, as Postfix's.
-//! Not done: `-bs` (SMTP on standard input) and `-bv` (address verification) exit with
-//! EX_UNAVAILABLE and a message; VERP (`-XV`) is accepted and ignored.
+//! `-bs` speaks SMTP on standard input and output ([`standalone`]). Not done: `-bv`
+//! (address verification) ends with a fatal message; VERP (`-XV`) is accepted and
+//! ignored.
 //!
 //! Messages and exit codes are Postfix's (sysexits.h): `sendmail: fatal: usage: sendmail
 //! [options]` (EX_USAGE), `USER(UID): Recipient addresses must be specified on the
@@ -38,6 +39,8 @@ use tern_queue::maildrop::Envelope;
 
 use crate::getopt::{Opt, getopt};
 use crate::msg::Msg;
+
+mod standalone;
 
 /// sysexits.h.
 pub const EX_USAGE: i32 = 64;
@@ -256,10 +259,17 @@ fn run(prog: &str, args: &[String], msg: &Msg) -> Result<i32, Exit> {
         }
         Mode::User => {
             none("stand-alone mode")?;
-            Err(exit(
-                EX_UNAVAILABLE,
-                "-bs (SMTP on standard input) is not supported by this mail system",
-            ))
+            let config = load(&req)?;
+            let uid = nix::unistd::getuid();
+            let name = nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map_or_else(|| uid.to_string(), |u| u.name);
+            standalone::run(
+                &config,
+                req.config_dir.as_deref(),
+                &format!("{name}({})", uid.as_raw()),
+            )
         }
         Mode::Ignore => Ok(0),
     }
@@ -549,9 +559,26 @@ fn enqueue(req: &Request) -> Result<i32, Exit> {
         eight_bit: req.eight_bit,
         recipients,
     };
-    let mut child = command(req, "postdrop")
+    drop_message(req.config_dir.as_deref(), &env, &input, &who)?;
+    Ok(0)
+}
+
+/// Hands a submission to `postdrop -r`; returns the maildrop file's name (the message's
+/// id until pickup queues it).
+pub fn drop_message(
+    config_dir: Option<&Path>,
+    env: &Envelope,
+    content: &[u8],
+    who: &str,
+) -> Result<String, Exit> {
+    let mut cmd = Command::new(program("postdrop"));
+    if let Some(dir) = config_dir {
+        cmd.env("MAIL_CONFIG", dir);
+    }
+    let mut child = cmd
         .arg("-r")
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| {
             exit(
@@ -564,14 +591,16 @@ fn enqueue(req: &Request) -> Result<i32, Exit> {
         })?;
     let written = child.stdin.take().map(|mut stdin| {
         env.write(&mut stdin)
-            .and_then(|()| stdin.write_all(&input))
+            .and_then(|()| stdin.write_all(content))
             .and_then(|()| stdin.flush())
     });
-    let status = child
-        .wait()
+    let out = child
+        .wait_with_output()
         .map_err(|e| exit(EX_TEMPFAIL, format!("{who}: {e}")))?;
     match written {
-        Some(Ok(())) if status.success() => Ok(0),
+        Some(Ok(())) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        }
         Some(Err(e)) if e.kind() == io::ErrorKind::InvalidInput => {
             Err(exit(EX_USAGE, format!("{who}: {e}")))
         }
