@@ -5,6 +5,7 @@
 //! - [`settings`]: the smtp_tls_* / lmtp_tls_* parameters, read once per transport.
 //! - [`policy`]: the level for one next hop (smtp_tls_security_level,
 //!   smtp_tls_policy_maps), with its protocols, SNI and match strategy.
+//! - `per_site`: the obsolete smtp_tls_per_site, used when smtp_tls_policy_maps is empty.
 //! - [`protocols`]: Postfix's protocol lists on rustls's TLSv1.2 / TLSv1.3.
 //! - [`trust`]: smtp_tls_CAfile / smtp_tls_CApath and trust anchor files.
 //! - [`verify`]: the certificate classification and Postfix's name matching.
@@ -29,6 +30,7 @@
 
 pub mod cert;
 mod handshake;
+mod per_site;
 pub mod policy;
 pub mod protocols;
 pub mod settings;
@@ -43,13 +45,16 @@ use tern_maps::{Map, MapError, OpenFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 
-pub use policy::{Destination, Level, Policy, PolicyError};
+pub use policy::{Destination, Level, Policy, PolicyError, Table};
 pub use settings::{LogLevel, Settings, SettingsError};
 
 /// The client's TLS engine for one transport: settings, the policy table, trust anchors.
 pub struct TlsClient {
     settings: Settings,
+    /// smtp_tls_policy_maps, or else smtp_tls_per_site (never both).
     table: Option<Box<dyn Map>>,
+    /// Whether `table` is smtp_tls_per_site.
+    per_site: bool,
     /// None when the CA data could not be loaded (no TLS engine, as in Postfix).
     roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
@@ -239,11 +244,16 @@ pub fn refused(namaddr: &str, reply: &str) -> String {
 pub const CONFIG_PROBLEM: (&str, &str) = ("4.7.0", "client TLS configuration problem");
 
 impl TlsClient {
-    /// Opens the policy table and loads the CA data. A table that cannot be opened is
-    /// fatal, as in Postfix (maps_create()). CA data that cannot be loaded is not: the
-    /// client runs without TLS, with the info line in `notes`.
+    /// Opens the policy table (smtp_tls_policy_maps, else smtp_tls_per_site) and loads
+    /// the CA data. A table that cannot be opened is fatal, as in Postfix
+    /// (maps_create()). CA data that cannot be loaded is not: the client runs without
+    /// TLS, with the info line in `notes`.
     pub fn new(settings: Settings, notes: &mut Vec<LogLine>) -> Result<TlsClient, MapError> {
-        let table = if settings.policy_maps.is_empty() {
+        // smtp_tls_policy.c smtp_tls_list_init().
+        let per_site = settings.policy_maps.is_empty() && !settings.per_site.is_empty();
+        let table = if per_site {
+            Some(tern_maps::open(&settings.per_site, &OpenFlags::default())?)
+        } else if settings.policy_maps.is_empty() {
             None
         } else {
             if !settings.per_site.is_empty() {
@@ -272,6 +282,7 @@ impl TlsClient {
         Ok(TlsClient {
             settings,
             table,
+            per_site,
             roots,
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
         })
@@ -286,13 +297,19 @@ impl TlsClient {
         self.roots.is_some()
     }
 
-    /// The policy for a next hop; warnings (after `warning: `) go to `warnings`.
+    /// The policy for a next hop and server; warnings (after `warning: `) go to
+    /// `warnings`.
     pub fn policy(
         &self,
         dest: Destination<'_>,
         warnings: &mut Vec<String>,
     ) -> Result<Policy, PolicyError> {
-        policy::lookup(&self.settings, self.table.as_deref(), dest, warnings)
+        let table = match self.table.as_deref() {
+            None => Table::None,
+            Some(t) if self.per_site => Table::PerSite(t),
+            Some(t) => Table::PolicyMaps(t),
+        };
+        policy::lookup(&self.settings, table, dest, warnings)
     }
 
     /// After EHLO: STARTTLS or not (`offered`: the EHLO reply listed STARTTLS).

@@ -19,6 +19,7 @@ fn client(level: Level, note: bool, engine: bool) -> (TlsClient, Policy) {
         .policy(
             Destination {
                 dest: "example.com",
+                host: "mx.example.com",
                 unix_socket: false,
             },
             &mut w,
