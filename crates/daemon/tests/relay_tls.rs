@@ -13,6 +13,7 @@
 //!   minimal_backoff_time the retry goes in plaintext (PLAINTEXT_FALLBACK_OK_AFTER_
 //!   STARTTLS_FAILURE); at encrypt the same server never sees MAIL FROM.
 //! - smtp_tls_policy_maps overriding the level and the match names per next hop.
+//! - smtp_tls_per_site (MUST, NONE) when smtp_tls_policy_maps is empty.
 //! - a client certificate (smtp_tls_cert_file) that the server asks for.
 //!
 //! The server's name `mx.tls.test` resolves to 127.0.0.1 through dnsmasq
@@ -436,6 +437,103 @@ fn postfix_client_logs_the_same_tls_lines() {
         pf.maillog(),
         t.log()
     );
+}
+
+/// smtp_tls_per_site (obsolete, but honoured by Postfix 3.7 when smtp_tls_policy_maps is
+/// empty): `MUST` for the server's host name makes a certificate for another name defer
+/// (verify with smtp_tls_verify_cert_match = hostname); `NONE` for the next hop as written
+/// sends in plaintext although smtp_tls_security_level = may and the server offers
+/// STARTTLS. Debian's Postfix as the client logs the same smtp lines.
+#[test]
+fn per_site_must_defers_none_is_plaintext() {
+    let ca = TestCa::new().expect("test CA");
+    let leaf = ca.leaf("wrong.tls.test").unwrap();
+    let peer = postfix_peer(Some(&leaf), "");
+    let dns = Dnsmasq::start(&["--host-record=localhost,127.0.0.1"]).expect("dnsmasq");
+    let p = peer.port();
+    let maps = tables();
+    let transport = table(
+        &maps,
+        "transport",
+        &format!("must.example smtp:[localhost]:{p}\nnone.example smtp:[127.0.0.1]:{p}\n"),
+    );
+    // The first key is the host name (the next hop is `[localhost]:PORT`), the second
+    // the next hop as written.
+    let per_site = table(
+        &maps,
+        "tls_per_site",
+        &format!("localhost MUST\n[127.0.0.1]:{p} NONE\n"),
+    );
+    let main = format!(
+        "transport_maps = {transport}\nsmtp_tls_per_site = {per_site}\n\
+         smtp_tls_security_level = may\nsmtp_tls_CAfile = {}\nsmtp_tls_loglevel = 1\n",
+        ca.ca_file().display()
+    );
+    let pf = PostfixInstance::start(&format!("{main}smtp_host_lookup = native\n"))
+        .expect("postfix client");
+    let t = Instance::start(&main, "", &[("TERN_DNS_SERVER", dns.addr().to_string())]);
+    let mut got = Vec::new();
+    for (port, log) in [
+        (pf.port(), &(|| pf.maillog()) as &dyn Fn() -> String),
+        (t.t.port, &(|| t.log()) as &dyn Fn() -> String),
+    ] {
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        for rcpt in ["u@must.example", "u@none.example"] {
+            let id = smtplib_send(port, "a@example.org", &[rcpt], "Subject: x\r\n\r\nx\r\n");
+            text = wait_for(log, &format!("{id}: to=<{rcpt}>"), 1);
+            ids.push(id);
+        }
+        got.push(smtp_shapes(&text, &ids, &[(p, "PORT")]));
+    }
+    let tern = &got[1];
+    eprintln!("tern:\n{}", tern.join("\n"));
+    let has = |needle: &str| tern.iter().any(|l| l.contains(needle));
+    assert!(
+        has(
+            "QID: to=<u@must.example>, relay=localhost[127.0.0.1]:PORT, delay=N, delays=N, \
+             dsn=4.7.5, status=deferred (Server certificate not verified)"
+        ),
+        "{}",
+        t.log()
+    );
+    assert!(
+        has(
+            "server certificate verification failed for localhost[127.0.0.1]:PORT: \
+             num=62:hostname mismatch"
+        ),
+        "{}",
+        t.log()
+    );
+    assert!(
+        has(
+            "QID: to=<u@none.example>, relay=127.0.0.1[127.0.0.1]:PORT, delay=N, delays=N, \
+             dsn=2.0.0, status=sent (250 2.0.0 Ok"
+        ),
+        "{}",
+        t.log()
+    );
+    assert!(
+        !has("TLS connection established to 127.0.0.1"),
+        "{}",
+        t.log()
+    );
+    assert_eq!(
+        got[0],
+        got[1],
+        "postfix:\n{}\ntern:\n{}",
+        pf.maillog(),
+        t.log()
+    );
+    // The peer: two TLS sessions (one per client, for must.example), no message from
+    // them; both none.example messages in plaintext.
+    let plog = wait_for(|| peer.maillog(), "to=<u@none.example>", 2);
+    assert_eq!(
+        plog.matches("TLS connection established from").count(),
+        2,
+        "{plog}"
+    );
+    assert!(!plog.contains("to=<u@must.example>"), "{plog}");
 }
 
 /// The postfix/smtp lines of `log`, queue ids `ids` made QID, each port of `ports` made
