@@ -8,6 +8,7 @@
 //! - `per_site`: the obsolete smtp_tls_per_site, used when smtp_tls_policy_maps is empty.
 //! - [`protocols`]: Postfix's protocol lists on rustls's TLSv1.2 / TLSv1.3.
 //! - [`trust`]: smtp_tls_CAfile / smtp_tls_CApath and trust anchor files.
+//! - [`certkey`]: the client's own certificates (smtp_tls_cert_file and friends).
 //! - [`verify`]: the certificate classification and Postfix's name matching.
 //! - [`cert`]: the certificate fields Postfix logs and matches.
 //! - `handshake`: [`TlsClient::starttls`].
@@ -29,6 +30,7 @@
 //! plaintext: every branch of [`TlsClient::decide`] for such a level sends STARTTLS or fails.
 
 pub mod cert;
+pub mod certkey;
 mod handshake;
 mod per_site;
 pub mod policy;
@@ -55,8 +57,11 @@ pub struct TlsClient {
     table: Option<Box<dyn Map>>,
     /// Whether `table` is smtp_tls_per_site.
     per_site: bool,
-    /// None when the CA data could not be loaded (no TLS engine, as in Postfix).
+    /// None when the CA data or the client certificates could not be loaded (no TLS
+    /// engine, as in Postfix).
     roots: Option<Arc<RootCertStore>>,
+    /// The client certificates to present when asked; None when none are configured.
+    certs: Option<Arc<certkey::ClientCerts>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -146,6 +151,11 @@ pub struct TlsInfo {
     pub server_signature: Option<String>,
     /// TLS 1.3: `SHA256`.
     pub server_digest: Option<String>,
+    /// TLS 1.3, when the server asked for and got a client certificate: its key, in the
+    /// same form as `server_signature`.
+    pub client_signature: Option<String>,
+    /// TLS 1.3: the digest of the client's signature.
+    pub client_digest: Option<String>,
     /// The certificate's subject and issuer CommonNames (empty when none).
     pub peer_cn: String,
     pub issuer_cn: String,
@@ -160,7 +170,8 @@ impl TlsInfo {
     /// tls_log_summary()'s line: `Trusted TLS connection established to
     /// mx.example.com[192.0.2.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256
     /// bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest
-    /// SHA256`.
+    /// SHA256`, then ` client-signature ECDSA (prime256v1) client-digest SHA256` when a
+    /// client certificate was sent.
     pub fn summary(&self, namaddr: &str) -> String {
         let mut s = format!(
             "{} TLS connection established to {namaddr}: {} with cipher {} ({}/{} bits)",
@@ -179,6 +190,14 @@ impl TlsInfo {
             s.push_str(sig);
             if let Some(d) = &self.server_digest {
                 s.push_str(" server-digest ");
+                s.push_str(d);
+            }
+        }
+        if let Some(sig) = &self.client_signature {
+            s.push_str(" client-signature ");
+            s.push_str(sig);
+            if let Some(d) = &self.client_digest {
+                s.push_str(" client-digest ");
                 s.push_str(d);
             }
         }
@@ -268,7 +287,10 @@ impl TlsClient {
                 &OpenFlags::default(),
             )?)
         };
-        let roots = match trust::load_ca(
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        // tls_client_init(): the CA data, then the client's own certificates; a failure
+        // of either leaves the client without a TLS engine.
+        let mut roots = match trust::load_ca(
             &settings.ca_file,
             &settings.ca_path,
             settings.append_default_ca,
@@ -279,12 +301,23 @@ impl TlsClient {
                 None
             }
         };
+        let mut certs = None;
+        if roots.is_some() {
+            let mut warnings = Vec::new();
+            match certkey::load(&settings, &provider, &mut warnings) {
+                Ok(c) if c.is_empty() => {}
+                Ok(c) => certs = Some(Arc::new(c)),
+                Err(certkey::Disabled) => roots = None,
+            }
+            notes.extend(warnings.into_iter().map(LogLine::warning));
+        }
         Ok(TlsClient {
             settings,
             table,
             per_site,
             roots,
-            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            certs,
+            provider,
         })
     }
 
@@ -360,7 +393,16 @@ impl TlsClient {
                 log: Vec::new(),
             });
         };
-        handshake::run(&self.settings, &self.provider, roots, stream, policy, peer).await
+        handshake::run(
+            &self.settings,
+            &self.provider,
+            roots,
+            self.certs.as_ref(),
+            stream,
+            policy,
+            peer,
+        )
+        .await
     }
 }
 
