@@ -165,6 +165,7 @@ async fn session(mode: Mode, level: Level, fallback_ok: bool) -> (SessionResult,
     let mut w = Vec::new();
     let dest = tls::Destination {
         dest: "tls.example",
+        host: "tls.example",
         unix_socket: false,
     };
     let policy = client.policy(dest, &mut w).unwrap();

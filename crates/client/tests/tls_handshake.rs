@@ -176,6 +176,7 @@ fn policy(c: &TlsClient, dest: &str) -> Policy {
         .policy(
             Destination {
                 dest,
+                host: dest,
                 unix_socket: false,
             },
             &mut w,

@@ -13,7 +13,9 @@
 //!   minimal_backoff_time the retry goes in plaintext (PLAINTEXT_FALLBACK_OK_AFTER_
 //!   STARTTLS_FAILURE); at encrypt the same server never sees MAIL FROM.
 //! - smtp_tls_policy_maps overriding the level and the match names per next hop.
-//! - a client certificate (smtp_tls_cert_file) that the server asks for.
+//! - smtp_tls_per_site (MUST, NONE) when smtp_tls_policy_maps is empty.
+//! - a client certificate (smtp_tls_cert_file) that the server asks for, and a key that
+//!   does not match it (Postfix's warnings; no TLS).
 //!
 //! The server's name `mx.tls.test` resolves to 127.0.0.1 through dnsmasq
 //! (TERN_DNS_SERVER). Needs `cargo build -p tern-commands`, root, Debian's Postfix
@@ -435,6 +437,224 @@ fn postfix_client_logs_the_same_tls_lines() {
         "postfix:\n{}\ntern:\n{}",
         pf.maillog(),
         t.log()
+    );
+}
+
+/// smtp_tls_per_site (obsolete, but honoured by Postfix 3.7 when smtp_tls_policy_maps is
+/// empty): `MUST` for the server's host name makes a certificate for another name defer
+/// (verify with smtp_tls_verify_cert_match = hostname); `NONE` for the next hop as written
+/// sends in plaintext although smtp_tls_security_level = may and the server offers
+/// STARTTLS. Debian's Postfix as the client logs the same smtp lines.
+#[test]
+fn per_site_must_defers_none_is_plaintext() {
+    let ca = TestCa::new().expect("test CA");
+    let leaf = ca.leaf("wrong.tls.test").unwrap();
+    let peer = postfix_peer(Some(&leaf), "");
+    let dns = Dnsmasq::start(&["--host-record=localhost,127.0.0.1"]).expect("dnsmasq");
+    let p = peer.port();
+    let maps = tables();
+    let transport = table(
+        &maps,
+        "transport",
+        &format!("must.example smtp:[localhost]:{p}\nnone.example smtp:[127.0.0.1]:{p}\n"),
+    );
+    // The first key is the host name (the next hop is `[localhost]:PORT`), the second
+    // the next hop as written.
+    let per_site = table(
+        &maps,
+        "tls_per_site",
+        &format!("localhost MUST\n[127.0.0.1]:{p} NONE\n"),
+    );
+    let main = format!(
+        "transport_maps = {transport}\nsmtp_tls_per_site = {per_site}\n\
+         smtp_tls_security_level = may\nsmtp_tls_CAfile = {}\nsmtp_tls_loglevel = 1\n",
+        ca.ca_file().display()
+    );
+    let pf = PostfixInstance::start(&format!("{main}smtp_host_lookup = native\n"))
+        .expect("postfix client");
+    let t = Instance::start(&main, "", &[("TERN_DNS_SERVER", dns.addr().to_string())]);
+    let mut got = Vec::new();
+    for (port, log) in [
+        (pf.port(), &(|| pf.maillog()) as &dyn Fn() -> String),
+        (t.t.port, &(|| t.log()) as &dyn Fn() -> String),
+    ] {
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        for rcpt in ["u@must.example", "u@none.example"] {
+            let id = smtplib_send(port, "a@example.org", &[rcpt], "Subject: x\r\n\r\nx\r\n");
+            text = wait_for(log, &format!("{id}: to=<{rcpt}>"), 1);
+            ids.push(id);
+        }
+        got.push(smtp_shapes(&text, &ids, &[(p, "PORT")]));
+    }
+    let tern = &got[1];
+    eprintln!("tern:\n{}", tern.join("\n"));
+    let has = |needle: &str| tern.iter().any(|l| l.contains(needle));
+    assert!(
+        has(
+            "QID: to=<u@must.example>, relay=localhost[127.0.0.1]:PORT, delay=N, delays=N, \
+             dsn=4.7.5, status=deferred (Server certificate not verified)"
+        ),
+        "{}",
+        t.log()
+    );
+    assert!(
+        has(
+            "server certificate verification failed for localhost[127.0.0.1]:PORT: \
+             num=62:hostname mismatch"
+        ),
+        "{}",
+        t.log()
+    );
+    assert!(
+        has(
+            "QID: to=<u@none.example>, relay=127.0.0.1[127.0.0.1]:PORT, delay=N, delays=N, \
+             dsn=2.0.0, status=sent (250 2.0.0 Ok"
+        ),
+        "{}",
+        t.log()
+    );
+    assert!(
+        !has("TLS connection established to 127.0.0.1"),
+        "{}",
+        t.log()
+    );
+    assert_eq!(
+        got[0],
+        got[1],
+        "postfix:\n{}\ntern:\n{}",
+        pf.maillog(),
+        t.log()
+    );
+    // The peer: two TLS sessions (one per client, for must.example), no message from
+    // them; both none.example messages in plaintext.
+    let plog = wait_for(|| peer.maillog(), "to=<u@none.example>", 2);
+    assert_eq!(
+        plog.matches("TLS connection established from").count(),
+        2,
+        "{plog}"
+    );
+    assert!(!plog.contains("to=<u@must.example>"), "{plog}");
+}
+
+/// Client certificates (smtp_tls_cert_file, smtp_tls_key_file): Debian's Postfix as the
+/// server asks for one (smtpd_tls_ask_ccert) and relays only for its fingerprint
+/// (permit_tls_clientcerts, relay_clientcerts). With the certificate the mail is relayed
+/// and the summary names the client signature; without it the server refuses relay; with
+/// a key that does not match, Tern logs Postfix's warnings, runs without TLS (`may` goes
+/// in plaintext) and is refused the same way.
+#[test]
+fn client_certificate_is_presented_when_asked() {
+    let ca = TestCa::new().expect("test CA");
+    let leaf = ca.leaf(MX).unwrap();
+    let client = ca.leaf("client.tls.test").unwrap();
+    let other = ca.leaf("other.tls.test").unwrap();
+    let maps = tables();
+    let fp = ca.fingerprint_sha256(&client.cert).unwrap();
+    let ccerts = table(
+        &maps,
+        "relay_clientcerts",
+        &format!("{fp} client.tls.test\n"),
+    );
+    let peer = postfix_peer(
+        Some(&leaf),
+        &format!(
+            "smtpd_tls_ask_ccert = yes\nsmtpd_tls_CAfile = {}\n\
+             smtpd_tls_fingerprint_digest = sha256\nrelay_clientcerts = {ccerts}\n\
+             smtpd_relay_restrictions = permit_tls_clientcerts, reject_unauth_destination\n",
+            ca.ca_file().display()
+        ),
+    );
+    let dns = dns();
+    let p = peer.port();
+    let transport = table(
+        &maps,
+        "transport",
+        &format!(
+            "cert.example withcert:[{MX}]:{p}\nnocert.example smtp:[{MX}]:{p}\n\
+             badkey.example badkey:[{MX}]:{p}\n"
+        ),
+    );
+    let (cert, key, bad) = (
+        client.cert.display().to_string(),
+        client.key.display().to_string(),
+        other.key.display().to_string(),
+    );
+    let t = Instance::start(
+        &format!(
+            "smtp_tls_loglevel = 1\ntransport_maps = {transport}\n\
+             smtp_tls_security_level = may\nsmtp_tls_CAfile = {}\n",
+            ca.ca_file().display()
+        ),
+        &format!(
+            "withcert unix - - n - - smtp -o smtp_tls_cert_file={cert} \
+             -o smtp_tls_key_file={key}\n\
+             badkey unix - - n - - smtp -o smtp_tls_cert_file={cert} \
+             -o smtp_tls_key_file={bad}\n"
+        ),
+        &[("TERN_DNS_SERVER", dns.addr().to_string())],
+    );
+    let namaddr = format!("{MX}[127.0.0.1]:{p}");
+    let (id, log) = send_and_wait(&t, "u@cert.example", "status=sent");
+    assert!(
+        to_line(&log, &id).starts_with(&format!(
+            "QID: to=<u@cert.example>, relay={namaddr}, delay=N, delays=N, dsn=2.0.0, \
+             status=sent (250 2.0.0 Ok: queued as "
+        )),
+        "{log}"
+    );
+    // tls_misc.c tls_log_summary(): the client's signature after the server's (TLS 1.3).
+    let summary = format!(
+        "]: Trusted TLS connection established to {namaddr}: TLSv1.3 with cipher \
+         TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA \
+         (prime256v1) server-digest SHA256 client-signature ECDSA (prime256v1) client-digest \
+         SHA256"
+    );
+    assert!(
+        raw_lines(&log, "postfix/smtp[")
+            .iter()
+            .any(|l| l.ends_with(&summary)),
+        "{summary}\n{log}"
+    );
+    let plog = wait_for(|| peer.maillog(), "to=<u@cert.example>", 1);
+    assert!(
+        plog.contains("]: Trusted TLS connection established from localhost[127.0.0.1]: TLSv1.3"),
+        "{plog}"
+    );
+
+    let refused = |rcpt: &str| {
+        format!(
+            "QID: to=<{rcpt}>, relay={namaddr}, delay=N, delays=N, dsn=5.7.1, \
+             status=bounced (host {MX}[127.0.0.1] said: 554 5.7.1 <{rcpt}>: Relay access \
+             denied (in reply to RCPT TO command))"
+        )
+    };
+    let (id, log) = send_and_wait(&t, "u@nocert.example", "status=bounced");
+    assert_eq!(to_line(&log, &id), refused("u@nocert.example"), "{log}");
+
+    // tls_certkey.c set_cert_stuff(): SSL_CTX_use_PrivateKey_file() refuses a key of the
+    // certificate's algorithm that does not match it; tls_client_init() fails, and
+    // smtp(8) goes on without TLS.
+    let (id, log) = send_and_wait(&t, "u@badkey.example", "status=bounced");
+    assert_eq!(to_line(&log, &id), refused("u@badkey.example"), "{log}");
+    let warnings = [
+        format!(
+            "]: warning: cannot get RSA private key from file \"{bad}\": disabling TLS support"
+        ),
+        "]: warning: TLS library problem: error:05800074:x509 certificate routines::key \
+         values mismatch:../crypto/x509/x509_cmp.c:403:"
+            .to_owned(),
+    ];
+    let smtp = raw_lines(&log, "postfix/smtp[");
+    for w in &warnings {
+        assert!(smtp.iter().any(|l| l.ends_with(w.as_str())), "{w}\n{log}");
+    }
+    let plog = wait_for(|| peer.maillog(), "to=<u@badkey.example>", 1);
+    // Three sessions: TLS with the certificate, TLS without, plaintext.
+    assert_eq!(
+        plog.matches("TLS connection established from").count(),
+        2,
+        "{plog}"
     );
 }
 

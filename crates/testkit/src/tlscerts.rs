@@ -134,6 +134,22 @@ impl TestCa {
         })
     }
 
+    /// The SHA-256 fingerprint of a certificate as Postfix prints and matches it
+    /// (smtpd_tls_fingerprint_digest = sha256): `AB:CD:...`, upper case.
+    pub fn fingerprint_sha256(&self, cert: &Path) -> Result<String, String> {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(cert)
+            .output()
+            .map_err(|e| format!("openssl is needed (Debian's openssl): {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `sha256 Fingerprint=AB:CD:...`
+        text.trim()
+            .split_once('=')
+            .map(|(_, fp)| fp.to_owned())
+            .ok_or_else(|| format!("openssl x509 -fingerprint: {text}"))
+    }
+
     fn openssl(&self, args: &[&str]) -> Result<(), String> {
         let out = Command::new("openssl")
             .args(args)

@@ -19,6 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::cert::KeyKind;
+use super::certkey::{ClientCerts, Presenter};
 use super::policy::{Level, Policy};
 use super::protocols::{self, ProtocolError};
 use super::settings::Settings;
@@ -30,6 +31,7 @@ pub(crate) async fn run<S>(
     settings: &Settings,
     provider: &Arc<CryptoProvider>,
     roots: &Arc<RootCertStore>,
+    certs: Option<&Arc<ClientCerts>>,
     stream: S,
     policy: &Policy,
     peer: &Peer<'_>,
@@ -95,10 +97,21 @@ where
         ));
         return Err(fail(log));
     };
-    let mut config = config
+    let config = config
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    // tls_client.c: the client certificate is offered in every session; the server
+    // decides whether to ask for it.
+    let presenter = certs.map(|c| {
+        Arc::new(Presenter {
+            certs: c.clone(),
+            used: Mutex::new(None),
+        })
+    });
+    let mut config = match &presenter {
+        Some(p) => config.with_client_cert_resolver(p.clone()),
+        None => config.with_no_client_auth(),
+    };
 
     // tls_auth_enable(): servername=hostname sends the MX name, nexthop the next-hop
     // domain, anything else as written; no setting, no SNI.
@@ -153,7 +166,10 @@ where
 
     let verdict = verdict.lock().map(|v| v.clone()).unwrap_or_default();
     let (_, conn) = tls.get_ref();
-    let info = describe(policy.level, sni, &verdict, conn);
+    let used = presenter
+        .as_ref()
+        .and_then(|p| p.used.lock().ok().and_then(|u| u.clone()));
+    let info = describe(policy.level, sni, &verdict, used.as_ref(), conn);
 
     // verify_extract_name(): verification problems are logged at the levels that must
     // match, and at any level with smtp_tls_loglevel "untrusted".
@@ -212,6 +228,7 @@ fn describe(
     level: Level,
     sni: Option<&str>,
     verdict: &Verdict,
+    client: Option<&(KeyKind, SignatureScheme)>,
     conn: &rustls::ClientConnection,
 ) -> TlsInfo {
     let status = if !verdict.present {
@@ -239,6 +256,8 @@ fn describe(
         key_exchange: None,
         server_signature: None,
         server_digest: None,
+        client_signature: None,
+        client_digest: None,
         peer_cn: String::new(),
         issuer_cn: String::new(),
         sni: sni.map(str::to_owned),
@@ -253,19 +272,28 @@ fn describe(
         info.key_exchange = conn
             .negotiated_key_exchange_group()
             .map(|g| group_name(g.name()));
-        info.server_signature = verdict.facts.as_ref().and_then(|f| match &f.key {
-            KeyKind::Rsa(bits) => Some(format!("RSA-PSS ({bits} bits)")),
-            KeyKind::Ec(curve) => Some(format!("ECDSA ({curve})")),
-            KeyKind::Ed25519 => Some("ED25519".to_owned()),
-            KeyKind::Ed448 => Some("ED448".to_owned()),
-            KeyKind::Unknown => None,
-        });
+        info.server_signature = verdict.facts.as_ref().and_then(|f| signature_name(&f.key));
         info.server_digest = verdict
             .tls13_scheme
             .and_then(digest_name)
             .map(str::to_owned);
+        if let Some((kind, scheme)) = client {
+            info.client_signature = signature_name(kind);
+            info.client_digest = digest_name(*scheme).map(str::to_owned);
+        }
     }
     info
+}
+
+/// A TLS 1.3 signer's key as Postfix names it (RSA keys sign with PSS in TLS 1.3).
+fn signature_name(key: &KeyKind) -> Option<String> {
+    match key {
+        KeyKind::Rsa(bits) => Some(format!("RSA-PSS ({bits} bits)")),
+        KeyKind::Ec(curve) => Some(format!("ECDSA ({curve})")),
+        KeyKind::Ed25519 => Some("ED25519".to_owned()),
+        KeyKind::Ed448 => Some("ED448".to_owned()),
+        KeyKind::Unknown => None,
+    }
 }
 
 /// OpenSSL's name for a cipher suite, and its bits (SSL_CIPHER_get_bits()).

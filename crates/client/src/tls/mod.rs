@@ -5,8 +5,10 @@
 //! - [`settings`]: the smtp_tls_* / lmtp_tls_* parameters, read once per transport.
 //! - [`policy`]: the level for one next hop (smtp_tls_security_level,
 //!   smtp_tls_policy_maps), with its protocols, SNI and match strategy.
+//! - `per_site`: the obsolete smtp_tls_per_site, used when smtp_tls_policy_maps is empty.
 //! - [`protocols`]: Postfix's protocol lists on rustls's TLSv1.2 / TLSv1.3.
 //! - [`trust`]: smtp_tls_CAfile / smtp_tls_CApath and trust anchor files.
+//! - [`certkey`]: the client's own certificates (smtp_tls_cert_file and friends).
 //! - [`verify`]: the certificate classification and Postfix's name matching.
 //! - [`cert`]: the certificate fields Postfix logs and matches.
 //! - `handshake`: [`TlsClient::starttls`].
@@ -28,7 +30,9 @@
 //! plaintext: every branch of [`TlsClient::decide`] for such a level sends STARTTLS or fails.
 
 pub mod cert;
+pub mod certkey;
 mod handshake;
+mod per_site;
 pub mod policy;
 pub mod protocols;
 pub mod settings;
@@ -43,15 +47,21 @@ use tern_maps::{Map, MapError, OpenFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 
-pub use policy::{Destination, Level, Policy, PolicyError};
+pub use policy::{Destination, Level, Policy, PolicyError, Table};
 pub use settings::{LogLevel, Settings, SettingsError};
 
 /// The client's TLS engine for one transport: settings, the policy table, trust anchors.
 pub struct TlsClient {
     settings: Settings,
+    /// smtp_tls_policy_maps, or else smtp_tls_per_site (never both).
     table: Option<Box<dyn Map>>,
-    /// None when the CA data could not be loaded (no TLS engine, as in Postfix).
+    /// Whether `table` is smtp_tls_per_site.
+    per_site: bool,
+    /// None when the CA data or the client certificates could not be loaded (no TLS
+    /// engine, as in Postfix).
     roots: Option<Arc<RootCertStore>>,
+    /// The client certificates to present when asked; None when none are configured.
+    certs: Option<Arc<certkey::ClientCerts>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -141,6 +151,11 @@ pub struct TlsInfo {
     pub server_signature: Option<String>,
     /// TLS 1.3: `SHA256`.
     pub server_digest: Option<String>,
+    /// TLS 1.3, when the server asked for and got a client certificate: its key, in the
+    /// same form as `server_signature`.
+    pub client_signature: Option<String>,
+    /// TLS 1.3: the digest of the client's signature.
+    pub client_digest: Option<String>,
     /// The certificate's subject and issuer CommonNames (empty when none).
     pub peer_cn: String,
     pub issuer_cn: String,
@@ -155,7 +170,8 @@ impl TlsInfo {
     /// tls_log_summary()'s line: `Trusted TLS connection established to
     /// mx.example.com[192.0.2.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256
     /// bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest
-    /// SHA256`.
+    /// SHA256`, then ` client-signature ECDSA (prime256v1) client-digest SHA256` when a
+    /// client certificate was sent.
     pub fn summary(&self, namaddr: &str) -> String {
         let mut s = format!(
             "{} TLS connection established to {namaddr}: {} with cipher {} ({}/{} bits)",
@@ -174,6 +190,14 @@ impl TlsInfo {
             s.push_str(sig);
             if let Some(d) = &self.server_digest {
                 s.push_str(" server-digest ");
+                s.push_str(d);
+            }
+        }
+        if let Some(sig) = &self.client_signature {
+            s.push_str(" client-signature ");
+            s.push_str(sig);
+            if let Some(d) = &self.client_digest {
+                s.push_str(" client-digest ");
                 s.push_str(d);
             }
         }
@@ -239,11 +263,16 @@ pub fn refused(namaddr: &str, reply: &str) -> String {
 pub const CONFIG_PROBLEM: (&str, &str) = ("4.7.0", "client TLS configuration problem");
 
 impl TlsClient {
-    /// Opens the policy table and loads the CA data. A table that cannot be opened is
-    /// fatal, as in Postfix (maps_create()). CA data that cannot be loaded is not: the
-    /// client runs without TLS, with the info line in `notes`.
+    /// Opens the policy table (smtp_tls_policy_maps, else smtp_tls_per_site) and loads
+    /// the CA data. A table that cannot be opened is fatal, as in Postfix
+    /// (maps_create()). CA data that cannot be loaded is not: the client runs without
+    /// TLS, with the info line in `notes`.
     pub fn new(settings: Settings, notes: &mut Vec<LogLine>) -> Result<TlsClient, MapError> {
-        let table = if settings.policy_maps.is_empty() {
+        // smtp_tls_policy.c smtp_tls_list_init().
+        let per_site = settings.policy_maps.is_empty() && !settings.per_site.is_empty();
+        let table = if per_site {
+            Some(tern_maps::open(&settings.per_site, &OpenFlags::default())?)
+        } else if settings.policy_maps.is_empty() {
             None
         } else {
             if !settings.per_site.is_empty() {
@@ -258,7 +287,10 @@ impl TlsClient {
                 &OpenFlags::default(),
             )?)
         };
-        let roots = match trust::load_ca(
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        // tls_client_init(): the CA data, then the client's own certificates; a failure
+        // of either leaves the client without a TLS engine.
+        let mut roots = match trust::load_ca(
             &settings.ca_file,
             &settings.ca_path,
             settings.append_default_ca,
@@ -269,11 +301,23 @@ impl TlsClient {
                 None
             }
         };
+        let mut certs = None;
+        if roots.is_some() {
+            let mut warnings = Vec::new();
+            match certkey::load(&settings, &provider, &mut warnings) {
+                Ok(c) if c.is_empty() => {}
+                Ok(c) => certs = Some(Arc::new(c)),
+                Err(certkey::Disabled) => roots = None,
+            }
+            notes.extend(warnings.into_iter().map(LogLine::warning));
+        }
         Ok(TlsClient {
             settings,
             table,
+            per_site,
             roots,
-            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            certs,
+            provider,
         })
     }
 
@@ -286,13 +330,19 @@ impl TlsClient {
         self.roots.is_some()
     }
 
-    /// The policy for a next hop; warnings (after `warning: `) go to `warnings`.
+    /// The policy for a next hop and server; warnings (after `warning: `) go to
+    /// `warnings`.
     pub fn policy(
         &self,
         dest: Destination<'_>,
         warnings: &mut Vec<String>,
     ) -> Result<Policy, PolicyError> {
-        policy::lookup(&self.settings, self.table.as_deref(), dest, warnings)
+        let table = match self.table.as_deref() {
+            None => Table::None,
+            Some(t) if self.per_site => Table::PerSite(t),
+            Some(t) => Table::PolicyMaps(t),
+        };
+        policy::lookup(&self.settings, table, dest, warnings)
     }
 
     /// After EHLO: STARTTLS or not (`offered`: the EHLO reply listed STARTTLS).
@@ -343,7 +393,16 @@ impl TlsClient {
                 log: Vec::new(),
             });
         };
-        handshake::run(&self.settings, &self.provider, roots, stream, policy, peer).await
+        handshake::run(
+            &self.settings,
+            &self.provider,
+            roots,
+            self.certs.as_ref(),
+            stream,
+            policy,
+            peer,
+        )
+        .await
     }
 }
 

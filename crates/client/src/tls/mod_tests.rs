@@ -19,6 +19,7 @@ fn client(level: Level, note: bool, engine: bool) -> (TlsClient, Policy) {
         .policy(
             Destination {
                 dest: "example.com",
+                host: "mx.example.com",
                 unix_socket: false,
             },
             &mut w,
@@ -90,6 +91,8 @@ fn summary_lines() {
         key_exchange: None,
         server_signature: None,
         server_digest: None,
+        client_signature: None,
+        client_digest: None,
         peer_cn: String::new(),
         issuer_cn: String::new(),
         sni: None,
@@ -110,6 +113,16 @@ fn summary_lines() {
         "Verified TLS connection established to mx.example.com[192.0.2.1]:25: TLSv1.3 with \
          cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature \
          RSA-PSS (2048 bits) server-digest SHA256"
+    );
+    // A client certificate was asked for and sent (Debian's Postfix 3.7 logs this).
+    info.client_signature = Some("ECDSA (prime256v1)".to_owned());
+    info.client_digest = Some("SHA256".to_owned());
+    assert!(
+        info.summary(n).ends_with(
+            "server-digest SHA256 client-signature ECDSA (prime256v1) client-digest SHA256"
+        ),
+        "{}",
+        info.summary(n)
     );
     assert_eq!(
         refused("mx[192.0.2.1]", "454 4.7.0 TLS not available"),

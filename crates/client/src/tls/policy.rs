@@ -6,7 +6,9 @@
 //! next-hop destination exactly as the transport or relayhost gives it (`example.com`,
 //! `[mx.example.com]:587`, `[192.0.2.1]`); when that is a domain name, then with its parent
 //! domains in the `.example.com` form (`.com` last), stopping at the first entry found.
-//! The MX host name is never a key (that was the obsolete smtp_tls_per_site).
+//! The MX host name is never a key there. When smtp_tls_policy_maps is empty, the
+//! obsolete smtp_tls_per_site table is searched instead, by next hop and by host name
+//! (see [`super::per_site`]).
 //!
 //! A bad entry does not fall back to a weaker level: it makes the policy invalid, the
 //! address is skipped with `TLS policy lookup for DEST/HOST: client TLS configuration
@@ -130,13 +132,29 @@ pub enum PolicyError {
     /// A bad table entry or setting: `4.7.5 client TLS configuration problem`.
     #[error("client TLS configuration problem")]
     Config,
+    /// smtp_tls_per_site could not be searched: `4.3.0 Temporary lookup error`.
+    #[error("Temporary lookup error")]
+    Lookup,
 }
 
 impl PolicyError {
     /// The enhanced status code for `dsn=`.
     pub fn dsn(&self) -> &'static str {
-        "4.7.5"
+        match self {
+            PolicyError::Config => "4.7.5",
+            PolicyError::Lookup => "4.3.0",
+        }
     }
+}
+
+/// The table in force: smtp_tls_policy_maps, else smtp_tls_per_site, else none
+/// (smtp_tls_policy.c smtp_tls_list_init(): never both).
+#[derive(Clone, Copy, Default)]
+pub enum Table<'a> {
+    #[default]
+    None,
+    PolicyMaps(&'a dyn Map),
+    PerSite(&'a dyn Map),
 }
 
 /// What the caller knows about the next hop when it asks for a policy.
@@ -145,15 +163,18 @@ pub struct Destination<'a> {
     /// The next-hop destination as written (`example.com`, `[mx.example.com]:587`): the
     /// table key.
     pub dest: &'a str,
+    /// The server's host name (the MX host, or the name in `[]`; an address for an
+    /// address literal): smtp_tls_per_site's second key.
+    pub host: &'a str,
     /// Whether this is an LMTP `unix:` socket (DANE is refused there).
     pub unix_socket: bool,
 }
 
-/// Computes the policy for `dest.dest`: the global level, then the table. Warnings go to
+/// Computes the policy for `dest`: the global level, then the table. Warnings go to
 /// `warnings` (texts after `warning: `).
 pub fn lookup(
     settings: &Settings,
-    table: Option<&dyn Map>,
+    table: Table<'_>,
     dest: Destination<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Policy, PolicyError> {
@@ -161,11 +182,27 @@ pub fn lookup(
     policy.level = settings.level;
     policy.conn_reuse = settings.conn_reuse;
     let mut entry = Entry::default();
-    if let Some(table) = table {
-        let title = settings.param("tls_policy_maps");
-        if let Some(found) = table_lookup(table, &title, dest.dest, warnings)? {
-            entry = found;
-            policy.level = entry.level;
+    match table {
+        Table::None => {}
+        Table::PolicyMaps(table) => {
+            let title = settings.param("tls_policy_maps");
+            if let Some(found) = table_lookup(table, &title, dest.dest, warnings)? {
+                entry = found;
+                policy.level = entry.level;
+            }
+        }
+        Table::PerSite(table) => {
+            let title = settings.param("tls_per_site");
+            if let Some(level) = super::per_site::lookup(
+                table,
+                &title,
+                settings.level,
+                dest.dest,
+                dest.host,
+                warnings,
+            )? {
+                policy.level = level;
+            }
         }
     }
     if let Some(reuse) = entry.conn_reuse {

@@ -32,6 +32,7 @@ fn table(entries: &[(&str, &str)]) -> TestMap {
 fn dest(d: &str) -> Destination<'_> {
     Destination {
         dest: d,
+        host: "",
         unix_socket: false,
     }
 }
@@ -42,7 +43,12 @@ fn run(
     d: &str,
 ) -> (Result<Policy, PolicyError>, Vec<String>) {
     let mut w = Vec::new();
-    let p = lookup(settings, map.map(|m| m as &dyn Map), dest(d), &mut w);
+    let p = lookup(
+        settings,
+        map.map_or(Table::None, |m| Table::PolicyMaps(m)),
+        dest(d),
+        &mut w,
+    );
     (p, w)
 }
 
@@ -328,4 +334,61 @@ fn level_names_and_order() {
     assert!(!Level::May.required() && Level::Encrypt.required());
     assert!(!Level::Encrypt.must_match() && Level::Fingerprint.must_match());
     assert!(!Level::DaneOnly.must_pkix() && Level::Verify.must_pkix());
+}
+
+#[test]
+fn per_site_levels_take_the_level_s_settings() {
+    let settings = Settings {
+        level: Level::May,
+        mandatory_protocols: ">=TLSv1.2".to_owned(),
+        ..Settings::default()
+    };
+    let map = table(&[
+        ("must.example", "MUST"),
+        ("mx.none.example", "NONE"),
+        ("[mx.enc.example]:587", "MUST_NOPEERMATCH"),
+    ]);
+    // (next hop, host, level, protocols, matches)
+    let cases: &[(&str, &str, Level, &str, &[&str])] = &[
+        (
+            "must.example",
+            "mx.must.example",
+            Level::Verify,
+            ">=TLSv1.2",
+            &["hostname"],
+        ),
+        ("none.example", "mx.none.example", Level::None, "", &[]),
+        (
+            "[mx.enc.example]:587",
+            "mx.enc.example",
+            Level::Encrypt,
+            ">=TLSv1.2",
+            &[],
+        ),
+        // Parent domains are not searched.
+        (
+            "sub.must.example",
+            "mx.must.example",
+            Level::May,
+            ">=TLSv1",
+            &[],
+        ),
+    ];
+    for (d, h, level, protocols, matches) in cases {
+        let mut w = Vec::new();
+        let p = lookup(
+            &settings,
+            Table::PerSite(&map),
+            Destination {
+                dest: d,
+                host: h,
+                unix_socket: false,
+            },
+            &mut w,
+        )
+        .unwrap();
+        assert_eq!((p.level, p.protocols.as_str()), (*level, *protocols), "{d}");
+        assert_eq!(p.matches, *matches, "{d}");
+        assert!(w.is_empty());
+    }
 }

@@ -29,6 +29,18 @@ pub struct Settings {
     pub append_default_ca: bool,
     /// smtp_tls_trust_anchor_file.
     pub trust_anchor_file: String,
+    /// smtp_tls_cert_file: the client certificate (and its chain; its key too when
+    /// smtp_tls_key_file names the same file).
+    pub cert_file: String,
+    /// smtp_tls_key_file (default `$smtp_tls_cert_file`).
+    pub key_file: String,
+    /// smtp_tls_eccert_file.
+    pub eccert_file: String,
+    /// smtp_tls_eckey_file (default `$smtp_tls_eccert_file`).
+    pub eckey_file: String,
+    /// smtp_tls_chain_files: (key, certificate, chain) sequences; when set, the four
+    /// parameters above are ignored.
+    pub chain_files: String,
     /// smtp_tls_protocols (default `>=TLSv1`), used at `may`.
     pub protocols: String,
     /// smtp_tls_mandatory_protocols (default `>=TLSv1`), used at `encrypt` and above.
@@ -117,6 +129,11 @@ impl Default for Settings {
             ca_path: String::new(),
             append_default_ca: false,
             trust_anchor_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            eccert_file: String::new(),
+            eckey_file: String::new(),
+            chain_files: String::new(),
             protocols: ">=TLSv1".to_owned(),
             mandatory_protocols: ">=TLSv1".to_owned(),
             verify_cert_match: "hostname".to_owned(),
@@ -188,6 +205,11 @@ impl Settings {
             ca_path: get(&p("tls_CApath"))?,
             append_default_ca: boolean("tls_append_default_CA")?,
             trust_anchor_file: get(&p("tls_trust_anchor_file"))?,
+            cert_file: get(&p("tls_cert_file"))?,
+            key_file: get(&p("tls_key_file"))?,
+            eccert_file: get(&p("tls_eccert_file"))?,
+            eckey_file: get(&p("tls_eckey_file"))?,
+            chain_files: get(&p("tls_chain_files"))?,
             protocols: get(&p("tls_protocols"))?,
             mandatory_protocols: get(&p("tls_mandatory_protocols"))?,
             verify_cert_match: get(&p("tls_verify_cert_match"))?,

@@ -43,8 +43,8 @@ pub struct ServiceSettings {
     pub protocol: session::Protocol,
     pub session: session::Settings,
     pub nexthop: nexthop::Settings,
-    /// The TLS engine when the level or the policy table may ask for TLS; `None`: the
-    /// service never sends STARTTLS.
+    /// The TLS engine when the level, smtp_tls_per_site or smtp_tls_policy_maps may ask
+    /// for TLS; `None`: the service never sends STARTTLS.
     pub tls: Option<TlsClient>,
     /// The SASL client when `<prefix>_sasl_auth_enable` is on.
     pub sasl: Option<SaslClient>,
@@ -96,8 +96,11 @@ impl ServiceSettings {
         let nexthop = nexthop::Settings::from_config(config, &svc.name, nprotocol)?;
         let tls_settings = tern_client::tls::Settings::from_config(config, Some(svc), pre)?;
         let mut notes = Vec::new();
+        // smtp.c pre_init(): the TLS engine exists when the level, smtp_tls_per_site or
+        // smtp_tls_policy_maps may ask for TLS.
         let tls = if tls_settings.level == tern_client::tls::Level::None
             && tls_settings.policy_maps.is_empty()
+            && tls_settings.per_site.is_empty()
         {
             None
         } else {
@@ -266,6 +269,23 @@ mod tests {
                 IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))
             ]
         );
+    }
+
+    #[test]
+    fn tls_engine_when_a_table_may_ask_for_tls() {
+        // (main.cf, whether smtp(8) gets a TLS engine)
+        let cases = [
+            ("", false),
+            ("smtp_tls_security_level = may\n", true),
+            ("smtp_tls_per_site = inline:{example.com=MUST}\n", true),
+            ("smtp_tls_policy_maps = inline:{example.com=verify}\n", true),
+            ("smtp_use_tls = yes\n", true),
+        ];
+        for (main, engine) in cases {
+            let c = config(main, "smtp unix - - n - - smtp\n");
+            let s = ServiceSettings::load(&c, &c.master.services[0]).expect("settings");
+            assert_eq!(s.tls.is_some(), engine, "{main}");
+        }
     }
 
     #[test]

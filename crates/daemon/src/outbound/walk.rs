@@ -385,6 +385,8 @@ impl Walk<'_> {
         let mut warnings = Vec::new();
         let dest = Destination {
             dest: &site.text,
+            // smtp_tls_per_site's second key (SMTP_HNAME() of the address).
+            host,
             unix_socket: false,
         };
         let r = client.policy(dest, &mut warnings);
