@@ -406,3 +406,65 @@ fn an_ordinary_user_submits() {
         "{err}"
     );
 }
+
+/// `sendmail -bs` driven by Python's smtplib over a socket pair that is the command's
+/// standard input and output: the message arrives, and the 250 names it.
+#[test]
+fn sendmail_bs_with_smtplib() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let u = TestUser::new("tern-t-sm6", None);
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&settings(&tern_spool));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let script = format!(
+        r#"
+import smtplib, socket, subprocess
+a, b = socket.socketpair()
+p = subprocess.Popen(["{sendmail}", "-C", "{conf}", "-bs"], stdin=b, stdout=b)
+b.close()
+s = smtplib.SMTP()
+s.sock = a
+code, banner = s.getreply()
+assert code == 220, banner
+s.ehlo("client.example")
+assert not s.has_extn("starttls")
+r = s.sendmail("alice@example.org", ["{user}"], b"Subject: via -bs\r\n\r\nhello\r\n")
+assert r == {{}}, r
+code, text = s.docmd("NOOP")
+s.quit()
+print(p.wait(timeout=30))
+"#,
+        sendmail = tern_program("sendmail").display(),
+        conf = t.config_dir().display(),
+        user = u.name,
+    );
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .expect("/usr/bin/python3");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    let mailbox = tern_spool.join(&u.name);
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&mailbox).len()
+            == 1),
+        "{}",
+        t.log()
+    );
+    let msg = String::from_utf8(maildir_files(&mailbox).remove(0).1).unwrap();
+    assert!(
+        msg.contains("Subject: via -bs") && msg.contains("Return-Path: <alice@example.org>"),
+        "{msg}"
+    );
+}
