@@ -98,7 +98,7 @@ fn trusted_config_dir(dir: &Path, msg: &Msg) -> Result<(), Fatal> {
     for path in [dir.to_path_buf(), dir.join("main.cf")] {
         let ok = std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0);
         if !ok {
-            msg.line_error(&format!(
+            msg.line_error(format!(
                 "unauthorized configuration directory name: {}",
                 dir.display()
             ));
