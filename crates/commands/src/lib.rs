@@ -7,12 +7,14 @@
 //! - [`postfix`]: the `postfix` control command.
 //! - [`postmap`]: the `postmap` command (and `postalias`'s engine).
 //! - [`postalias`]: the `postalias` and `newaliases` commands.
+//! - [`postcat`]: the `postcat` command (queue files in Postfix's layout).
 //! - [`postqueue`]: the `postqueue` and `mailq` commands (the listing of `sendmail -bp`).
 //! - [`vstream`]: standard output buffered as Postfix buffers it.
 
 pub mod getopt;
 pub mod msg;
 pub mod postalias;
+pub mod postcat;
 pub mod postconf;
 pub mod postdrop;
 pub mod postfix;

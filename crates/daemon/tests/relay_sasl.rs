@@ -74,8 +74,12 @@ fn authenticated_relay_to_postfix_with_dovecot_auth() {
         "{got:?}\n{log}"
     );
     // Postfix's smtpd logged the login (Dovecot checked the password).
-    let pflog = wait_for(|| pf.maillog(), "sasl_method=PLAIN, sasl_username=tern", 1);
-    assert!(pflog.contains("to=<root@peer.test>"), "{pflog}");
+    // (Its delivery line comes after the session's lines: wait for that one.)
+    let pflog = wait_for(|| pf.maillog(), "to=<root@peer.test>", 1);
+    assert!(
+        pflog.contains("sasl_method=PLAIN, sasl_username=tern"),
+        "{pflog}"
+    );
     assert!(!log.contains("s3cret"), "{log}");
 }
 
