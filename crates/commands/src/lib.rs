@@ -8,6 +8,7 @@
 //! - [`postmap`]: the `postmap` command (and `postalias`'s engine).
 //! - [`postalias`]: the `postalias` and `newaliases` commands.
 //! - [`postqueue`]: the `postqueue` and `mailq` commands (the listing of `sendmail -bp`).
+//! - [`postsuper`]: the `postsuper` command (queue maintenance for root).
 //! - [`vstream`]: standard output buffered as Postfix buffers it.
 
 pub mod getopt;
@@ -18,6 +19,7 @@ pub mod postdrop;
 pub mod postfix;
 pub mod postmap;
 pub mod postqueue;
+pub mod postsuper;
 pub mod sendmail;
 pub mod vstream;
 
