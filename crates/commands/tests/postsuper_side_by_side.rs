@@ -20,6 +20,9 @@ use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{smtplib_send, wait_for};
 use tern_testkit::tern::{Tern, postfix_binary};
 
+/// One operation: its arguments and standard input, made from a side's queue ids.
+type Step = fn(&[String]) -> (Vec<String>, String);
+
 const RELAY: &str = "relayhost = [127.0.0.1]:1\n";
 const DEBIAN: &str = "/usr/sbin/postsuper";
 /// The message queues compared.
@@ -100,7 +103,7 @@ fn wait_counts(queue_dir: &Path, want: &[(&'static str, usize)]) -> BTreeMap<&'s
     let start = Instant::now();
     loop {
         let got = counts(queue_dir);
-        if got == want || start.elapsed() > Duration::from_secs(60) {
+        if got == want || start.elapsed() > Duration::from_mins(1) {
             return got;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -197,7 +200,6 @@ fn operations_match_postfix() {
     let tern_ids = tern_side.deferred();
 
     // The operations, with each side's own ids.
-    type Step = fn(&[String]) -> (Vec<String>, String);
     let steps: Vec<(&str, Step)> = vec![
         ("delete one", |ids| {
             (vec!["-d".into(), ids[0].clone()], String::new())
@@ -313,12 +315,7 @@ fn operations_match_postfix() {
 #[test]
 fn bad_input_matches_postfix() {
     let pf = PostfixInstance::start(RELAY).expect("Debian Postfix instance");
-    let tern = Tern::configure(RELAY).expect("Tern instance");
-    // The queue directory exists once the daemon made it; make it as `postfix start` does.
-    let (code, err) = tern
-        .postfix(&["set-permissions"])
-        .expect("postfix set-permissions");
-    assert_eq!(code, 0, "{err}");
+    let tern = start_tern(RELAY);
     std::fs::write(tern.queue_dir().join("x"), "bystander").expect("bystander");
     let pf_dir = pf.dir().display().to_string();
     let tern_dir = tern.config_dir().display().to_string();
@@ -389,7 +386,9 @@ fn requeued_message_is_delivered_when_the_relay_works() {
     );
     let got = wait_counts(&tern.queue_dir(), &[("deferred", 1)]);
     assert_eq!(got["deferred"], 1, "{}", tern.log());
-    // The relay works now: a new relayhost, and a restart so the daemon reads it.
+    // The relay works now: a new relayhost, and a restart so the daemon reads it
+    // (the deferred message's next try is minutes away).
+    assert!(tern.stop(Duration::from_secs(10)), "stop");
     let main = tern.config_dir().join("main.cf");
     let text = std::fs::read_to_string(&main).expect("main.cf");
     let text = text.replace(
@@ -397,7 +396,7 @@ fn requeued_message_is_delivered_when_the_relay_works() {
         &format!("relayhost = [127.0.0.1]:{}", sink.port),
     );
     std::fs::write(&main, text).expect("main.cf");
-    tern.reload().expect("reload");
+    tern.launch().expect("restart Tern");
     let (code, err) = run(
         &tern_bin("postsuper"),
         &["-c", &tern.config_dir().display().to_string(), "-r", "ALL"],

@@ -360,13 +360,11 @@ impl Super<'_> {
 
     /// The id, or a warning (mail_queue_id_ok).
     fn checked(&self, id: &str) -> Option<QueueId> {
-        match QueueId::parse(id) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                self.warn(format!("invalid mail queue id: {id}"));
-                None
-            }
+        let parsed = QueueId::parse(id).ok();
+        if parsed.is_none() {
+            self.warn(format!("invalid mail queue id: {id}"));
         }
+        parsed
     }
 }
 

@@ -103,13 +103,13 @@ fn envelopes(qf: &QueueFile) -> Vec<Drop> {
                 r.original.clone()
             };
         let notify = r.notify.0;
-        let at = match groups.iter().position(|(n, _)| *n == notify) {
-            Some(i) => i,
-            None => {
+        let at = groups
+            .iter()
+            .position(|(n, _)| *n == notify)
+            .unwrap_or_else(|| {
                 groups.push((notify, Vec::new()));
                 groups.len() - 1
-            }
-        };
+            });
         let list = &mut groups[at].1;
         if !list.contains(&address) {
             list.push(address);

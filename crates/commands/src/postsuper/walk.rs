@@ -174,7 +174,7 @@ impl Super<'_> {
                 self.counts.inode_fixed += 1;
             }
             actual = wanted;
-            name = id.as_str().to_owned();
+            id.as_str().clone_into(&mut name);
         }
         let Ok(id) = QueueId::parse(&name) else {
             self.warn(format!("bogus file name: {}", actual.display()));
