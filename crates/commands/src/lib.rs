@@ -9,6 +9,7 @@
 //! - [`postalias`]: the `postalias` and `newaliases` commands.
 //! - [`postcat`]: the `postcat` command (queue files in Postfix's layout).
 //! - [`postqueue`]: the `postqueue` and `mailq` commands (the listing of `sendmail -bp`).
+//! - [`postsuper`]: the `postsuper` command (queue maintenance for root).
 //! - [`vstream`]: standard output buffered as Postfix buffers it.
 
 pub mod getopt;
@@ -20,6 +21,7 @@ pub mod postdrop;
 pub mod postfix;
 pub mod postmap;
 pub mod postqueue;
+pub mod postsuper;
 pub mod sendmail;
 pub mod vstream;
 

@@ -14,6 +14,7 @@
 //! - [`delivery`]: the delivery agents' `to=<...>, relay=..., delay=..., delays=..., dsn=...,
 //!   status=...` line, and [`delay`] its number formatting.
 //! - [`master`]: master(8) and postfix-script lines (`daemon started`, `terminating on signal`).
+//! - [`postsuper`]: postsuper(1)'s per-message lines (`removed`, `placed on hold`) and totals.
 //! - [`prefix`]: the `MMM dd HH:MM:SS host syslog_name/program[pid]: ` prefix and the syslog
 //!   datagram header.
 //! - [`writer`]: the `maillog_file` writer (with the `maillog_file_prefixes` check) and the
@@ -29,6 +30,7 @@ pub mod delivery;
 pub mod line;
 mod localtime;
 pub mod master;
+pub mod postsuper;
 pub mod prefix;
 pub mod queue;
 pub mod smtpd;

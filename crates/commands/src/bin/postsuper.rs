@@ -1,0 +1,5 @@
+//! `postsuper`: Postfix's queue maintenance for the superuser.
+
+fn main() {
+    std::process::exit(tern_commands::postsuper::main());
+}
