@@ -468,3 +468,42 @@ print(p.wait(timeout=30))
         "{msg}"
     );
 }
+
+/// A message held and released with postsuper while the daemon runs: the queue manager
+/// finds it in deferred/ again (it reads deferred/ at each queue run and flush), and
+/// `postqueue -f` tries it at once.
+#[test]
+fn released_message_is_seen_by_a_flush() {
+    let mut t = configure(
+        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
+         queue_run_delay = 1h\n",
+    );
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let conf = t.config_dir().display().to_string();
+    let (code, err) = run(
+        &tern_program("sendmail"),
+        &["-C", &conf, "someone@example.com"],
+        b"Subject: held and released\n\nx\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    wait_for(|| t.log(), "status=deferred", 1);
+    let postsuper = tern_program("postsuper");
+    let postqueue = tern_program("postqueue");
+    let (code, err) = run(&postsuper, &["-c", &conf, "-h", "ALL"], b"");
+    assert_eq!(code, 0, "{err}");
+    // Held: a flush does not touch it.
+    let (code, err) = run(&postqueue, &["-c", &conf, "-f"], b"");
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(t.log().matches("status=deferred").count(), 1, "{}", t.log());
+    let (code, err) = run(&postsuper, &["-c", &conf, "-H", "ALL"], b"");
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(&postqueue, &["-c", &conf, "-f"], b"");
+    assert_eq!(code, 0, "{err}");
+    wait_for(|| t.log(), "status=deferred", 2);
+}

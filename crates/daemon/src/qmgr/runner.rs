@@ -204,6 +204,13 @@ enum Event {
         id: String,
         at: Time,
     },
+    /// What deferred/ holds (id, next try time), read every queue_run_delay and at a
+    /// flush: files put there from outside (postsuper -H, an admin's mv) join the
+    /// schedule; with `now`, they are due at once.
+    Rescanned {
+        found: Vec<(String, Time)>,
+        now: bool,
+    },
 }
 
 struct Loaded {
@@ -270,6 +277,7 @@ impl Runner {
                     if flush {
                         let ids = self.sched.flush();
                         self.load_ids(ids, QueueName::Deferred);
+                        self.rescan(true);
                     }
                 }
                 ev = ev_rx.recv() => {
@@ -281,6 +289,7 @@ impl Runner {
                 _ = ticker.tick() => {
                     let ids = self.sched.due(now_secs());
                     self.load_ids(ids, QueueName::Deferred);
+                    self.rescan(false);
                 }
             }
         }
@@ -336,6 +345,29 @@ impl Runner {
         // Postfix's qmgr scans the deferred queue at start-up too.
         let ids = self.sched.due(now_secs());
         self.load_ids(ids, QueueName::Deferred);
+    }
+
+    /// Reads deferred/ on a blocking thread; the listing comes back as
+    /// [`Event::Rescanned`]. Postfix's qmgr scans deferred/ every queue_run_delay; Tern's
+    /// knows the messages it deferred itself, and this finds the others.
+    fn rescan(&self, now: bool) {
+        let layout = self.deps.layout.clone();
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let Ok(listing) = tern_queue::scan(&layout, QueueName::Deferred) else {
+                return;
+            };
+            let found = listing
+                .entries
+                .into_iter()
+                .filter_map(|e| {
+                    tern_queue::moves::wake_time(&e.path)
+                        .ok()
+                        .map(|t| (e.id.as_str().to_owned(), t))
+                })
+                .collect();
+            let _ = events.send(Event::Rescanned { found, now });
+        });
     }
 
     fn load_ids(&mut self, ids: Vec<String>, from: QueueName) {
@@ -417,6 +449,20 @@ impl Runner {
                 self.dispatch();
             }
             Event::Deferred { id, at } => self.sched.add_deferred(&id, at),
+            Event::Rescanned { found, now } => {
+                let mut due = Vec::new();
+                for (id, at) in found {
+                    if self.active.contains_key(id.as_str()) || self.sched.is_deferred(&id) {
+                        continue;
+                    }
+                    if now {
+                        due.push(id);
+                    } else {
+                        self.sched.add_deferred(&id, at);
+                    }
+                }
+                self.load_ids(due, QueueName::Deferred);
+            }
         }
     }
 

@@ -582,6 +582,11 @@ impl Scheduler {
         self.deferred_at.insert(id.to_owned(), at);
     }
 
+    /// Whether `id` waits in the deferred set.
+    pub fn is_deferred(&self, id: &str) -> bool {
+        self.deferred_at.contains_key(id)
+    }
+
     /// A deferred queue scan at `now`: the messages due (at most a second ahead), taken
     /// out of the deferred set, oldest time first.
     pub fn due(&mut self, now: Time) -> Vec<String> {
