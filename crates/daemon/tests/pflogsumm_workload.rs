@@ -146,7 +146,7 @@ fn run_workload(
         l.matches(": removed").count() >= 8 && l.contains("status=deferred")
     };
     assert!(
-        wait_until(Duration::from_secs(60), done),
+        wait_until(Duration::from_mins(1), done),
         "{name}:\n{}",
         log()
     );
