@@ -4,8 +4,9 @@
 //! fast_flush_domains (default `$relay_domains`); every other domain gets `459 <domain>:
 //! service unavailable` and a `reject: ETRN` warning (smtpd.c, etrn_cmd()).
 //!
-//! Tern has no flush service (nor a queue manager) yet, so an eligible domain gets what
-//! Postfix answers when its flush service cannot be reached: `458 Unable to queue
+//! smtpd asks Tern's flush service ([`crate::flush`], run by the queue manager) for an
+//! eligible domain (`250 Queuing started`); without one (no queue manager) the answer is
+//! what Postfix gives when its flush service cannot be reached: `458 Unable to queue
 //! messages`, with the warning `unable to talk to fast flush service`.
 //!
 //! Trust: the domain comes from the network, already checked by the session machine as a

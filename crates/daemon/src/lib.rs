@@ -27,6 +27,7 @@ pub mod agents;
 pub mod cleanup;
 pub mod control;
 pub mod etrn;
+pub mod flush;
 pub mod master;
 pub mod outbound;
 pub mod peername;

@@ -1,7 +1,8 @@
 //! The sockets in `$queue_directory/public/` that local commands use to reach the
 //! daemon, as Postfix's master makes them for master.cf's `unix` services that commands
-//! talk to: `public/pickup` (postdrop's wake-up after a submission) and `public/qmgr`
-//! (`postqueue -f`, `sendmail -q`).
+//! talk to: `public/pickup` (postdrop's wake-up after a submission), `public/qmgr`
+//! (`postqueue -f`, `sendmail -q`) and `public/flush` (`postqueue -s`/`-i`: the fast
+//! flush service, [`crate::flush`]).
 //!
 //! A trigger is Postfix's: the client connects, writes a few request bytes and a NUL,
 //! and waits for the server to close (mail_trigger(3), unix_trigger.c). For `qmgr` the bytes are qmgr's requests (qmgr(8), mail_flush.c):
@@ -46,6 +47,13 @@ pub fn bind(layout: &QueueLayout, name: &str) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
     Ok(listener)
+}
+
+/// Whether master.cf has a `unix` (or `fifo`) service whose command is `command`.
+fn has_service(config: &tern_config::config::Config, command: &str) -> bool {
+    config.master.services.iter().any(|s| {
+        s.command.rsplit('/').next() == Some(command) && (s.kind == "unix" || s.kind == "fifo")
+    })
 }
 
 /// Serves `public/qmgr`: each connection's request bytes, then the action.
@@ -103,6 +111,15 @@ pub fn start(
     match bind(layout, "qmgr") {
         Ok(l) => serve_qmgr(l, qmgr.clone()),
         Err(e) => warn("bind public/qmgr", &e),
+    }
+    // The fast flush service, when master.cf has a `flush` service (as Postfix's).
+    if let Some(flush) = qmgr.flush_service()
+        && has_service(config, "flush")
+    {
+        match bind(layout, "flush") {
+            Ok(l) => Arc::clone(flush).serve(l),
+            Err(e) => warn("bind public/flush", &e),
+        }
     }
     let Some(wakeup) = crate::pickup::wanted(config) else {
         return;

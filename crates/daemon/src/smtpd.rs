@@ -546,6 +546,31 @@ impl Driver<'_> {
                 // XXX: smtpd_etrn_restrictions (empty by default) are not evaluated yet.
                 let answer = self.s.restrictions.fast_flush().answer(&domain);
                 let client = format!("{}[{}]", self.client.name, self.client.addr);
+                let service = self
+                    .sh
+                    .qmgr
+                    .as_ref()
+                    .and_then(|q| q.flush_service().cloned());
+                if let (crate::etrn::Answer::Unavailable, Some(flush)) = (&answer, service) {
+                    // smtpd.c etrn_cmd(): flush_send_site() and its status. A few file
+                    // moves: done in place, this worker thread lent to it.
+                    let status = tokio::task::block_in_place(|| flush.send_site(&domain));
+                    match status {
+                        crate::flush::FLUSH_STAT_OK => return Verdict::Accept,
+                        crate::flush::FLUSH_STAT_BAD => {
+                            let cut: String = domain.chars().take(100).collect();
+                            self.warn(&format!("bad ETRN {cut}... request from {client}"));
+                            return Verdict::Reject(reply_of("458 Unable to queue messages"));
+                        }
+                        crate::flush::FLUSH_STAT_DENY => {
+                            let (reply, warning) =
+                                crate::etrn::Answer::Deny.reply_and_warning(&domain, &client);
+                            self.warn(&warning);
+                            return Verdict::Reject(reply_of(&reply));
+                        }
+                        _ => {}
+                    }
+                }
                 let (reply, warning) = answer.reply_and_warning(&domain, &client);
                 self.warn(&warning);
                 Verdict::Reject(reply_of(&reply))

@@ -74,6 +74,19 @@ pub fn start(
     let settings = config::load(config)?;
     let warn: tern_maps::Warn = Arc::new(crate::relay::warn);
     let resolver = Arc::new(tern_rewrite::Resolver::from_config(config, warn)?);
+    // fast_flush_domains for the flush service; a list that does not parse leaves the
+    // service out (ETRN then answers as Postfix's does without one).
+    let flush_domains = tern_rewrite::Settings::from_config(config)
+        .ok()
+        .and_then(|rw| {
+            let value = config.expanded("fast_flush_domains").ok().flatten()?;
+            crate::etrn::FastFlush::new(
+                &value,
+                rw.parent_style("fast_flush_domains"),
+                &(Arc::new(crate::relay::warn) as tern_maps::Warn),
+            )
+            .ok()
+        });
     let mut transports = builtin_transports();
     transports.extend(crate::outbound::transports(config, &logger));
     if let Some(h) = helper {
@@ -87,6 +100,7 @@ pub fn start(
             layout,
             resolver,
             transports,
+            flush_domains,
         },
     ))
 }

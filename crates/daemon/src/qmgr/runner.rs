@@ -48,6 +48,7 @@ use super::transports::{
     DOUBLE_BOUNCE, DoubleBounceDiscard, Notice, NoticeKind, NoticeRecipient, Notices, Suspended,
     Transport, Unavailable,
 };
+use crate::flush::FlushService;
 use crate::submit::{Forward as ForwardMsg, NewRecipient, Submitter};
 
 mod record;
@@ -63,6 +64,8 @@ pub struct Deps {
     /// Delivery agents by master.cf command name (`discard`, `error`, `local`, ...). A
     /// service whose command has none here defers with `mail transport unavailable`.
     pub transports: HashMap<String, Arc<dyn Transport>>,
+    /// fast_flush_domains, for the flush service ([`crate::flush`]).
+    pub flush_domains: Option<crate::etrn::FastFlush>,
 }
 
 /// How the rest of the daemon talks to the queue manager. Cheap to clone.
@@ -70,6 +73,7 @@ pub struct Deps {
 pub struct QmgrHandle {
     tx: mpsc::UnboundedSender<Command>,
     submitter: Arc<Submitter>,
+    flush: Option<Arc<FlushService>>,
 }
 
 impl std::fmt::Debug for QmgrHandle {
@@ -94,6 +98,11 @@ impl QmgrHandle {
     pub fn submitter(&self) -> &Arc<Submitter> {
         &self.submitter
     }
+
+    /// The fast flush service (ETRN, `postqueue -s`/`-i`).
+    pub fn flush_service(&self) -> Option<&Arc<FlushService>> {
+        self.flush.as_ref()
+    }
 }
 
 #[derive(Debug)]
@@ -105,7 +114,7 @@ enum Command {
 /// Starts the queue manager on the current tokio runtime, with the bounce service
 /// ([`notices::Bounces`]) and internal submission ([`Submitter`]: notices and forwarded
 /// mail) built from `settings.notices` and `deps`.
-pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
+pub fn start(settings: QmgrSettings, mut deps: Deps) -> QmgrHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let submitter = Arc::new(Submitter {
@@ -132,6 +141,16 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
         Ident::new(&settings.syslog_name, "bounce"),
         Arc::clone(&new_mail),
     );
+    let flush_tx = tx.clone();
+    let handle_flush = deps.flush_domains.take().map(|domains| {
+        Arc::new(FlushService::new(
+            domains,
+            deps.layout.clone(),
+            Arc::new(move |id: &QueueId| {
+                let _ = flush_tx.send(Command::New(id.clone()));
+            }),
+        ))
+    });
     let services = Arc::new(Services {
         notices: Arc::new(bounces),
         submitter,
@@ -139,6 +158,7 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
         double_bounce_sender: settings.notices.reporter.double_bounce_sender.clone(),
         delay_warnings: settings.policy.delay_warning_time > 0,
         new_mail,
+        flush: handle_flush.clone(),
     });
     let sched = Scheduler::new(
         settings.policy,
@@ -159,6 +179,7 @@ pub fn start(settings: QmgrSettings, deps: Deps) -> QmgrHandle {
     QmgrHandle {
         tx,
         submitter: handle_submitter,
+        flush: handle_flush,
     }
 }
 
@@ -172,6 +193,8 @@ struct Services {
     delay_warnings: bool,
     /// Tells the queue manager of a message it made (a notice, a forwarded message).
     new_mail: notices::NewMail,
+    /// Per-destination logs of deferred mail (fast_flush_domains).
+    flush: Option<Arc<FlushService>>,
 }
 
 /// A message in the active queue.

@@ -266,7 +266,41 @@ pub(super) async fn record(
             }
         }
     }
+    flush_add(req, &results, ctx);
     results
+}
+
+/// defer.c's flush_add(): each deferred recipient's domain is told to the fast flush
+/// service, which keeps the queue id for an eligible one (on a blocking thread; the
+/// service takes a file lock).
+fn flush_add(req: &DeliveryRequest, results: &[RcptResult], ctx: &LogCtx) {
+    let Some(flush) = &ctx.services.flush else {
+        return;
+    };
+    let Ok(id) = QueueId::parse(&req.queue_id) else {
+        return;
+    };
+    let mut sites: Vec<String> = results
+        .iter()
+        .filter(|r| r.1 == Fate::Deferred)
+        .filter_map(|r| req.recipients.iter().find(|x| x.index == r.0))
+        .filter_map(|x| {
+            x.address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+        })
+        .collect();
+    sites.sort();
+    sites.dedup();
+    if sites.is_empty() {
+        return;
+    }
+    let flush = Arc::clone(flush);
+    tokio::task::spawn_blocking(move || {
+        for site in sites {
+            flush.add(&site, &id);
+        }
+    });
 }
 
 /// The text of a forwarded recipient's line (forward.c).
