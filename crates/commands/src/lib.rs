@@ -19,6 +19,7 @@ pub mod postcat;
 pub mod postconf;
 pub mod postdrop;
 pub mod postfix;
+pub mod postlog;
 pub mod postmap;
 pub mod postqueue;
 pub mod postsuper;

@@ -65,6 +65,11 @@ impl Line {
         }
     }
 
+    /// An info record whose text a user chose: what `postlog` logs for a script.
+    pub fn from_user(text: impl Into<String>) -> Self {
+        Self::info(text.into())
+    }
+
     /// A `warning: TEXT` record. Warnings are free text in Postfix too; prefer a typed
     /// builder where one exists (such as [`crate::smtpd::sasl_authentication_failed`]).
     pub fn warning(text: impl Into<String>) -> Self {

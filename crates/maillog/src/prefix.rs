@@ -44,6 +44,11 @@ impl Ident {
         Self(format!("{syslog_name}/{program}"))
     }
 
+    /// A tag given whole (`postlog -t TAG`), as it is.
+    pub fn from_tag(tag: &str) -> Self {
+        Self(tag.to_owned())
+    }
+
     /// The tag as written: `postfix/submission/smtpd`.
     pub fn as_str(&self) -> &str {
         &self.0
