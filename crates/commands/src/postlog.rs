@@ -16,7 +16,7 @@
 //! the tag is made printable here, as Postfix's postlog does.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tern_config::config::Config;
@@ -115,7 +115,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let Some((log, ident)) = open_log(dir, tag) else {
+    let Some((log, ident)) = open_log(dir.as_deref(), tag.as_deref()) else {
         let _ = writeln!(io::stderr(), "postlog: fatal: cannot open the mail log");
         return 1;
     };
@@ -142,8 +142,8 @@ pub fn main() -> i32 {
 }
 
 /// The mail log of the configuration in `dir` (or the default), and the tag.
-fn open_log(dir: Option<PathBuf>, tag: Option<String>) -> Option<(Logger, Ident)> {
-    let config = Config::load_for_command(dir.as_deref()).ok()?;
+fn open_log(dir: Option<&Path>, tag: Option<&str>) -> Option<(Logger, Ident)> {
+    let config = Config::load_for_command(dir).ok()?;
     let get = |name: &str| config.expanded(name).ok().flatten().unwrap_or_default();
     let log = Logger::open(&LogConfig {
         maillog_file: &get("maillog_file"),
@@ -154,7 +154,7 @@ fn open_log(dir: Option<PathBuf>, tag: Option<String>) -> Option<(Logger, Ident)
     })
     .ok()?;
     let ident = match tag {
-        Some(t) => Ident::from_tag(&t),
+        Some(t) => Ident::from_tag(t),
         None => Ident::new(&get("syslog_name"), "postlog"),
     };
     Some((log, ident))
