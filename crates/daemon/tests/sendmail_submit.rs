@@ -507,3 +507,41 @@ fn released_message_is_seen_by_a_flush() {
     assert_eq!(code, 0, "{err}");
     wait_for(|| t.log(), "status=deferred", 2);
 }
+
+/// Input over message_size_limit: refused as Postfix's sendmail refuses it (its last
+/// line and exit status), and nothing is left in maildrop/.
+#[test]
+fn huge_input_is_refused() {
+    let t = configure("message_size_limit = 1000\n");
+    let conf = t.config_dir().display().to_string();
+    let big: Vec<u8> = "a"
+        .repeat(69)
+        .bytes()
+        .chain([b'\n'])
+        .cycle()
+        .take(5000)
+        .collect();
+    let (code, err) = run(&tern_program("sendmail"), &["-C", &conf, "root"], &big);
+    assert_eq!(code, 75, "{err}");
+    assert_eq!(
+        err.lines().last(),
+        Some("sendmail: fatal: root(0): message file too big"),
+        "{err}"
+    );
+    let maildrop = t.queue_dir().join("maildrop");
+    let left = std::fs::read_dir(&maildrop).map_or(0, Iterator::count);
+    assert_eq!(left, 0);
+    // Debian's sendmail ends the same way (after its postdrop's "File too large").
+    let pf = PostfixInstance::start("message_size_limit = 1000\n").expect("postfix");
+    let (code, err) = run(
+        Path::new("/usr/sbin/sendmail"),
+        &["-C", &pf.dir().display().to_string(), "root"],
+        &big,
+    );
+    assert_eq!(code, 75, "{err}");
+    assert_eq!(
+        err.lines().last(),
+        Some("sendmail: fatal: root(0): message file too big"),
+        "{err}"
+    );
+}
