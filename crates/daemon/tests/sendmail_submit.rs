@@ -545,3 +545,50 @@ fn huge_input_is_refused() {
         "{err}"
     );
 }
+
+/// `postsuper -s` puts back a queue file an admin moved by hand (here out of its hash
+/// directory), and the queue manager then delivers it on `postqueue -f`.
+#[test]
+fn postsuper_s_repairs_a_hand_moved_file() {
+    let mut t = configure(
+        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
+         queue_run_delay = 1h\n",
+    );
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let conf = t.config_dir().display().to_string();
+    let (code, err) = run(
+        &tern_program("sendmail"),
+        &["-C", &conf, "someone@example.com"],
+        b"Subject: moved by hand\n\nx\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    wait_for(|| t.log(), "status=deferred", 1);
+    // deferred/H/ID, H the hash directory.
+    let deferred = t.queue_dir().join("deferred");
+    let placed: Vec<PathBuf> = std::fs::read_dir(&deferred)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|d| {
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .collect();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    let original = placed[0].clone();
+    let moved = deferred.join(original.file_name().unwrap());
+    std::fs::rename(&original, &moved).unwrap();
+    let (code, err) = run(&tern_program("postsuper"), &["-c", &conf, "-s"], b"");
+    assert_eq!(code, 0, "{err}");
+    assert!(original.is_file() && !moved.exists(), "{err}");
+    let (code, err) = run(&tern_program("postqueue"), &["-c", &conf, "-f"], b"");
+    assert_eq!(code, 0, "{err}");
+    wait_for(|| t.log(), "status=deferred", 2);
+}
