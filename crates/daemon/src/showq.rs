@@ -288,6 +288,16 @@ pub fn list(
                     continue;
                 }
             };
+            // A maildrop file is Tern's own format, finished at mode 0444.
+            if q == QueueName::Maildrop {
+                if meta.is_file()
+                    && meta.mode() & 0o777 == tern_queue::maildrop::READY_MODE
+                    && let Some(entry) = maildrop_entry(&e.path, e.id.as_str(), &meta, settings)
+                {
+                    each(&entry)?;
+                }
+                continue;
+            }
             // mail_open_ok: a regular file whose owner bits are rwx (complete).
             if !meta.is_file() || meta.mode() & 0o700 != 0o700 {
                 continue;
@@ -367,6 +377,43 @@ pub fn entry_of(
         message,
         recipients: deferred.chain(untried).collect(),
     }
+}
+
+/// The listing entry of a maildrop file: its sender and recipients (none tried yet),
+/// the file's time as the arrival, the content's size; `None` when it does not parse.
+fn maildrop_entry(
+    path: &std::path::Path,
+    id: &str,
+    meta: &std::fs::Metadata,
+    settings: &ListSettings,
+) -> Option<Entry> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut input = io::BufReader::new(file);
+    let env = tern_queue::maildrop::Envelope::read(&mut input).ok()?;
+    let header = io::Seek::stream_position(&mut input).ok()?;
+    let sender = if env.sender.is_empty() {
+        settings.empty_address_recipient.as_str()
+    } else {
+        env.sender.as_str()
+    };
+    Some(Entry {
+        message: Message {
+            queue_name: QueueName::Maildrop.as_str().to_owned(),
+            queue_id: id.to_owned(),
+            arrival_time: meta.mtime(),
+            message_size: meta.len().saturating_sub(header),
+            forced_expire: false,
+            sender: shown(sender),
+        },
+        recipients: env
+            .recipients
+            .iter()
+            .map(|r| RecipientLine {
+                address: shown(r),
+                reason: String::new(),
+            })
+            .collect(),
+    })
 }
 
 /// An address as showq sends it: quote_822_local, then printable (UTF-8 kept).

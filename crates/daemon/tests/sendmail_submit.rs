@@ -227,6 +227,17 @@ fn mail_command_and_daemon_down() {
         .unwrap()
         .count();
     assert_eq!(waiting, 1);
+    // mailq shows it in the maildrop queue (root reads the queue itself while the
+    // daemon is down).
+    let out = Command::new(tern_program("postqueue"))
+        .args(["-c", &conf, "-j"])
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        json.contains("\"queue_name\": \"maildrop\"") && json.contains(&u.name),
+        "{json}"
+    );
     t.launch().unwrap();
     let mailbox = tern_spool.join(&u.name);
     assert!(
