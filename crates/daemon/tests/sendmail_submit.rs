@@ -95,6 +95,31 @@ fn normalize(msg: &[u8]) -> String {
     out
 }
 
+/// A running instance whose relayhost is a dead port (and whose backoff and queue runs
+/// are an hour away), with one message from `sendmail` deferred there: (instance, its
+/// configuration directory).
+fn deferred_message(subject: &str) -> (tern_testkit::tern::Tern, String) {
+    let mut t = configure(
+        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
+         queue_run_delay = 1h\n",
+    );
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let conf = t.config_dir().display().to_string();
+    let (code, err) = run(
+        &tern_program("sendmail"),
+        &["-C", &conf, "someone@example.com"],
+        format!("Subject: {subject}\n\nx\n").as_bytes(),
+    );
+    assert_eq!(code, 0, "{err}");
+    wait_for(|| t.log(), "status=deferred", 1);
+    (t, conf)
+}
+
 /// Submits the same messages with each MTA's sendmail and compares what arrives.
 #[test]
 fn sendmail_delivers_as_postfix_does() {
@@ -319,26 +344,9 @@ fn usage_errors_equal_postfix() {
 /// at once, not after minimal_backoff_time.
 #[test]
 fn sendmail_q_flushes_the_deferred_queue() {
-    let mut t = configure(
-        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
-         queue_run_delay = 1h\n",
-    );
-    t.write_master_cf(&format!(
-        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
-        master_cf(t.port)
-    ))
-    .unwrap();
-    t.launch().unwrap();
-    let conf = t.config_dir().display().to_string();
+    let (t, conf) = deferred_message("to a dead relay");
+    assert_eq!(t.log().matches("status=deferred").count(), 1, "{}", t.log());
     let sendmail = tern_program("sendmail");
-    let (code, err) = run(
-        &sendmail,
-        &["-C", &conf, "someone@example.com"],
-        b"Subject: to a dead relay\n\nx\n",
-    );
-    assert_eq!(code, 0, "{err}");
-    let before = wait_for(|| t.log(), "status=deferred", 1);
-    assert_eq!(before.matches("status=deferred").count(), 1, "{before}");
     let (code, err) = run(&sendmail, &["-C", &conf, "-q"], b"");
     assert_eq!(code, 0, "{err}");
     // The second try comes now; the backoff alone would wait an hour.
@@ -485,24 +493,7 @@ print(p.wait(timeout=30))
 /// `postqueue -f` tries it at once.
 #[test]
 fn released_message_is_seen_by_a_flush() {
-    let mut t = configure(
-        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
-         queue_run_delay = 1h\n",
-    );
-    t.write_master_cf(&format!(
-        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
-        master_cf(t.port)
-    ))
-    .unwrap();
-    t.launch().unwrap();
-    let conf = t.config_dir().display().to_string();
-    let (code, err) = run(
-        &tern_program("sendmail"),
-        &["-C", &conf, "someone@example.com"],
-        b"Subject: held and released\n\nx\n",
-    );
-    assert_eq!(code, 0, "{err}");
-    wait_for(|| t.log(), "status=deferred", 1);
+    let (t, conf) = deferred_message("held and released");
     let postsuper = tern_program("postsuper");
     let postqueue = tern_program("postqueue");
     let (code, err) = run(&postsuper, &["-c", &conf, "-h", "ALL"], b"");
@@ -561,24 +552,7 @@ fn huge_input_is_refused() {
 /// directory), and the queue manager then delivers it on `postqueue -f`.
 #[test]
 fn postsuper_s_repairs_a_hand_moved_file() {
-    let mut t = configure(
-        "relayhost = [127.0.0.1]:1\nminimal_backoff_time = 1h\nmaximal_backoff_time = 2h\n\
-         queue_run_delay = 1h\n",
-    );
-    t.write_master_cf(&format!(
-        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
-        master_cf(t.port)
-    ))
-    .unwrap();
-    t.launch().unwrap();
-    let conf = t.config_dir().display().to_string();
-    let (code, err) = run(
-        &tern_program("sendmail"),
-        &["-C", &conf, "someone@example.com"],
-        b"Subject: moved by hand\n\nx\n",
-    );
-    assert_eq!(code, 0, "{err}");
-    wait_for(|| t.log(), "status=deferred", 1);
+    let (t, conf) = deferred_message("moved by hand");
     // deferred/H/ID, H the hash directory.
     let deferred = t.queue_dir().join("deferred");
     let placed: Vec<PathBuf> = std::fs::read_dir(&deferred)
