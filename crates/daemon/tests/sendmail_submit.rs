@@ -95,6 +95,30 @@ fn normalize(msg: &[u8]) -> String {
     out
 }
 
+/// A Tern instance (not started) with pickup, delivering into Maildirs in a spool of a
+/// temporary directory, and a user made for the test: (the directory, the user, the
+/// spool, the instance).
+fn pickup_instance(
+    user: &str,
+) -> (
+    tempfile::TempDir,
+    TestUser,
+    PathBuf,
+    tern_testkit::tern::Tern,
+) {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let u = TestUser::new(user, None);
+    let tern_spool = spool(shared.path(), "tern");
+    let t = configure(&settings(&tern_spool));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    (shared, u, tern_spool, t)
+}
+
 /// A running instance whose relayhost is a dead port (and whose backoff and queue runs
 /// are an hour away), with one message from `sendmail` deferred there: (instance, its
 /// configuration directory).
@@ -222,16 +246,7 @@ fn sendmail_delivers_as_postfix_does() {
 /// daemon is down.
 #[test]
 fn mail_command_and_daemon_down() {
-    let shared = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let u = TestUser::new("tern-t-sm3", None);
-    let tern_spool = spool(shared.path(), "tern");
-    let mut t = configure(&settings(&tern_spool));
-    t.write_master_cf(&format!(
-        "{}pickup unix n - n 60 1 pickup\n",
-        master_cf(t.port)
-    ))
-    .unwrap();
+    let (shared, u, tern_spool, mut t) = pickup_instance("tern-t-sm3");
     let conf = t.config_dir().display().to_string();
     let sendmail = tern_program("sendmail");
     // The daemon has never run: postdrop makes the file and says pickup is not there.
@@ -358,16 +373,7 @@ fn sendmail_q_flushes_the_deferred_queue() {
 /// maildrop/, and pickup logs the user's uid and login name.
 #[test]
 fn an_ordinary_user_submits() {
-    let shared = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let u = TestUser::new("tern-t-sm5", None);
-    let tern_spool = spool(shared.path(), "tern");
-    let mut t = configure(&settings(&tern_spool));
-    t.write_master_cf(&format!(
-        "{}pickup unix n - n 60 1 pickup\n",
-        master_cf(t.port)
-    ))
-    .unwrap();
+    let (shared, u, tern_spool, mut t) = pickup_instance("tern-t-sm5");
     t.launch().unwrap();
     let (code, out) = t.postfix(&["set-permissions"]).unwrap();
     assert_eq!(code, 0, "{out}");
@@ -430,16 +436,7 @@ fn an_ordinary_user_submits() {
 /// standard input and output: the message arrives, and the 250 names it.
 #[test]
 fn sendmail_bs_with_smtplib() {
-    let shared = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let u = TestUser::new("tern-t-sm6", None);
-    let tern_spool = spool(shared.path(), "tern");
-    let mut t = configure(&settings(&tern_spool));
-    t.write_master_cf(&format!(
-        "{}pickup unix n - n 60 1 pickup\n",
-        master_cf(t.port)
-    ))
-    .unwrap();
+    let (_shared, u, tern_spool, mut t) = pickup_instance("tern-t-sm6");
     t.launch().unwrap();
     let script = format!(
         r#"
