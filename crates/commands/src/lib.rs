@@ -12,6 +12,7 @@
 //! - [`postsuper`]: the `postsuper` command (queue maintenance for root).
 //! - [`vstream`]: standard output buffered as Postfix buffers it.
 
+pub mod acl;
 pub mod getopt;
 pub mod msg;
 pub mod postalias;

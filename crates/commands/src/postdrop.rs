@@ -64,6 +64,10 @@ fn run(args: &[String], msg: &Msg) -> Result<(), Fatal> {
     let queue_dir = PathBuf::from(get("queue_directory")?);
     let limit: u64 = get("message_size_limit")?.parse().unwrap_or(10_240_000);
     let uid = nix::unistd::getuid().as_raw();
+    // The enforcement of authorized_submit_users is here (sendmail checks too).
+    if let Some(name) = crate::acl::denied(&config, "authorized_submit_users", uid)? {
+        return Err(fatal!("User {name}({uid}) is not allowed to submit mail"));
+    }
     let mut input = BufReader::new(io::stdin().lock());
     let env = Envelope::read(&mut input).map_err(|e| fatal!("uid={uid}: malformed input: {e}"))?;
     let (path, mut file) = create(&queue_dir.join("maildrop"))?;

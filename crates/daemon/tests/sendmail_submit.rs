@@ -574,3 +574,58 @@ fn postsuper_s_repairs_a_hand_moved_file() {
     assert_eq!(code, 0, "{err}");
     wait_for(|| t.log(), "status=deferred", 2);
 }
+
+/// authorized_submit_users, authorized_mailq_users and authorized_flush_users refuse a
+/// user outside them, with Postfix's texts; root is let through.
+#[test]
+fn user_access_lists() {
+    let (_shared, u, _spool, mut t) = pickup_instance("tern-t-sm7");
+    let extra = "authorized_submit_users = root\nauthorized_mailq_users = root\n\
+                 authorized_flush_users = root\n";
+    let main_cf = t.config_dir().join("main.cf");
+    let text = std::fs::read_to_string(&main_cf).unwrap();
+    std::fs::write(&main_cf, format!("{text}{extra}")).unwrap();
+    t.launch().unwrap();
+    let (code, out) = t.postfix(&["set-permissions"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let conf = t.config_dir().display().to_string();
+    let as_user = |program: &str, args: &[&str]| {
+        let out = Command::new(tern_program(program))
+            .args(args)
+            .uid(u.uid)
+            .gid(u.gid)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let who = format!("User {}({})", u.name, u.uid);
+    let (code, err) = as_user("sendmail", &["-C", &conf, "root"]);
+    assert_eq!(code, 75, "{err}");
+    assert!(
+        err.contains(&format!(
+            "postdrop: fatal: {who} is not allowed to submit mail"
+        )),
+        "{err}"
+    );
+    let (code, err) = as_user("postqueue", &["-c", &conf, "-p"]);
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains(&format!(
+            "postqueue: fatal: {who} is not allowed to view the mail queue"
+        )),
+        "{err}"
+    );
+    let (code, err) = as_user("postqueue", &["-c", &conf, "-f"]);
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains(&format!("{who} is not allowed to flush the mail queue")),
+        "{err}"
+    );
+    // Root is in the lists.
+    let (code, err) = run(&tern_program("postqueue"), &["-c", &conf, "-p"], b"");
+    assert_eq!(code, 0, "{err}");
+}

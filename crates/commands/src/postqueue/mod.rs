@@ -136,6 +136,27 @@ fn run_with(args: &[String], msg: &Msg) -> Result<(), Fatal> {
         ));
     }
     check_target(mode, &target)?;
+    // Root and mail_owner may always; others as authorized_mailq_users /
+    // authorized_flush_users say (postqueue is set-gid once `postfix set-permissions`
+    // ran).
+    let uid = nix::unistd::getuid().as_raw();
+    let owner = nix::unistd::User::from_name(&get("mail_owner"))
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw());
+    if uid != 0 && Some(uid) != owner {
+        let (param, what) = match mode {
+            Some(Mode::List | Mode::Json) => ("authorized_mailq_users", "view"),
+            _ => ("authorized_flush_users", "flush"),
+        };
+        if mode.is_some()
+            && let Some(name) = crate::acl::denied(&config, param, uid)?
+        {
+            return Err(fatal!(
+                "User {name}({uid}) is not allowed to {what} the mail queue"
+            ));
+        }
+    }
     match mode {
         None => Err(usage()),
         Some(Mode::List | Mode::Json) => list(mode == Some(Mode::Json), &config, &queue_dir, msg),

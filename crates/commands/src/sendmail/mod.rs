@@ -261,6 +261,14 @@ fn run(prog: &str, args: &[String], msg: &Msg) -> Result<i32, Exit> {
             none("stand-alone mode")?;
             let config = load(&req)?;
             let uid = nix::unistd::getuid();
+            if let Some(name) = crate::acl::denied(&config, "authorized_submit_users", uid.as_raw())
+                .map_err(|f| exit(EX_USAGE, f.0))?
+            {
+                return Err(exit(
+                    EX_USAGE,
+                    format!("User {name}({uid}) is not allowed to submit mail"),
+                ));
+            }
             let name = nix::unistd::User::from_uid(uid)
                 .ok()
                 .flatten()
