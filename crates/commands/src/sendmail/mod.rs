@@ -579,16 +579,17 @@ fn enqueue(req: &Request) -> Result<i32, Exit> {
 /// (none for the null sender), `Subject: probe`, and `To:` with each command-line
 /// argument on a line of its own.
 fn probe_content(sender: &str, recipients: &[String]) -> Vec<u8> {
+    use std::fmt::Write as _;
     let mut out = String::new();
     if !sender.is_empty() {
-        out.push_str(&format!("From: {sender}\n"));
+        let _ = writeln!(out, "From: {sender}");
     }
     out.push_str("Subject: probe\n");
     if !recipients.is_empty() {
         out.push_str("To:");
         for (i, r) in recipients.iter().enumerate() {
             let comma = if i + 1 < recipients.len() { "," } else { "" };
-            out.push_str(&format!("\t{r}{comma}\n"));
+            let _ = writeln!(out, "\t{r}{comma}");
         }
     }
     out.into_bytes()
@@ -763,6 +764,25 @@ pub fn extract_recipients(message: &[u8], header_limit: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_content_is_sendmail_c_s() {
+        let table: &[(&str, &[&str], &str)] = &[
+            (
+                "root",
+                &["a", "b@x"],
+                "From: root\nSubject: probe\nTo:\ta,\n\tb@x\n",
+            ),
+            ("", &["a"], "Subject: probe\nTo:\ta\n"),
+        ];
+        for (sender, rcpts, want) in table {
+            let rcpts: Vec<String> = rcpts.iter().map(|r| (*r).to_owned()).collect();
+            assert_eq!(
+                String::from_utf8(probe_content(sender, &rcpts)).unwrap(),
+                *want
+            );
+        }
+    }
 
     #[test]
     fn input_rules() {

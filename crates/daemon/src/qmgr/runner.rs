@@ -218,6 +218,9 @@ struct Active {
     traced: Vec<(u32, Failed)>,
 }
 
+/// The agents (master.cf commands) that answer a probe without delivering it.
+const VERIFY_AGENTS: &[&str] = &["local", "error", "discard"];
+
 /// A `sendmail -bv` probe (tern_queue::MessageFlags::VERIFY).
 fn is_verify(env: &Envelope) -> bool {
     env.flags.0 & tern_queue::MessageFlags::VERIFY != 0
@@ -581,6 +584,14 @@ impl Runner {
                 self.qmgr_ident.clone(),
             ),
             Some(t) if d.transport == DOUBLE_BOUNCE => (t, self.qmgr_ident.clone()),
+            // A probe goes only to the agents that know verify mode (they deliver
+            // nothing); the others (virtual, pipe, smtp, lmtp) would deliver it, so
+            // its recipients there are answered as an unreachable transport's.
+            // XXX: Postfix's smtp(8) stops after RCPT TO; virtual(8) and pipe(8) answer
+            // "delivers to ...".
+            Some(_) if is_verify(&a.envelope) && !VERIFY_AGENTS.contains(&command.as_str()) => {
+                (Arc::new(Unavailable), self.qmgr_ident.clone())
+            }
             Some(t) => {
                 let name = service.map_or(self.s.syslog_name.as_str(), |s| &s.syslog_name);
                 (t, Ident::new(name, &command))

@@ -531,6 +531,16 @@ async fn pass_on(
     let mut done: Vec<((usize, usize), Vec<ExpandedOutcome>, LineOwner)> = Vec::new();
     for (transport, nexthop, members) in groups {
         let (agent, ident, command) = transport_for(ctx, &transport);
+        // A probe is passed only to an agent that knows verify mode (runner.rs).
+        let (agent, ident): (Arc<dyn Transport>, Ident) =
+            if req.verify && !super::VERIFY_AGENTS.contains(&command.as_str()) {
+                (
+                    Arc::new(Unavailable),
+                    Ident::new(&ctx.settings.syslog_name, "qmgr"),
+                )
+            } else {
+                (agent, ident)
+            };
         let recipients: Vec<RequestRecipient> = members
             .iter()
             .map(|&(oi, ei)| {
