@@ -375,6 +375,7 @@ mod tests {
                 address: "a@x".into(),
                 ..Default::default()
             }],
+            verify: false,
         };
         let out = defer_all(&req, "unknown mail transport error");
         assert_eq!(out.len(), 1);

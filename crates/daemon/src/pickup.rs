@@ -260,7 +260,7 @@ impl Pickup {
                 MessageFlags::BODY_8BITMIME
             } else {
                 0
-            },
+            } | if env.verify { MessageFlags::VERIFY } else { 0 },
             dsn_envid: env.envid.clone(),
             dsn_ret: env.ret,
             full_name: env.full_name.clone(),

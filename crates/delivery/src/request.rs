@@ -42,6 +42,12 @@ pub struct DeliveryRequest {
     /// RFC 3461 ENVID, if any.
     pub envid: Option<String>,
     pub recipients: Vec<RequestRecipient>,
+    /// `sendmail -bv` (Postfix's DEL_REQ_FLAG_USR_VRFY): verify only. The agent expands
+    /// and resolves as usual but writes nothing, runs nothing and sends nothing; each
+    /// final destination is answered `Sent` with the text Postfix's agents give in this
+    /// mode (`delivers to mailbox`, `delivers to command: CMD`, `forwards to ADDR`), a
+    /// failure as usual. The queue manager logs them `deliverable` / `undeliverable`.
+    pub verify: bool,
 }
 
 /// One recipient of a request.

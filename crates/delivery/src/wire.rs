@@ -252,6 +252,7 @@ impl Enc {
             self.opt_str(rc.dsn_orcpt.as_deref());
             self.u8(rc.notify);
         }
+        self.u8(u8::from(r.verify));
     }
     fn delivered(&mut self, d: &Delivered) {
         match d {
@@ -384,6 +385,11 @@ impl Dec<'_> {
                 notify: self.u8()?,
             });
         }
+        let verify = match self.u8()? {
+            0 => false,
+            1 => true,
+            t => return Err(WireError::Tag("verify", t)),
+        };
         Ok(DeliveryRequest {
             agent,
             transport,
@@ -394,6 +400,7 @@ impl Dec<'_> {
             arrival,
             envid,
             recipients,
+            verify,
         })
     }
     fn delivered(&mut self) -> Result<Delivered, WireError> {
@@ -498,6 +505,7 @@ mod tests {
                     notify: 0,
                 },
             ],
+            verify: true,
         }
     }
 

@@ -146,6 +146,7 @@ impl Setup {
                     ..RequestRecipient::default()
                 })
                 .collect(),
+            verify: false,
         }
     }
 

@@ -93,6 +93,10 @@ pub enum Action {
     Relayed,
     /// `expanded`.
     Expanded,
+    /// `deliverable` (a `sendmail -bv` report; Postfix's own, not RFC 3464).
+    Deliverable,
+    /// `undeliverable` (likewise).
+    Undeliverable,
 }
 
 impl Action {
@@ -104,6 +108,8 @@ impl Action {
             Self::Delivered => "delivered",
             Self::Relayed => "relayed",
             Self::Expanded => "expanded",
+            Self::Deliverable => "deliverable",
+            Self::Undeliverable => "undeliverable",
         }
     }
 }

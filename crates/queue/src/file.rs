@@ -74,6 +74,11 @@ impl MessageFlags {
     pub const BODY_8BITMIME: u32 = 2;
     /// Sent by `sendmail -t`: the extracted recipients follow the content.
     pub const EXTRACTED: u32 = 4;
+    /// `sendmail -bv`: a probe to verify its recipients, never delivered (Postfix's
+    /// trace flags DEL_REQ_FLAG_USR_VRFY | DEL_REQ_FLAG_RECORD): each recipient is
+    /// answered `deliverable` or `undeliverable` in one attempt, and the sender gets a
+    /// "Mail Delivery Status Report" instead of a bounce.
+    pub const VERIFY: u32 = 8;
 }
 
 /// Where a recipient stands.

@@ -12,6 +12,7 @@
 //! ret full|hdrs          (DSN RET)
 //! envid xyz              (DSN ENVID)
 //! body 8bitmime|7bit     (sendmail -B)
+//! verify                 (sendmail -bv: a probe, see MessageFlags::VERIFY)
 //! rcpt user@example.com  (one line per recipient, in order)
 //!                        (an empty line ends the envelope)
 //! Subject: hello         (the message: LF-terminated lines, as sendmail read them)
@@ -76,6 +77,8 @@ pub struct Envelope {
     pub envid: Option<String>,
     /// `-B 8BITMIME`: true; `-B 7BIT` or nothing: false.
     pub eight_bit: bool,
+    /// `sendmail -bv`: verify the recipients and report, deliver nothing.
+    pub verify: bool,
     pub recipients: Vec<String>,
 }
 
@@ -121,6 +124,9 @@ impl Envelope {
         }
         if self.eight_bit {
             put("body", "8bitmime")?;
+        }
+        if self.verify {
+            put("verify", "")?;
         }
         for r in &self.recipients {
             put("rcpt", r)?;
@@ -190,6 +196,7 @@ impl Envelope {
                         _ => return Err(MaildropError::Malformed(printable(&text))),
                     };
                 }
+                "verify" if value.is_empty() => env.verify = true,
                 "rcpt" => {
                     if env.recipients.len() >= MAX_RECIPIENTS {
                         return Err(MaildropError::TooManyRecipients);
@@ -226,6 +233,7 @@ mod tests {
             ret: Some(DsnRet::Hdrs),
             envid: Some("E1".into()),
             eight_bit: true,
+            verify: true,
             recipients: vec!["a@example.com".into(), "b".into()],
         }
     }
@@ -259,6 +267,7 @@ mod tests {
             (&format!("{MAGIC}\nsender a\nsender b\n\n"), "malformed"),
             (&format!("{MAGIC}\nsender a\nnotify x\n\n"), "malformed"),
             (&format!("{MAGIC}\nsender a\nret some\n\n"), "malformed"),
+            (&format!("{MAGIC}\nsender a\nverify 1\n\n"), "malformed"),
             (&format!("{MAGIC}\nsender a\r\n\n"), "malformed"),
             (&long, "too long"),
             (&many, "too many"),

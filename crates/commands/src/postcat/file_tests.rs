@@ -230,6 +230,7 @@ fn maildrop_files() {
         ret: Some(DsnRet::Hdrs),
         envid: Some("envid1".into()),
         eight_bit: true,
+        verify: false,
         recipients: vec!["carol@example.net".into(), "dan".into()],
     };
     let mut data = Vec::new();

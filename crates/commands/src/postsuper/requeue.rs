@@ -127,6 +127,7 @@ fn envelopes(qf: &QueueFile) -> Vec<Drop> {
             }),
             envid: env.dsn_envid.clone(),
             eight_bit: env.flags.0 & MessageFlags::BODY_8BITMIME != 0,
+            verify: env.flags.0 & MessageFlags::VERIFY != 0,
             recipients,
         })
         .collect()

@@ -172,6 +172,9 @@ fn run(prog: &str, args: &[String], msg: &Msg) -> Result<i32, Exit> {
         if req.ret.is_some() {
             return Err(exit(EX_USAGE, "-R option cannot be used with -bv"));
         }
+        if req.verbose == 1 {
+            return Err(exit(EX_USAGE, "-v option cannot be used with -bv"));
+        }
     }
     if req.qtime && mode != Mode::Daemon {
         return Ok(0);
@@ -200,12 +203,6 @@ fn run(prog: &str, args: &[String], msg: &Msg) -> Result<i32, Exit> {
                     &req,
                     "postqueue",
                     &[&["-i", id.as_str()][..], &strs(&verbose)].concat(),
-                ));
-            }
-            if req.verify {
-                return Err(exit(
-                    EX_UNAVAILABLE,
-                    "-bv (address verification) is not supported by this mail system",
                 ));
             }
             enqueue(&req)
@@ -542,7 +539,13 @@ fn enqueue(req: &Request) -> Result<i32, Exit> {
             recipients.push(String::new());
         }
     }
-    let input = read_message(&mut io::stdin().lock(), req.dot_ends_input, limit, &who)?;
+    // sendmail.c: a probe (-bv) reads no input; its content is a From:, `Subject:
+    // probe` and the recipients as given, in a To: header.
+    let input = if req.verify {
+        probe_content(&sender, &req.recipients)
+    } else {
+        read_message(&mut io::stdin().lock(), req.dot_ends_input, limit, &who)?
+    };
     if req.extract {
         recipients.extend(extract_recipients(&input, header_limit));
     }
@@ -565,10 +568,39 @@ fn enqueue(req: &Request) -> Result<i32, Exit> {
         ret: req.ret,
         envid: req.envid.clone(),
         eight_bit: req.eight_bit,
+        verify: req.verify,
         recipients,
     };
     drop_message(req.config_dir.as_deref(), &env, &input, &who)?;
+    if env.verify {
+        // sendmail.c: "Don't leave them in the dark."
+        let _ = writeln!(
+            io::stdout(),
+            "Mail Delivery Status Report will be mailed to <{}>.",
+            env.sender
+        );
+    }
     Ok(0)
+}
+
+/// The content of a `sendmail -bv` probe, as sendmail.c writes it: `From: SENDER`
+/// (none for the null sender), `Subject: probe`, and `To:` with each command-line
+/// argument on a line of its own.
+fn probe_content(sender: &str, recipients: &[String]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if !sender.is_empty() {
+        let _ = writeln!(out, "From: {sender}");
+    }
+    out.push_str("Subject: probe\n");
+    if !recipients.is_empty() {
+        out.push_str("To:");
+        for (i, r) in recipients.iter().enumerate() {
+            let comma = if i + 1 < recipients.len() { "," } else { "" };
+            let _ = writeln!(out, "\t{r}{comma}");
+        }
+    }
+    out.into_bytes()
 }
 
 /// Hands a submission to `postdrop -r`; returns the maildrop file's name (the message's
@@ -740,6 +772,25 @@ pub fn extract_recipients(message: &[u8], header_limit: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_content_is_sendmail_c_s() {
+        let table: &[(&str, &[&str], &str)] = &[
+            (
+                "root",
+                &["a", "b@x"],
+                "From: root\nSubject: probe\nTo:\ta,\n\tb@x\n",
+            ),
+            ("", &["a"], "Subject: probe\nTo:\ta\n"),
+        ];
+        for (sender, rcpts, want) in table {
+            let rcpts: Vec<String> = rcpts.iter().map(|r| (*r).to_owned()).collect();
+            assert_eq!(
+                String::from_utf8(probe_content(sender, &rcpts)).unwrap(),
+                *want
+            );
+        }
+    }
 
     #[test]
     fn input_rules() {

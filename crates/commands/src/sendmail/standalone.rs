@@ -216,6 +216,7 @@ fn submit(
         ret: p.ret,
         envid: p.envid,
         eight_bit: p.eight_bit,
+        verify: false,
         recipients: p.recipients,
     };
     match drop_message(config_dir, &env, content, who) {

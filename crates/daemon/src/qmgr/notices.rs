@@ -125,6 +125,7 @@ impl Inner {
             NoticeKind::Bounce | NoticeKind::Expired => Kind::Failure,
             NoticeKind::DelayWarning => Kind::Delay,
             NoticeKind::Success => Kind::Success,
+            NoticeKind::Verify => Kind::Verify,
         };
         let ret = n.envelope.dsn_ret.map(|r| match r {
             DsnRet::Full => Ret::Full,
@@ -275,7 +276,10 @@ fn report(r: &NoticeRecipient, kind: Kind) -> RecipientReport {
         action: match kind {
             Kind::Failure => Action::Failed,
             Kind::Delay => Action::Delayed,
-            Kind::Success | Kind::Verify => Action::Delivered,
+            Kind::Success => Action::Delivered,
+            // sent.c / defer.c / bounce.c with DEL_REQ_FLAG_USR_VRFY.
+            Kind::Verify if r.dsn.starts_with('2') => Action::Deliverable,
+            Kind::Verify => Action::Undeliverable,
         },
         reason: r.text.clone(),
         diagnostic: None,

@@ -213,6 +213,17 @@ struct Active {
     success: Vec<u32>,
     /// The expanded addresses that bounced, by recipient (record.rs's [`Failed`]).
     failed: HashMap<u32, Vec<Failed>>,
+    /// A `sendmail -bv` probe's results, in the order they were logged (Postfix's trace
+    /// log): the lines of its report.
+    traced: Vec<(u32, Failed)>,
+}
+
+/// The agents (master.cf commands) that answer a probe without delivering it.
+const VERIFY_AGENTS: &[&str] = &["local", "error", "discard"];
+
+/// A `sendmail -bv` probe (tern_queue::MessageFlags::VERIFY).
+fn is_verify(env: &Envelope) -> bool {
+    env.flags.0 & tern_queue::MessageFlags::VERIFY != 0
 }
 
 enum Event {
@@ -465,6 +476,12 @@ impl Runner {
                         }
                         fates.push((index, fate));
                     }
+                    if is_verify(&a.envelope) {
+                        a.success.clear();
+                        for (index, failed) in std::mem::take(&mut a.failed) {
+                            a.traced.extend(failed.into_iter().map(|f| (index, f)));
+                        }
+                    }
                 }
                 if let Some(end) = self.sched.complete(job, &fates, hop.as_ref(), now_secs()) {
                     self.pass_end(end);
@@ -524,6 +541,7 @@ impl Runner {
                 results: HashMap::new(),
                 success: Vec::new(),
                 failed: HashMap::new(),
+                traced: Vec::new(),
             },
         );
         if let Some(end) = self.sched.add(msg, now_secs()) {
@@ -566,6 +584,14 @@ impl Runner {
                 self.qmgr_ident.clone(),
             ),
             Some(t) if d.transport == DOUBLE_BOUNCE => (t, self.qmgr_ident.clone()),
+            // A probe goes only to the agents that know verify mode (they deliver
+            // nothing); the others (virtual, pipe, smtp, lmtp) would deliver it, so
+            // its recipients there are answered as an unreachable transport's.
+            // XXX: Postfix's smtp(8) stops after RCPT TO; virtual(8) and pipe(8) answer
+            // "delivers to ...".
+            Some(_) if is_verify(&a.envelope) && !VERIFY_AGENTS.contains(&command.as_str()) => {
+                (Arc::new(Unavailable), self.qmgr_ident.clone())
+            }
             Some(t) => {
                 let name = service.map_or(self.s.syslog_name.as_str(), |s| &s.syslog_name);
                 (t, Ident::new(name, &command))
@@ -604,6 +630,7 @@ impl Runner {
             arrival: env.arrival.sec,
             envid: env.dsn_envid.clone(),
             recipients,
+            verify: is_verify(env),
         };
         let ctx = LogCtx {
             logger: Arc::clone(&self.deps.logger),
@@ -674,6 +701,36 @@ impl Runner {
                 made: Some(Arc::clone(&made)),
             };
             let mut ok = true;
+            if is_verify(&a.envelope) && !a.traced.is_empty() {
+                // bounce_trace_service.c: the report to the sender, one entry per final
+                // address. The Original-Recipient is cleanup's ORCPT when the client gave
+                // none (cleanup_addr.c: `rfc822;` and the canonical address).
+                let n = Notice {
+                    recipients: a
+                        .traced
+                        .iter()
+                        .map(|(i, f)| {
+                            let r = a.envelope.recipients.get(*i as usize);
+                            NoticeRecipient {
+                                index: *i,
+                                address: f.address.clone(),
+                                orig_address: f.orig_to.clone(),
+                                orcpt: r.and_then(|r| {
+                                    r.orcpt.clone().or_else(|| {
+                                        (!r.address.is_empty())
+                                            .then(|| format!("rfc822;{}", r.address))
+                                    })
+                                }),
+                                notify: 0,
+                                dsn: f.dsn.clone(),
+                                text: f.text.clone(),
+                            }
+                        })
+                        .collect(),
+                    ..notice(NoticeKind::Verify, &[])
+                };
+                ok &= notify(&deps, &services, &qmgr, n).await;
+            }
             // Each notice is committed before the records that end its recipients are
             // appended (notices.rs, Guarantees): a crash repeats a notice, never loses one.
             if !end.bounced.is_empty() {

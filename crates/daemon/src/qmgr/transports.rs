@@ -96,6 +96,9 @@ pub enum NoticeKind {
     /// Recipients with NOTIFY=SUCCESS were delivered (`sender delivery status
     /// notification`).
     Success,
+    /// A `sendmail -bv` probe was answered for every recipient (`sender delivery status
+    /// notification`, the "Mail Delivery Status Report").
+    Verify,
 }
 
 /// One recipient in a notice, with the last result the agent gave.
@@ -285,6 +288,7 @@ mod tests {
                 address: "a@b".to_owned(),
                 ..RequestRecipient::default()
             }],
+            verify: false,
         }
     }
 

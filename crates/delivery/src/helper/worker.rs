@@ -587,6 +587,7 @@ mod tests {
                 address: "root@x".into(),
                 ..Default::default()
             }],
+            verify: false,
         };
         // root -> alice, bob: two lines with orig_to, the recipient's summary as result.
         let two = LocalOutcome {
@@ -653,6 +654,7 @@ mod tests {
                 address: "u@x".into(),
                 ..Default::default()
             }],
+            verify: false,
         };
         let reply = w.serve(&req);
         assert_eq!(reply.pid, std::process::id());

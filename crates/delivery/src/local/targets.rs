@@ -154,6 +154,11 @@ pub(crate) fn deliver_mailbox(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr) 
             } else {
                 format!("{home}/{}", s.home_mailbox)
             };
+            if ctx.request.verify {
+                // mailbox.c: a trace-only request is not delivered.
+                sent(ctx, &st, "delivers to mailbox".into());
+                return true;
+            }
             if !s.frozen_delivered_to {
                 st.delivered.clone_from(&st.rcpt);
             }
@@ -206,6 +211,11 @@ fn own_rights(ua: &UserAttr) -> Rights {
 /// deliver_maildir(): a Maildir with the rights `who` (the recipient's for a mailbox,
 /// the file rights for a `/dir/` destination).
 fn deliver_maildir(ctx: &mut Ctx<'_, '_>, st: &State, who: Rights, dir: &str) {
+    if ctx.request.verify {
+        // maildir.c: a trace-only request is not delivered.
+        sent(ctx, st, "delivers to maildir".into());
+        return;
+    }
     let mut st = st.clone();
     if !ctx.settings().frozen_delivered_to {
         st.delivered.clone_from(&st.rcpt);
@@ -237,6 +247,11 @@ pub(crate) fn deliver_file(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr, pat
         bounce_workaround(ctx, &st, "5.7.1", "mail to file is restricted".into());
         return;
     }
+    if ctx.request.verify {
+        // file.c: a trace-only request is not delivered (the file is not touched).
+        sent(ctx, &st, format!("delivers to file: {path}"));
+        return;
+    }
     if path.ends_with('/') {
         deliver_maildir(ctx, &st, rights(ctx, ua), path);
         return;
@@ -264,6 +279,11 @@ pub(crate) fn deliver_command(ctx: &mut Ctx<'_, '_>, st: &State, ua: &UserAttr, 
     let mut st = st.clone();
     st.level += 1;
     if ctx.been_here(&format!("command {}:{} {cmd}", st.user, ua.uid)) {
+        return;
+    }
+    if ctx.request.verify {
+        // command.c: a trace-only request runs nothing.
+        sent(ctx, &st, format!("delivers to command: {cmd}"));
         return;
     }
     let s = ctx.settings().clone();
@@ -394,6 +414,11 @@ pub fn command_vars(
 /// deliver_indirect(): forward the current address as a new message.
 pub(crate) fn deliver_indirect(ctx: &mut Ctx<'_, '_>, st: &State) {
     if ctx.been_here(&format!("indirect {}", st.rcpt)) {
+        return;
+    }
+    if ctx.request.verify {
+        // indirect.c: a trace-only request is not forwarded.
+        sent(ctx, st, format!("forwards to {}", st.rcpt));
         return;
     }
     let prepend = if ctx.settings().prepend_delivered_header.forward {

@@ -45,6 +45,12 @@ pub(super) struct Failed {
 /// A recipient's result in a request: index, fate, dsn, text, its expanded addresses
 /// that bounced (empty: report the recipient itself), and whether the next server took
 /// over NOTIFY=SUCCESS (smtp(8) to a server that offers DSN: no success notice here).
+///
+/// For a `sendmail -bv` probe ([`DeliveryRequest::verify`]) the fate is always `Sent`
+/// (Postfix's sent/defer/bounce_append with DEL_REQ_FLAG_USR_VRFY end the recipient
+/// with a trace record) and the list holds every final address with its result, its
+/// text already `delivery via RELAY: TEXT` (trace.c), in the order they were logged:
+/// the lines of the "Mail Delivery Status Report".
 pub(super) type RcptResult = (u32, Fate, String, String, Vec<Failed>, bool);
 
 /// Another program's log line for one expanded entry: its ident and `relay=`.
@@ -89,7 +95,22 @@ pub(super) async fn record(
     let mut results = Vec::new();
     let mut lines: Vec<(Option<Ident>, Option<u32>, Line)> = Vec::new();
     let mut updates = Vec::new();
+    // sent.c / defer.c / bounce.c with DEL_REQ_FLAG_USR_VRFY: the log says
+    // `deliverable` for what would be sent, `undeliverable` for the rest.
+    let shown = |s: Status| match (req.verify, s) {
+        (false, s) => s,
+        (true, Status::Sent) => Status::Deliverable,
+        (true, _) => Status::Undeliverable,
+    };
+    let traced = |address: &str, orig_to: &str, dsn: &str, text: &str, relay: &str| Failed {
+        address: address.to_owned(),
+        orig_to: orig_to.to_owned(),
+        dsn: dsn.to_owned(),
+        text: format!("delivery via {relay}: {text}"),
+        owner: None,
+    };
     for ((r, o), owner) in matched.into_iter().zip(owners) {
+        let mut trace = Vec::new();
         // smtp(8)/lmtp(8) time their own sessions (delays= c/d) and count connection
         // reuse (conn_use=).
         let stat = stats.iter().find(|s| s.index == r.index);
@@ -147,10 +168,20 @@ pub(super) async fn record(
                 Some((ident, relay)) => (Some(ident.clone()), relay.as_str()),
                 None => (None, o.relay.as_str()),
             };
+            if req.verify {
+                trace.push(traced(&e.address, &e.orig_to, &dsn, &text, relay));
+            }
             lines.push((
                 ident,
                 e.pid,
-                line(&e.address, Some(&e.orig_to), status, &dsn, &text, relay),
+                line(
+                    &e.address,
+                    Some(&e.orig_to),
+                    shown(status),
+                    &dsn,
+                    &text,
+                    relay,
+                ),
             ));
         }
         let (fate, dsn, text) = match lookup(&forwarded, &o.result) {
@@ -187,19 +218,28 @@ pub(super) async fn record(
         // is the agent's, not a second one of the queue manager's).
         let duplicate = o.expanded.is_empty() && fate == Fate::Sent && text.is_empty();
         if !duplicate && (o.expanded.is_empty() || forward_failed) {
+            if req.verify {
+                trace.push(traced(&r.address, &r.orig_rcpt, &dsn, &text, &o.relay));
+            }
             lines.push((
                 None,
                 None,
                 line(
                     &r.address,
                     Some(&r.orig_rcpt),
-                    status_of(fate),
+                    shown(status_of(fate)),
                     &dsn,
                     &text,
                     &o.relay,
                 ),
             ));
         }
+        // A probe's recipient is done after one attempt, whatever it found.
+        let (fate, failed) = if req.verify {
+            (Fate::Sent, trace)
+        } else {
+            (fate, failed)
+        };
         if fate != Fate::Bounced {
             updates.push(StatusUpdate {
                 recipient: r.index,
@@ -212,7 +252,7 @@ pub(super) async fn record(
                 diagnostic: text.clone(),
             });
         }
-        let failed = if fate == Fate::Bounced {
+        let failed = if fate == Fate::Bounced || req.verify {
             failed
         } else {
             Vec::new()
@@ -491,6 +531,16 @@ async fn pass_on(
     let mut done: Vec<((usize, usize), Vec<ExpandedOutcome>, LineOwner)> = Vec::new();
     for (transport, nexthop, members) in groups {
         let (agent, ident, command) = transport_for(ctx, &transport);
+        // A probe is passed only to an agent that knows verify mode (runner.rs).
+        let (agent, ident): (Arc<dyn Transport>, Ident) =
+            if req.verify && !super::VERIFY_AGENTS.contains(&command.as_str()) {
+                (
+                    Arc::new(Unavailable),
+                    Ident::new(&ctx.settings.syslog_name, "qmgr"),
+                )
+            } else {
+                (agent, ident)
+            };
         let recipients: Vec<RequestRecipient> = members
             .iter()
             .map(|&(oi, ei)| {
