@@ -141,7 +141,30 @@ fn deferred_message(subject: &str) -> (tern_testkit::tern::Tern, String) {
     );
     assert_eq!(code, 0, "{err}");
     wait_for(|| t.log(), "status=deferred", 1);
+    // The line is logged before the file moves from active/ to deferred/.
+    assert!(
+        wait_until(Duration::from_secs(10), || !deferred_files(&t).is_empty()),
+        "{}",
+        t.log()
+    );
     (t, conf)
+}
+
+/// The files in deferred/'s hash directories.
+fn deferred_files(t: &tern_testkit::tern::Tern) -> Vec<PathBuf> {
+    let Ok(dirs) = std::fs::read_dir(t.queue_dir().join("deferred")) else {
+        return Vec::new();
+    };
+    dirs.flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|d| {
+            std::fs::read_dir(d.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .collect()
 }
 
 /// Submits the same messages with each MTA's sendmail and compares what arrives.
@@ -552,17 +575,7 @@ fn postsuper_s_repairs_a_hand_moved_file() {
     let (t, conf) = deferred_message("moved by hand");
     // deferred/H/ID, H the hash directory.
     let deferred = t.queue_dir().join("deferred");
-    let placed: Vec<PathBuf> = std::fs::read_dir(&deferred)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .flat_map(|d| {
-            std::fs::read_dir(d.path())
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-        })
-        .collect();
+    let placed = deferred_files(&t);
     assert_eq!(placed.len(), 1, "{placed:?}");
     let original = placed[0].clone();
     let moved = deferred.join(original.file_name().unwrap());
