@@ -21,6 +21,26 @@ fn program(name: &str) -> PathBuf {
         .with_file_name(name)
 }
 
+/// Waits (at most 10 s) until the message `id` is in deferred/ again: its deferral is
+/// logged before the file moves there from active/, and a flush takes only deferred
+/// files.
+fn wait_deferred(t: &tern_testkit::tern::Tern, id: &str) {
+    let dir = t.queue_dir().join("deferred");
+    let present = || {
+        std::fs::read_dir(&dir).is_ok_and(|d| {
+            d.flatten()
+                .any(|h| h.path().join(id).is_file() || h.path().ends_with(id))
+        })
+    };
+    for _ in 0..200 {
+        if present() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{id} not in deferred/:\n{}", t.log());
+}
+
 fn deferrals(log: &str) -> usize {
     log.matches("to=<a@dead.example>").count()
 }
@@ -66,6 +86,7 @@ fn site_flush_etrn_and_queue_id_flush() {
             .unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");
     };
+    wait_deferred(&t, &id);
     run(&["-s", "dead.example"]);
     wait_for(|| t.log(), "status=deferred", 2);
     let etrn = |site: &str| {
@@ -81,8 +102,10 @@ s.quit()
             port = t.port
         ))
     };
+    wait_deferred(&t, &id);
     assert_eq!(etrn("dead.example").trim(), "250 Queuing started");
     wait_for(|| t.log(), "status=deferred", 3);
+    wait_deferred(&t, &id);
     run(&["-i", &id]);
     wait_for(|| t.log(), "status=deferred", 4);
     assert_eq!(
