@@ -48,6 +48,7 @@ fn message() -> Message<'static> {
         encoding: Encoding::EightBit,
         smtputf8_requested: true,
         smtputf8_required: true,
+        verify: false,
     }
 }
 

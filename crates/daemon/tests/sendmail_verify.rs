@@ -254,3 +254,135 @@ fn bv_usage_errors_equal_postfix() {
         );
     }
 }
+
+/// `-bv` through smtp(8): Tern asks the next hop (Debian's Postfix) with RCPT TO only,
+/// reports its answers, and sends no message: the peer queues nothing.
+#[test]
+fn sendmail_bv_through_smtp_stops_after_rcpt() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let aliases = shared.path().join("aliases");
+    std::fs::write(&aliases, "postmaster root\n").unwrap();
+    let peer_spool = spool(shared.path(), "peer");
+    let peer = PostfixInstance::start(&format!(
+        "mydestination = $myhostname, localhost, peer.test\nmail_spool_directory = {}/\n",
+        peer_spool.display()
+    ))
+    .expect("postfix");
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&format!(
+        "{}relayhost = [127.0.0.1]:{}\n",
+        settings(&tern_spool, &aliases),
+        peer.port()
+    ));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\nsmtp unix - - n - - smtp\nrelay unix - - n - - smtp\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let (code, out, err) = verify(
+        &tern_program("sendmail"),
+        &t.config_dir().display().to_string(),
+        &["root@peer.test", "nosuch@peer.test"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Mail Delivery Status Report will be mailed to <root>.\n"
+    );
+    let root = tern_spool.join("root");
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&root).len() == 1),
+        "no report\n{}",
+        t.log()
+    );
+    let (_, report) = maildir_files(&root).pop().unwrap();
+    let report = String::from_utf8_lossy(&report).into_owned();
+    let relay = format!("127.0.0.1[127.0.0.1]:{}", peer.port());
+    assert!(
+        report.contains(&format!(
+            "<root@peer.test>: delivery via {relay}: 250 2.1.5 Ok"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("<nosuch@peer.test>: delivery via {relay}: host\n"))
+            && report.contains("said: 550 5.1.1 <nosuch@peer.test>: Recipient address"),
+        "{report}"
+    );
+    let log = t.log();
+    assert!(
+        log.contains(&format!("to=<root@peer.test>, relay={relay}"))
+            && log.contains("status=deliverable (250 2.1.5 Ok)")
+            && log.contains("status=undeliverable (host 127.0.0.1[127.0.0.1] said: 550 5.1.1"),
+        "{log}"
+    );
+    // The peer answered RCPT TO, saw RSET and QUIT, no DATA, and queued nothing (no
+    // cleanup line, no delivery).
+    let peer_log = peer.maillog();
+    assert!(
+        peer_log.contains("reject: RCPT from")
+            && peer_log.contains("ehlo=1 mail=1 rcpt=1/2 rset=1 quit=1")
+            && !peer_log.contains("data=")
+            && !peer_log.contains("message-id="),
+        "{peer_log}"
+    );
+    assert!(maildir_files(&peer_spool.join("root")).is_empty());
+}
+
+/// `-bv` to a virtual(8) mailbox and through a pipe(8) service: answered with Postfix's
+/// texts, nothing written and no command run.
+#[test]
+fn sendmail_bv_virtual_and_pipe() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let aliases = shared.path().join("aliases");
+    std::fs::write(&aliases, "postmaster root\n").unwrap();
+    let base = shared.path().join("vmail");
+    std::fs::create_dir(&base).unwrap();
+    let ran = shared.path().join("ran");
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&format!(
+        "{}virtual_mailbox_domains = virt.example\n\
+         virtual_mailbox_maps = inline:{{ v@virt.example=v/ }}\n\
+         virtual_mailbox_base = {}\nvirtual_uid_maps = static:65534\n\
+         virtual_gid_maps = static:65534\nvirtual_minimum_uid = 100\n\
+         transport_maps = inline:{{ pipe.example=pipetest }}\n",
+        settings(&tern_spool, &aliases),
+        base.display()
+    ));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n\
+         pipetest unix - n n - - pipe user=nobody argv=/usr/bin/touch {}\n",
+        master_cf(t.port),
+        ran.display()
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    let (code, _, err) = verify(
+        &tern_program("sendmail"),
+        &t.config_dir().display().to_string(),
+        &["v@virt.example", "x@pipe.example"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let root = tern_spool.join("root");
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&root).len() == 1),
+        "no report\n{}",
+        t.log()
+    );
+    let (_, report) = maildir_files(&root).pop().unwrap();
+    let report = String::from_utf8_lossy(&report).into_owned();
+    assert!(
+        report.contains("<v@virt.example>: delivery via virtual: delivers to maildir"),
+        "{report}"
+    );
+    assert!(
+        report.contains("<x@pipe.example>: delivery via pipetest: delivers to command:")
+            && report.contains("/usr/bin/touch"),
+        "{report}"
+    );
+    assert!(!ran.exists(), "the command ran");
+    assert!(!base.join("v").exists(), "the Maildir was made");
+}

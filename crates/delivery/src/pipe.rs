@@ -421,6 +421,14 @@ pub fn deliver(
             text,
         })
     };
+    // pipe.c: a `sendmail -bv` probe is answered without running the command.
+    if request.verify {
+        let command = svc.argv.first().cloned().unwrap_or_default();
+        return all(Delivered::Sent {
+            dsn: "2.0.0".into(),
+            text: format!("delivers to command: {command}"),
+        });
+    }
     let n = request.recipients.len();
     if (svc.flags.delivered || svc.flags.orig_rcpt) && n > 1 {
         return defer("4.3.5", "mail system configuration error");

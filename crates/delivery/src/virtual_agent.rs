@@ -157,6 +157,10 @@ pub struct VirtualRecipient<'a> {
     pub address: &'a str,
     /// The original recipient (`X-Original-To:`); empty: the same as `address`.
     pub orig_rcpt: &'a str,
+    /// A `sendmail -bv` probe: the lookups are made and the answer given, nothing is
+    /// written (virtual's mailbox.c/maildir.c: "delivers to mailbox"/"delivers to
+    /// maildir").
+    pub verify: bool,
 }
 
 impl VirtualAgent {
@@ -234,6 +238,17 @@ impl VirtualAgent {
             uid: u32::try_from(uid_n).unwrap_or(u32::MAX),
             gid: u32::try_from(gid_n).unwrap_or(u32::MAX),
         };
+        if rcpt.verify {
+            return Delivered::Sent {
+                dsn: "2.0.0".to_owned(),
+                text: if mailbox.ends_with('/') {
+                    "delivers to maildir"
+                } else {
+                    "delivers to mailbox"
+                }
+                .to_owned(),
+            };
+        }
         let orig = if rcpt.orig_rcpt.is_empty() {
             rcpt.address
         } else {

@@ -64,6 +64,7 @@ fn virtual_cases() -> Result<(), String> {
             VirtualRecipient {
                 address: to,
                 orig_rcpt: "",
+                verify: false,
             },
             "s@example.test",
             &mut MESSAGE.as_bytes(),

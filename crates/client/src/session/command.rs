@@ -315,6 +315,7 @@ mod tests {
             encoding: Encoding::EightBit,
             smtputf8_requested: true,
             smtputf8_required: false,
+            verify: false,
         }
     }
 

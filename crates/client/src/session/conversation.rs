@@ -212,6 +212,8 @@ struct Txn {
     nrcpt: i64,
     /// LMTP: the accepted recipients, in order, for the replies after the dot.
     survivors: Vec<usize>,
+    /// A probe (`sendmail -bv`): each accepted recipient's RCPT reply.
+    accepted: Vec<(usize, Reply)>,
     /// The connection broke while the content was being sent.
     lost_in_data: bool,
     /// The server did not answer RSET with 2xx.
@@ -496,6 +498,18 @@ impl Session<'_> {
         if txn.outstanding.is_empty() && (txn.mail_rejected || txn.nrcpt == 0) {
             return self.abort(txn).await;
         }
+        if self.msg.verify {
+            // smtp_proto.c in address verification mode: the RCPT replies are the
+            // answer; no DATA, the transaction is reset (and the session ended).
+            self.catch_up(txn).await?;
+            let host = self.peer.name.clone();
+            for (i, reply) in std::mem::take(&mut txn.accepted) {
+                if !self.t.is_marked(i) {
+                    self.t.done(i, &host, &reply, DsnAction::Relayed, false);
+                }
+            }
+            return self.abort(txn).await;
+        }
         self.send(txn, "DATA", Cmd::Data);
         // The dot is a wait state: every reply so far is read before the content.
         self.catch_up(txn).await?;
@@ -638,6 +652,9 @@ impl Session<'_> {
                 if reply.class() == 2 {
                     txn.nrcpt += 1;
                     txn.survivors.push(i);
+                    if self.msg.verify {
+                        txn.accepted.push((i, reply.clone()));
+                    }
                 } else {
                     let text = self.said(reply, cmd);
                     self.t.rcpt_fail(i, Some(&host), reply, text);

@@ -156,4 +156,8 @@ pub struct Message<'a> {
     /// Delivery needs SMTPUTF8: it was requested and an address or header has UTF-8
     /// (Postfix's DELIVERY_REQUIRES_SMTPUTF8); such mail bounces at a server without it.
     pub smtputf8_required: bool,
+    /// A `sendmail -bv` probe (Postfix's DEL_REQ_FLAG_USR_VRFY): the session stops
+    /// after RCPT TO; each accepted recipient is reported with its RCPT reply and
+    /// nothing is sent.
+    pub verify: bool,
 }

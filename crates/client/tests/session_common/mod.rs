@@ -86,6 +86,7 @@ pub fn message_from(
         encoding: Encoding::SevenBit,
         smtputf8_requested: false,
         smtputf8_required: false,
+        verify: false,
     }
 }
 

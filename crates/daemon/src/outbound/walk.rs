@@ -482,6 +482,7 @@ impl Walk<'_> {
             encoding: self.loaded.encoding,
             smtputf8_requested: self.loaded.smtputf8_requested,
             smtputf8_required: self.loaded.smtputf8_required,
+            verify: self.req.verify,
         };
         let (result, kept) =
             session::run(start, &self.svc.session, &server.peer, &msg, attempt, &opts).await;

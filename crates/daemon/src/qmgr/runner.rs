@@ -219,7 +219,9 @@ struct Active {
 }
 
 /// The agents (master.cf commands) that answer a probe without delivering it.
-const VERIFY_AGENTS: &[&str] = &["local", "error", "discard"];
+const VERIFY_AGENTS: &[&str] = &[
+    "local", "virtual", "pipe", "error", "discard", "smtp", "lmtp",
+];
 
 /// A `sendmail -bv` probe (tern_queue::MessageFlags::VERIFY).
 fn is_verify(env: &Envelope) -> bool {
@@ -585,10 +587,8 @@ impl Runner {
             ),
             Some(t) if d.transport == DOUBLE_BOUNCE => (t, self.qmgr_ident.clone()),
             // A probe goes only to the agents that know verify mode (they deliver
-            // nothing); the others (virtual, pipe, smtp, lmtp) would deliver it, so
-            // its recipients there are answered as an unreachable transport's.
-            // XXX: Postfix's smtp(8) stops after RCPT TO; virtual(8) and pipe(8) answer
-            // "delivers to ...".
+            // nothing); any other would deliver it, so its recipients there are
+            // answered as an unreachable transport's.
             Some(_) if is_verify(&a.envelope) && !VERIFY_AGENTS.contains(&command.as_str()) => {
                 (Arc::new(Unavailable), self.qmgr_ident.clone())
             }

@@ -334,6 +334,7 @@ impl Worker {
                     VirtualRecipient {
                         address: &r.address,
                         orig_rcpt: &r.orig_rcpt,
+                        verify: req.verify,
                     },
                     &req.sender,
                     &mut content,
