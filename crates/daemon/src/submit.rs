@@ -149,10 +149,27 @@ impl Submitter {
                 self.resolver.rewrite(Context::Local, a)
             }
         };
+        // cleanup_addr.c: a recipient without a DSN ORCPT gets one made of its address
+        // after canonical rewriting (before virtual aliasing), `utf-8;` when it is not
+        // ASCII and SMTPUTF8 was requested.
+        let utf8 = env.flags & MessageFlags::SMTPUTF8 != 0;
+        let made_orcpt = |r: &NewRecipient, clean: &str| -> NewRecipient {
+            let mut r = r.clone();
+            if r.orcpt.is_none() && !clean.is_empty() {
+                let kind = if utf8 && !clean.is_ascii() {
+                    "utf-8"
+                } else {
+                    "rfc822"
+                };
+                r.orcpt = Some(format!("{kind};{clean}"));
+            }
+            r
+        };
         let Some(rw) = &self.rewriter else {
             let mut out: Vec<Recipient> = Vec::new();
             for r in &env.recipients {
                 let address = canon(&r.address);
+                let r = made_orcpt(r, &address);
                 // cleanup drops exact duplicates (same address, ORCPT and NOTIFY).
                 if out
                     .iter()
@@ -160,7 +177,7 @@ impl Submitter {
                 {
                     continue;
                 }
-                out.push(to_recipient(address, r));
+                out.push(to_recipient(address, &r));
             }
             return Ok((canon(&env.sender), out));
         };
@@ -173,10 +190,11 @@ impl Submitter {
         let mut out = Vec::new();
         for r in &env.recipients {
             let clean = rw.recipient(&r.address, id).map_err(|f| f.to_string())?;
+            let r = made_orcpt(r, &clean);
             let dsn_orcpt = r.orcpt.clone().unwrap_or_default();
             for address in rw.expand(&clean, id).map_err(|f| f.to_string())? {
                 if dedup.first(&dsn_orcpt, r.notify, &r.address, &address) {
-                    out.push(to_recipient(address, r));
+                    out.push(to_recipient(address, &r));
                 }
             }
         }

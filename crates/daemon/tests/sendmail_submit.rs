@@ -642,3 +642,70 @@ fn user_access_lists() {
     let (code, err) = run(&tern_program("postqueue"), &["-c", &conf, "-p"], b"");
     assert_eq!(code, 0, "{err}");
 }
+
+/// A sendmail submission to an unknown user bounces; the notice's delivery-status part
+/// carries the ORCPT cleanup made (`Original-Recipient: rfc822;ADDRESS`, the address
+/// after canonical rewriting), as Postfix's does.
+#[test]
+fn bounce_of_submitted_mail_names_the_original_recipient() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let notice = |spool: &Path| maildir_files(&spool.join("root")).pop().map(|(_, m)| m);
+    let field = |msg: &[u8]| {
+        String::from_utf8_lossy(msg)
+            .lines()
+            .filter(|l| l.starts_with("Original-Recipient:") || l.starts_with("Final-Recipient:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let submit = |sendmail: &Path, conf: &str| {
+        let (code, err) = run(
+            sendmail,
+            &["-C", conf, "tern-t-nosuch"],
+            b"Subject: to nobody\n\nx\n",
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+
+    let pf_spool = spool(shared.path(), "postfix");
+    let pf = PostfixInstance::start(&settings(&pf_spool)).expect("postfix");
+    submit(
+        Path::new("/usr/sbin/sendmail"),
+        &pf.dir().display().to_string(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || notice(&pf_spool).is_some()),
+        "{}",
+        pf.maillog()
+    );
+
+    let tern_spool = spool(shared.path(), "tern");
+    let mut t = configure(&settings(&tern_spool));
+    t.write_master_cf(&format!(
+        "{}pickup unix n - n 60 1 pickup\n",
+        master_cf(t.port)
+    ))
+    .unwrap();
+    t.launch().unwrap();
+    submit(
+        &tern_program("sendmail"),
+        &t.config_dir().display().to_string(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || notice(&tern_spool).is_some()),
+        "{}",
+        t.log()
+    );
+    let (p, n) = (
+        field(&notice(&pf_spool).unwrap()),
+        field(&notice(&tern_spool).unwrap()),
+    );
+    assert_eq!(
+        p,
+        vec![
+            format!("Final-Recipient: rfc822; tern-t-nosuch@{HOST}"),
+            format!("Original-Recipient: rfc822;tern-t-nosuch@{HOST}"),
+        ]
+    );
+    assert_eq!(n, p);
+}
