@@ -249,18 +249,32 @@ impl Pickup {
             recipients: env
                 .recipients
                 .iter()
-                .map(|r| NewRecipient {
-                    address: r.clone(),
-                    orcpt: None,
-                    notify: env.notify,
-                    original: r.clone(),
+                .enumerate()
+                .map(|(i, r)| {
+                    // A recipient's own NOTIFY (sendmail -bs) wins over sendmail -N.
+                    let dsn = env.dsn(i);
+                    NewRecipient {
+                        address: r.clone(),
+                        orcpt: dsn.orcpt,
+                        notify: if dsn.notify != 0 {
+                            dsn.notify
+                        } else {
+                            env.notify
+                        },
+                        original: r.clone(),
+                    }
                 })
                 .collect(),
             flags: if env.eight_bit {
                 MessageFlags::BODY_8BITMIME
             } else {
                 0
-            } | if env.verify { MessageFlags::VERIFY } else { 0 },
+            } | if env.verify { MessageFlags::VERIFY } else { 0 }
+                | if env.smtputf8 {
+                    MessageFlags::SMTPUTF8
+                } else {
+                    0
+                },
             dsn_envid: env.envid.clone(),
             dsn_ret: env.ret,
             full_name: env.full_name.clone(),

@@ -475,6 +475,11 @@ s.ehlo("client.example")
 assert not s.has_extn("starttls")
 r = s.sendmail("alice@example.org", ["{user}"], b"Subject: via -bs\r\n\r\nhello\r\n")
 assert r == {{}}, r
+# The DSN parameters go through maildrop: a success notice to root names the ORCPT.
+r = s.sendmail("root", ["{user}"], b"Subject: dsn\r\n\r\nx\r\n",
+               mail_options=["RET=HDRS", "ENVID=env-bs-1"],
+               rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;original@example.com"])
+assert r == {{}}, r
 code, text = s.docmd("NOOP")
 s.quit()
 print(p.wait(timeout=30))
@@ -497,14 +502,32 @@ print(p.wait(timeout=30))
     let mailbox = tern_spool.join(&u.name);
     assert!(
         wait_until(Duration::from_secs(30), || maildir_files(&mailbox).len()
-            == 1),
+            == 2),
         "{}",
         t.log()
     );
-    let msg = String::from_utf8(maildir_files(&mailbox).remove(0).1).unwrap();
+    let msgs: Vec<String> = maildir_files(&mailbox)
+        .into_iter()
+        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+        .collect();
     assert!(
-        msg.contains("Subject: via -bs") && msg.contains("Return-Path: <alice@example.org>"),
-        "{msg}"
+        msgs.iter()
+            .any(|m| m.contains("Subject: via -bs")
+                && m.contains("Return-Path: <alice@example.org>")),
+        "{msgs:?}"
+    );
+    let root = tern_spool.join("root");
+    assert!(
+        wait_until(Duration::from_secs(30), || maildir_files(&root).len() == 1),
+        "{}",
+        t.log()
+    );
+    let notice = String::from_utf8(maildir_files(&root).remove(0).1).unwrap();
+    assert!(
+        notice.contains("Original-Recipient: rfc822;original@example.com")
+            && notice.contains("Original-Envelope-Id: env-bs-1")
+            && notice.contains("Action: delivered"),
+        "{notice}"
     );
 }
 

@@ -79,7 +79,28 @@ pub struct Envelope {
     pub eight_bit: bool,
     /// `sendmail -bv`: verify the recipients and report, deliver nothing.
     pub verify: bool,
+    /// MAIL FROM ... SMTPUTF8 (`sendmail -bs`).
+    pub smtputf8: bool,
     pub recipients: Vec<String>,
+    /// Each recipient's own DSN attributes, by index (shorter than `recipients` or
+    /// empty: none; a recipient's NOTIFY 0 means the envelope's `notify`).
+    pub rcpt_dsn: Vec<RcptDsn>,
+}
+
+/// One recipient's DSN attributes (RFC 3461 RCPT TO NOTIFY= and ORCPT=).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptDsn {
+    /// NOTIFY bits; 0: none of its own.
+    pub notify: u8,
+    /// ORCPT as stored: `rfc822;user@example.com`.
+    pub orcpt: Option<String>,
+}
+
+impl Envelope {
+    /// Recipient `i`'s DSN attributes (the default when it has none).
+    pub fn dsn(&self, i: usize) -> RcptDsn {
+        self.rcpt_dsn.get(i).cloned().unwrap_or_default()
+    }
 }
 
 impl Envelope {
@@ -128,7 +149,17 @@ impl Envelope {
         if self.verify {
             put("verify", "")?;
         }
-        for r in &self.recipients {
+        if self.smtputf8 {
+            put("smtputf8", "")?;
+        }
+        for (i, r) in self.recipients.iter().enumerate() {
+            let dsn = self.dsn(i);
+            if dsn.notify != 0 {
+                put("rcpt-notify", &dsn.notify.to_string())?;
+            }
+            if let Some(orcpt) = &dsn.orcpt {
+                put("rcpt-orcpt", orcpt)?;
+            }
             put("rcpt", r)?;
         }
         text.push('\n');
@@ -161,6 +192,8 @@ impl Envelope {
         }
         let mut env = Envelope::default();
         let mut seen_sender = false;
+        // rcpt-notify / rcpt-orcpt seen for the next rcpt line.
+        let mut pending = RcptDsn::default();
         loop {
             let text = next(&mut line)?;
             if text.is_empty() {
@@ -197,17 +230,34 @@ impl Envelope {
                     };
                 }
                 "verify" if value.is_empty() => env.verify = true,
+                "smtputf8" if value.is_empty() => env.smtputf8 = true,
+                "rcpt-notify" => {
+                    pending.notify = value
+                        .parse()
+                        .map_err(|_| MaildropError::Malformed(printable(&text)))?;
+                }
+                "rcpt-orcpt" => pending.orcpt = Some(value.to_owned()),
                 "rcpt" => {
                     if env.recipients.len() >= MAX_RECIPIENTS {
                         return Err(MaildropError::TooManyRecipients);
                     }
                     env.recipients.push(value.to_owned());
+                    env.rcpt_dsn.push(std::mem::take(&mut pending));
                 }
                 _ => return Err(MaildropError::Malformed(printable(&text))),
             }
         }
         if !seen_sender {
             return Err(MaildropError::Malformed("no sender line".into()));
+        }
+        if pending != RcptDsn::default() {
+            return Err(MaildropError::Malformed(
+                "recipient attributes without a recipient".into(),
+            ));
+        }
+        // No recipient with attributes of its own: the short form.
+        if env.rcpt_dsn.iter().all(|d| *d == RcptDsn::default()) {
+            env.rcpt_dsn.clear();
         }
         Ok(env)
     }
@@ -234,7 +284,15 @@ mod tests {
             envid: Some("E1".into()),
             eight_bit: true,
             verify: true,
+            smtputf8: true,
             recipients: vec!["a@example.com".into(), "b".into()],
+            rcpt_dsn: vec![
+                RcptDsn {
+                    notify: 2,
+                    orcpt: Some("rfc822;orig@example.com".into()),
+                },
+                RcptDsn::default(),
+            ],
         }
     }
 
@@ -269,6 +327,14 @@ mod tests {
             (&format!("{MAGIC}\nsender a\nret some\n\n"), "malformed"),
             (&format!("{MAGIC}\nsender a\nverify 1\n\n"), "malformed"),
             (&format!("{MAGIC}\nsender a\r\n\n"), "malformed"),
+            (
+                &format!("{MAGIC}\nsender a\nrcpt-notify 2\n\n"),
+                "without a recipient",
+            ),
+            (
+                &format!("{MAGIC}\nsender a\nrcpt-notify x\nrcpt b\n\n"),
+                "malformed",
+            ),
             (&long, "too long"),
             (&many, "too many"),
         ];

@@ -231,7 +231,9 @@ fn maildrop_files() {
         envid: Some("envid1".into()),
         eight_bit: true,
         verify: false,
+        smtputf8: false,
         recipients: vec!["carol@example.net".into(), "dan".into()],
+        rcpt_dsn: Vec::new(),
     };
     let mut data = Vec::new();
     env.write(&mut data).expect("write");

@@ -107,8 +107,18 @@ pub fn show<F: Read + Seek>(
     }
     for (i, r) in env.recipients.iter().enumerate() {
         let o = offsets.rcpt.get(i).copied();
-        if env.notify != 0 {
-            fields.push(attr(o, format!("notify_flags={}", env.notify)));
+        // postdrop writes each recipient's own NOTIFY and ORCPT before it (sendmail -bs).
+        let dsn = env.dsn(i);
+        let notify = if dsn.notify != 0 {
+            dsn.notify
+        } else {
+            env.notify
+        };
+        if notify != 0 {
+            fields.push(attr(o, format!("notify_flags={notify}")));
+        }
+        if let Some(orcpt) = &dsn.orcpt {
+            fields.push(attr(o, format!("dsn_orig_rcpt={orcpt}")));
         }
         fields.push((o.unwrap_or(0), code::RCPT, "recipient", r.clone()));
     }

@@ -30,7 +30,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tern_queue::maildrop::{Envelope as Drop, READY_MODE};
+use tern_queue::maildrop::{Envelope as Drop, READY_MODE, RcptDsn};
 use tern_queue::{DsnRet, MessageFlags, QueueFile, QueueId, QueueName};
 
 use super::Super;
@@ -83,8 +83,8 @@ impl Super<'_> {
     }
 }
 
-/// The maildrop envelopes of a queue file: one per NOTIFY value among the pending
-/// recipients (none when nothing is pending).
+/// The maildrop envelope of a queue file (none when nothing is pending): the pending
+/// recipients, each with its own NOTIFY and ORCPT, as their original recipients.
 fn envelopes(qf: &QueueFile) -> Vec<Drop> {
     let env = &qf.envelope;
     // Originals with a recipient that is done: their pending ones keep their address.
@@ -94,7 +94,8 @@ fn envelopes(qf: &QueueFile) -> Vec<Drop> {
             *partly_done.entry(r.original.as_str()).or_default() |= r.status().is_final();
         }
     }
-    let mut groups: Vec<(u8, Vec<String>)> = Vec::new();
+    let mut recipients: Vec<String> = Vec::new();
+    let mut rcpt_dsn: Vec<RcptDsn> = Vec::new();
     for (_, r) in qf.pending() {
         let address =
             if r.original.is_empty() || partly_done.get(r.original.as_str()) == Some(&true) {
@@ -102,35 +103,43 @@ fn envelopes(qf: &QueueFile) -> Vec<Drop> {
             } else {
                 r.original.clone()
             };
-        let notify = r.notify.0;
-        let at = groups
+        let dsn = RcptDsn {
+            notify: r.notify.0,
+            orcpt: r.orcpt.clone(),
+        };
+        // An alias's expansions come back as the one original recipient.
+        if recipients
             .iter()
-            .position(|(n, _)| *n == notify)
-            .unwrap_or_else(|| {
-                groups.push((notify, Vec::new()));
-                groups.len() - 1
-            });
-        let list = &mut groups[at].1;
-        if !list.contains(&address) {
-            list.push(address);
+            .zip(&rcpt_dsn)
+            .any(|(a, d)| *a == address && *d == dsn)
+        {
+            continue;
         }
+        recipients.push(address);
+        rcpt_dsn.push(dsn);
     }
-    groups
-        .into_iter()
-        .map(|(notify, recipients)| Drop {
-            sender: env.sender.clone(),
-            full_name: None,
-            notify,
-            ret: env.dsn_ret.map(|r| match r {
-                DsnRet::Full => DsnRet::Full,
-                DsnRet::Hdrs => DsnRet::Hdrs,
-            }),
-            envid: env.dsn_envid.clone(),
-            eight_bit: env.flags.0 & MessageFlags::BODY_8BITMIME != 0,
-            verify: env.flags.0 & MessageFlags::VERIFY != 0,
-            recipients,
-        })
-        .collect()
+    if recipients.is_empty() {
+        return Vec::new();
+    }
+    // The short form when no recipient has attributes of its own (as a file reads back).
+    if rcpt_dsn.iter().all(|d| *d == RcptDsn::default()) {
+        rcpt_dsn.clear();
+    }
+    vec![Drop {
+        sender: env.sender.clone(),
+        full_name: None,
+        notify: 0,
+        ret: env.dsn_ret.map(|r| match r {
+            DsnRet::Full => DsnRet::Full,
+            DsnRet::Hdrs => DsnRet::Hdrs,
+        }),
+        envid: env.dsn_envid.clone(),
+        eight_bit: env.flags.0 & MessageFlags::BODY_8BITMIME != 0,
+        verify: env.flags.0 & MessageFlags::VERIFY != 0,
+        smtputf8: env.flags.0 & MessageFlags::SMTPUTF8 != 0,
+        recipients,
+        rcpt_dsn,
+    }]
 }
 
 /// Writes maildrop/ID (or ID_N) with mode 0600, syncs it and sets the finished mode.
@@ -224,8 +233,8 @@ mod tests {
     }
 
     #[test]
-    fn recipients_and_groups() {
-        type Case<'a> = (Vec<Recipient>, Vec<(u8, Vec<&'a str>)>);
+    fn recipients_and_their_dsn() {
+        type Case<'a> = (Vec<Recipient>, Vec<(&'a str, u8)>);
         let cases: Vec<Case<'_>> = vec![
             // Originals, once each.
             (
@@ -234,7 +243,7 @@ mod tests {
                     rcpt("carol@x.test", "team@alias.test", 0, false),
                     rcpt("dave@x.test", "team@alias.test", 0, false),
                 ],
-                vec![(0, vec!["bob@alias.test", "team@alias.test"])],
+                vec![("bob@alias.test", 0), ("team@alias.test", 0)],
             ),
             // An expansion partly delivered: the pending ones as they are.
             (
@@ -243,9 +252,9 @@ mod tests {
                     rcpt("dave@x.test", "team@alias.test", 0, false),
                     rcpt("erin@x.test", "", 0, false),
                 ],
-                vec![(0, vec!["dave@x.test", "erin@x.test"])],
+                vec![("dave@x.test", 0), ("erin@x.test", 0)],
             ),
-            // Two NOTIFY values: two files.
+            // Each recipient keeps its own NOTIFY, in one file.
             (
                 vec![
                     rcpt("a@x.test", "a@x.test", Notify::NEVER, false),
@@ -258,8 +267,9 @@ mod tests {
                     rcpt("c@x.test", "c@x.test", Notify::NEVER, false),
                 ],
                 vec![
-                    (Notify::NEVER, vec!["a@x.test", "c@x.test"]),
-                    (Notify::FAILURE | Notify::DELAY, vec!["b@x.test"]),
+                    ("a@x.test", Notify::NEVER),
+                    ("b@x.test", Notify::FAILURE | Notify::DELAY),
+                    ("c@x.test", Notify::NEVER),
                 ],
             ),
             // Nothing pending: nothing to write.
@@ -267,20 +277,20 @@ mod tests {
         ];
         for (recipients, want) in cases {
             let qf = queue_file(recipients);
-            let got: Vec<(u8, Vec<String>)> = envelopes(&qf)
+            let got: Vec<(String, u8)> = envelopes(&qf)
                 .into_iter()
-                .map(|e| {
+                .flat_map(|e| {
                     assert_eq!(e.sender, "alice@example.com");
                     assert_eq!(e.envid.as_deref(), Some("ENV1"));
                     assert_eq!(e.ret, Some(DsnRet::Hdrs));
                     assert!(e.eight_bit);
-                    (e.notify, e.recipients)
+                    (0..e.recipients.len())
+                        .map(|i| (e.recipients[i].clone(), e.dsn(i).notify))
+                        .collect::<Vec<_>>()
                 })
                 .collect();
-            let want: Vec<(u8, Vec<String>)> = want
-                .into_iter()
-                .map(|(n, v)| (n, v.into_iter().map(String::from).collect()))
-                .collect();
+            let want: Vec<(String, u8)> =
+                want.into_iter().map(|(a, n)| (a.to_owned(), n)).collect();
             assert_eq!(got, want);
         }
     }

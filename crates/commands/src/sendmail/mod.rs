@@ -569,7 +569,9 @@ fn enqueue(req: &Request) -> Result<i32, Exit> {
         envid: req.envid.clone(),
         eight_bit: req.eight_bit,
         verify: req.verify,
+        smtputf8: false,
         recipients,
+        rcpt_dsn: Vec::new(),
     };
     drop_message(req.config_dir.as_deref(), &env, &input, &who)?;
     if env.verify {

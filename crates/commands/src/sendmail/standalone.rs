@@ -7,8 +7,8 @@
 //! postdrop's queue id.
 //!
 //! Not offered here: STARTTLS, AUTH (there is no network to protect) and CHUNKING (a
-//! BDAT is answered with an error); per-recipient DSN NOTIFY/ORCPT are not carried
-//! through maildrop/ (the message's RET and ENVID are).
+//! BDAT is answered with an error). The DSN parameters (RET, ENVID, each recipient's
+//! NOTIFY and ORCPT) and SMTPUTF8 are carried through maildrop/.
 //!
 //! # Security
 //! The input is the user's own; lines are capped at line_length_limit, the content at
@@ -20,7 +20,7 @@ use std::path::Path;
 
 use tern_config::config::Config;
 use tern_queue::file::DsnRet;
-use tern_queue::maildrop::Envelope;
+use tern_queue::maildrop::{Envelope, RcptDsn};
 use tern_smtp::data::{DataReader, DataStep, RecordKind};
 use tern_smtp::line::Overlong;
 use tern_smtp::params::{Body, Ret};
@@ -40,7 +40,9 @@ struct Pending {
     ret: Option<DsnRet>,
     envid: Option<String>,
     eight_bit: bool,
+    smtputf8: bool,
     recipients: Vec<String>,
+    rcpt_dsn: Vec<RcptDsn>,
 }
 
 /// Runs the session on standard input/output until QUIT or end of input.
@@ -193,10 +195,32 @@ fn note(pending: &mut Pending, decision: &Decision) {
                 }),
                 envid: m.envid.clone(),
                 eight_bit: m.body == Some(Body::EightBitMime),
+                smtputf8: m.smtputf8,
                 recipients: Vec::new(),
+                rcpt_dsn: Vec::new(),
             };
         }
-        Decision::Rcpt(r) => pending.recipients.push(r.address.clone()),
+        Decision::Rcpt(r) => {
+            pending.recipients.push(r.address.clone());
+            let notify = r.notify.map_or(0, |n| {
+                [
+                    (n.never, tern_queue::Notify::NEVER),
+                    (n.success, tern_queue::Notify::SUCCESS),
+                    (n.failure, tern_queue::Notify::FAILURE),
+                    (n.delay, tern_queue::Notify::DELAY),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(0, |bits, (_, bit)| bits | bit)
+            });
+            pending.rcpt_dsn.push(RcptDsn {
+                notify,
+                orcpt: r
+                    .orcpt
+                    .as_ref()
+                    .map(|o| format!("{};{}", o.addr_type, o.address)),
+            });
+        }
         _ => {}
     }
 }
@@ -217,7 +241,9 @@ fn submit(
         envid: p.envid,
         eight_bit: p.eight_bit,
         verify: false,
+        smtputf8: p.smtputf8,
         recipients: p.recipients,
+        rcpt_dsn: p.rcpt_dsn,
     };
     match drop_message(config_dir, &env, content, who) {
         Ok(id) => MessageOutcome::Queued { queue_id: id },
