@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tern_client::sasl::{SaslClient, Settings as SaslSettings};
 use tern_client::session::{Options, Protocol, Sasl, SessionResult, Start, connect_tcp, run};
-use tern_testkit::peers::wait_for_port;
 
 use session_common::{attempt, message, one, settings, summary};
 
@@ -73,6 +72,7 @@ class C(Controller):
 
 c = C(Handler(), hostname="127.0.0.1", port=port)
 c.start()
+print("READY", flush=True)
 sys.stdin.read()
 c.stop()
 "#;
@@ -97,28 +97,39 @@ impl Server {
         assert!(python.is_file(), "/usr/bin/python3 missing");
         let dir = tempfile::tempdir().expect("tempdir");
         let record = dir.path().join("record");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(python)
-            .arg("-c")
-            .arg(SERVER)
-            .arg(port.to_string())
-            .arg(&record)
-            .arg(mode)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let server = Server {
-            port,
-            record,
-            child,
-            _dir: dir,
-        };
-        wait_for_port(port, Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("{e} (is python3-aiosmtpd installed?)"));
-        server
+        // The server says READY once its own listener is up; one that could not bind
+        // the chosen port (another test took it meanwhile) exits, and the next is tried.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut child = Command::new(python)
+                .arg("-c")
+                .arg(SERVER)
+                .arg(port.to_string())
+                .arg(&record)
+                .arg(mode)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3");
+            let mut line = String::new();
+            if let Some(out) = child.stdout.take() {
+                let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+            }
+            if line.trim() == "READY" {
+                return Server {
+                    port,
+                    record,
+                    child,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the aiosmtpd server did not start (is python3-aiosmtpd installed?)");
     }
 
     fn lines(&self) -> Vec<String> {

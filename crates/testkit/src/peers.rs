@@ -221,26 +221,40 @@ pub fn smtp_sink(extra_args: &[&str]) -> Result<Peer, String> {
     if !chown.is_ok_and(|s| s.success()) {
         return Err("chown postfix on the dump directory failed (run as root)".into());
     }
-    let port = free_port();
-    let child = Command::new(bin)
-        .arg("-u")
-        .arg("postfix")
-        .arg("-D")
-        .arg(&record)
-        .args(extra_args)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("100")
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("smtp-sink: {e}"))?;
-    let peer = Peer {
-        port,
-        child,
-        record,
-        _dir: dir,
-    };
-    wait_for_port(port, Duration::from_secs(10))?;
-    Ok(peer)
+    // The port is free when chosen, but a test running beside may take it before
+    // smtp-sink binds it; smtp-sink then exits at once, and a port that answers could be
+    // the other test's server: the sink must still run once the port answers.
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .arg("-u")
+            .arg("postfix")
+            .arg("-D")
+            .arg(&record)
+            .args(extra_args)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("100")
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("smtp-sink: {e}"))?;
+        let up = wait_for_port(port, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+        if up.is_ok() && matches!(child.try_wait(), Ok(None)) {
+            return Ok(Peer {
+                port,
+                child,
+                record,
+                _dir: dir,
+            });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        last = up
+            .err()
+            .unwrap_or_else(|| format!("smtp-sink exited (port {port})"));
+    }
+    Err(last)
 }
 
 /// An aiosmtpd server (Debian's python3-aiosmtpd, run with /usr/bin/python3) on a free
@@ -255,25 +269,40 @@ pub fn aiosmtpd_recorder(dsn: bool) -> Result<Peer, String> {
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let record = dir.path().join("envelopes.jsonl");
-    let port = free_port();
-    let child = Command::new(python)
-        .arg("-c")
-        .arg(AIOSMTPD_RECORDER)
-        .arg(port.to_string())
-        .arg(&record)
-        .arg(if dsn { "dsn" } else { "nodsn" })
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("python3: {e}"))?;
-    let peer = Peer {
-        port,
-        child,
-        record,
-        _dir: dir,
-    };
-    wait_for_port(port, Duration::from_secs(20))
-        .map_err(|e| format!("{e} (is python3-aiosmtpd installed?)"))?;
-    Ok(peer)
+    // The port is free when chosen, but another test may take it before Python binds
+    // it (tests run in parallel): the server says READY only once its own listener is
+    // up, and a server that could not bind exits, so the next port is tried. (Waiting
+    // for the port to answer could find another test's server there.)
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(AIOSMTPD_RECORDER)
+            .arg(port.to_string())
+            .arg(&record)
+            .arg(if dsn { "dsn" } else { "nodsn" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("python3: {e}"))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        if line.trim() == "READY" {
+            return Ok(Peer {
+                port,
+                child,
+                record,
+                _dir: dir,
+            });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        last = format!("aiosmtpd did not start on port {port} (is python3-aiosmtpd installed?)");
+    }
+    Err(last)
 }
 
 const AIOSMTPD_RECORDER: &str = r#"
@@ -324,6 +353,7 @@ class RecordingController(Controller):
 
 c = RecordingController(Handler(), hostname="127.0.0.1", port=port)
 c.start()
+print("READY", flush=True)
 # Run until the test closes stdin (or kills us).
 sys.stdin.read()
 c.stop()
