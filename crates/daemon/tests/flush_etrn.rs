@@ -9,17 +9,10 @@
 
 mod deliver_util;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use deliver_util::{configure, master_cf, wait_for};
+use deliver_util::{configure, master_cf, tern_program as program, wait_for};
 use tern_testkit::support::{python, smtplib_send};
-
-fn program(name: &str) -> PathBuf {
-    tern_testkit::tern::postfix_binary()
-        .unwrap()
-        .with_file_name(name)
-}
 
 /// Waits (at most 10 s) until the message `id` is in deferred/ again: its deferral is
 /// logged before the file moves there from active/, and a flush takes only deferred

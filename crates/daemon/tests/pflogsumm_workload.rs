@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf};
+use deliver_util::{TestUser, configure, master_cf, spool};
 use delivery_util::wait_until;
 use tern_testkit::peers::smtp_sink;
 use tern_testkit::postfix::PostfixInstance;
@@ -47,13 +47,6 @@ fn settings(spool: &Path, aliases: &Path, sink: u16) -> String {
         spool.display(),
         a = aliases.display()
     )
-}
-
-fn spool(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::create_dir(&p).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    p
 }
 
 /// aliases(5) with `fwd: b@sink.example`, built by `postalias`.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf, wait_for};
+use deliver_util::{TestUser, configure, master_cf, spool, tern_program, wait_for};
 use delivery_util::{diff, maildir_files, wait_until};
 use tern_testkit::postfix::PostfixInstance;
 
@@ -32,20 +32,6 @@ fn settings(spool: &Path) -> String {
          mail_spool_directory = {}/\n",
         spool.display()
     )
-}
-
-fn tern_program(name: &str) -> PathBuf {
-    tern_testkit::tern::postfix_binary()
-        .unwrap()
-        .with_file_name(name)
-}
-
-/// A spool directory anyone may create a Maildir in.
-fn spool(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::create_dir(&p).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    p
 }
 
 /// Runs `program` with `args` and `input` on standard input: (status, stderr).

@@ -13,11 +13,11 @@ mod deliver_util;
 mod delivery_util;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf};
+use deliver_util::{TestUser, configure, master_cf, spool, tern_program};
 use delivery_util::{diff, maildir_files, wait_until};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::constant_fields;
@@ -31,20 +31,6 @@ fn settings(spool: &Path, aliases: &Path) -> String {
         spool.display(),
         a = aliases.display()
     )
-}
-
-fn tern_program(name: &str) -> PathBuf {
-    tern_testkit::tern::postfix_binary()
-        .unwrap()
-        .with_file_name(name)
-}
-
-/// A spool directory anyone may create a Maildir in.
-fn spool(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::create_dir(&p).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    p
 }
 
 /// Runs `sendmail -C conf -bv args...` with no input: (status, stdout, stderr).

@@ -195,40 +195,10 @@ pub fn summary(files: u64, total_size: u64) -> String {
     }
 }
 
-/// asctime(localtime(t)) without its newline: `Fri Nov 27 06:06:42 2026`, the day of
-/// the month padded with a space. `offset` is the local offset from UTC in seconds.
-pub fn asctime(t: i64, offset: i32) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let local = t.saturating_add(i64::from(offset));
-    let days = local.div_euclid(86_400);
-    let secs = local.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
-    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    let month = MONTHS[usize::try_from(m - 1).unwrap_or(0)];
-    format!(
-        "{weekday} {month} {d:>2} {:02}:{:02}:{:02} {y}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1-12, day 1-31) (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+/// asctime(localtime(t)) without its newline (`Fri Nov 27 06:06:42 2026`, the day of
+/// the month padded with a space); `offset` is the local offset from UTC in seconds.
+/// The one From_-line formatter of the delivery crate.
+pub use tern_delivery::mailbox::copy::asctime;
 
 /// showq_json.c's json_quote: `\b \f \n \r \t` short, other controls `\u00XX`,
 /// `"` and `\` escaped, the rest as is.

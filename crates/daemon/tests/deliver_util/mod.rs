@@ -190,3 +190,19 @@ pub fn snail_headers(mbox: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Tern's program `name` (sendmail, postqueue, ...), next to its `postfix`.
+pub fn tern_program(name: &str) -> PathBuf {
+    tern_testkit::tern::postfix_binary()
+        .expect("postfix binary")
+        .with_file_name(name)
+}
+
+/// A spool directory `dir/name` anyone may create a mailbox or Maildir in (1777).
+pub fn spool(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::create_dir(&p).expect("spool directory");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    p
+}

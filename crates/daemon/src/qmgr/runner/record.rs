@@ -317,6 +317,10 @@ fn flush_add(req: &DeliveryRequest, results: &[RcptResult], ctx: &LogCtx) {
     let Some(flush) = &ctx.services.flush else {
         return;
     };
+    // Every delivery passes here: nothing more is done unless something was deferred.
+    if !results.iter().any(|r| r.1 == Fate::Deferred) {
+        return;
+    }
     let Ok(id) = QueueId::parse(&req.queue_id) else {
         return;
     };
