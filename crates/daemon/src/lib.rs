@@ -24,6 +24,8 @@
 //! own; everything that comes from the network is not (see [`smtpd`]'s Security section).
 
 pub mod agents;
+pub mod anvil;
+pub mod check;
 pub mod cleanup;
 pub mod control;
 pub mod etrn;

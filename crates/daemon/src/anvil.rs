@@ -1,0 +1,1 @@
+//! anvil(8): connection and rate limits per client (being written).

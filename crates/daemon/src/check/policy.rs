@@ -1,0 +1,1 @@
+//! The policy delegation client (being written).
