@@ -300,8 +300,9 @@ fn parse_service(server: &str, base: &PolicySettings) -> Result<ServiceSpec, Ser
     let mut settings = base.clone();
     let trimmed = server.trim();
     let endpoint = if trimmed.starts_with('{') {
+        // Postfix prints the text extpar() left, not extpar()'s message.
         let inner = tern_config::list::split(trimmed)
-            .map_err(|e| ServiceError::Syntax(e.to_string()))?
+            .map_err(|e| ServiceError::Syntax(extpar_rest(&e)))?
             .into_iter()
             .next()
             .unwrap_or_default();
@@ -345,6 +346,19 @@ fn parse_service(server: &str, base: &PolicySettings) -> Result<ServiceSpec, Ser
         target,
         settings,
     })
+}
+
+/// The text policy_client_register() prints after a failed extpar(): the element without
+/// its first `{` (and without the last character when text follows the closing brace).
+fn extpar_rest(error: &tern_config::list::ListError) -> String {
+    use tern_config::list::ListError;
+    match error {
+        ListError::MissingClose { element } => element.get(1..).unwrap_or_default().to_owned(),
+        ListError::TextAfterClose { element } => {
+            let close = element.rfind('}').unwrap_or(element.len());
+            element.get(1..close).unwrap_or_default().to_owned()
+        }
+    }
 }
 
 /// host_port(): `host:port`, `[v6addr]:port`, or a bare port on localhost.
@@ -734,13 +748,15 @@ impl Conn {
     }
 
     async fn read_more(&mut self) -> std::io::Result<usize> {
-        let mut chunk = [0u8; 4096];
-        let n = match &mut self.stream {
-            Stream::Tcp(s) => s.read(&mut chunk).await?,
-            Stream::Unix(s) => s.read(&mut chunk).await?,
+        // Read straight into the buffer (no large array in the future).
+        let len = self.buf.len();
+        self.buf.resize(len + 4096, 0);
+        let read = match &mut self.stream {
+            Stream::Tcp(s) => s.read(&mut self.buf[len..]).await,
+            Stream::Unix(s) => s.read(&mut self.buf[len..]).await,
         };
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        self.buf.truncate(len + *read.as_ref().unwrap_or(&0));
+        read
     }
 
     /// Sends the request and reads the reply as attr_scan_plain() reads it with
@@ -806,21 +822,22 @@ impl Conn {
     ) -> Result<Option<Vec<u8>>, Failure> {
         let timed_out = Failure(Errno::ETIMEDOUT as i32);
         loop {
-            if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
-                let line = self.buf[..nl].to_vec();
-                self.buf.drain(..=nl);
-                return Ok(Some(line));
-            }
-            let context = if self.buf.contains(&b'=') {
+            let nl = self.buf.iter().position(|&b| b == b'\n');
+            let context = if self.buf[..nl.unwrap_or(self.buf.len())].contains(&b'=') {
                 "input attribute value"
             } else {
                 "input attribute name"
             };
-            if self.buf.len() > LINE_LIMIT {
+            if nl.unwrap_or(self.buf.len()) > LINE_LIMIT {
                 warn(&format!(
                     "string length > {LINE_LIMIT} characters from {name} while reading {context}"
                 ));
                 return Err(Failure(0));
+            }
+            if let Some(nl) = nl {
+                let line = self.buf[..nl].to_vec();
+                self.buf.drain(..=nl);
+                return Ok(Some(line));
             }
             // attr_scan_plain(): end-of-input (or a timeout) before the first byte ends
             // the scan quietly; later it is "premature end-of-input" (or "timeout").
