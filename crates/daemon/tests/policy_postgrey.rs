@@ -1,0 +1,181 @@
+//! check_policy_service end to end with Debian's postgrey: a private postgrey
+//! (`--delay=2`, its own database) answers a Tern daemon whose
+//! `smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination,
+//! check_policy_service inet:127.0.0.1:PORT`. A client outside mynetworks gets postgrey's
+//! greylisting reply at its first RCPT; after the delay the same triple is accepted, and
+//! the message reaches the mailbox with postgrey's PREPENDed X-Greylist header. The
+//! replies are compared with Debian's Postfix asking the same postgrey.
+//! Needs root, the postgrey package, Debian's postfix, and
+//! `cargo build -p tern-commands --bins`.
+
+#![allow(clippy::unwrap_used)] // test code: a failure is the test's failure
+
+mod deliver_util;
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use deliver_util::{TestUser, configure, spool, wait_for};
+use tern_testkit::postfix::{OUTSIDE_CLIENT, PostfixInstance, connect_from};
+use tern_testkit::postgrey::Postgrey;
+use tern_testkit::smtp::read_reply;
+
+/// postgrey's greylisting delay.
+const DELAY_SECS: u32 = 2;
+const DELAY: Duration = Duration::from_secs(DELAY_SECS as u64);
+
+/// A client session from [`OUTSIDE_CLIENT`] (outside mynetworks).
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = connect_from(OUTSIDE_CLIENT, addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut client = Client {
+            reader: BufReader::new(stream),
+        };
+        let greeting = read_reply(&mut client.reader).unwrap();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        client
+    }
+
+    fn command(&mut self, line: &str) -> String {
+        self.reader
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+        read_reply(&mut self.reader).unwrap()
+    }
+
+    /// EHLO, MAIL FROM and RCPT TO; the RCPT reply.
+    fn rcpt(&mut self, sender: &str, recipient: &str) -> String {
+        let ehlo = self.command("EHLO client.example");
+        assert!(ehlo.starts_with("250"), "{ehlo}");
+        let mail = self.command(&format!("MAIL FROM:<{sender}>"));
+        assert!(mail.starts_with("250 "), "{mail}");
+        self.command(&format!("RCPT TO:<{recipient}>"))
+    }
+}
+
+/// The restrictions under test.
+fn restrictions(postgrey: &Postgrey) -> String {
+    format!(
+        "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
+         check_policy_service {}\n",
+        postgrey.service()
+    )
+}
+
+/// Postfix's reply to postgrey's `DEFER_IF_PERMIT 4.2.0 Greylisted, see ...` action at
+/// RCPT (smtpd_check.c check_table_result(): the DSN of the text, `<%s>: %s rejected: %s`).
+fn greylisted(recipient: &str) -> String {
+    let domain = recipient.rsplit('@').next().unwrap();
+    format!(
+        "450 4.2.0 <{recipient}>: Recipient address rejected: Greylisted, see \
+         http://postgrey.schweikert.ch/help/{domain}.html\r\n"
+    )
+}
+
+/// A Tern instance asking `postgrey`, with mynetworks = 127.0.0.1/32 (as the Postfix
+/// reference has) and `extra` in main.cf; started.
+fn tern(postgrey: &Postgrey, extra: &str) -> tern_testkit::tern::Tern {
+    let mut t = configure("");
+    let main_cf = t.config_dir().join("main.cf");
+    let text = std::fs::read_to_string(&main_cf)
+        .unwrap()
+        .replace("mynetworks = 127.0.0.0/8\n", "mynetworks = 127.0.0.1/32\n");
+    std::fs::write(&main_cf, text + &restrictions(postgrey) + extra).unwrap();
+    t.launch().expect("launch");
+    t
+}
+
+#[test]
+fn greylisted_then_accepted_and_delivered() {
+    let user = TestUser::new("tern-t-grey", None);
+    let postgrey = Postgrey::start(DELAY_SECS).expect("postgrey");
+    let spool_root = tempfile::Builder::new()
+        .prefix("tern-grey")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(spool_root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mail = spool(spool_root.path(), "mail");
+    let t = tern(
+        &postgrey,
+        &format!("mail_spool_directory = {}\n", mail.display()),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+    let to = format!("{}@mx.example.test", user.name);
+    let from = "sender@example.org";
+
+    let mut first = Client::connect(addr);
+    assert_eq!(first.rcpt(from, &to), greylisted(&to), "{}", postgrey.log());
+    first.command("QUIT");
+    // Too early: still greylisted (postgrey's early-retry).
+    let mut early = Client::connect(addr);
+    assert_eq!(early.rcpt(from, &to), greylisted(&to));
+    early.command("QUIT");
+
+    std::thread::sleep(DELAY + Duration::from_secs(1));
+    let mut again = Client::connect(addr);
+    let rcpt = again.rcpt(from, &to);
+    assert_eq!(rcpt, "250 2.1.5 Ok\r\n", "{}", postgrey.log());
+    let data = again.command("DATA");
+    assert!(data.starts_with("354 "), "{data}");
+    let queued =
+        again.command("Subject: greylisting\r\nFrom: sender@example.org\r\n\r\nhello\r\n.");
+    assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
+    let id = queued.trim_end().rsplit(' ').next().unwrap().to_owned();
+    again.command("QUIT");
+
+    let log = wait_for(|| t.log(), &format!("{id}: removed"), 1);
+    assert!(log.contains("status=sent (delivered to mailbox)"), "{log}");
+    let mbox = std::fs::read_to_string(mail.join(&user.name)).expect("mailbox");
+    assert!(mbox.contains("\nhello\n"), "{mbox}");
+    // postgrey's second answer is `PREPEND X-Greylist: delayed N seconds by postgrey...`.
+    assert!(mbox.contains("\nX-Greylist: delayed "), "{mbox}");
+    // postgrey saw the triple three times: new, early-retry, pass.
+    let seen = postgrey.log();
+    assert!(seen.contains("reason=new"), "{seen}");
+    assert!(seen.contains("reason=early-retry"), "{seen}");
+    assert!(seen.contains("reason=triplet found"), "{seen}");
+}
+
+#[test]
+fn greylisting_replies_equal_postfixs() {
+    let user = TestUser::new("tern-t-greyref", None);
+    let postgrey = Postgrey::start(DELAY_SECS).expect("postgrey");
+    let reference = PostfixInstance::start(&restrictions(&postgrey)).expect("postfix");
+    let t = tern(&postgrey, "");
+    let tern: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+    let to = format!("{}@mx.example.test", user.name);
+    // One sender each: postgrey's triples are (client subnet, sender, recipient).
+    let mut replies = Vec::new();
+    for (addr, from) in [
+        (reference.addr(), "ref@example.org"),
+        (tern, "tern@example.org"),
+    ] {
+        let mut c = Client::connect(addr);
+        replies.push(c.rcpt(from, &to));
+        c.command("QUIT");
+    }
+    assert_eq!(replies[0], greylisted(&to), "{}", reference.maillog());
+    assert_eq!(replies[1], replies[0]);
+    std::thread::sleep(DELAY + Duration::from_secs(1));
+    let mut later = Vec::new();
+    for (addr, from) in [
+        (reference.addr(), "ref@example.org"),
+        (tern, "tern@example.org"),
+    ] {
+        let mut c = Client::connect(addr);
+        later.push(c.rcpt(from, &to));
+        c.command("QUIT");
+    }
+    assert_eq!(later[0], "250 2.1.5 Ok\r\n");
+    assert_eq!(later[1], later[0]);
+}
