@@ -31,7 +31,7 @@
 //! would end the request early, is dropped from them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::relay::{PolicyError, warn};
+
+mod spec;
+
+pub use spec::ServiceError;
+use spec::{ServiceSpec, Target, parse_service};
 
 /// The longest reply line accepted: attr_scan_plain.c's (disabled) limit of
 /// 4 x line_length_limit (2048).
@@ -255,178 +260,6 @@ impl PolicySettings {
             smtputf8: matches!(utf8.trim(), "yes" | "true"),
         })
     }
-}
-
-/// Why a server text is unusable; the texts are Postfix's fatal errors
-/// (policy_client_register(), attr_override(), auto_clnt_create()).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceError {
-    #[error("policy service syntax error: {0}")]
-    Syntax(String),
-    #[error("empty policy service: \"{0}\"")]
-    Empty(String),
-    #[error("malformed option: {0}: \"...{1}...\"")]
-    MalformedOption(&'static str, String),
-    #[error("bad numerical configuration: {0} = {1}")]
-    BadNumber(String, String),
-    #[error("{0}: bad time value or unit: {1}")]
-    BadTime(String, String),
-    #[error("unknown option: \"{0} = {1}\"")]
-    UnknownOption(String, String),
-    #[error("need service transport:endpoint instead of \"{0}\"")]
-    NoTransport(String),
-    #[error("invalid transport name: {0} in service: {1}")]
-    BadTransport(String, String),
-}
-
-/// Where a server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    Inet { host: String, port: String },
-    Unix(PathBuf),
-}
-
-/// One server text, parsed: where to connect and the settings after its overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ServiceSpec {
-    /// The endpoint as Postfix names it in warnings (`127.0.0.1:10031`, `private/policy`).
-    name: String,
-    target: Target,
-    settings: PolicySettings,
-}
-
-/// Parses `transport:endpoint` or `{ transport:endpoint, name=value, ... }`.
-fn parse_service(server: &str, base: &PolicySettings) -> Result<ServiceSpec, ServiceError> {
-    let mut settings = base.clone();
-    let trimmed = server.trim();
-    let endpoint = if trimmed.starts_with('{') {
-        // Postfix prints the text extpar() left, not extpar()'s message.
-        let inner = tern_config::list::split(trimmed)
-            .map_err(|e| ServiceError::Syntax(extpar_rest(&e)))?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let mut items = tern_config::list::split_keep_braces(&inner).into_iter();
-        let endpoint = items
-            .next()
-            .ok_or_else(|| ServiceError::Empty(server.to_owned()))?;
-        for item in items {
-            override_one(&mut settings, &item)?;
-        }
-        endpoint
-    } else {
-        trimmed.to_owned()
-    };
-    let (transport, rest) = match endpoint.split_once(':') {
-        Some((t, r)) if !t.is_empty() && !r.is_empty() => (t, r),
-        _ => return Err(ServiceError::NoTransport(endpoint.clone())),
-    };
-    let target = match transport {
-        "inet" => {
-            let (host, port) = split_host_port(rest);
-            Target::Inet { host, port }
-        }
-        "unix" | "local" => {
-            let path = Path::new(rest);
-            Target::Unix(if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                settings.queue_directory.join(path)
-            })
-        }
-        other => {
-            return Err(ServiceError::BadTransport(
-                other.to_owned(),
-                endpoint.clone(),
-            ));
-        }
-    };
-    Ok(ServiceSpec {
-        name: rest.to_owned(),
-        target,
-        settings,
-    })
-}
-
-/// The text policy_client_register() prints after a failed extpar(): the element without
-/// its first `{` (and without the last character when text follows the closing brace).
-fn extpar_rest(error: &tern_config::list::ListError) -> String {
-    use tern_config::list::ListError;
-    match error {
-        ListError::MissingClose { element } => element.get(1..).unwrap_or_default().to_owned(),
-        ListError::TextAfterClose { element } => {
-            let close = element.rfind('}').unwrap_or(element.len());
-            element.get(1..close).unwrap_or_default().to_owned()
-        }
-    }
-}
-
-/// host_port(): `host:port`, `[v6addr]:port`, or a bare port on localhost.
-fn split_host_port(text: &str) -> (String, String) {
-    if let Some((host, port)) = text
-        .strip_prefix('[')
-        .and_then(|rest| rest.split_once("]:"))
-    {
-        return (host.to_owned(), port.to_owned());
-    }
-    match text.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => (host.to_owned(), port.to_owned()),
-        Some((_, port)) => ("localhost".to_owned(), port.to_owned()),
-        None => ("localhost".to_owned(), text.to_owned()),
-    }
-}
-
-/// One `name=value` override (attr_override(); names are the main.cf names without
-/// `smtpd_policy_service_`).
-fn override_one(settings: &mut PolicySettings, item: &str) -> Result<(), ServiceError> {
-    let item = if item.starts_with('{') {
-        tern_config::list::split(item)
-            .map_err(|e| ServiceError::Syntax(e.to_string()))?
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-    } else {
-        item.to_owned()
-    };
-    // split_nameval(): blanks around the name and the value are dropped.
-    let Some((key, value)) = item.split_once('=') else {
-        return Err(ServiceError::MalformedOption(
-            "missing '=' after attribute name",
-            item.clone(),
-        ));
-    };
-    let (key, value) = (key.trim(), value.trim());
-    if key.is_empty() {
-        return Err(ServiceError::MalformedOption(
-            "missing attribute name",
-            item.clone(),
-        ));
-    }
-    let time = |v: &str| match tern_config::text::time_seconds(v, 1) {
-        Some(secs) if secs >= 1 => Ok(Duration::from_secs(secs)),
-        _ => Err(ServiceError::BadTime(key.to_owned(), v.to_owned())),
-    };
-    let int = |v: &str, min: u32| match v.parse::<u32>() {
-        Ok(n) if n >= min => Ok(n),
-        _ => Err(ServiceError::BadNumber(key.to_owned(), v.to_owned())),
-    };
-    match key {
-        "timeout" => settings.timeout = time(value)?,
-        "max_idle" => settings.max_idle = time(value)?,
-        "max_ttl" => settings.max_ttl = time(value)?,
-        "retry_delay" => settings.retry_delay = time(value)?,
-        "request_limit" => settings.request_limit = int(value, 0)?,
-        "try_limit" => settings.try_limit = int(value, 1)?,
-        "default_action" => value.clone_into(&mut settings.default_action),
-        "policy_context" => value.clone_into(&mut settings.policy_context),
-        _ => {
-            return Err(ServiceError::UnknownOption(
-                key.to_owned(),
-                value.to_owned(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The clients of one settings load, shared (Arc) by every session: one connection pool
