@@ -57,6 +57,10 @@ pub fn converse(
         if in_data(&replies) && *command != MESSAGE {
             break;
         }
+        // A message whose DATA was refused is not sent (its lines would be commands).
+        if *command == MESSAGE && !in_data(&replies) {
+            continue;
+        }
         let lines: Vec<&str> = command.split('\n').collect();
         let text = if *command == MESSAGE {
             "Subject: access test\r\n\r\nhello\r\n.\r\n".to_owned()
