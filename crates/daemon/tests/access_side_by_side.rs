@@ -7,6 +7,9 @@
 //! configuration, the client, the commands and both answers. Debian's answers are the
 //! truth. No check here needs DNS (Debian's Postfix asks the system resolver).
 //!
+//! While working on one configuration: `ACCESS_SBS_CONFIGS=helo,early` runs only those,
+//! `ACCESS_SBS_SHOW=1` prints the cases that agree too (Debian's answers).
+//!
 //! Needs root, Debian's postfix (and postmap) and `target/<profile>/postfix` (`cargo
 //! build -p tern-commands --bins`); fails, never skips, without them.
 

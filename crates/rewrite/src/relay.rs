@@ -260,4 +260,67 @@ mod tests {
             );
         }
     }
+
+    /// What Debian's Postfix 3.7 answered to RCPT TO from a client outside mynetworks
+    /// (access_side_by_side's relay_forms configuration): accepted, 554 Relay access
+    /// denied, or 501 Bad recipient address syntax.
+    #[test]
+    fn address_forms_as_debian_answered() {
+        use super::Decision;
+        #[derive(Debug, PartialEq)]
+        enum Want {
+            Ok,
+            Relay,
+            Syntax,
+        }
+        let r = resolver_from(
+            "compatibility_level = 3.6\nmyhostname = mx.example.test\n\
+             mydestination = $myhostname, localhost\nrelay_domains = relay.example\n",
+        );
+        for (address, want) in [
+            ("user@[999.1.1.1]", Want::Syntax),
+            ("user@exa_mple.com", Want::Relay),
+            ("user@-bad.example", Want::Syntax),
+            ("r\u{e9}sum\u{e9}@mx.example.test", Want::Ok),
+            ("user@[127.0.0.1]", Want::Ok),
+            ("user@127.0.0.1", Want::Syntax),
+            ("user%mx.example.test@mx.example.test", Want::Ok),
+            ("user%relay.example@mx.example.test", Want::Ok),
+            ("user%remote.example@relay.example", Want::Relay),
+            ("user@relay.example@mx.example.test", Want::Ok),
+            ("user%remote.example@mx.example.test", Want::Relay),
+            ("user@remote.example@mx.example.test", Want::Relay),
+            ("user@mx.example.test.", Want::Ok),
+            ("user@localhost.", Want::Ok),
+            ("@remote.example:user@mx.example.test", Want::Ok),
+            ("@mx.example.test:user@relay.example", Want::Ok),
+            ("@mx.example.test:user@remote.example", Want::Relay),
+            ("mx.example.test!user@mx.example.test", Want::Ok),
+            ("relay.example!user@mx.example.test", Want::Ok),
+            ("remote.example!user@relay.example", Want::Relay),
+            ("remote.example!user@mx.example.test", Want::Relay),
+            ("relay.example!user", Want::Ok),
+            ("remote!user", Want::Relay),
+            ("user@RELAY.EXAMPLE.", Want::Ok),
+            ("MX.Example.Test!user", Want::Ok),
+            ("user@r\u{e9}mote.example", Want::Syntax),
+            ("user@[192.0.2.1].", Want::Relay),
+            ("user@[192.0.2.1]", Want::Relay),
+            ("user@remote.example@", Want::Relay),
+            ("user@remote.example.", Want::Relay),
+            ("user@REMOTE.EXAMPLE", Want::Relay),
+            ("user", Want::Ok),
+        ] {
+            let got = if r.check_addr(address, false) != Ok(true) {
+                Want::Syntax
+            } else {
+                match r.reject_unauth_destination(address) {
+                    Decision::Dunno => Want::Ok,
+                    Decision::Reject(reply) if reply.code == 554 => Want::Relay,
+                    other => panic!("{address}: {other:?}"),
+                }
+            };
+            assert_eq!(got, want, "{address}");
+        }
+    }
 }
