@@ -311,14 +311,14 @@ mod tests {
             ("user@REMOTE.EXAMPLE", Want::Relay),
             ("user", Want::Ok),
         ] {
-            let got = if r.check_addr(address, false) != Ok(true) {
-                Want::Syntax
-            } else {
+            let got = if r.check_addr(address, false) == Ok(true) {
                 match r.reject_unauth_destination(address) {
                     Decision::Dunno => Want::Ok,
                     Decision::Reject(reply) if reply.code == 554 => Want::Relay,
                     other => panic!("{address}: {other:?}"),
                 }
+            } else {
+                Want::Syntax
             };
             assert_eq!(got, want, "{address}");
         }
