@@ -5,6 +5,7 @@
 //! A private postgrey (policy service) too.
 //! Test-only: nothing here runs in production.
 
+pub mod access;
 pub mod dns;
 pub mod dovecot;
 pub mod peers;
