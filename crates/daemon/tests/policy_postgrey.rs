@@ -193,3 +193,122 @@ fn greylisting_replies_equal_postfixs() {
     assert_eq!(later[0], "250 2.1.5 Ok\r\n");
     assert_eq!(later[1], later[0]);
 }
+
+/// A policy server on 127.0.0.1 that answers DUNNO and records every request; it stops
+/// accepting after a minute.
+fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let shared = seen.clone();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_mins(1) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_mins(1)))
+                    .unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut request = Vec::new();
+                for _ in 0..10_000 {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end_matches('\n').to_owned();
+                    if !line.is_empty() {
+                        request.push(line);
+                        continue;
+                    }
+                    shared.lock().unwrap().push(std::mem::take(&mut request));
+                    if reader.get_mut().write_all(b"action=DUNNO\n\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// The requests of one session (RCPT, DATA, END-OF-MESSAGE) with the values that differ
+/// between two servers by nature (ports, queue ids, instance) made constant.
+fn session_requests(
+    addr: SocketAddr,
+    seen: &std::sync::Mutex<Vec<Vec<String>>>,
+    to: &str,
+) -> Vec<Vec<String>> {
+    seen.lock().unwrap().clear();
+    let mut c = Client::connect(addr);
+    assert!(c.rcpt("sender@example.org", to).starts_with("250 "));
+    assert!(c.command("DATA").starts_with("354 "));
+    let queued = c.command("Subject: policy\r\n\r\nhello\r\n.");
+    assert!(queued.starts_with("250 "), "{queued}");
+    c.command("QUIT");
+    let requests = seen.lock().unwrap().clone();
+    requests
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|attr| match attr.split_once('=') {
+                    Some((
+                        name @ ("client_port" | "server_port" | "queue_id" | "instance"),
+                        value,
+                    )) if !value.is_empty() => format!("{name}=X"),
+                    _ => attr,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// What Tern's smtpd sends a policy server equals what Debian's Postfix sends, at RCPT,
+/// DATA and END-OF-MESSAGE.
+#[test]
+fn requests_equal_postfixs() {
+    let user = TestUser::new("tern-t-polreq", None);
+    let (port, seen) = recording_server();
+    let service = format!("inet:127.0.0.1:{port}");
+    let lists = format!(
+        "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
+         check_policy_service {service}\n\
+         smtpd_data_restrictions = check_policy_service {service}\n\
+         smtpd_end_of_data_restrictions = check_policy_service {service}\n"
+    );
+    let to = format!("{}@mx.example.test", user.name);
+    let reference = PostfixInstance::start(&lists).expect("postfix");
+    let want = session_requests(reference.addr(), &seen, &to);
+    assert_eq!(want.len(), 3, "{want:?}");
+    let mut t = configure("");
+    let main_cf = t.config_dir().join("main.cf");
+    let text = std::fs::read_to_string(&main_cf)
+        .unwrap()
+        .replace("mynetworks = 127.0.0.0/8\n", "mynetworks = 127.0.0.1/32\n");
+    std::fs::write(&main_cf, text + &lists).unwrap();
+    t.launch().expect("launch");
+    let tern: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+    let got = session_requests(tern, &seen, &to);
+    // Every differing attribute, by request.
+    let diffs: Vec<String> = got
+        .iter()
+        .zip(&want)
+        .flat_map(|(g, w)| {
+            g.iter()
+                .zip(w)
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| format!("{}: tern {a:?}, postfix {b:?}", w[1]))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(diffs, Vec::<String>::new());
+    assert_eq!(got, want);
+}
