@@ -197,6 +197,14 @@ fn greylisting_replies_equal_postfixs() {
 /// A policy server on 127.0.0.1 that answers DUNNO and records every request; it stops
 /// accepting after a minute.
 fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
+    fake_server(Some(b"action=DUNNO\n\n"))
+}
+
+/// A policy server that answers `reply` to every request (`None`: never answers) and
+/// records the requests; it stops accepting after a minute.
+fn fake_server(
+    reply: Option<&'static [u8]>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
     use std::io::BufRead;
     use std::sync::{Arc, Mutex};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -230,7 +238,9 @@ fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>
                         continue;
                     }
                     shared.lock().unwrap().push(std::mem::take(&mut request));
-                    if reader.get_mut().write_all(b"action=DUNNO\n\n").is_err() {
+                    if let Some(reply) = reply
+                        && reader.get_mut().write_all(reply).is_err()
+                    {
                         return;
                     }
                 }
@@ -311,4 +321,74 @@ fn requests_equal_postfixs() {
         .collect();
     assert_eq!(diffs, Vec::<String>::new());
     assert_eq!(got, want);
+}
+
+/// The smtpd warnings in a mail log, without their prefix, with the policy server's port
+/// made constant.
+fn smtpd_warnings(log: &str, port: u16) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("/smtpd["))
+        .filter_map(|l| l.split_once(": warning: ").map(|(_, w)| w.to_owned()))
+        .map(|w| w.replace(&port.to_string(), "PORT"))
+        .collect()
+}
+
+/// A failing policy server: the RCPT reply (the default action) and the warnings of
+/// attr_clnt.c/auto_clnt.c/attr_scan_plain.c equal Debian's Postfix's, for a server that
+/// is down, one that never answers, and replies without `action`.
+#[test]
+fn failure_warnings_equal_postfixs() {
+    let user = TestUser::new("tern-t-polfail", None);
+    let to = format!("{}@mx.example.test", user.name);
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let silent = fake_server(None).0;
+    let empty = fake_server(Some(b"\n")).0;
+    let no_value = fake_server(Some(b"foo=bar\naction\n\n")).0;
+    let cut = fake_server(Some(b"action=DUN")).0;
+    for port in [down, silent, empty, no_value, cut] {
+        let lists = format!(
+            "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
+             check_policy_service inet:127.0.0.1:{port}\n\
+             smtpd_policy_service_timeout = 1s\n"
+        );
+        let reference = PostfixInstance::start(&lists).expect("postfix");
+        let mut c = Client::connect(reference.addr());
+        let want_reply = c.rcpt("sender@example.org", &to);
+        c.command("QUIT");
+        let want = wait_log(|| reference.maillog(), port);
+
+        let mut t = configure("");
+        let main_cf = t.config_dir().join("main.cf");
+        let text = std::fs::read_to_string(&main_cf)
+            .unwrap()
+            .replace("mynetworks = 127.0.0.0/8\n", "mynetworks = 127.0.0.1/32\n");
+        std::fs::write(&main_cf, text + &lists).unwrap();
+        t.launch().expect("launch");
+        let tern: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+        let mut c = Client::connect(tern);
+        let got_reply = c.rcpt("sender@example.org", &to);
+        c.command("QUIT");
+        let got = wait_log(|| t.log(), port);
+        assert_eq!(got_reply, want_reply, "port {port}");
+        assert_eq!(got, want, "port {port}");
+    }
+}
+
+/// The smtpd warnings once a "problem talking" line is in and nothing more came for
+/// 300 ms (the log is written after the reply by Tern's log thread); at most 10 s.
+fn wait_log(log: impl Fn() -> String, port: u16) -> Vec<String> {
+    let start = std::time::Instant::now();
+    let mut last = Vec::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let warnings = smtpd_warnings(&log(), port);
+        let done = warnings == last && warnings.iter().any(|w| w.starts_with("problem talking"));
+        if done || start.elapsed() > Duration::from_secs(10) {
+            return warnings;
+        }
+        last = warnings;
+    }
 }

@@ -438,8 +438,8 @@ async fn malformed_replies() {
                 assert_eq!(got, Err("451 4.3.5 Server configuration problem".into()));
                 let w = warning.replace("NAME", &name);
                 // attr_clnt.c: errno is 0 for a protocol error, so only the last try
-                // warns, with "%m" = "Success".
-                let last = format!("problem talking to server {name}: Success");
+                // warns, with "%m" = "Application error".
+                let last = format!("problem talking to server {name}: Application error");
                 assert_eq!(warnings(&name), vec![w.clone(), w, last], "{reply:?}");
             }
         }
@@ -464,7 +464,7 @@ async fn premature_end_of_input() {
         warnings(&name),
         vec![
             format!("premature end-of-input on {name} while reading input attribute value"),
-            format!("problem talking to server {name}: Success"),
+            format!("problem talking to server {name}: Application error"),
         ]
     );
 }

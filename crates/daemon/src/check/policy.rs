@@ -361,8 +361,10 @@ struct Failure(i32);
 
 impl Failure {
     fn text(self) -> String {
+        // Postfix's `%m` with errno 0 (a protocol error, not a system call's) prints
+        // "Application error" (seen in Debian's Postfix 3.7 log), not strerror(0).
         if self.0 == 0 {
-            "Success".to_owned()
+            "Application error".to_owned()
         } else {
             Errno::from_raw(self.0).desc().to_owned()
         }
