@@ -4,7 +4,9 @@
 //! check_policy_service inet:127.0.0.1:PORT`. A client outside mynetworks gets postgrey's
 //! greylisting reply at its first RCPT; after the delay the same triple is accepted, and
 //! the message reaches the mailbox with postgrey's PREPENDed X-Greylist header. The
-//! replies are compared with Debian's Postfix asking the same postgrey.
+//! replies are compared with Debian's Postfix asking the same postgrey; and, side by side
+//! with Debian's Postfix, the requests sent to a recording policy server (RCPT, DATA,
+//! END-OF-MESSAGE) and the warnings and replies when the server fails.
 //! Needs root, the postgrey package, Debian's postfix, and
 //! `cargo build -p tern-commands --bins`.
 

@@ -297,7 +297,7 @@ impl PolicyClients {
         let spec = parse_service(server, &self.settings)?;
         let endpoint = Arc::new(Endpoint {
             spec,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Pool::default()),
         });
         map.insert(server.to_owned(), endpoint.clone());
         Ok(endpoint)
@@ -345,7 +345,15 @@ impl PolicyClients {
 #[derive(Debug)]
 struct Endpoint {
     spec: ServiceSpec,
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<Pool>,
+}
+
+/// The idle connections of one server.
+#[derive(Debug, Default)]
+struct Pool {
+    idle: Vec<Idle>,
+    /// A reaper task runs (at most one per server, however many requests).
+    reaper: bool,
 }
 
 /// A pooled connection and when it went idle.
@@ -448,7 +456,7 @@ impl Endpoint {
                     .idle
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                pool.pop()?
+                pool.idle.pop()?
             };
             let expired = now.duration_since(idle.since) >= settings.max_idle
                 || now.duration_since(idle.conn.connected) >= settings.max_ttl;
@@ -458,47 +466,49 @@ impl Endpoint {
         }
     }
 
-    /// Returns a connection to the pool and schedules its closing at max_idle or max_ttl
-    /// (auto_clnt.c's timers), whichever comes first.
+    /// Returns a connection to the pool; the endpoint's reaper closes it at max_idle or
+    /// max_ttl (auto_clnt.c's timers), whichever comes first.
     fn checkin(self: &Arc<Self>, conn: Conn) {
         let settings = &self.spec.settings;
         let now = Instant::now();
-        let ttl_end = conn.connected + settings.max_ttl;
-        if now >= ttl_end {
+        if now >= conn.connected + settings.max_ttl {
             return;
         }
-        let deadline = (now + settings.max_idle).min(ttl_end);
-        {
+        let start_reaper = {
             let mut pool = self
                 .idle
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pool.len() >= IDLE_LIMIT {
+            if pool.idle.len() >= IDLE_LIMIT {
                 return;
             }
-            pool.push(Idle { conn, since: now });
+            pool.idle.push(Idle { conn, since: now });
+            !std::mem::replace(&mut pool.reaper, true)
+        };
+        if start_reaper {
+            let weak: Weak<Endpoint> = Arc::downgrade(self);
+            tokio::spawn(reaper(weak));
         }
-        let weak: Weak<Endpoint> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(deadline.into()).await;
-            if let Some(endpoint) = weak.upgrade() {
-                endpoint.reap();
-            }
-        });
     }
 
-    /// Closes the idle connections whose time is up.
-    fn reap(&self) {
+    /// Closes the idle connections whose time is up; the next deadline, or `None` (and
+    /// the reaper ends) when nothing is left idle.
+    fn reap(&self) -> Option<Instant> {
         let settings = &self.spec.settings;
         let now = Instant::now();
         let mut pool = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        pool.retain(|idle| {
-            now.duration_since(idle.since) < settings.max_idle
-                && now.duration_since(idle.conn.connected) < settings.max_ttl
-        });
+        let end = |idle: &Idle| {
+            (idle.since + settings.max_idle).min(idle.conn.connected + settings.max_ttl)
+        };
+        pool.idle.retain(|idle| end(idle) > now);
+        let next = pool.idle.iter().map(end).min();
+        if next.is_none() {
+            pool.reaper = false;
+        }
+        next
     }
 
     /// auto_clnt_open(): a new connection, within the timeout.
@@ -535,6 +545,19 @@ impl Endpoint {
             connected: Instant::now(),
             requests: 0,
         })
+    }
+}
+
+/// The task that closes an endpoint's idle connections on time; it ends when none is
+/// left (or the endpoint is gone with its settings load). A connection returned while it
+/// sleeps, whose max_ttl comes before the reaper wakes, closes at that wake-up; checkout
+/// never hands out an expired one.
+async fn reaper(endpoint: Weak<Endpoint>) {
+    loop {
+        let Some(next) = endpoint.upgrade().and_then(|e| e.reap()) else {
+            return;
+        };
+        tokio::time::sleep_until(next.into()).await;
     }
 }
 
