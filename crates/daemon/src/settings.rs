@@ -335,6 +335,8 @@ fn smtpd_settings(
         u16::try_from(p.number("smtpd_forbid_bare_newline_reject_code")?).unwrap_or(550);
     s.strict_rfc821_envelopes = p.bool("strict_rfc821_envelopes")?;
     s.forbid_unauth_pipelining = p.bool("smtpd_forbid_unauth_pipelining")?;
+    // smtpd_check_addr(): trivial-rewrite decides whether an address is valid.
+    s.domains_by_driver = true;
     let restrictions = Restrictions::from_config(p.config, p.service)?;
     // smtpd.c helo_cmd(): HELO restrictions at HELO only without smtpd_delay_reject.
     s.decide_helo =

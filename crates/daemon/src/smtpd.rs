@@ -553,6 +553,10 @@ impl Driver<'_> {
                 }
             }
             Decision::Rcpt(rcpt) => {
+                let utf8 = self.chk.smtputf8;
+                if !self.address_ok(&rcpt.address, utf8) {
+                    return Verdict::Reject(reply_of("501 5.1.3 Bad recipient address syntax"));
+                }
                 self.sync_check_state(Stage::Command(Verb::Rcpt));
                 if let Some(e) = self.checker().rcpt(&rcpt.address).await {
                     return Verdict::Reject(reply_of(&e));
@@ -582,6 +586,11 @@ impl Driver<'_> {
                 if let Some(m) = &mut self.msg {
                     m.add_recipient(&rcpt);
                 }
+                // smtpd.c rcpt_cmd(): the first accepted recipient is the one the log
+                // names at DATA and end-of-data.
+                if self.chk.recipient.is_none() {
+                    self.chk.recipient = Some(rcpt.address.clone());
+                }
                 Verdict::Accept
             }
             Decision::Mail(mail) => {
@@ -606,6 +615,9 @@ impl Driver<'_> {
                         "not enough free space in mail queue: {free} bytes < 1.5*message size limit"
                     ));
                     return Verdict::Reject(reply);
+                }
+                if !self.address_ok(&mail.address, mail.smtputf8) {
+                    return Verdict::Reject(reply_of("501 5.1.7 Bad sender address syntax"));
                 }
                 self.sync_check_state(Stage::Command(Verb::Mail));
                 self.chk.mail_reset();
@@ -652,6 +664,16 @@ impl Driver<'_> {
                 Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
             }
         }
+    }
+
+    /// smtpd_check_addr(): the address as trivial-rewrite sees it (a resolver error, or a
+    /// non-ASCII domain without SMTPUTF8, is bad syntax).
+    fn address_ok(&self, address: &str, smtputf8: bool) -> bool {
+        self.s
+            .restrictions
+            .resolver()
+            .check_addr(address, smtputf8)
+            .unwrap_or(false)
     }
 
     /// The command being decided, as the log names it (HELO or EHLO, DATA or BDAT).
