@@ -161,8 +161,14 @@ impl Driver<'_> {
         let early = self.peek_early();
         let early = self.session.early_input(&early);
         self.log_pipelining();
+        // anvil(8): the connection count and rate, after the early-talker check (smtpd.c);
+        // the guard gives the connection back when the session ends.
+        let mut anvil_guard = None;
         if let Some(send) = early {
             self.send(&send).await;
+        } else if let Some(refused) = self.anvil_connect(&mut anvil_guard) {
+            self.reply(&refused);
+            self.closing = true;
         } else {
             let greeting = self.session.greeting();
             self.reply(&greeting);
@@ -476,6 +482,10 @@ impl Driver<'_> {
     }
 
     fn decide(&mut self, decision: Decision) -> Verdict {
+        // anvil(8): the message and recipient rates (smtpd.c mail_cmd(), rcpt_cmd()).
+        if let Some(reply) = self.anvil_rate(&decision) {
+            return Verdict::Reject(reply);
+        }
         match decision {
             Decision::Rcpt(rcpt) => {
                 if let Some(reply) = self.check_recipient(Verb::Rcpt, &rcpt.address) {
@@ -752,6 +762,29 @@ impl Driver<'_> {
             });
         }
         short.then_some(free_bytes)
+    }
+
+    /// anvil(8) before the greeting: the 421 when the client is over a connection limit.
+    fn anvil_connect(&mut self, guard: &mut Option<crate::anvil::ConnGuard>) -> Option<Reply> {
+        let limits = &self.s.anvil;
+        crate::anvil::start_statistics(&self.sh.logger, &self.s.syslog_name, limits.status_update);
+        let (g, refused) = crate::anvil::on_connect(limits, &self.client.name, self.ip);
+        *guard = Some(g);
+        let refused = refused?;
+        self.warn(&refused.warning);
+        Some(reply_of(&refused.reply))
+    }
+
+    /// anvil(8) at MAIL and RCPT: the 450 when the client is over a rate limit.
+    fn anvil_rate(&self, decision: &Decision) -> Option<Reply> {
+        let (limits, name) = (&self.s.anvil, self.client.name.as_str());
+        let refused = match decision {
+            Decision::Mail(_) => crate::anvil::on_mail(limits, name, self.ip)?,
+            Decision::Rcpt(_) => crate::anvil::on_rcpt(limits, name, self.ip)?,
+            _ => return None,
+        };
+        self.warn(&refused.warning);
+        Some(reply_of(&refused.reply))
     }
 
     fn warn(&self, text: &str) {
