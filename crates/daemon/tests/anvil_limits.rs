@@ -132,6 +132,26 @@ fn rate_dialogs(server: SocketAddr) -> Vec<String> {
     out
 }
 
+/// The smtpd log texts about clients 127.0.0.`hosts` (after `smtpd[PID]: `), the
+/// service port made `PORT` and queue ids `QID`, sorted (sessions run side by side).
+fn session_lines(log: &str, hosts: &[u8], port: u16) -> Vec<String> {
+    let mut out: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("/smtpd["))
+        .filter(|l| hosts.iter().any(|h| l.contains(&format!("[127.0.0.{h}]"))))
+        .filter_map(|l| {
+            l.split_once("]: ")
+                .map(|(_, t)| t.replace(&port.to_string(), "PORT"))
+        })
+        .map(|t| match t.split_once(": client=") {
+            Some((_, rest)) => format!("QID: client={rest}"),
+            None => t,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn tern_addr(t: &Tern) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], t.port))
 }
@@ -195,6 +215,11 @@ fn count_message_recipient_limits_and_exceptions() {
         );
         assert!(log.contains(needle), "{needle} not in Tern's log:\n{log}");
     }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        session_lines(&tern.log(), &[3, 5, 6, 17], tern.port),
+        session_lines(&postfix.maillog(), &[3, 5, 6, 17], postfix.port())
+    );
 }
 
 #[test]
@@ -209,6 +234,13 @@ fn connection_rate_limit() {
     );
     assert_eq!(ours, theirs);
     let log = wait_log(|| tern.log(), "Connection rate limit exceeded");
+    let plog = wait_log(|| postfix.maillog(), "Connection rate limit exceeded");
+    // Let the last disconnect lines be written.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        session_lines(&tern.log(), &[4], tern.port),
+        session_lines(&postfix.maillog(), &[4], postfix.port())
+    );
     assert!(
         log.lines().any(
             |l| l.contains("warning: Connection rate limit exceeded: 4 from ")
