@@ -234,7 +234,7 @@ fn connection_rate_limit() {
     );
     assert_eq!(ours, theirs);
     let log = wait_log(|| tern.log(), "Connection rate limit exceeded");
-    let plog = wait_log(|| postfix.maillog(), "Connection rate limit exceeded");
+    wait_log(|| postfix.maillog(), "Connection rate limit exceeded");
     // Let the last disconnect lines be written.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
