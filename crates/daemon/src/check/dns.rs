@@ -219,6 +219,13 @@ impl DnsChecks {
         })
     }
 
+    /// The same checks asking `server` alone (tests; the daemon reads `TERN_DNS_SERVER`).
+    #[must_use]
+    pub fn with_server(mut self, server: std::net::SocketAddr) -> Self {
+        self.dns = Arc::new(DnsClient::new(Some(server)));
+        self
+    }
+
     /// The same checks with another time bound per query (tests).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {

@@ -1,0 +1,265 @@
+//! The DNS side of the restrictions (crate::check::dns::DnsChecks) against a DNS server
+//! on a loopback port: dnsmasq (Debian's `dnsmasq-base`) with the records below, and
+//! tern_testkit's FakeDns for time-outs and SERVFAIL. The expectations are Postfix's
+//! (smtpd_check.c v3.7.11: reject_unknown_hostname, reject_unknown_mailhost,
+//! find_dnsxl_addr, rbl_reject_reply, check_server_access). Fails when dnsmasq is
+//! missing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tern_config::config::Config;
+use tern_config::host::HostInfo;
+use tern_config::maincf::MainCf;
+use tern_config::mastercf::MasterCf;
+use tern_daemon::check::dns::{DnsChecks, HostLookup, RblContext, Server, ServerKind, ServerList};
+use tern_testkit::dns::{Dnsmasq, FakeAnswer, FakeDns};
+
+const RECORDS: &[&str] = &[
+    "--local=/test/",
+    // reject_rbl_client rbl.test: 192.0.2.7 listed as 127.0.0.2 with a reason,
+    // 192.0.2.8 as 127.0.0.5, 192.0.2.9 as 127.0.0.3 without TXT; 192.0.2.10 not.
+    "--address=/7.2.0.192.rbl.test/127.0.0.2",
+    "--txt-record=7.2.0.192.rbl.test,Listed; see http://rbl.test/?ip=192.0.2.7",
+    "--address=/8.2.0.192.rbl.test/127.0.0.5",
+    "--address=/9.2.0.192.rbl.test/127.0.0.3",
+    // reject_rhsbl_sender dbl.test: bad.example listed.
+    "--address=/bad.example.dbl.test/127.0.1.2",
+    "--txt-record=bad.example.dbl.test,spam domain",
+    // Hosts and mail domains.
+    "--host-record=aonly.test,192.0.2.50",
+    "--mx-host=mxonly.test,mail.test,10",
+    "--host-record=mail.test,192.0.2.51",
+    "--mx-host=nullmx.test,.,0",
+    "--mx-host=mxd.test,mx1.test,10",
+    "--mx-host=mxd.test,mx2.test,20",
+    "--host-record=mx1.test,192.0.2.60",
+];
+
+fn checks(main: &str) -> DnsChecks {
+    let main = format!("myhostname = mx.example.test\ninet_protocols = ipv4\n{main}");
+    let main = MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf");
+    let master = MasterCf::parse(b"", "master.cf").expect("master.cf");
+    let config = Config::new(
+        Path::new("/etc/postfix"),
+        main,
+        master,
+        HostInfo::from_hostname("mx.example.test"),
+    );
+    DnsChecks::from_config(&config, None).expect("dns checks")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn ctx() -> RblContext<'static> {
+    RblContext {
+        class: "Client host",
+        what: "",
+        client_name: "unknown",
+        client_address: "192.0.2.7",
+        reverse_client_name: "unknown",
+        helo_name: "client.example",
+        sender: "a@bad.example",
+        recipient: "",
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("address")
+}
+
+#[test]
+fn rbl_client_lists() {
+    let dns = Dnsmasq::start(RECORDS).expect("dnsmasq");
+    let c = checks("").with_server(dns.addr());
+    let rt = rt();
+    let cx = ctx();
+    let listed = rt.block_on(c.rbl_addr("rbl.test", ip("192.0.2.7"), &cx));
+    assert_eq!(
+        listed,
+        Some((
+            554,
+            "5.7.1".to_owned(),
+            "Service unavailable; Client host [192.0.2.7] blocked using rbl.test; \
+             Listed; see http://rbl.test/?ip=192.0.2.7"
+                .to_owned()
+        ))
+    );
+    // Filtered by the reply address: =127.0.0.2 and a range.
+    let cases = [
+        ("rbl.test=127.0.0.2", "192.0.2.7", true),
+        ("rbl.test=127.0.0.2", "192.0.2.8", false),
+        ("rbl.test=127.0.0.[2..4]", "192.0.2.9", true),
+        ("rbl.test=127.0.0.[2..4]", "192.0.2.8", false),
+        ("rbl.test", "192.0.2.10", false),
+    ];
+    for (rbl, addr, want) in cases {
+        let got = rt.block_on(c.rbl_addr(rbl, ip(addr), &cx));
+        assert_eq!(got.is_some(), want, "{rbl} {addr}: {got:?}");
+    }
+    // No TXT: the reason part is left out; $rbl_domain loses the pattern.
+    let got = rt.block_on(c.rbl_addr("rbl.test=127.0.0.[2..4]", ip("192.0.2.9"), &cx));
+    assert_eq!(
+        got.map(|r| r.2).as_deref(),
+        Some("Service unavailable; Client host [192.0.2.9] blocked using rbl.test")
+    );
+    // A reply template of rbl_reply_maps, with smtpd's names.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("rbl_reply");
+    std::fs::write(
+        &table,
+        "rbl.test 450 4.7.9 $client_address via $rbl_domain: $rbl_reason \
+         (helo $helo_name, from $sender_domain)\n",
+    )
+    .expect("table");
+    let c =
+        checks(&format!("rbl_reply_maps = texthash:{}\n", table.display())).with_server(dns.addr());
+    let got = rt.block_on(c.rbl_addr("rbl.test", ip("192.0.2.7"), &cx));
+    assert_eq!(
+        got,
+        Some((
+            450,
+            "4.7.9".to_owned(),
+            "192.0.2.7 via rbl.test: Listed; see http://rbl.test/?ip=192.0.2.7 \
+             (helo client.example, from bad.example)"
+                .to_owned()
+        ))
+    );
+}
+
+#[test]
+fn rhsbl_domains() {
+    let dns = Dnsmasq::start(RECORDS).expect("dnsmasq");
+    let c = checks("").with_server(dns.addr());
+    let rt = rt();
+    let cx = RblContext {
+        class: "Sender address",
+        ..ctx()
+    };
+    let got = rt.block_on(c.rbl_domain("dbl.test", "a@bad.example", &cx));
+    assert_eq!(
+        got,
+        Some((
+            554,
+            "5.7.1".to_owned(),
+            "Service unavailable; Sender address [a@bad.example] blocked using dbl.test; \
+             spam domain"
+                .to_owned()
+        ))
+    );
+    for what in ["a@good.example", "a@[192.0.2.1]", "a@host.123", ""] {
+        assert_eq!(
+            rt.block_on(c.rbl_domain("dbl.test", what, &cx)),
+            None,
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn hosts_and_mail_domains() {
+    let dns = Dnsmasq::start(RECORDS).expect("dnsmasq");
+    let c = checks("").with_server(dns.addr());
+    let rt = rt();
+    let cases = [
+        ("aonly.test", HostLookup::Found, HostLookup::Found),
+        ("mxonly.test", HostLookup::Found, HostLookup::Found),
+        ("nullmx.test", HostLookup::Found, HostLookup::NullMx),
+        ("nx.test", HostLookup::NotFound, HostLookup::NotFound),
+    ];
+    for (name, host, mailhost) in cases {
+        assert_eq!(rt.block_on(c.host(name)), host, "host {name}");
+        assert_eq!(rt.block_on(c.mailhost(name)), mailhost, "mailhost {name}");
+    }
+}
+
+#[test]
+fn server_lists() {
+    let dns = Dnsmasq::start(RECORDS).expect("dnsmasq");
+    let c = checks("").with_server(dns.addr());
+    let rt = rt();
+    let server = |host: &str, addrs: Result<Vec<IpAddr>, &str>| Server {
+        host: host.to_owned(),
+        numeric: false,
+        addrs: addrs.map_err(str::to_owned),
+    };
+    // In the order of the answer (check_server_access() does not sort).
+    let ServerList::Servers(mut list) = rt.block_on(c.servers("u@mxd.test", ServerKind::Mx)) else {
+        panic!("servers");
+    };
+    list.sort_by(|a, b| a.host.cmp(&b.host));
+    assert_eq!(
+        list,
+        vec![
+            server("mx1.test", Ok(vec![ip("192.0.2.60")])),
+            server("mx2.test", Err("Name or service not known")),
+        ]
+    );
+    // No MX: the domain is its own server; a null MX is dunno.
+    assert_eq!(
+        rt.block_on(c.servers("aonly.test", ServerKind::Mx)),
+        ServerList::Servers(vec![server("aonly.test", Ok(vec![ip("192.0.2.50")]))])
+    );
+    assert_eq!(
+        rt.block_on(c.servers("u@nullmx.test", ServerKind::Mx)),
+        ServerList::Dunno(None)
+    );
+    assert_eq!(
+        rt.block_on(c.servers("u@[192.0.2.9]", ServerKind::A)),
+        ServerList::Literal(ip("192.0.2.9"))
+    );
+    assert_eq!(
+        rt.block_on(c.servers("u@[192.0.2.9]", ServerKind::Ns)),
+        ServerList::Dunno(None)
+    );
+    assert_eq!(
+        list[1].lookup_warning(ServerKind::Mx, "Sender address", "u@mxd.test"),
+        Some(
+            "Unable to look up MX host mx2.test for Sender address u@mxd.test: \
+             Name or service not known"
+                .to_owned()
+        )
+    );
+}
+
+/// A server that never answers: every lookup is a temporary failure within the bound,
+/// and an RBL lets the client pass with Postfix's warning.
+#[test]
+fn timeouts_are_temporary() {
+    let fake = FakeDns::start(FakeAnswer::Silent).expect("fake dns");
+    let c = checks("")
+        .with_server(fake.addr())
+        .with_timeout(Duration::from_secs(1));
+    let rt = rt();
+    let start = Instant::now();
+    assert_eq!(rt.block_on(c.host("aonly.test")), HostLookup::TempFail);
+    assert_eq!(rt.block_on(c.mailhost("aonly.test")), HostLookup::TempFail);
+    let out = rt.block_on(c.rbl_addr_outcome("rbl.test", ip("192.0.2.7"), &ctx()));
+    assert_eq!(out.reply, None);
+    assert_eq!(
+        out.warnings,
+        vec![
+            "7.2.0.192.rbl.test: RBL lookup error: Host or domain name not found. \
+             Name service error for name=7.2.0.192.rbl.test type=A: Host not found, try again"
+                .to_owned()
+        ]
+    );
+    assert_eq!(
+        rt.block_on(c.servers("u@mxd.test", ServerKind::Mx)),
+        ServerList::Dunno(Some(
+            "Unable to look up MX host for mxd.test: Host not found, try again".to_owned()
+        ))
+    );
+    // 3 + 3 + 1 + 1 queries of at most a second each.
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let servfail = FakeDns::start(FakeAnswer::Rcode(2)).expect("fake dns");
+    let c = checks("").with_server(servfail.addr());
+    assert_eq!(rt.block_on(c.mailhost("x.test")), HostLookup::TempFail);
+    let _: SocketAddr = servfail.addr();
+}
