@@ -13,7 +13,9 @@ use tern_config::config::Config;
 use tern_config::host::HostInfo;
 use tern_config::maincf::MainCf;
 use tern_config::mastercf::MasterCf;
-use tern_daemon::check::dns::{DnsChecks, HostLookup, RblContext, Server, ServerKind, ServerList};
+use tern_daemon::check::dns::{
+    DnsChecks, HostLookup, RblContext, Server, ServerKind, ServerList, ServerLookup,
+};
 use tern_testkit::dns::{Dnsmasq, FakeAnswer, FakeDns};
 
 const RECORDS: &[&str] = &[
@@ -190,7 +192,9 @@ fn server_lists() {
         addrs: addrs.map_err(str::to_owned),
     };
     // In the order of the answer (check_server_access() does not sort).
-    let ServerList::Servers(mut list) = rt.block_on(c.servers("u@mxd.test", ServerKind::Mx)) else {
+    let ServerLookup::Servers(mut list) =
+        rt.block_on(c.server_lookup("u@mxd.test", ServerKind::Mx))
+    else {
         panic!("servers");
     };
     list.sort_by(|a, b| a.host.cmp(&b.host));
@@ -203,20 +207,32 @@ fn server_lists() {
     );
     // No MX: the domain is its own server; a null MX is dunno.
     assert_eq!(
-        rt.block_on(c.servers("aonly.test", ServerKind::Mx)),
-        ServerList::Servers(vec![server("aonly.test", Ok(vec![ip("192.0.2.50")]))])
+        rt.block_on(c.server_lookup("aonly.test", ServerKind::Mx)),
+        ServerLookup::Servers(vec![server("aonly.test", Ok(vec![ip("192.0.2.50")]))])
     );
     assert_eq!(
-        rt.block_on(c.servers("u@nullmx.test", ServerKind::Mx)),
-        ServerList::Dunno(None)
+        rt.block_on(c.server_lookup("u@nullmx.test", ServerKind::Mx)),
+        ServerLookup::Dunno(None)
     );
     assert_eq!(
-        rt.block_on(c.servers("u@[192.0.2.9]", ServerKind::A)),
-        ServerList::Literal(ip("192.0.2.9"))
+        rt.block_on(c.server_lookup("u@[192.0.2.9]", ServerKind::A)),
+        ServerLookup::Literal(ip("192.0.2.9"))
     );
     assert_eq!(
-        rt.block_on(c.servers("u@[192.0.2.9]", ServerKind::Ns)),
-        ServerList::Dunno(None)
+        rt.block_on(c.server_lookup("u@[192.0.2.9]", ServerKind::Ns)),
+        ServerLookup::Dunno(None)
+    );
+    // The engine's view: hosts with their addresses.
+    let ServerList::Hosts(mut hosts) = rt.block_on(c.servers("u@mxd.test", ServerKind::Mx)) else {
+        panic!("hosts");
+    };
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        vec![
+            ("mx1.test".to_owned(), vec![ip("192.0.2.60")]),
+            ("mx2.test".to_owned(), vec![])
+        ]
     );
     assert_eq!(
         list[1].lookup_warning(ServerKind::Mx, "Sender address", "u@mxd.test"),
@@ -251,12 +267,16 @@ fn timeouts_are_temporary() {
         ]
     );
     assert_eq!(
-        rt.block_on(c.servers("u@mxd.test", ServerKind::Mx)),
-        ServerList::Dunno(Some(
+        rt.block_on(c.server_lookup("u@mxd.test", ServerKind::Mx)),
+        ServerLookup::Dunno(Some(
             "Unable to look up MX host for mxd.test: Host not found, try again".to_owned()
         ))
     );
-    // 3 + 3 + 1 + 1 queries of at most a second each.
+    assert_eq!(
+        rt.block_on(c.servers("u@mxd.test", ServerKind::Mx)),
+        ServerList::TempFail
+    );
+    // 3 + 3 + 1 + 2 queries of at most a second each.
     assert!(start.elapsed() < Duration::from_secs(20));
     let servfail = FakeDns::start(FakeAnswer::Rcode(2)).expect("fake dns");
     let c = checks("").with_server(servfail.addr());

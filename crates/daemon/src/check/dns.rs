@@ -124,9 +124,9 @@ impl Server {
     }
 }
 
-/// What check_server_access() checks.
+/// What check_server_access() checks, with Postfix's warnings ([`DnsChecks::server_lookup`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerList {
+pub enum ServerLookup {
     /// The servers, in order.
     Servers(Vec<Server>),
     /// `[address]`: that address alone (check_addr_access()).
@@ -134,6 +134,18 @@ pub enum ServerList {
     /// Nothing to check (dunno); the warning Postfix logs, if any
     /// (`Unable to look up MX host for example.com: Host not found, try again`).
     Dunno(Option<String>),
+}
+
+/// The server hosts of a name as the engine walks them ([`DnsChecks::servers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerList {
+    /// Host names with their addresses, in Postfix's order (no addresses when they
+    /// cannot be found; [`DnsChecks::server_lookup`] has the warning).
+    Hosts(Vec<(String, Vec<IpAddr>)>),
+    /// Nothing to look up (also an address literal: the engine checks it itself).
+    Dunno,
+    /// The MX or NS lookup failed for a while: Postfix warns and answers dunno.
+    TempFail,
 }
 
 /// The DNS side of the restrictions, built once per settings load.
@@ -291,28 +303,43 @@ impl DnsChecks {
         }
     }
 
-    /// check_server_access()'s list for `name` (an address or a domain).
+    /// check_server_access()'s hosts for `name` (an address or a domain), as the engine
+    /// walks them.
     pub async fn servers(&self, name: &str, kind: ServerKind) -> ServerList {
+        match self.server_lookup(name, kind).await {
+            ServerLookup::Servers(list) => ServerList::Hosts(
+                list.into_iter()
+                    .map(|s| (s.host, s.addrs.unwrap_or_default()))
+                    .collect(),
+            ),
+            ServerLookup::Dunno(Some(w)) if w.ends_with(", try again") => ServerList::TempFail,
+            ServerLookup::Literal(_) | ServerLookup::Dunno(_) => ServerList::Dunno,
+        }
+    }
+
+    /// check_server_access()'s list for `name` (an address or a domain), with the
+    /// warnings Postfix logs.
+    pub async fn server_lookup(&self, name: &str, kind: ServerKind) -> ServerLookup {
         let domain = name.rsplit_once('@').map_or(name, |(_, d)| d);
         if let Some(inner) = domain.strip_prefix('[') {
             // "Treat an address literal as its own MX server"; no NS equivalent.
             if kind == ServerKind::Ns {
-                return ServerList::Dunno(None);
+                return ServerLookup::Dunno(None);
             }
             let bare = inner.strip_suffix(']').unwrap_or("");
             let bare = bare.strip_prefix("IPv6:").unwrap_or(bare);
             return match bare.parse::<IpAddr>() {
-                Ok(ip) => ServerList::Literal(ip),
-                Err(_) => ServerList::Dunno(None),
+                Ok(ip) => ServerLookup::Literal(ip),
+                Err(_) => ServerLookup::Dunno(None),
             };
         }
         let hosts = match kind {
             ServerKind::A => vec![domain.to_owned()],
             ServerKind::Mx => match self.server_names(domain, RecordType::MX).await {
                 Ok(h) => h,
-                Err(Status::NullMx) => return ServerList::Dunno(None),
+                Err(Status::NullMx) => return ServerLookup::Dunno(None),
                 Err(Status::NotFound) => vec![domain.to_owned()],
-                Err(s) => return ServerList::Dunno(Some(unable(kind, domain, s))),
+                Err(s) => return ServerLookup::Dunno(Some(unable(kind, domain, s))),
             },
             ServerKind::Ns => {
                 let mut at = domain;
@@ -320,13 +347,13 @@ impl DnsChecks {
                     match self.server_names(at, RecordType::NS).await {
                         Ok(h) => break h,
                         Err(Status::NotFound) => {}
-                        Err(s) => return ServerList::Dunno(Some(unable(kind, at, s))),
+                        Err(s) => return ServerLookup::Dunno(Some(unable(kind, at, s))),
                     }
                     // The parent domain, while one with a label is left.
                     match at.split_once('.') {
                         Some((_, parent)) if !parent.is_empty() => at = parent,
                         _ => {
-                            return ServerList::Dunno(Some(unable(kind, name, Status::NotFound)));
+                            return ServerLookup::Dunno(Some(unable(kind, name, Status::NotFound)));
                         }
                     }
                 }
@@ -351,7 +378,7 @@ impl DnsChecks {
                 addrs,
             });
         }
-        ServerList::Servers(servers)
+        ServerLookup::Servers(servers)
     }
 
     /// The MX or NS host names of `domain`.
