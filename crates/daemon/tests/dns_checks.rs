@@ -4,9 +4,16 @@
 //! (smtpd_check.c v3.7.11: reject_unknown_hostname, reject_unknown_mailhost,
 //! find_dnsxl_addr, rbl_reject_reply, check_server_access). Fails when dnsmasq is
 //! missing.
+//!
+//! The last tests run a real Tern daemon (`target/<profile>/postfix`, `cargo build -p
+//! tern-commands --bin postfix`) with `TERN_DNS_SERVER` naming the dnsmasq, and clients
+//! on 127.0.0.x: reject_rbl_client, reject_unknown_sender_domain, and a sender domain
+//! whose lookups time out (450).
 
-use std::net::{IpAddr, SocketAddr};
+use std::io::{BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tern_config::config::Config;
@@ -17,6 +24,9 @@ use tern_daemon::check::dns::{
     DnsChecks, HostLookup, RblContext, Server, ServerKind, ServerList, ServerLookup,
 };
 use tern_testkit::dns::{Dnsmasq, FakeAnswer, FakeDns};
+use tern_testkit::postfix::connect_from;
+use tern_testkit::smtp::read_reply;
+use tern_testkit::tern::{Tern, postfix_binary};
 
 const RECORDS: &[&str] = &[
     "--local=/test/",
@@ -282,4 +292,168 @@ fn timeouts_are_temporary() {
     let c = checks("").with_server(servfail.addr());
     assert_eq!(rt.block_on(c.mailhost("x.test")), HostLookup::TempFail);
     let _: SocketAddr = servfail.addr();
+}
+
+/// A Tern daemon started with `TERN_DNS_SERVER=dns`; stopped (SIGTERM, then SIGKILL) on
+/// drop.
+struct Daemon {
+    tern: Tern,
+    child: Child,
+}
+
+impl Daemon {
+    fn start(extra: &str, dns: SocketAddr) -> Daemon {
+        let tern = Tern::configure(extra).expect("configure");
+        let child = Command::new(postfix_binary().expect("postfix binary"))
+            .arg("-c")
+            .arg(tern.config_dir())
+            .arg("start-fg")
+            .env("TERN_DNS_SERVER", dns.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start postfix");
+        let mut me = Daemon { tern, child };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = me.child.try_wait() {
+                panic!("postfix start-fg exited: {status}");
+            }
+            if TcpStream::connect(("127.0.0.1", me.tern.port)).is_ok() {
+                return me;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "no listener");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A session from 127.0.0.`host`: the reply to each command (last line, no CRLF).
+    fn dialog(&self, host: u8, commands: &[&str]) -> Vec<String> {
+        let server = SocketAddr::from(([127, 0, 0, 1], self.tern.port));
+        let s = connect_from(Ipv4Addr::new(127, 0, 0, host), server).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(90)))
+            .expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        let mut r = BufReader::new(s);
+        let mut out = vec![read_reply(&mut r).expect("greeting").trim_end().to_owned()];
+        for c in commands {
+            w.write_all(format!("{c}\r\n").as_bytes()).expect("write");
+            let reply = read_reply(&mut r).expect("reply");
+            out.push(reply.lines().last().unwrap_or_default().to_owned());
+        }
+        out
+    }
+
+    fn wait_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.tern.log();
+            if log.contains(needle) || start.elapsed() > Duration::from_secs(15) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The daemon's DNS: 127.0.0.2 listed in rbl.test; slow.test forwarded to a server that
+/// never answers.
+fn daemon_dns(silent: SocketAddr) -> Dnsmasq {
+    let forward = format!("--server=/slow.test/{}#{}", silent.ip(), silent.port());
+    let mut records: Vec<&str> = vec![
+        "--local=/test/",
+        "--local=/127.in-addr.arpa/",
+        "--address=/2.0.0.127.rbl.test/127.0.0.2",
+        "--txt-record=2.0.0.127.rbl.test,Listed for testing",
+        "--host-record=good.test,192.0.2.80",
+    ];
+    records.push(&forward);
+    Dnsmasq::start(&records).expect("dnsmasq")
+}
+
+const DAEMON_CONF: &str = "mynetworks = 127.0.0.1/32\n\
+    smtpd_client_restrictions = reject_rbl_client rbl.test\n\
+    smtpd_sender_restrictions = reject_unknown_sender_domain\n\
+    unknown_address_reject_code = 550\n";
+
+fn transaction(sender: &str) -> Vec<String> {
+    vec![
+        "EHLO client.example".to_owned(),
+        format!("MAIL FROM:<{sender}>"),
+        "RCPT TO:<postmaster@mx.example.test>".to_owned(),
+        "QUIT".to_owned(),
+    ]
+}
+
+#[test]
+fn daemon_rbl_and_unknown_sender_domain() {
+    let silent = FakeDns::start(FakeAnswer::Silent).expect("fake dns");
+    let dns = daemon_dns(silent.addr());
+    let d = Daemon::start(DAEMON_CONF, dns.addr());
+    let t = transaction("a@good.test");
+    let cmds: Vec<&str> = t.iter().map(String::as_str).collect();
+    // Listed: the client restriction answers at RCPT (smtpd_delay_reject = yes).
+    let got = d.dialog(2, &cmds);
+    assert_eq!(
+        got[3],
+        "554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using rbl.test; \
+         Listed for testing",
+        "{got:#?}"
+    );
+    let log = d.wait_log("blocked using rbl.test");
+    assert!(
+        log.contains(
+            "NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 Service unavailable; \
+             Client host [127.0.0.2] blocked using rbl.test; Listed for testing; \
+             from=<a@good.test> to=<postmaster@mx.example.test> proto=ESMTP helo=<client.example>"
+        ),
+        "{log}"
+    );
+    // Not listed, a sender domain that exists: accepted.
+    let got = d.dialog(3, &cmds);
+    assert!(got[3].starts_with("250 "), "{got:#?}");
+    // A sender domain that does not exist: unknown_address_reject_code.
+    let t = transaction("a@nx.test");
+    let cmds: Vec<&str> = t.iter().map(String::as_str).collect();
+    let got = d.dialog(3, &cmds);
+    assert_eq!(
+        got[3], "550 5.1.8 <a@nx.test>: Sender address rejected: Domain not found",
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn daemon_dns_timeout_defers() {
+    let silent = FakeDns::start(FakeAnswer::Silent).expect("fake dns");
+    let dns = daemon_dns(silent.addr());
+    let d = Daemon::start(DAEMON_CONF, dns.addr());
+    let t = transaction("a@slow.test");
+    let cmds: Vec<&str> = t.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let got = d.dialog(3, &cmds);
+    // reject_unknown_sender_domain's temporary failure: 450 whatever the reject code.
+    assert_eq!(
+        got[3], "450 4.1.8 <a@slow.test>: Sender address rejected: Domain not found",
+        "{got:#?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(60));
 }
