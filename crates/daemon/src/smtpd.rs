@@ -549,7 +549,8 @@ impl Driver<'_> {
     }
 
     async fn decide(&mut self, decision: Decision) -> Verdict {
-        // anvil(8): the message and recipient rates (smtpd.c mail_cmd(), rcpt_cmd()).
+        // anvil(8): the message and recipient rates (smtpd.c mail_cmd(), rcpt_cmd(),
+        // vrfy_cmd()).
         if let Some(reply) = self.anvil_rate(&decision) {
             return Verdict::Reject(reply);
         }
@@ -886,12 +887,15 @@ impl Driver<'_> {
         Some(reply_of(&refused.reply))
     }
 
-    /// anvil(8) at MAIL and RCPT: the 450 when the client is over a rate limit.
+    /// anvil(8) at MAIL, RCPT and VRFY: the 450 when the client is over a rate limit.
     fn anvil_rate(&self, decision: &Decision) -> Option<Reply> {
         let (limits, name) = (&self.s.anvil, self.client.name.as_str());
         let refused = match decision {
             Decision::Mail(_) => crate::anvil::on_mail(limits, name, self.client.ip)?,
-            Decision::Rcpt(_) => crate::anvil::on_rcpt(limits, name, self.client.ip)?,
+            // vrfy_cmd() counts VRFY as a recipient, with RCPT's reply.
+            Decision::Rcpt(_) | Decision::Vrfy { .. } => {
+                crate::anvil::on_rcpt(limits, name, self.client.ip)?
+            }
             _ => return None,
         };
         self.warn(&refused.warning);

@@ -94,13 +94,15 @@ fn event_dialogs(server: SocketAddr) -> Vec<String> {
         out.push(m.cmd("RSET"));
     }
     out.push(m.cmd("QUIT"));
-    // Recipient rate 2: the third RCPT gets 450.
+    // Recipient rate 2: the third RCPT gets 450, and so does a VRFY.
     let (mut r, _) = Client::open(6, server);
     out.push(r.cmd("HELO client.example"));
     out.push(r.cmd("MAIL FROM:<a@example.org>"));
     for _ in 0..3 {
         out.push(r.cmd("RCPT TO:<postmaster@mx.example.test>"));
     }
+    // VRFY counts as a recipient too (smtpd.c vrfy_cmd()).
+    out.push(r.cmd("VRFY postmaster"));
     out.push(r.cmd("QUIT"));
     // An exception: never limited.
     let mut held = Vec::new();
