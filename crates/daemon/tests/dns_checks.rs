@@ -103,6 +103,12 @@ fn rbl_client_lists() {
                 .to_owned()
         ))
     );
+    // The answer is reused (Postfix's per-process RBL cache): no new queries.
+    let asked = dns.queries_for("7.2.0.192.rbl.test");
+    assert!(asked >= 2, "{asked}");
+    let again = rt.block_on(c.rbl_addr("rbl.test=127.0.0.2", ip("192.0.2.7"), &cx));
+    assert_eq!(again, listed);
+    assert_eq!(dns.queries_for("7.2.0.192.rbl.test"), asked);
     // Filtered by the reply address: =127.0.0.2 and a range.
     let cases = [
         ("rbl.test=127.0.0.2", "192.0.2.7", true),
@@ -276,6 +282,11 @@ fn timeouts_are_temporary() {
                 .to_owned()
         ]
     );
+    // A soft failure is reused too, without a second warning or wait.
+    let again = Instant::now();
+    let out = rt.block_on(c.rbl_addr_outcome("rbl.test", ip("192.0.2.7"), &ctx()));
+    assert_eq!((out.reply, out.warnings.len()), (None, 0));
+    assert!(again.elapsed() < Duration::from_millis(500));
     assert_eq!(
         rt.block_on(c.server_lookup("u@mxd.test", ServerKind::Mx)),
         ServerLookup::Dunno(Some(

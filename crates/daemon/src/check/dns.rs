@@ -21,8 +21,8 @@
 //!
 //! XXX: smtpd_dns_reply_filter is not applied (no [`HostLookup::PolicyDropped`] yet);
 //! check_server_access() looks up server addresses with the DNS (A, AAAA) where Postfix
-//! uses getaddrinfo(3) (which also reads /etc/hosts); RBL answers are not cached per
-//! session as Postfix's ctable does.
+//! uses getaddrinfo(3) (which also reads /etc/hosts). RBL answers are kept for a minute
+//! per settings load, where Postfix's smtpd keeps them for its process's life.
 //!
 //! # Security
 //! DNS answers are untrusted: names in them are checked by tern_client (valid_hostname),
@@ -160,6 +160,8 @@ pub struct DnsChecks {
     myhostname: String,
     /// smtpd_expansion_filter: the bytes allowed in expanded values.
     filter: Vec<u8>,
+    /// RBL answers, shared by the sessions of this load.
+    rbl_cache: rbl::RblCache,
 }
 
 impl std::fmt::Debug for DnsChecks {
@@ -228,6 +230,7 @@ impl DnsChecks {
             rbl_code,
             myhostname: get("myhostname")?,
             filter,
+            rbl_cache: rbl::RblCache::default(),
         })
     }
 
@@ -235,6 +238,7 @@ impl DnsChecks {
     #[must_use]
     pub fn with_server(mut self, server: std::net::SocketAddr) -> Self {
         self.dns = Arc::new(DnsClient::new(Some(server)));
+        self.rbl_cache = rbl::RblCache::default();
         self
     }
 

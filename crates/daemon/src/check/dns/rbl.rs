@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::PoisonError;
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 use tern_client::nexthop::dns::{self as client, Status};
@@ -17,6 +18,23 @@ use super::{DnsChecks, RblOutcome};
 
 /// rbl_pagein()'s limit on the concatenated TXT text.
 const RBL_TXT_LIMIT: usize = 500;
+
+/// How long an RBL answer is reused. Postfix's smtpd keeps its ctable of 100 answers
+/// for the life of the process (max_idle 100 s, max_use 100 sessions); the client
+/// restrictions run again at each RCPT with smtpd_delay_reject, so without it every
+/// recipient would cost two queries (or a time-out).
+const RBL_CACHE_TTL: std::time::Duration = std::time::Duration::from_mins(1);
+
+/// The most answers kept.
+pub(super) const RBL_CACHE_SIZE: usize = 1000;
+
+/// A listing: the A records and the TXT text.
+pub(super) type Listing = (Vec<IpAddr>, String);
+
+/// The RBL answers of one settings load: query -> (when, listing or soft failure).
+pub(super) type RblCache = std::sync::Mutex<
+    std::collections::HashMap<String, (std::time::Instant, Result<Option<Listing>, ()>)>,
+>;
 
 /// What rbl_reject_reply() expands besides the RBL's own names.
 #[derive(Debug, Clone, Copy, Default)]
@@ -232,9 +250,39 @@ fn dsn_fix(dsn: &str, class: &str) -> String {
 }
 
 impl DnsChecks {
+    /// [`DnsChecks::pagein`] through the cache: a failure's warning only when the lookup
+    /// was made now (Postfix warns in rbl_pagein(), not on a cache hit).
+    async fn cached_pagein(&self, query: &str) -> Result<Option<Listing>, Option<String>> {
+        let now = std::time::Instant::now();
+        {
+            let cache = self
+                .rbl_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, r)) = cache.get(query)
+                && now.duration_since(*at) < RBL_CACHE_TTL
+            {
+                return r.clone().map_err(|()| None);
+            }
+        }
+        let r = self.pagein(query).await;
+        let mut cache = self
+            .rbl_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= RBL_CACHE_SIZE {
+            cache.retain(|_, (at, _)| now.duration_since(*at) < RBL_CACHE_TTL);
+            if cache.len() >= RBL_CACHE_SIZE {
+                cache.clear();
+            }
+        }
+        cache.insert(query.to_owned(), (now, r.clone().map_err(|_| ())));
+        r.map_err(Some)
+    }
+
     /// rbl_pagein(): the A records of `query` and its TXT text; Err(warning) when the
     /// lookup fails other than "not found", Ok(None) when not listed.
-    async fn pagein(&self, query: &str) -> Result<Option<(Vec<IpAddr>, String)>, String> {
+    async fn pagein(&self, query: &str) -> Result<Option<Listing>, String> {
         let addrs =
             match client::lookup_addrs(&self.dns, query, &[RecordType::A], self.timeout).await {
                 Ok(a) => a,
@@ -281,10 +329,10 @@ impl DnsChecks {
             },
             None => None,
         };
-        match self.pagein(query).await {
+        match self.cached_pagein(query).await {
             Err(warning) => RblOutcome {
                 reply: None,
-                warnings: vec![warning],
+                warnings: warning.into_iter().collect(),
             },
             Ok(None) => RblOutcome::default(),
             Ok(Some((addrs, txt))) => {
