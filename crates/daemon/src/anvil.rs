@@ -621,6 +621,38 @@ mod tests {
     }
 
     #[test]
+    fn statistics() {
+        let anvil = Arc::new(Anvil::new());
+        let l = limits("mynetworks = 127.0.0.0/8\nsmtpd_client_message_rate_limit = 5\n");
+        let ip: IpAddr = CLIENT.parse().expect("addr");
+        let _g1 = on_connect_with(&anvil, &l, "unknown", ip);
+        let _g2 = on_connect_with(&anvil, &l, "unknown", ip);
+        assert_eq!(on_event(&anvil, &l, "unknown", ip, Event::Mail), None);
+        let logger = Logger::memory("mx.example.com");
+        anvil.report(&logger, &Ident::new("postfix", "anvil"));
+        let lines = logger.captured();
+        let texts: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split_once("]: ").map_or("", |(_, t)| t))
+            .map(|t| t.rsplit_once(" at ").map_or(t, |(head, _)| head))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "statistics: max connection rate 2/60s for (smtp:192.0.2.7)",
+                "statistics: max connection count 2 for (smtp:192.0.2.7)",
+                "statistics: max message rate 1/60s for (smtp:192.0.2.7)",
+                "statistics: max cache size 1",
+            ]
+        );
+        assert!(lines[0].contains(" postfix/anvil["), "{lines:?}");
+        // Reset after each report.
+        let logger = Logger::memory("mx.example.com");
+        anvil.report(&logger, &Ident::new("postfix", "anvil"));
+        assert!(logger.captured().is_empty());
+    }
+
+    #[test]
     fn window_expires() {
         let anvil = Anvil::new();
         let mut st = anvil.lock();
