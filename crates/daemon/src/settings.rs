@@ -129,6 +129,8 @@ pub struct SmtpdSettings {
     pub rewriter: Arc<CleanupRewriter>,
     /// Where the rewriter's warnings go (attached by the first session).
     pub cleanup_log: Arc<CleanupLog>,
+    /// anvil(8)'s limits of this service (smtpd_client_*_limit).
+    pub anvil: Arc<crate::anvil::Limits>,
 }
 
 /// receive_override_options (postconf(5)): what smtpd asks cleanup (and its own recipient
@@ -373,6 +375,11 @@ fn smtpd_settings(
         receive_override,
         rewriter: rewriters.pick(receive_override)?,
         cleanup_log: Arc::clone(&rewriters.log),
+        anvil: Arc::new(crate::anvil::Limits::from_config(
+            p.config,
+            p.service,
+            p.service.map_or("smtp", |svc| svc.name.as_str()),
+        )?),
     })
 }
 
