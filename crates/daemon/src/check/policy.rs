@@ -719,3 +719,79 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(main: &str, master: &str) -> Config {
+        Config::from_texts(Path::new("/etc/postfix"), main, master, "mx.example.org")
+            .expect("config")
+    }
+
+    #[test]
+    fn settings_defaults_main_cf_and_service_overrides() {
+        let c = config(
+            "smtpd_policy_service_timeout = 5m\nsmtpd_policy_service_try_limit = 3\n\
+             queue_directory = /q\ncompatibility_level = 3.6\n",
+            "smtp inet n - n - - smtpd\n\
+             submission inet n - n - - smtpd -o smtpd_policy_service_default_action=DUNNO \
+             -o smtpd_policy_service_policy_context=submission\n",
+        );
+        let main = PolicySettings::from_config(&c, None).unwrap();
+        let want = PolicySettings {
+            timeout: Duration::from_mins(5),
+            try_limit: 3,
+            queue_directory: PathBuf::from("/q"),
+            ..PolicySettings::default()
+        };
+        assert_eq!(main, want);
+        let submission = &c.master.services[1];
+        let sub = PolicySettings::from_config(&c, Some(submission)).unwrap();
+        assert_eq!(
+            sub,
+            PolicySettings {
+                default_action: "DUNNO".into(),
+                policy_context: "submission".into(),
+                ..want
+            }
+        );
+    }
+
+    #[test]
+    fn smtputf8_follows_compatibility_level() {
+        // smtputf8_enable's default is "no" below compatibility level 1.
+        let c = config("", "");
+        assert!(!PolicySettings::from_config(&c, None).unwrap().smtputf8);
+    }
+
+    #[test]
+    fn bad_settings() {
+        for (line, name) in [
+            (
+                "smtpd_policy_service_timeout = 0",
+                "smtpd_policy_service_timeout",
+            ),
+            (
+                "smtpd_policy_service_max_idle = 5x",
+                "smtpd_policy_service_max_idle",
+            ),
+            (
+                "smtpd_policy_service_try_limit = 0",
+                "smtpd_policy_service_try_limit",
+            ),
+            (
+                "smtpd_policy_service_request_limit = -1",
+                "smtpd_policy_service_request_limit",
+            ),
+        ] {
+            let c = config(&format!("{line}\n"), "");
+            match PolicySettings::from_config(&c, None) {
+                Err(PolicyError::BadValue { name: got, .. }) => assert_eq!(got, name, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+}
