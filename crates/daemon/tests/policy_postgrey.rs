@@ -337,7 +337,7 @@ fn smtpd_warnings(log: &str, port: u16) -> Vec<String> {
 
 /// A failing policy server: the RCPT reply (the default action) and the warnings of
 /// attr_clnt.c/auto_clnt.c/attr_scan_plain.c equal Debian's Postfix's, for a server that
-/// is down, one that never answers, and replies without `action`.
+/// is down, one that never answers, replies without `action`, and the `{ ... }` form.
 #[test]
 fn failure_warnings_equal_postfixs() {
     let user = TestUser::new("tern-t-polfail", None);
@@ -350,10 +350,23 @@ fn failure_warnings_equal_postfixs() {
     let empty = fake_server(Some(b"\n")).0;
     let no_value = fake_server(Some(b"foo=bar\naction\n\n")).0;
     let cut = fake_server(Some(b"action=DUN")).0;
-    for port in [down, silent, empty, no_value, cut] {
+    let plain = |port: u16| (port, format!("inet:127.0.0.1:{port}"));
+    let cases = [
+        plain(down),
+        plain(silent),
+        plain(empty),
+        plain(no_value),
+        plain(cut),
+        // Postfix 3.0's per-service form: its own try limit and default action.
+        (
+            down,
+            format!("{{ inet:127.0.0.1:{down}, try_limit=1, default_action=DUNNO }}"),
+        ),
+    ];
+    for (port, server) in cases {
         let lists = format!(
             "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, \
-             check_policy_service inet:127.0.0.1:{port}\n\
+             check_policy_service {server}\n\
              smtpd_policy_service_timeout = 1s\n"
         );
         let reference = PostfixInstance::start(&lists).expect("postfix");
@@ -374,8 +387,8 @@ fn failure_warnings_equal_postfixs() {
         let got_reply = c.rcpt("sender@example.org", &to);
         c.command("QUIT");
         let got = wait_log(|| t.log(), port);
-        assert_eq!(got_reply, want_reply, "port {port}");
-        assert_eq!(got, want, "port {port}");
+        assert_eq!(got_reply, want_reply, "{server}");
+        assert_eq!(got, want, "{server}");
     }
 }
 
