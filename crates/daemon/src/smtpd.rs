@@ -765,6 +765,8 @@ impl Driver<'_> {
     /// The end of the content: smtpd_end_of_data_restrictions (when the content arrived
     /// whole), then cleanup and the queue commit.
     async fn finish_message(&mut self, summary: DataSummary) -> MessageOutcome {
+        // The policy service's `size` at END-OF-MESSAGE is the size received.
+        self.chk.message_size = summary.size;
         if summary.error.is_none()
             && self.msg.is_some()
             && let Some(reply) = self.eod_check().await

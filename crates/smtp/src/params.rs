@@ -292,12 +292,15 @@ pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<S
 /// [`extract_address`] with the session's options: the domain check is left to the
 /// driver when [`ParseOptions::domains_by_driver`] says so.
 fn extract_checked(token: &str, allow_empty: bool, opts: ParseOptions) -> Option<String> {
-    extract(
+    let out = extract(
         token,
         allow_empty,
         opts.strict_rfc821,
         !opts.domains_by_driver,
-    )
+    )?;
+    // A bare `@` is refused by trivial-rewrite in Postfix (transcript 22); the driver's
+    // resolver would take it for a local address.
+    (out != "@").then_some(out)
 }
 
 fn extract(token: &str, allow_empty: bool, strict: bool, check_domain: bool) -> Option<String> {

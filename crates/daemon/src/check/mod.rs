@@ -267,6 +267,19 @@ impl Setup {
                 });
             }
         }
+        let policy =
+            policy::PolicyClients::new(policy::PolicySettings::from_config(config, service)?);
+        // smtpd_check_init(): a bad policy server is a fatal configuration error.
+        for names in all.into_iter().chain(classes.values()) {
+            for server in policy_servers(names) {
+                policy
+                    .register(&server)
+                    .map_err(|e| PolicyError::BadValue {
+                        name: "check_policy_service".to_owned(),
+                        value: format!("{server}: {e}"),
+                    })?;
+            }
+        }
         Ok(Setup {
             lists,
             classes,
@@ -279,9 +292,7 @@ impl Setup {
             null_access_key: get("smtpd_null_access_lookup_key")?,
             parent_style,
             permit_log: list("smtpd_log_access_permit_actions")?,
-            policy: policy::PolicyClients::new(policy::PolicySettings::from_config(
-                config, service,
-            )?),
+            policy,
             dns: dns::DnsChecks::from_config(config, service)?,
         })
     }
@@ -311,6 +322,15 @@ fn table_specs(names: &[String]) -> Vec<String> {
         i += 1;
     }
     out
+}
+
+/// The servers of the check_policy_service entries of a list.
+fn policy_servers(names: &[String]) -> Vec<String> {
+    names
+        .windows(2)
+        .filter(|w| w[0].eq_ignore_ascii_case("check_policy_service"))
+        .map(|w| w[1].clone())
+        .collect()
 }
 
 /// A deferral that may yet replace the decision (SMTPD_DEFER).
