@@ -4,8 +4,11 @@
 //!
 //! - [`settings`]: main.cf and master.cf turned into listener and smtpd settings
 //!   (`-o` overrides applied per service).
-//! - [`relay`]: the relay policy (smtpd_relay_restrictions, smtpd_recipient_restrictions:
-//!   permit_mynetworks, reject_unauth_destination, ...) behind a small trait.
+//! - [`relay`]: what access control is built from, per service (the resolver, recipient
+//!   tables, fast_flush_domains and the restriction setup).
+//! - [`check`]: smtpd's access control (smtpd_check.c): restriction lists, access(5)
+//!   results, DNS checks and the policy service.
+//! - [`anvil`]: connection and rate limits per client (anvil(8)).
 //! - [`recipients`]: reject_unlisted_recipient (local_recipient_maps and the other
 //!   recipient tables), for RCPT TO and VRFY.
 //! - [`etrn`]: ETRN and fast_flush_domains.
