@@ -673,6 +673,14 @@ impl Driver<'_> {
             };
             self.sh.logger.log(&self.sh.cleanup_ident, &line);
         }
+        let Some(pending) = pending else {
+            // DISCARD (smtpd_check.c logged `discard: ...` when it decided): cleanup
+            // reports success and queues nothing, and smtpd.c answers as for any
+            // queued message: `250 2.0.0 Ok: queued as ID`.
+            return MessageOutcome::Queued { queue_id: id };
+        };
+        // A message on HOLD goes into hold/, where the queue manager does not look.
+        let held = pending.queue() == tern_queue::QueueName::Hold;
         let committer = Arc::clone(&self.sh.committer);
         let result = if committer.journals(&pending) {
             // The journal path: the last write of the file goes to the page cache from
@@ -694,7 +702,7 @@ impl Driver<'_> {
         };
         match result {
             Ok(Ok(qid)) => {
-                if let Some(q) = &self.sh.qmgr {
+                if let Some(q) = self.sh.qmgr.as_ref().filter(|_| !held) {
                     q.new_mail(&qid);
                 }
                 MessageOutcome::Queued {
