@@ -113,6 +113,19 @@ pub struct AccessActions {
     pub prepend: Vec<String>,
 }
 
+impl AccessActions {
+    /// The actions a mail transaction starts with under main.cf's (or a master.cf
+    /// `-o`) content_filter: smtpd.c, pickup.c and qmqpd.c send it to cleanup before
+    /// anything else, so a FILTER action of the access tables, which comes later,
+    /// replaces it (qmgr takes the last filter record). Empty: no filter.
+    pub fn with_content_filter(content_filter: &str) -> Self {
+        Self {
+            filter: (!content_filter.is_empty()).then(|| content_filter.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
 /// Why the message was not queued.
 #[derive(Debug, thiserror::Error)]
 pub enum FinishError {

@@ -147,6 +147,31 @@ fn hold_and_discard_decide_where_the_file_goes() {
 }
 
 #[test]
+fn content_filter_is_replaced_by_a_filter_action() {
+    let table: &[(&str, Option<&str>, Option<&str>)] = &[
+        ("", None, None),
+        (
+            "smtp:[127.0.0.1]:10025",
+            None,
+            Some("smtp:[127.0.0.1]:10025"),
+        ),
+        ("smtp:[127.0.0.1]:10025", Some("sink:"), Some("sink:")),
+        ("", Some("sink:"), Some("sink:")),
+    ];
+    let run = Run::new();
+    for &(content_filter, action, want) in table {
+        let before = AccessActions::with_content_filter(content_filter);
+        let after = AccessActions {
+            filter: action.map(str::to_owned),
+            ..AccessActions::default()
+        };
+        let (_, got, _) = run.message(&before, &after, CONTENT);
+        let (_, qf, _) = got.unwrap();
+        assert_eq!(qf.envelope.attribute(ATTR_FILTER), want, "{content_filter}");
+    }
+}
+
+#[test]
 fn a_discarded_message_forgives_errors() {
     // 51 Received: headers: over hopcount_limit, yet answered as queued.
     let hops: Vec<Vec<u8>> = (0..51)
