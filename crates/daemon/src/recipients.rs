@@ -113,10 +113,22 @@ impl RecipientMaps {
     /// recipient, else the reject or deferral. `recipient` is the address as the client
     /// gave it (internal form); replies name it so.
     pub fn check(&self, resolver: &Resolver, recipient: &str, warn: &Warn) -> Decision {
+        self.check_class(resolver, recipient, "Recipient address", warn)
+    }
+
+    /// check_rcpt_maps() for a recipient or (reject_unlisted_sender) a sender: `class` is
+    /// `Recipient address` or `Sender address`, as the reply names it.
+    pub fn check_class(
+        &self,
+        resolver: &Resolver,
+        recipient: &str,
+        class: &str,
+        warn: &Warn,
+    ) -> Decision {
         if self.params.no_unknown_recipient_checks || recipient.is_empty() {
             return Decision::Dunno;
         }
-        match self.validate(resolver, recipient, warn) {
+        match self.validate(resolver, recipient, class, warn) {
             Ok(decision) => decision,
             Err(Failure::Retry) => Decision::TempFail(reply(
                 451,
@@ -133,6 +145,7 @@ impl RecipientMaps {
         &self,
         resolver: &Resolver,
         recipient: &str,
+        class: &str,
         warn: &Warn,
     ) -> Result<Decision, Failure> {
         let p = &self.params;
@@ -152,7 +165,7 @@ impl RecipientMaps {
             Decision::Reject(reply(
                 code,
                 dsn,
-                &format!("<{recipient}>: Recipient address rejected: {text}"),
+                &format!("<{recipient}>: {class} rejected: {text}"),
             ))
         };
         match resolved.transport.as_str() {
@@ -163,11 +176,11 @@ impl RecipientMaps {
                 } else {
                     550
                 };
-                return Ok(rejected(code, &recipient_dsn(&dsn), &text));
+                return Ok(rejected(code, &crate::check::dsn_fix(&dsn, class), &text));
             }
             "retry" => {
                 let (dsn, text) = dsn_split("4.1.1", &resolved.nexthop);
-                return Ok(rejected(450, &recipient_dsn(&dsn), &text));
+                return Ok(rejected(450, &crate::check::dsn_fix(&dsn, class), &text));
             }
             _ => {}
         }
@@ -208,7 +221,11 @@ impl RecipientMaps {
         } else {
             "User unknown".to_owned()
         };
-        Ok(rejected(code, "5.1.1", &text))
+        Ok(rejected(
+            code,
+            &crate::check::dsn_fix("5.1.1", class),
+            &text,
+        ))
     }
 }
 
@@ -293,21 +310,6 @@ fn dsn_valid(text: &str) -> bool {
     class_ok && digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
-/// smtpd_dsn_fix() for a recipient: an address status `X.1.N` becomes the recipient form
-/// of N (sender statuses 1.7 and 1.8 turn into 1.3 and 1.2; unknown ones into 1.0).
-fn recipient_dsn(dsn: &str) -> String {
-    let Some(detail) = dsn.get(1..).and_then(|d| d.strip_prefix(".1.")) else {
-        return dsn.to_owned();
-    };
-    let fixed = match detail {
-        "1" | "2" | "3" | "4" | "5" | "6" => detail,
-        "7" => "3",
-        "8" => "2",
-        _ => "0",
-    };
-    format!("{}.1.{fixed}", &dsn[..1])
-}
-
 /// smtpd_check_reject(): a reply code outside 400-599 is a configuration error; the
 /// enhanced status class follows the code; the reply is cut at 510 bytes and made
 /// printable.
@@ -336,6 +338,20 @@ fn reply(code: u16, dsn: &str, text: &str) -> Reply {
         text.truncate(cut);
     }
     Reply { code, dsn, text }
+}
+
+/// Opens one access table for the restrictions (keys folded, warnings to the log), a
+/// surrogate when it cannot be opened.
+pub(crate) fn open_table(
+    spec: &str,
+    proxy_read_maps: &[String],
+    error: &dyn Fn(&str),
+) -> Box<dyn Map> {
+    let flags = OpenFlags {
+        fold_fix: true,
+        warn: std::sync::Arc::new(crate::relay::warn),
+    };
+    open_one(spec, &flags, proxy_read_maps, error)
 }
 
 /// Opens one table; a table that cannot be opened becomes a surrogate (dict_surrogate.c).

@@ -239,7 +239,11 @@ fn status_helpers() {
         ("5.1.9", "5.1.0"),
         ("5.7.1", "5.7.1"),
     ] {
-        assert_eq!(recipient_dsn(dsn), want, "{dsn}");
+        assert_eq!(
+            crate::check::dsn_fix(dsn, "Recipient address"),
+            want,
+            "{dsn}"
+        );
     }
     for (address, want) in [
         ("postmaster@x", true),

@@ -1,16 +1,12 @@
-//! The relay policy at RCPT TO: smtpd_relay_restrictions, then
-//! smtpd_recipient_restrictions (postconf(5): "Access restrictions for mail relay
-//! control ... evaluated before smtpd_recipient_restrictions"), evaluated by trivial-rewrite's
-//! library ([`tern_rewrite::Resolver`]) with the service's `-o` overrides applied.
+//! What smtpd's access control is built from, per service and settings load (at start and
+//! at each `postfix reload`, never per session): trivial-rewrite's library
+//! ([`tern_rewrite::Resolver`]: mydestination, relay_domains, mynetworks, with the
+//! service's `-o` overrides applied), the recipient tables of reject_unlisted_recipient,
+//! fast_flush_domains, and the restriction lists and tables of [`crate::check`], which
+//! evaluates them.
 //!
-//! The [`Resolver`] is built once per settings load (at start and at each `postfix reload`),
-//! never per session: it opens the tables mydestination, relay_domains and mynetworks name.
-//!
-//! A restriction the library does not implement yet is answered as Postfix answers an
-//! unknown one (smtpd_check.c: `warning: unknown smtpd restriction: "NAME"` and
-//! `451 4.3.5 Server configuration error`), every time it is reached, as Postfix does: a
-//! misconfiguration must stay visible in the log, and mail waits rather than being let
-//! through.
+//! Postfix refuses to run without a restriction that can refuse relaying, and so does Tern
+//! ([`PolicyError::NoRelayLimit`]).
 //!
 //! # Security
 //! The recipient address and the client address come from the network; the library only
@@ -23,7 +19,6 @@ use tern_config::config::Config;
 use tern_config::mastercf::Service;
 use tern_maillog::{Ident, Line, Logger};
 use tern_rewrite::{Client, Decision, Resolver, Settings as RewriteSettings};
-use tern_smtp::Reply;
 
 use crate::etrn::FastFlush;
 use crate::recipients::{self, RecipientMaps};
@@ -50,18 +45,6 @@ pub(crate) fn error(text: &str) {
         Some((logger, ident)) => logger.log(ident, &Line::error(text.to_owned())),
         None => eprintln!("error: {text}"),
     }
-}
-
-/// The decision about one recipient; `None` accepts it.
-pub trait RelayPolicy: Send + Sync {
-    /// `improper_pipelining`: the session broke RFC 2920's rules
-    /// (tern_smtp::pipelining), for reject_unauth_pipelining.
-    fn check_recipient(
-        &self,
-        client: IpAddr,
-        recipient: &str,
-        improper_pipelining: bool,
-    ) -> Option<Reply>;
 }
 
 /// Why the policy could not be set up.
@@ -97,8 +80,8 @@ const RELAY_REQUIRED: &[&str] = &[
 #[derive(Debug)]
 pub struct Restrictions {
     resolver: Resolver,
-    relay_list: Vec<String>,
-    recipient_list: Vec<String>,
+    /// The restriction lists, classes and tables (smtpd_check_init()).
+    setup: crate::check::Setup,
     /// reject_unlisted_recipient's tables.
     recipients: RecipientMaps,
     /// fast_flush_domains, for ETRN.
@@ -184,10 +167,10 @@ impl Restrictions {
         let warn_fn: tern_maps::Warn = Arc::new(warn);
         let recipients = RecipientMaps::open(recipient_params(config, service)?, &warn_fn, &error);
         let fast_flush = FastFlush::new(&get("fast_flush_domains")?, flush_style, &warn_fn)?;
+        let setup = crate::check::Setup::from_config(config, service)?;
         Ok(Self {
             resolver,
-            relay_list,
-            recipient_list: recipient_restrictions,
+            setup,
             recipients,
             fast_flush,
             local_header_clients,
@@ -231,120 +214,29 @@ impl Restrictions {
         &self.resolver
     }
 
-    /// smtpd_check_rcpt(): smtpd_relay_restrictions, then smtpd_recipient_restrictions
-    /// (the first reject ends it; a permit only ends its own list), then the implicit
-    /// reject_unlisted_recipient unless a list already ran it for this recipient.
-    fn decide(&self, client: IpAddr, recipient: &str, pipelining: bool) -> Decision {
-        let client = Client::from_addr(client);
-        let mut checked = false;
-        for list in [&self.relay_list, &self.recipient_list] {
-            match self.evaluate(list, &client, recipient, pipelining, &mut checked) {
-                Decision::Dunno | Decision::Permit => {}
-                other => return other,
-            }
-        }
-        if self.recipients.implicit() && !checked {
-            return self.unlisted(recipient);
-        }
-        Decision::Dunno
+    /// The restriction lists and tables.
+    pub fn setup(&self) -> &crate::check::Setup {
+        &self.setup
     }
 
-    /// One restriction list; `reject_unlisted_recipient` (and its old name
-    /// `check_recipient_maps`) and `reject_unauth_pipelining` are handled here, the rest
-    /// by the resolver's library.
-    fn evaluate(
-        &self,
-        list: &[String],
-        client: &Client<'_>,
-        recipient: &str,
-        pipelining: bool,
-        checked: &mut bool,
-    ) -> Decision {
-        let mut rest = list;
-        while !rest.is_empty() {
-            let split = rest
-                .iter()
-                .position(|name| is_unlisted_check(name) || is_pipelining_check(name));
-            let (segment, marker) = match split {
-                Some(at) => (&rest[..at], true),
-                None => (rest, false),
-            };
-            if !segment.is_empty() {
-                match self.resolver.evaluate(segment, client, recipient) {
-                    Decision::Dunno => {}
-                    other => return other,
-                }
-            }
-            if !marker {
-                break;
-            }
-            let name = &rest[segment.len()];
-            rest = &rest[segment.len() + 1..];
-            if is_pipelining_check(name) {
-                if pipelining {
-                    return Decision::Reject(unauth_pipelining(recipient, "Recipient address"));
-                }
-                continue;
-            }
-            // check_recipient_rcpt_maps(): once per recipient.
-            if !*checked {
-                *checked = true;
-                match self.unlisted(recipient) {
-                    Decision::Dunno => {}
-                    other => return other,
-                }
-            }
-        }
-        Decision::Dunno
+    /// reject_unlisted_recipient's tables.
+    pub fn recipient_maps(&self) -> &RecipientMaps {
+        &self.recipients
     }
 
-    fn unlisted(&self, recipient: &str) -> Decision {
-        let warn: tern_maps::Warn = Arc::new(warn);
-        self.recipients.check(&self.resolver, recipient, &warn)
+    /// smtpd_reject_unlisted_recipient: the implicit check after the lists.
+    pub fn recipients_implicit(&self) -> bool {
+        self.recipients.implicit()
     }
-}
 
-impl RelayPolicy for Restrictions {
-    fn check_recipient(
-        &self,
-        client: IpAddr,
-        recipient: &str,
-        improper_pipelining: bool,
-    ) -> Option<Reply> {
-        let text = match self.decide(client, recipient, improper_pipelining) {
-            Decision::Permit | Decision::Dunno => return None,
-            Decision::Reject(r) | Decision::TempFail(r) => r.to_string(),
-            Decision::Unsupported(name) => {
-                warn(&format!("unknown smtpd restriction: \"{name}\""));
-                "451 4.3.5 Server configuration error".to_owned()
-            }
+    /// permit_inet_interfaces: the client is one of this host's addresses.
+    pub fn is_own_address(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
         };
-        // The library's replies are well formed; a text that is not still must not let
-        // the recipient through.
-        Some(Reply::parse(&text).unwrap_or_else(|_| server_error()))
+        self.own_addrs.contains(&addr)
     }
-}
-
-/// reject_unauth_pipelining (smtpd_check.c): refuse when the client sent commands ahead
-/// where RFC 2920 does not allow it (the session's flag, tern_smtp::pipelining).
-fn is_pipelining_check(name: &str) -> bool {
-    name.eq_ignore_ascii_case("reject_unauth_pipelining")
-}
-
-/// reject_unauth_pipelining's reply: `503 5.5.0 <NAME>: CLASS rejected: Improper use of
-/// SMTP command pipelining` (MAIL_ERROR_PROTOCOL, smtpd_check.c).
-fn unauth_pipelining(name: &str, class: &str) -> tern_rewrite::relay::Reply {
-    tern_rewrite::relay::Reply {
-        code: 503,
-        dsn: "5.5.0".to_owned(),
-        text: format!("<{name}>: {class} rejected: Improper use of SMTP command pipelining"),
-    }
-}
-
-/// reject_unlisted_recipient and the name Postfix keeps for it.
-fn is_unlisted_check(name: &str) -> bool {
-    name.eq_ignore_ascii_case("reject_unlisted_recipient")
-        || name.eq_ignore_ascii_case("check_recipient_maps")
 }
 
 /// The recipient-validation parameters of one service.
@@ -397,145 +289,4 @@ pub(crate) fn recipient_params(
         // proxymap(8) is a service of its own: main.cf's value, no -o overrides.
         proxy_read_maps: get("proxy_read_maps", None)?,
     })
-}
-
-fn server_error() -> Reply {
-    Reply::new(451, None, ["4.3.5 Server configuration error"])
-        .unwrap_or_else(|_| unreachable!("a literal reply"))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use tern_config::host::HostInfo;
-    use tern_config::maincf::MainCf;
-    use tern_config::mastercf::MasterCf;
-
-    use super::*;
-
-    fn policy(main: &str) -> Restrictions {
-        let main = MainCf::parse(main.as_bytes(), "main.cf").expect("main.cf");
-        let master = MasterCf::parse(b"smtp inet n - n - - smtpd\n".as_slice(), "master.cf")
-            .expect("master.cf");
-        let config = Config::new(
-            Path::new("/nonexistent"),
-            main,
-            master,
-            HostInfo::from_hostname("mx.example.com"),
-        );
-        Restrictions::from_config(&config, None).expect("policy")
-    }
-
-    const UNKNOWN_B: &str = "550 5.1.1 <b@localhost>: Recipient address rejected: User unknown in local recipient table";
-
-    #[test]
-    fn decisions() {
-        let base = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8 [::1]/128\n\
-                    relay_domains = relay.net\n\
-                    mydestination = mx.example.com, localhost\n\
-                    local_recipient_maps = inline:{a=x}\n";
-        let strict = format!(
-            "{base}smtpd_relay_restrictions = permit_mynetworks reject_unauth_destination\n"
-        );
-        let odd = format!(
-            "{base}smtpd_relay_restrictions = permit_mynetworks check_foo reject_unauth_destination\n"
-        );
-        for (main, client, rcpt, want) in [
-            (base.to_owned(), "127.0.0.1", "a@elsewhere.org", None),
-            (base.to_owned(), "::1", "a@elsewhere.org", None),
-            (base.to_owned(), "192.0.2.1", "a@localhost", None),
-            (base.to_owned(), "192.0.2.1", "a@relay.net", None),
-            (
-                base.to_owned(),
-                "192.0.2.1",
-                "a@elsewhere.org",
-                Some("454 4.7.1 <a@elsewhere.org>: Relay access denied"),
-            ),
-            (
-                strict,
-                "192.0.2.1",
-                "a@elsewhere.org",
-                Some("554 5.7.1 <a@elsewhere.org>: Relay access denied"),
-            ),
-            (
-                odd,
-                "192.0.2.1",
-                "a@elsewhere.org",
-                Some("451 4.3.5 Server configuration error"),
-            ),
-            // reject_unlisted_recipient: after both lists, for every client.
-            (base.to_owned(), "192.0.2.1", "b@localhost", Some(UNKNOWN_B)),
-            (base.to_owned(), "127.0.0.1", "b@localhost", Some(UNKNOWN_B)),
-            (
-                format!("{base}smtpd_recipient_restrictions = permit\n"),
-                "127.0.0.1",
-                "b@localhost",
-                Some(UNKNOWN_B),
-            ),
-            (
-                format!("{base}smtpd_reject_unlisted_recipient = no\n"),
-                "192.0.2.1",
-                "b@localhost",
-                None,
-            ),
-            // An explicit reject_unlisted_recipient works with the implicit one off, where
-            // the list names it, and runs once.
-            (
-                format!(
-                    "{base}smtpd_reject_unlisted_recipient = no\n\
-                     smtpd_recipient_restrictions = reject_unlisted_recipient\n"
-                ),
-                "192.0.2.1",
-                "b@localhost",
-                Some(UNKNOWN_B),
-            ),
-            (
-                format!(
-                    "{base}smtpd_recipient_restrictions = reject_unlisted_recipient check_foo\n"
-                ),
-                "192.0.2.1",
-                "b@localhost",
-                Some(UNKNOWN_B),
-            ),
-            (
-                format!(
-                    "{base}smtpd_recipient_restrictions = reject_unlisted_recipient check_foo\n"
-                ),
-                "192.0.2.1",
-                "a@localhost",
-                Some("451 4.3.5 Server configuration error"),
-            ),
-            (
-                format!("{base}smtpd_recipient_restrictions = permit reject_unlisted_recipient\n"),
-                "192.0.2.1",
-                "b@localhost",
-                Some(UNKNOWN_B),
-            ),
-            // Relay control comes first; then the relay class's own table.
-            (
-                format!("{base}relay_recipient_maps = inline:{{r@relay.net=x}}\n"),
-                "192.0.2.1",
-                "x@relay.net",
-                Some(
-                    "550 5.1.1 <x@relay.net>: Recipient address rejected: User unknown in relay \
-                     recipient table",
-                ),
-            ),
-            (
-                format!("{base}relay_recipient_maps = inline:{{r@relay.net=x}}\n"),
-                "192.0.2.1",
-                "r@relay.net",
-                None,
-            ),
-        ] {
-            let p = policy(&main);
-            let got = p.check_recipient(client.parse().expect("ip"), rcpt, false);
-            assert_eq!(
-                got.map(|r| r.to_string()).as_deref(),
-                want,
-                "{client} {rcpt}"
-            );
-        }
-    }
 }

@@ -104,6 +104,8 @@ pub struct Listener {
 pub struct SmtpdSettings {
     pub session: SessionConfig,
     pub syslog_name: String,
+    /// The master.cf service name (anvil keys and the policy service's view).
+    pub service_name: String,
     pub line_length_limit: usize,
     /// smtpd_timeout: the most one read may wait.
     pub timeout: Duration,
@@ -333,14 +335,21 @@ fn smtpd_settings(
         u16::try_from(p.number("smtpd_forbid_bare_newline_reject_code")?).unwrap_or(550);
     s.strict_rfc821_envelopes = p.bool("strict_rfc821_envelopes")?;
     s.forbid_unauth_pipelining = p.bool("smtpd_forbid_unauth_pipelining")?;
+    let restrictions = Restrictions::from_config(p.config, p.service)?;
+    // smtpd.c helo_cmd(): HELO restrictions at HELO only without smtpd_delay_reject.
+    s.decide_helo =
+        !restrictions.setup().delay_reject && !restrictions.setup().lists.helo.is_empty();
     Ok(SmtpdSettings {
         session: s,
         syslog_name: p.get("syslog_name")?,
+        service_name: p
+            .service
+            .map_or_else(|| "smtp".to_owned(), |svc| svc.name.clone()),
         line_length_limit: p.size("line_length_limit")?,
         timeout: p.time("smtpd_timeout")?,
         error_sleep: p.time("smtpd_error_sleep_time")?,
         mail_name: p.get("mail_name")?,
-        restrictions: Arc::new(Restrictions::from_config(p.config, p.service)?),
+        restrictions: Arc::new(restrictions),
         cleanup: tern_message::cleanup::Settings {
             myhostname,
             hopcount_limit: p.size("hopcount_limit")?,

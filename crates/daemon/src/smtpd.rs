@@ -35,8 +35,8 @@ use tern_smtp::params::extract_address;
 use tern_smtp::session::{Decision, MessageOutcome, Send, Verdict};
 use tern_smtp::{LineAssembler, Reply, Session, Step};
 
+use crate::check::{Checker, State as CheckState};
 use crate::cleanup::{ClientInfo, FinishError, Message};
-use crate::relay::RelayPolicy;
 use crate::settings::SmtpdSettings;
 
 /// What every session shares.
@@ -85,7 +85,17 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
     s.cleanup_log.attach(&sh.logger, &sh.cleanup_ident);
     // The driver borrows cleanup's settings from this Arc for the whole session.
     let settings = Arc::clone(&s);
+    let mut chk = CheckState::new(ip, peer.port(), &found.name, &found.reverse_name);
+    chk.name_status = u16::from(found.name_status.code());
+    chk.reverse_name_status = u16::from(found.reverse_name_status.code());
+    chk.service.clone_from(&s.service_name);
+    if let Ok(local) = stream.local_addr() {
+        chk.server_addr = local.ip().to_string();
+        chk.server_port = local.port();
+    }
     let mut d = Driver {
+        chk,
+        access_denied: None,
         cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
         session: Session::new(s.session.clone()),
@@ -109,7 +119,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
             helo: None,
             protocol: "SMTP".to_owned(),
         },
-        ip,
         s,
         sh,
         stream,
@@ -124,6 +133,11 @@ struct Chunk {
 }
 
 struct Driver<'s> {
+    /// What the access restrictions know and remember of this session.
+    chk: CheckState,
+    /// smtpd_delay_reject = no and the client restrictions refused the client: every
+    /// command but QUIT gets `503 5.7.0 Error: access denied for NAME[ADDR]`.
+    access_denied: Option<String>,
     cleanup: &'s tern_message::cleanup::Settings,
     ident: Ident,
     session: Session,
@@ -136,7 +150,6 @@ struct Driver<'s> {
     closing: bool,
     stage: Stage,
     client: ClientInfo,
-    ip: std::net::IpAddr,
     s: Arc<SmtpdSettings>,
     sh: Arc<Shared>,
     stream: TcpStream,
@@ -163,6 +176,10 @@ impl Driver<'_> {
         self.log_pipelining();
         if let Some(send) = early {
             self.send(&send).await;
+        } else if let Some(denied) = self.connect_check().await {
+            // smtpd_proto(): the client restrictions' reply instead of the greeting.
+            self.reply(&reply_of(&denied));
+            self.access_denied = Some(denied);
         } else {
             let greeting = self.session.greeting();
             self.reply(&greeting);
@@ -327,7 +344,7 @@ impl Driver<'_> {
                         self.data = None;
                         self.lines.set_overlong(Overlong::Skip);
                         self.stage = Stage::EndOfMessage;
-                        let outcome = self.commit(summary).await;
+                        let outcome = self.finish_message(summary).await;
                         let step = self.session.message_done(summary, outcome);
                         self.step(step).await;
                     }
@@ -335,6 +352,23 @@ impl Driver<'_> {
                 continue;
             }
             self.stage = Stage::Command(command_of(&line.text));
+            if let Some(denied) = &self.access_denied
+                && command_of(&line.text) != Verb::Quit
+            {
+                // smtpd_proto(): after the client restrictions refused the client (with
+                // smtpd_delay_reject = no) only QUIT is served; a 421 is repeated.
+                let text = if denied.starts_with("421") {
+                    denied.clone()
+                } else {
+                    format!(
+                        "503 5.7.0 Error: access denied for {}[{}]",
+                        self.client.name, self.client.addr
+                    )
+                };
+                let step = self.session.refuse(reply_of(&text));
+                self.step(step).await;
+                continue;
+            }
             // RFC 2920: what the client sent behind this command (Postfix peeks at its
             // buffer, then at the socket).
             if self.lines.buffered().is_empty() && !self.session.improper_pipelining() {
@@ -346,6 +380,9 @@ impl Driver<'_> {
             if self.session.sender().is_none() && self.data.is_none() && self.chunk.is_none() {
                 // RSET, HELO, or the end of a transaction: no message is open.
                 self.msg = None;
+                if self.chk.sender.is_some() {
+                    self.chk.mail_reset();
+                }
             }
         }
     }
@@ -386,7 +423,7 @@ impl Driver<'_> {
             let outcome = if done {
                 self.bdat = None;
                 self.stage = Stage::EndOfMessage;
-                Some(self.commit(summary).await)
+                Some(self.finish_message(summary).await)
             } else {
                 None
             };
@@ -404,7 +441,7 @@ impl Driver<'_> {
                     return;
                 }
                 Step::Decide(decision) => {
-                    let verdict = self.decide(decision);
+                    let verdict = self.decide(decision).await;
                     step = self.session.decide(verdict);
                 }
                 Step::ReadData(send) => {
@@ -475,11 +512,50 @@ impl Driver<'_> {
         }
     }
 
-    fn decide(&mut self, decision: Decision) -> Verdict {
+    /// Brings the restrictions' view of the session up to date.
+    fn sync_check_state(&mut self, stage: Stage) {
+        let c = &mut self.chk;
+        c.stage = stage;
+        c.helo = self.session.helo_name().map(str::to_owned);
+        self.session.protocol().clone_into(&mut c.protocol);
+        c.ill_pipelining = self.session.improper_pipelining();
+        c.queue_id = self.msg.as_ref().map(|m| m.id().to_owned());
+        c.rcpt_count = self.session.recipient_count();
+    }
+
+    fn checker(&mut self) -> Checker<'_> {
+        Checker {
+            r: &self.s.restrictions,
+            st: &mut self.chk,
+            logger: &self.sh.logger,
+            ident: &self.ident,
+        }
+    }
+
+    /// smtpd_delay_reject = no: the client restrictions at connect.
+    async fn connect_check(&mut self) -> Option<String> {
+        let setup = self.s.restrictions.setup();
+        if setup.delay_reject || setup.lists.client.is_empty() {
+            return None;
+        }
+        self.sync_check_state(Stage::Connect);
+        self.checker().client().await
+    }
+
+    async fn decide(&mut self, decision: Decision) -> Verdict {
         match decision {
+            Decision::Helo { name, .. } => {
+                let verb = self.stage_verb(Verb::Helo);
+                self.sync_check_state(Stage::Command(verb));
+                match self.checker().helo(Some(name)).await {
+                    Some(e) => Verdict::Reject(reply_of(&e)),
+                    None => Verdict::Accept,
+                }
+            }
             Decision::Rcpt(rcpt) => {
-                if let Some(reply) = self.check_recipient(Verb::Rcpt, &rcpt.address) {
-                    return Verdict::Reject(reply);
+                self.sync_check_state(Stage::Command(Verb::Rcpt));
+                if let Some(e) = self.checker().rcpt(&rcpt.address).await {
+                    return Verdict::Reject(reply_of(&e));
                 }
                 if self.msg.is_none() {
                     let rewriter = Some(Arc::clone(&self.s.rewriter));
@@ -508,8 +584,8 @@ impl Driver<'_> {
                 }
                 Verdict::Accept
             }
-            Decision::Mail(_) => match self.queue_space_short() {
-                Some(free) => {
+            Decision::Mail(mail) => {
+                if let Some(free) = self.queue_space_short() {
                     // Postfix logs the reject (no sender yet) and then the warning.
                     let reply = reply_of(NO_SPACE);
                     let tx = Transaction {
@@ -529,83 +605,104 @@ impl Driver<'_> {
                     self.warn(&format!(
                         "not enough free space in mail queue: {free} bytes < 1.5*message size limit"
                     ));
-                    Verdict::Reject(reply)
+                    return Verdict::Reject(reply);
                 }
-                None => Verdict::Accept,
-            },
-            // smtpd.c vrfy_cmd(): the recipient restrictions (relay control and
-            // reject_unlisted_recipient) on the unquoted address.
+                self.sync_check_state(Stage::Command(Verb::Mail));
+                self.chk.mail_reset();
+                self.chk.smtputf8 = mail.smtputf8;
+                self.chk.message_size = mail.size.unwrap_or(0);
+                if !self.s.restrictions.setup().delay_reject
+                    && let Some(e) = self.checker().mail(Some(mail.address.clone())).await
+                {
+                    // smtpd.c mail_cmd(): "XXX Reset access map side effects."
+                    self.chk.mail_reset();
+                    return Verdict::Reject(reply_of(&e));
+                }
+                self.chk.sender = Some(mail.address);
+                Verdict::Accept
+            }
+            // smtpd.c vrfy_cmd(): the recipient restrictions on the unquoted address.
             Decision::Vrfy { address, .. } => {
                 let internal = extract_address(&address, false, false).unwrap_or(address);
-                match self.check_recipient(Verb::Vrfy, &internal) {
-                    Some(reply) => Verdict::Reject(reply),
+                self.sync_check_state(Stage::Command(Verb::Vrfy));
+                match self.checker().rcpt(&internal).await {
+                    Some(e) => Verdict::Reject(reply_of(&e)),
                     None => Verdict::Accept,
                 }
             }
             Decision::Etrn(domain) => {
-                // XXX: smtpd_etrn_restrictions (empty by default) are not evaluated yet.
-                let answer = self.s.restrictions.fast_flush().answer(&domain);
-                let client = format!("{}[{}]", self.client.name, self.client.addr);
-                let service = self
-                    .sh
-                    .qmgr
-                    .as_ref()
-                    .and_then(|q| q.flush_service().cloned());
-                if let (crate::etrn::Answer::Unavailable, Some(flush)) = (&answer, service) {
-                    // smtpd.c etrn_cmd(): flush_send_site() and its status. A few file
-                    // moves: done in place, this worker thread lent to it.
-                    let status = tokio::task::block_in_place(|| flush.send_site(&domain));
-                    match status {
-                        crate::flush::FLUSH_STAT_OK => return Verdict::Accept,
-                        crate::flush::FLUSH_STAT_BAD => {
-                            let cut: String = domain.chars().take(100).collect();
-                            self.warn(&format!("bad ETRN {cut}... request from {client}"));
-                            return Verdict::Reject(reply_of("458 Unable to queue messages"));
-                        }
-                        crate::flush::FLUSH_STAT_DENY => {
-                            let (reply, warning) =
-                                crate::etrn::Answer::Deny.reply_and_warning(&domain, &client);
-                            self.warn(&warning);
-                            return Verdict::Reject(reply_of(&reply));
-                        }
-                        _ => {}
-                    }
+                self.sync_check_state(Stage::Command(Verb::Etrn));
+                if let Some(e) = self.checker().etrn(&domain).await {
+                    return Verdict::Reject(reply_of(&e));
                 }
-                let (reply, warning) = answer.reply_and_warning(&domain, &client);
-                self.warn(&warning);
-                Verdict::Reject(reply_of(&reply))
+                self.etrn(&domain)
             }
-            Decision::Data if self.msg.is_none() => Verdict::Reject(reply_of(WRITE_ERROR)),
+            Decision::Data => {
+                if self.msg.is_none() {
+                    return Verdict::Reject(reply_of(WRITE_ERROR));
+                }
+                let verb = self.stage_verb(Verb::Data);
+                self.sync_check_state(Stage::Command(verb));
+                match self.checker().data().await {
+                    Some(e) => Verdict::Reject(reply_of(&e)),
+                    None => Verdict::Accept,
+                }
+            }
             Decision::Auth { .. } => {
                 Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
             }
-            _ => Verdict::Accept,
         }
     }
 
-    /// smtpd_check_rcpt() for RCPT TO and VRFY: the policy's reply, logged as Postfix
-    /// logs a reject (`NOQUEUE: reject: RCPT from ...; from=<...> to=<...> ...`).
-    fn check_recipient(&mut self, verb: Verb, address: &str) -> Option<Reply> {
-        let pipelining = self.session.improper_pipelining();
-        let reply = self
-            .s
-            .restrictions
-            .check_recipient(self.ip, address, pipelining)?;
-        let tx = Transaction {
-            queue_id: self.msg.as_ref().map(Message::id),
-            sender: self.session.sender().map(|m| m.address.as_str()),
-            recipient: Some(address),
-            protocol: Some(self.session.protocol()),
-            helo: self.session.helo_name(),
-        };
-        let line = log::reject(
-            Stage::Command(verb),
-            self.log_client(),
-            &reply.to_string(),
-            tx,
-        );
-        self.sh.logger.log(&self.ident, &line);
-        Some(reply)
+    /// The command being decided, as the log names it (HELO or EHLO, DATA or BDAT).
+    fn stage_verb(&self, default: Verb) -> Verb {
+        match self.stage {
+            Stage::Command(v) if v != Verb::Unknown => v,
+            _ => default,
+        }
+    }
+
+    /// ETRN once the restrictions let it through: fast_flush_domains and the flush service.
+    fn etrn(&mut self, domain: &str) -> Verdict {
+        let answer = self.s.restrictions.fast_flush().answer(domain);
+        let client = format!("{}[{}]", self.client.name, self.client.addr);
+        let service = self
+            .sh
+            .qmgr
+            .as_ref()
+            .and_then(|q| q.flush_service().cloned());
+        if let (crate::etrn::Answer::Unavailable, Some(flush)) = (&answer, service) {
+            // smtpd.c etrn_cmd(): flush_send_site() and its status. A few file
+            // moves: done in place, this worker thread lent to it.
+            let status = tokio::task::block_in_place(|| flush.send_site(domain));
+            match status {
+                crate::flush::FLUSH_STAT_OK => return Verdict::Accept,
+                crate::flush::FLUSH_STAT_BAD => {
+                    let cut: String = domain.chars().take(100).collect();
+                    self.warn(&format!("bad ETRN {cut}... request from {client}"));
+                    return Verdict::Reject(reply_of("458 Unable to queue messages"));
+                }
+                crate::flush::FLUSH_STAT_DENY => {
+                    let (reply, warning) =
+                        crate::etrn::Answer::Deny.reply_and_warning(domain, &client);
+                    self.warn(&warning);
+                    return Verdict::Reject(reply_of(&reply));
+                }
+                _ => {}
+            }
+        }
+        let (reply, warning) = answer.reply_and_warning(domain, &client);
+        self.warn(&warning);
+        Verdict::Reject(reply_of(&reply))
+    }
+
+    /// smtpd_end_of_data_restrictions, at the end of the content.
+    async fn eod_check(&mut self) -> Option<Reply> {
+        if self.s.restrictions.setup().lists.eod.is_empty() {
+            return None;
+        }
+        self.sync_check_state(Stage::EndOfMessage);
+        self.checker().eod().await.map(|e| reply_of(&e))
     }
 
     /// Writes the envelope and Received: header when the content starts.
@@ -630,6 +727,20 @@ impl Driver<'_> {
         {
             self.msg = None;
         }
+    }
+
+    /// The end of the content: smtpd_end_of_data_restrictions (when the content arrived
+    /// whole), then cleanup and the queue commit.
+    async fn finish_message(&mut self, summary: DataSummary) -> MessageOutcome {
+        if summary.error.is_none()
+            && self.msg.is_some()
+            && let Some(reply) = self.eod_check().await
+        {
+            // The queue file is dropped (removed) unfinished.
+            self.msg = None;
+            return MessageOutcome::Rejected(reply);
+        }
+        self.commit(summary).await
     }
 
     /// cleanup and the queue commit at the end of the content.

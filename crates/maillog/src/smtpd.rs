@@ -248,7 +248,16 @@ impl AccessAction {
     }
 }
 
-fn whatsup(what: &str, stage: Stage, client: Client<'_>, text: &str, tx: Transaction<'_>) -> Line {
+/// log_whatsup() with any word (`reject`, `reject_warning`, `warn`, `info`, `permit`,
+/// `hold`, `discard`, `filter`, `redirect`, `bcc`): `QUEUEID: WHAT: STAGE from NAME[ADDR]:
+/// TEXT; from=<...> to=<...> proto=... helo=<...>`.
+pub fn whatsup(
+    what: &str,
+    stage: Stage,
+    client: Client<'_>,
+    text: &str,
+    tx: Transaction<'_>,
+) -> Line {
     let id = tx.queue_id.unwrap_or("NOQUEUE");
     let mut out = format!("{id}: {what}: {stage} from {client}: {text};");
     if let Some(sender) = tx.sender {

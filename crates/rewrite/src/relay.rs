@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 
 use crate::address::Context;
-use crate::resolve::{Class, Resolver};
+use crate::resolve::{Class, LookupError, Resolver};
 
 /// The SMTP client, as the restrictions see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,32 @@ impl Resolver {
         } else {
             Decision::Dunno
         }
+    }
+
+    /// smtpd_check_addr(): whether smtpd accepts the syntax of a MAIL FROM or RCPT TO
+    /// address (internal form): rewritten in the local context and resolved, it must not
+    /// carry the resolver's error flag, and without SMTPUTF8 in the request its resolved
+    /// domain must be ASCII (as Postfix before 3.0 behaved). The null address passes.
+    /// `Ok(false)` is smtpd's `501 5.1.3 Bad recipient address syntax` (5.1.7 for the
+    /// sender); a lookup error is the caller's 451.
+    ///
+    /// Postfix judges the syntax by the resolver, not by the SMTP grammar: it takes
+    /// `user@[192.0.2.1].`, `user@example.com@` and (with resolve_numeric_domain)
+    /// `user@192.0.2.1`, and refuses `user@b\u{fc}cher.example` without SMTPUTF8.
+    pub fn check_addr(&self, address: &str, smtputf8: bool) -> Result<bool, LookupError> {
+        if address.is_empty() {
+            return Ok(true);
+        }
+        let rewritten = self.rewrite(Context::Local, address);
+        let resolved = self.resolve(&rewritten)?;
+        if resolved.flags.error {
+            return Ok(false);
+        }
+        let domain = resolved
+            .recipient
+            .rfind('@')
+            .map_or("", |at| &resolved.recipient[at + 1..]);
+        Ok(smtputf8 || domain.is_ascii())
     }
 
     /// reject_unauth_destination: `554 5.7.1 <rcpt>: Relay access denied` (the code is
@@ -193,4 +219,108 @@ fn temp_fail(recipient: &str) -> Reply {
         "4.3.0",
         format!("<{recipient}>: Temporary lookup failure"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::resolver_from;
+
+    #[test]
+    fn address_syntax_is_the_resolvers() {
+        // Answers of Debian's Postfix 3.7 (RCPT TO from a client outside mynetworks):
+        // true where it went on to the restrictions, false where it said 501 5.1.3.
+        let plain = resolver_from("compatibility_level = 3.6\n");
+        let numeric = resolver_from("compatibility_level = 3.6\nresolve_numeric_domain = yes\n");
+        for (address, utf8, want, want_numeric) in [
+            ("", false, true, true),
+            ("user@example.com", false, true, true),
+            ("user@[192.0.2.1].", false, true, true),
+            ("user@[192.0.2.1]", false, true, true),
+            ("user@[IPv6:2001:db8::1]", false, true, true),
+            ("user@example.com@", false, true, true),
+            ("user@192.0.2.1", false, false, true),
+            ("user@127.0.0.1", false, false, true),
+            ("user@r\u{e9}mote.example", false, false, false),
+            ("user@r\u{e9}mote.example", true, true, true),
+            ("r\u{e9}sum\u{e9}@example.com", false, true, true),
+            ("user@[999.1.1.1]", false, false, false),
+            ("user@exa_mple.com", false, true, true),
+            ("user@-bad.example", false, false, false),
+            ("user", false, true, true),
+        ] {
+            assert_eq!(
+                plain.check_addr(address, utf8),
+                Ok(want),
+                "{address} smtputf8={utf8}"
+            );
+            assert_eq!(
+                numeric.check_addr(address, utf8),
+                Ok(want_numeric),
+                "{address} smtputf8={utf8} resolve_numeric_domain=yes"
+            );
+        }
+    }
+
+    /// What Debian's Postfix 3.7 answered to RCPT TO from a client outside mynetworks
+    /// (access_side_by_side's relay_forms configuration): accepted, 554 Relay access
+    /// denied, or 501 Bad recipient address syntax.
+    #[test]
+    fn address_forms_as_debian_answered() {
+        use super::Decision;
+        #[derive(Debug, PartialEq)]
+        enum Want {
+            Ok,
+            Relay,
+            Syntax,
+        }
+        let r = resolver_from(
+            "compatibility_level = 3.6\nmyhostname = mx.example.test\n\
+             mydestination = $myhostname, localhost\nrelay_domains = relay.example\n",
+        );
+        for (address, want) in [
+            ("user@[999.1.1.1]", Want::Syntax),
+            ("user@exa_mple.com", Want::Relay),
+            ("user@-bad.example", Want::Syntax),
+            ("r\u{e9}sum\u{e9}@mx.example.test", Want::Ok),
+            ("user@[127.0.0.1]", Want::Ok),
+            ("user@127.0.0.1", Want::Syntax),
+            ("user%mx.example.test@mx.example.test", Want::Ok),
+            ("user%relay.example@mx.example.test", Want::Ok),
+            ("user%remote.example@relay.example", Want::Relay),
+            ("user@relay.example@mx.example.test", Want::Ok),
+            ("user%remote.example@mx.example.test", Want::Relay),
+            ("user@remote.example@mx.example.test", Want::Relay),
+            ("user@mx.example.test.", Want::Ok),
+            ("user@localhost.", Want::Ok),
+            ("@remote.example:user@mx.example.test", Want::Ok),
+            ("@mx.example.test:user@relay.example", Want::Ok),
+            ("@mx.example.test:user@remote.example", Want::Relay),
+            ("mx.example.test!user@mx.example.test", Want::Ok),
+            ("relay.example!user@mx.example.test", Want::Ok),
+            ("remote.example!user@relay.example", Want::Relay),
+            ("remote.example!user@mx.example.test", Want::Relay),
+            ("relay.example!user", Want::Ok),
+            ("remote!user", Want::Relay),
+            ("user@RELAY.EXAMPLE.", Want::Ok),
+            ("MX.Example.Test!user", Want::Ok),
+            ("user@r\u{e9}mote.example", Want::Syntax),
+            ("user@[192.0.2.1].", Want::Relay),
+            ("user@[192.0.2.1]", Want::Relay),
+            ("user@remote.example@", Want::Relay),
+            ("user@remote.example.", Want::Relay),
+            ("user@REMOTE.EXAMPLE", Want::Relay),
+            ("user", Want::Ok),
+        ] {
+            let got = if r.check_addr(address, false) == Ok(true) {
+                match r.reject_unauth_destination(address) {
+                    Decision::Dunno => Want::Ok,
+                    Decision::Reject(reply) if reply.code == 554 => Want::Relay,
+                    other => panic!("{address}: {other:?}"),
+                }
+            } else {
+                Want::Syntax
+            };
+            assert_eq!(got, want, "{address}");
+        }
+    }
 }

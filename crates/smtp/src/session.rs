@@ -352,6 +352,12 @@ impl Session {
         }
     }
 
+    /// Refuses a command without looking at it (the driver's access_denied state after
+    /// the client restrictions refused the client): one more error, as any failed command.
+    pub fn refuse(&mut self, reply: Reply) -> Step {
+        self.error(reply)
+    }
+
     /// The driver's answer to the last [`Step::Decide`].
     pub fn decide(&mut self, verdict: Verdict) -> Step {
         let Some(Awaiting::Decision(verb, decision)) = self.awaiting.take() else {

@@ -4,6 +4,7 @@
 //! scripts and wait for log lines.
 //! Test-only: nothing here runs in production.
 
+pub mod access;
 pub mod dns;
 pub mod dovecot;
 pub mod peers;
