@@ -113,6 +113,20 @@ pub struct AccessActions {
     pub prepend: Vec<String>,
 }
 
+impl From<&crate::check::Saved> for AccessActions {
+    /// What the restriction engine remembered for the transaction (smtpd's saved_*).
+    fn from(s: &crate::check::Saved) -> Self {
+        Self {
+            hold: s.hold,
+            discard: s.discard,
+            filter: s.filter.clone(),
+            redirect: s.redirect.clone(),
+            bcc: s.bcc.clone(),
+            prepend: s.prepend.clone(),
+        }
+    }
+}
+
 impl AccessActions {
     /// The actions a mail transaction starts with under main.cf's (or a master.cf
     /// `-o`) content_filter: smtpd.c, pickup.c and qmqpd.c send it to cleanup before

@@ -36,7 +36,7 @@ use tern_smtp::session::{Decision, MessageOutcome, Send, Verdict};
 use tern_smtp::{LineAssembler, Reply, Session, Step};
 
 use crate::check::{Checker, State as CheckState};
-use crate::cleanup::{ClientInfo, FinishError, Message};
+use crate::cleanup::{AccessActions, ClientInfo, FinishError, Message};
 use crate::settings::SmtpdSettings;
 
 /// What every session shares.
@@ -750,9 +750,12 @@ impl Driver<'_> {
             // The session answers with the reader's error; the file is dropped.
             return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
         }
-        let Some(msg) = msg else {
+        let Some(mut msg) = msg else {
             return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
         };
+        // smtpd.c sends cleanup the access actions again at the end of the message,
+        // with what smtpd_end_of_data_restrictions added.
+        msg.set_actions(&AccessActions::from(&self.chk.saved));
         let id = msg.id().to_owned();
         let (pending, logs) = match msg.finish() {
             Ok(done) => done,
