@@ -716,6 +716,12 @@ impl Driver<'_> {
         } else {
             self.session.protocol().to_owned()
         };
+        // The access actions so far go to cleanup before the content (smtpd.c sends
+        // REC_TYPE_FLGS before REC_TYPE_MESG): PREPEND headers go above Received:, and
+        // a DISCARDed message is not even looked at.
+        if let Some(m) = &mut self.msg {
+            m.set_actions(&AccessActions::from(&self.chk.saved));
+        }
         if let Some(m) = &mut self.msg
             && m.start(
                 &sender,
