@@ -12,7 +12,9 @@
 //!   `QUEUEID: client=...`, `250 2.0.0 Ok: queued as QUEUEID`, and nothing more: no
 //!   `message-id=` line, no qmgr line, no file.
 //! - FILTER transport:nexthop: every recipient to that transport and next hop (one
-//!   request), unresolved.
+//!   request), unresolved: `FILTER sink:[127.0.0.1]:2599` with RCPT filter@ and plain@
+//!   logs `to=<filter@example.com>, relay=127.0.0.1[127.0.0.1]:2599, ...` and the same
+//!   for plain@ (here: to smtp-sink through smtp(8), and to a pipe(8) command).
 //! - REDIRECT: qmgr logs `nrcpt=` of the envelope, and one delivery, to the redirect
 //!   address with `orig_to=` the first recipient in qmgr's sort order.
 //! - BCC: an extra recipient, logged without orig_to.
@@ -30,6 +32,7 @@ use std::path::Path;
 use std::process::Command;
 
 use deliver_util::{TestUser, configure, master_cf, spool, tern_program, wait_for};
+use tern_testkit::peers::smtp_sink;
 use tern_testkit::support::smtplib_send;
 use tern_testkit::tern::Tern;
 
@@ -69,6 +72,7 @@ fn hold_discard_filter_redirect_bcc_prepend() {
     let b = format!("{}@{DOMAIN}", bob.name);
     let c = format!("{}@{DOMAIN}", carol.name);
 
+    let sink = smtp_sink(&[]).expect("smtp-sink");
     let mut t: Tern = configure("");
     let mail = spool(t.dir.path(), "mail");
     let filtered = spool(t.dir.path(), "filtered");
@@ -79,10 +83,11 @@ fn hold_discard_filter_redirect_bcc_prepend() {
             "{}+hold@{DOMAIN} HOLD\n\
              discard@remote.example DISCARD\n\
              filter@remote.example FILTER filt:dest.example\n\
+             sink@remote.example FILTER smtp:[127.0.0.1]:{}\n\
              redirect@remote.example REDIRECT {b}\n\
              {}+bcc@{DOMAIN} BCC {c}\n\
              {}+pre@{DOMAIN} PREPEND X-Tag: yes\n",
-            alice.name, alice.name, alice.name
+            alice.name, sink.port, alice.name, alice.name
         ),
     )
     .unwrap();
@@ -102,7 +107,8 @@ fn hold_discard_filter_redirect_bcc_prepend() {
     )
     .unwrap();
     t.write_master_cf(&format!(
-        "{}filt unix - n n - - pipe user=nobody argv=/usr/bin/tee -a {}/out.${{nexthop}}\n",
+        "{}smtp unix - - n - - smtp\n\
+         filt unix - n n - - pipe user=nobody argv=/usr/bin/tee -a {}/out.${{nexthop}}\n",
         master_cf(t.port),
         filtered.display()
     ))
@@ -137,6 +143,8 @@ fn hold_discard_filter_redirect_bcc_prepend() {
         &["filter@remote.example", &a],
         &data("filtered"),
     );
+    // FILTER to smtp-sink through smtp(8): the next hop of the action, both recipients.
+    let sunk = smtplib_send(t.port, FROM, &["sink@remote.example", &a], &data("sunk"));
     // REDIRECT: one delivery, to bob, for the first recipient in qmgr's order (alice:
     // mx.example.test sorts before remote.example).
     let redir = smtplib_send(
@@ -149,7 +157,7 @@ fn hold_discard_filter_redirect_bcc_prepend() {
     let bcc = smtplib_send(t.port, FROM, &[&bcc_to], &data("bcc"));
     let pre_to = format!("{}+pre@{DOMAIN}", alice.name);
     let pre = smtplib_send(t.port, FROM, &[&pre_to], &data("prepended"));
-    for id in [&filt, &redir, &bcc, &pre] {
+    for id in [&filt, &sunk, &redir, &bcc, &pre] {
         wait_for(|| t.log(), &format!("{id}: removed"), 1);
     }
     let log = t.log();
@@ -186,6 +194,31 @@ fn hold_discard_filter_redirect_bcc_prepend() {
     );
     let out = std::fs::read_to_string(filtered.join("out.dest.example")).unwrap();
     assert_eq!(out.matches("Subject: filtered").count(), 1, "{out}");
+
+    let relay = format!("relay=127.0.0.1[127.0.0.1]:{}", sink.port);
+    let sunk_lines: Vec<String> = lines_of(&log, &sunk)
+        .into_iter()
+        .filter(|l| l.starts_with("postfix/smtp: to=<"))
+        .map(|l| l.split(", delay=").next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        sunk_lines,
+        [
+            format!("postfix/smtp: to=<sink@remote.example>, {relay}"),
+            format!("postfix/smtp: to=<{a}>, {relay}"),
+        ],
+        "{log}"
+    );
+    // smtp-sink's dump may land just after its reply: at most 5 s.
+    let mut dump = String::new();
+    for _ in 0..100 {
+        dump = std::fs::read_to_string(&sink.record).unwrap_or_default();
+        if dump.contains("Subject: sunk") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(dump.contains("Subject: sunk"), "{dump}");
 
     let redir_lines: Vec<String> = lines_of(&log, &redir)
         .into_iter()
