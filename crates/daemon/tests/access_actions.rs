@@ -91,6 +91,12 @@ fn hold_discard_filter_redirect_bcc_prepend() {
         ),
     )
     .unwrap();
+    let senders = t.dir.path().join("senders");
+    std::fs::write(
+        &senders,
+        "eodhold@example.org HOLD\neoddiscard@example.org DISCARD\n",
+    )
+    .unwrap();
     let main_cf = t.config_dir().join("main.cf");
     std::fs::write(
         &main_cf,
@@ -100,9 +106,11 @@ fn hold_discard_filter_redirect_bcc_prepend() {
                  recipient_delimiter = +\n\
                  queue_run_delay = 1s\n\
                  smtpd_recipient_restrictions = check_recipient_access texthash:{}, \
-                 permit_mynetworks, reject_unauth_destination\n",
+                 permit_mynetworks, reject_unauth_destination\n\
+                 smtpd_end_of_data_restrictions = check_sender_access texthash:{}\n",
                 mail.display(),
-                access.display()
+                access.display(),
+                senders.display()
             ),
     )
     .unwrap();
@@ -157,6 +165,11 @@ fn hold_discard_filter_redirect_bcc_prepend() {
     let bcc = smtplib_send(t.port, FROM, &[&bcc_to], &data("bcc"));
     let pre_to = format!("{}+pre@{DOMAIN}", alice.name);
     let pre = smtplib_send(t.port, FROM, &[&pre_to], &data("prepended"));
+    // HOLD and DISCARD from smtpd_end_of_data_restrictions: cleanup has seen the
+    // headers by then (Debian's Postfix logs `message-id=` after smtpd's
+    // `QUEUEID: discard: END-OF-MESSAGE from ...` line, and queues nothing).
+    let eod_held = smtplib_send(t.port, "eodhold@example.org", &[&a], &data("eodheld"));
+    let eod_gone = smtplib_send(t.port, "eoddiscard@example.org", &[&a], &data("eodgone"));
     for id in [&filt, &sunk, &redir, &bcc, &pre] {
         wait_for(|| t.log(), &format!("{id}: removed"), 1);
     }
@@ -177,7 +190,26 @@ fn hold_discard_filter_redirect_bcc_prepend() {
     );
     for q in ["incoming", "active", "deferred", "hold"] {
         assert!(!t.queue_dir().join(q).join(&discarded).exists());
+        assert!(!t.queue_dir().join(q).join(&eod_gone).exists());
     }
+    let eod_lines = lines_of(&log, &eod_gone);
+    assert_eq!(eod_lines.len(), 3, "{log}");
+    assert!(
+        eod_lines[1].starts_with(
+            "postfix/smtpd: discard: END-OF-MESSAGE from localhost[127.0.0.1]: \
+             <eoddiscard@example.org>: Sender address triggers DISCARD action;"
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        eod_lines[2],
+        "postfix/cleanup: message-id=<eodgone@example.org>"
+    );
+    assert!(
+        t.queue_dir().join("hold").join(&eod_held).is_file(),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("{eod_held}: from=<")), "{log}");
 
     let filt_lines: Vec<String> = lines_of(&log, &filt)
         .into_iter()
