@@ -170,7 +170,12 @@ impl RecipientMaps {
         };
         match resolved.transport.as_str() {
             "error" => {
-                let (dsn, text) = dsn_split("5.1.1", &resolved.nexthop);
+                let default = if class == "Sender address" {
+                    "5.1.0"
+                } else {
+                    "5.1.1"
+                };
+                let (dsn, text) = dsn_split(default, &resolved.nexthop);
                 let code = if resolved.class == Class::VirtualAlias {
                     p.unknown_virtual_alias_reject_code
                 } else {
@@ -179,7 +184,12 @@ impl RecipientMaps {
                 return Ok(rejected(code, &crate::check::dsn_fix(&dsn, class), &text));
             }
             "retry" => {
-                let (dsn, text) = dsn_split("4.1.1", &resolved.nexthop);
+                let default = if class == "Sender address" {
+                    "4.1.0"
+                } else {
+                    "4.1.1"
+                };
+                let (dsn, text) = dsn_split(default, &resolved.nexthop);
                 return Ok(rejected(450, &crate::check::dsn_fix(&dsn, class), &text));
             }
             _ => {}
@@ -221,11 +231,13 @@ impl RecipientMaps {
         } else {
             "User unknown".to_owned()
         };
-        Ok(rejected(
-            code,
-            &crate::check::dsn_fix("5.1.1", class),
-            &text,
-        ))
+        // check_rcpt_maps(): no smtpd_dsn_fix() here.
+        let dsn = if class == "Sender address" {
+            "5.1.0"
+        } else {
+            "5.1.1"
+        };
+        Ok(rejected(code, dsn, &text))
     }
 }
 

@@ -129,6 +129,8 @@ pub struct SmtpdSettings {
     pub rewriter: Arc<CleanupRewriter>,
     /// Where the rewriter's warnings go (attached by the first session).
     pub cleanup_log: Arc<CleanupLog>,
+    /// anvil(8)'s limits of this service (smtpd_client_*_limit).
+    pub anvil: Arc<crate::anvil::Limits>,
 }
 
 /// receive_override_options (postconf(5)): what smtpd asks cleanup (and its own recipient
@@ -335,6 +337,8 @@ fn smtpd_settings(
         u16::try_from(p.number("smtpd_forbid_bare_newline_reject_code")?).unwrap_or(550);
     s.strict_rfc821_envelopes = p.bool("strict_rfc821_envelopes")?;
     s.forbid_unauth_pipelining = p.bool("smtpd_forbid_unauth_pipelining")?;
+    // smtpd_check_addr(): trivial-rewrite decides whether an address is valid.
+    s.domains_by_driver = true;
     let restrictions = Restrictions::from_config(p.config, p.service)?;
     // smtpd.c helo_cmd(): HELO restrictions at HELO only without smtpd_delay_reject.
     s.decide_helo =
@@ -371,6 +375,11 @@ fn smtpd_settings(
         receive_override,
         rewriter: rewriters.pick(receive_override)?,
         cleanup_log: Arc::clone(&rewriters.log),
+        anvil: Arc::new(crate::anvil::Limits::from_config(
+            p.config,
+            p.service,
+            p.service.map_or("smtp", |svc| svc.name.as_str()),
+        )?),
     })
 }
 

@@ -174,8 +174,14 @@ impl Driver<'_> {
         let early = self.peek_early();
         let early = self.session.early_input(&early);
         self.log_pipelining();
+        // anvil(8): the connection count and rate, after the early-talker check (smtpd.c);
+        // the guard gives the connection back when the session ends.
+        let mut anvil_guard = None;
         if let Some(send) = early {
             self.send(&send).await;
+        } else if let Some(refused) = self.anvil_connect(&mut anvil_guard) {
+            self.reply(&refused);
+            self.closing = true;
         } else if let Some(denied) = self.connect_check().await {
             // smtpd_proto(): the client restrictions' reply instead of the greeting.
             self.reply(&reply_of(&denied));
@@ -543,6 +549,11 @@ impl Driver<'_> {
     }
 
     async fn decide(&mut self, decision: Decision) -> Verdict {
+        // anvil(8): the message and recipient rates (smtpd.c mail_cmd(), rcpt_cmd(),
+        // vrfy_cmd()).
+        if let Some(reply) = self.anvil_rate(&decision) {
+            return Verdict::Reject(reply);
+        }
         match decision {
             Decision::Helo { name, .. } => {
                 let verb = self.stage_verb(Verb::Helo);
@@ -553,6 +564,10 @@ impl Driver<'_> {
                 }
             }
             Decision::Rcpt(rcpt) => {
+                let utf8 = self.chk.smtputf8;
+                if !self.address_ok(&rcpt.address, utf8) {
+                    return Verdict::Reject(reply_of("501 5.1.3 Bad recipient address syntax"));
+                }
                 self.sync_check_state(Stage::Command(Verb::Rcpt));
                 if let Some(e) = self.checker().rcpt(&rcpt.address).await {
                     return Verdict::Reject(reply_of(&e));
@@ -582,6 +597,11 @@ impl Driver<'_> {
                 if let Some(m) = &mut self.msg {
                     m.add_recipient(&rcpt);
                 }
+                // smtpd.c rcpt_cmd(): the first accepted recipient is the one the log
+                // names at DATA and end-of-data.
+                if self.chk.recipient.is_none() {
+                    self.chk.recipient = Some(rcpt.address.clone());
+                }
                 Verdict::Accept
             }
             Decision::Mail(mail) => {
@@ -606,6 +626,9 @@ impl Driver<'_> {
                         "not enough free space in mail queue: {free} bytes < 1.5*message size limit"
                     ));
                     return Verdict::Reject(reply);
+                }
+                if !self.address_ok(&mail.address, mail.smtputf8) {
+                    return Verdict::Reject(reply_of("501 5.1.7 Bad sender address syntax"));
                 }
                 self.sync_check_state(Stage::Command(Verb::Mail));
                 self.chk.mail_reset();
@@ -652,6 +675,16 @@ impl Driver<'_> {
                 Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
             }
         }
+    }
+
+    /// smtpd_check_addr(): the address as trivial-rewrite sees it (a resolver error, or a
+    /// non-ASCII domain without SMTPUTF8, is bad syntax).
+    fn address_ok(&self, address: &str, smtputf8: bool) -> bool {
+        self.s
+            .restrictions
+            .resolver()
+            .check_addr(address, smtputf8)
+            .unwrap_or(false)
     }
 
     /// The command being decided, as the log names it (HELO or EHLO, DATA or BDAT).
@@ -880,6 +913,32 @@ impl Driver<'_> {
             });
         }
         short.then_some(free_bytes)
+    }
+
+    /// anvil(8) before the greeting: the 421 when the client is over a connection limit.
+    fn anvil_connect(&mut self, guard: &mut Option<crate::anvil::ConnGuard>) -> Option<Reply> {
+        let limits = &self.s.anvil;
+        crate::anvil::start_statistics(&self.sh.logger, &self.s.syslog_name, limits.status_update);
+        let (g, refused) = crate::anvil::on_connect(limits, &self.client.name, self.client.ip);
+        *guard = Some(g);
+        let refused = refused?;
+        self.warn(&refused.warning);
+        Some(reply_of(&refused.reply))
+    }
+
+    /// anvil(8) at MAIL, RCPT and VRFY: the 450 when the client is over a rate limit.
+    fn anvil_rate(&self, decision: &Decision) -> Option<Reply> {
+        let (limits, name) = (&self.s.anvil, self.client.name.as_str());
+        let refused = match decision {
+            Decision::Mail(_) => crate::anvil::on_mail(limits, name, self.client.ip)?,
+            // vrfy_cmd() counts VRFY as a recipient, with RCPT's reply.
+            Decision::Rcpt(_) | Decision::Vrfy { .. } => {
+                crate::anvil::on_rcpt(limits, name, self.client.ip)?
+            }
+            _ => return None,
+        };
+        self.warn(&refused.warning);
+        Some(reply_of(&refused.reply))
     }
 
     fn warn(&self, text: &str) {

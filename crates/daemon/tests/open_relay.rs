@@ -78,7 +78,7 @@ fn relay_tricks_are_refused_like_debian() {
     let sink = TcpListener::bind("127.0.0.1:0").expect("sink");
     sink.set_nonblocking(true).expect("nonblocking");
     let port = sink.local_addr().expect("sink address").port();
-    let tables = Tables::write(&CONFIG);
+    let tables = Tables::write(&CONFIG, std::path::Path::new("/usr/sbin/postmap"));
     let main_cf = format!(
         "{}relayhost = [127.0.0.1]:{port}\n",
         tables.main_cf(&CONFIG)

@@ -5,6 +5,7 @@
 //! shape, and golden tests (`tests/golden/`, captured from Debian's Postfix 3.7.11) hold the
 //! shapes to Postfix's. Call sites never format log text themselves.
 //!
+//! - [`anvil`]: anvil(8)'s `statistics: max ... rate` lines.
 //! - [`line`]: [`Line`] (a severity and a text) and [`Severity`].
 //! - [`smtpd`]: smtpd(8)'s session lines (`connect from`, `disconnect from ... commands=`,
 //!   `lost connection after`, `QUEUEID: client=`, `NOQUEUE: reject:`), with
@@ -25,6 +26,7 @@
 //! Postfix's smtpd does with `printable()` on everything it logs. A line is cut at 2000
 //! bytes of text, as Postfix cuts it, so a hostile peer cannot make one line unbounded.
 
+pub mod anvil;
 pub mod delay;
 pub mod delivery;
 pub mod line;

@@ -22,6 +22,9 @@ pub struct ParseOptions {
     /// DSN not discarded from EHLO.
     pub dsn: bool,
     pub strict_rfc821: bool,
+    /// The driver checks address domains itself (smtpd's smtpd_check_addr() through
+    /// trivial-rewrite), so the parser leaves them alone as Postfix's extract_addr() does.
+    pub domains_by_driver: bool,
 }
 
 impl Default for ParseOptions {
@@ -30,6 +33,7 @@ impl Default for ParseOptions {
             smtputf8: true,
             dsn: true,
             strict_rfc821: false,
+            domains_by_driver: false,
         }
     }
 }
@@ -121,8 +125,8 @@ impl MailFrom {
             && params
                 .iter()
                 .any(|p| p.text.eq_ignore_ascii_case("SMTPUTF8"));
-        let address = extract_address(&path.text, true, opts.strict_rfc821)
-            .ok_or_else(|| SyntaxError::new(BAD_SENDER))?;
+        let address =
+            extract_checked(&path.text, true, *opts).ok_or_else(|| SyntaxError::new(BAD_SENDER))?;
         let mut m = Self {
             address,
             raw: path.text.clone(),
@@ -197,8 +201,8 @@ impl RcptTo {
         if path.unterminated {
             return Err(SyntaxError::new(BAD_RCPT));
         }
-        let address = extract_address(&path.text, false, opts.strict_rfc821)
-            .ok_or_else(|| SyntaxError::new(BAD_RCPT))?;
+        let address =
+            extract_checked(&path.text, false, *opts).ok_or_else(|| SyntaxError::new(BAD_RCPT))?;
         let mut r = Self {
             address,
             raw: path.text.clone(),
@@ -282,6 +286,21 @@ pub fn xtext_decode(text: &str) -> Option<Vec<u8>> {
 /// [`crate::addr822`]'s; the checks on its result are extract_addr()'s and, for the
 /// domain, those trivial-rewrite's resolver applies (smtpd_check_addr()).
 pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<String> {
+    extract(token, allow_empty, strict, true)
+}
+
+/// [`extract_address`] with the session's options: the domain check is left to the
+/// driver when [`ParseOptions::domains_by_driver`] says so.
+fn extract_checked(token: &str, allow_empty: bool, opts: ParseOptions) -> Option<String> {
+    extract(
+        token,
+        allow_empty,
+        opts.strict_rfc821,
+        !opts.domains_by_driver,
+    )
+}
+
+fn extract(token: &str, allow_empty: bool, strict: bool, check_domain: bool) -> Option<String> {
     let bracketed = token.len() >= 2 && token.starts_with('<') && token.ends_with('>');
     let mut text = if bracketed {
         &token[1..token.len() - 1]
@@ -304,9 +323,10 @@ pub fn extract_address(token: &str, allow_empty: bool, strict: bool) -> Option<S
     if strict && out.starts_with('@') {
         return None;
     }
-    if out
-        .rfind('@')
-        .is_some_and(|at| !valid_domain(&out[at + 1..]))
+    if check_domain
+        && out
+            .rfind('@')
+            .is_some_and(|at| !valid_domain(&out[at + 1..]))
     {
         return None;
     }

@@ -53,6 +53,9 @@ pub struct SessionConfig {
     pub bare_lf: BareLfPolicy,
     pub bare_lf_reject_code: u16,
     pub strict_rfc821_envelopes: bool,
+    /// The driver checks MAIL FROM and RCPT TO domains (smtpd_check_addr()); the parser
+    /// checks only the RFC 5321 syntax.
+    pub domains_by_driver: bool,
     /// smtpd_forbidden_commands (its default also refuses any command word that
     /// starts with a non-letter, the `regexp:{{/^[^A-Z]/ Bogus}}` entry).
     pub forbidden_commands: Vec<String>,
@@ -79,6 +82,7 @@ impl SessionConfig {
             bare_lf: BareLfPolicy::No,
             bare_lf_reject_code: 550,
             strict_rfc821_envelopes: false,
+            domains_by_driver: false,
             forbidden_commands: vec!["CONNECT".into(), "GET".into(), "POST".into()],
             forbid_non_letter_commands: true,
             forbid_unauth_pipelining: false,
@@ -272,6 +276,7 @@ impl Session {
                 && !self.cfg.ehlo.discard.contains(EhloKeyword::SmtpUtf8),
             dsn: !self.cfg.ehlo.discard.contains(EhloKeyword::Dsn),
             strict_rfc821: self.cfg.strict_rfc821_envelopes,
+            domains_by_driver: self.cfg.domains_by_driver,
         }
     }
 

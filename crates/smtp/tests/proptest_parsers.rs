@@ -60,7 +60,7 @@ proptest! {
     #[test]
     fn command_parsing_never_panics(line in smtpish(), utf8 in any::<bool>(), dsn in any::<bool>(),
                                     strict in any::<bool>()) {
-        let opts = ParseOptions { smtputf8: utf8, dsn, strict_rfc821: strict };
+        let opts = ParseOptions { smtputf8: utf8, dsn, strict_rfc821: strict, domains_by_driver: false };
         let _ = Command::parse(&line, &opts);
         if let Ok(req) = Request::parse(&line, false) {
             for t in &req.args {

@@ -72,7 +72,13 @@ pub fn converse(
         }
         let mut closed = false;
         for _ in 0..if *command == MESSAGE { 1 } else { lines.len() } {
-            let reply = read(&mut reader)?;
+            // After a 421 the server closes: a command written after it may meet a
+            // reset instead of the end of the stream (a race of the peer's close).
+            let after_421 = replies.last().is_some_and(|r| r.starts_with("421"));
+            let reply = match read(&mut reader) {
+                Err(_) if after_421 => String::new(),
+                other => other?,
+            };
             if reply.is_empty() {
                 closed = true;
                 break;

@@ -17,7 +17,7 @@ use tern_maps::Map;
 use tern_maps::query::access::{address_probes, domain_probes, ip_probes};
 use tern_maps::query::{Extension, KeyKind, Probe, first_hit};
 
-use super::dns::{ServerKind, ServerList};
+use super::dns::{ServerKind, ServerLookup};
 use super::policy::PolicyRequest;
 use super::{Checker, ErrorClass, RECIPIENT, Result, Status};
 
@@ -210,14 +210,26 @@ impl Checker<'_> {
                 .0);
         }
         let domain = domain.to_owned();
-        let hosts = match self.r.setup().dns.servers(&domain, kind).await {
-            ServerList::Hosts(h) => h,
-            ServerList::Dunno | ServerList::TempFail => return Ok(Status::Dunno),
+        let servers = match self.r.setup().dns.server_lookup(&domain, kind).await {
+            ServerLookup::Servers(s) => s,
+            ServerLookup::Literal(addr) => {
+                let addr = addr.to_string();
+                return Ok(self
+                    .check_addr_access(spec, &addr, name, class, def)
+                    .await?
+                    .0);
+            }
+            ServerLookup::Dunno(warning) => {
+                if let Some(w) = warning {
+                    self.warn(&w);
+                }
+                return Ok(Status::Dunno);
+            }
         };
-        for (host, addrs) in hosts {
-            if host.parse::<std::net::IpAddr>().is_ok() {
+        for server in servers {
+            if server.numeric {
                 let (s, found) = self
-                    .check_addr_access(spec, &host, name, class, def)
+                    .check_addr_access(spec, &server.host, name, class, def)
                     .await?;
                 if s != Status::Dunno || found {
                     return Ok(s);
@@ -226,13 +238,16 @@ impl Checker<'_> {
             }
             if kind != ServerKind::A {
                 let (s, found) = self
-                    .check_domain_access(spec, &host, true, name, class, def)
+                    .check_domain_access(spec, &server.host, true, name, class, def)
                     .await?;
                 if s != Status::Dunno || found {
                     return Ok(s);
                 }
             }
-            for addr in addrs {
+            if let Some(w) = server.lookup_warning(kind, class, name) {
+                self.warn(&w);
+            }
+            for addr in server.addrs.iter().flatten() {
                 let (s, found) = self
                     .check_addr_access(spec, &addr.to_string(), name, class, def)
                     .await?;

@@ -331,7 +331,7 @@ impl Checker<'_> {
                 Some(rbl) => {
                     let ip = self.st.ip;
                     let ctx = self.rbl_context(CLIENT, &addr);
-                    let hit = self.r.setup().dns.rbl_addr(rbl, ip, &ctx).await;
+                    let hit = self.r.setup().dns.rbl_addr_outcome(rbl, ip, &ctx).await;
                     self.rbl_reply(hit, CLIENT)
                 }
                 None => Status::Dunno,
@@ -339,7 +339,12 @@ impl Checker<'_> {
             "reject_rhsbl_client" => match domain_arg {
                 Some(rbl) if !client_name.eq_ignore_ascii_case("unknown") => {
                     let ctx = self.rbl_context(CLIENT, &client_name);
-                    let hit = self.r.setup().dns.rbl_domain(rbl, &client_name, &ctx).await;
+                    let hit = self
+                        .r
+                        .setup()
+                        .dns
+                        .rbl_domain_outcome(rbl, &client_name, &ctx)
+                        .await;
                     self.rbl_reply(hit, CLIENT)
                 }
                 _ => Status::Dunno,
@@ -351,7 +356,7 @@ impl Checker<'_> {
                         .r
                         .setup()
                         .dns
-                        .rbl_domain(rbl, &reverse_name, &ctx)
+                        .rbl_domain_outcome(rbl, &reverse_name, &ctx)
                         .await;
                     self.rbl_reply(hit, REV_CLIENT)
                 }
@@ -434,7 +439,7 @@ impl Checker<'_> {
             "reject_rhsbl_helo" => match (domain_arg, &helo) {
                 (Some(rbl), Some(h)) => {
                     let ctx = self.rbl_context(HELO, h);
-                    let hit = self.r.setup().dns.rbl_domain(rbl, h, &ctx).await;
+                    let hit = self.r.setup().dns.rbl_domain_outcome(rbl, h, &ctx).await;
                     self.rbl_reply(hit, HELO)
                 }
                 _ => Status::Dunno,
@@ -476,7 +481,12 @@ impl Checker<'_> {
                 (Some(rbl), Some(s)) if !s.is_empty() => {
                     let domain = s.rsplit_once('@').map_or(s, |(_, d)| d).to_owned();
                     let ctx = self.rbl_context(SENDER, &domain);
-                    let hit = self.r.setup().dns.rbl_domain(rbl, &domain, &ctx).await;
+                    let hit = self
+                        .r
+                        .setup()
+                        .dns
+                        .rbl_domain_outcome(rbl, &domain, &ctx)
+                        .await;
                     self.rbl_reply(hit, SENDER)
                 }
                 _ => Status::Dunno,
@@ -574,7 +584,12 @@ impl Checker<'_> {
                 (Some(rbl), Some(r)) => {
                     let domain = r.rsplit_once('@').map_or(r, |(_, d)| d).to_owned();
                     let ctx = self.rbl_context(RECIPIENT, &domain);
-                    let hit = self.r.setup().dns.rbl_domain(rbl, &domain, &ctx).await;
+                    let hit = self
+                        .r
+                        .setup()
+                        .dns
+                        .rbl_domain_outcome(rbl, &domain, &ctx)
+                        .await;
                     self.rbl_reply(hit, RECIPIENT)
                 }
                 _ => Status::Dunno,
@@ -648,14 +663,21 @@ impl Checker<'_> {
             client_address: &self.st.addr,
             reverse_client_name: &self.st.reverse_name,
             helo_name: self.st.helo.as_deref().unwrap_or(""),
-            sender: self.st.sender.as_deref().unwrap_or(""),
+            // The null sender is `<>` in reply templates.
+            sender: match self.st.sender.as_deref() {
+                Some("") => "<>",
+                other => other.unwrap_or(""),
+            },
             recipient: self.st.recipient.as_deref().unwrap_or(""),
         }
     }
 
     /// rbl_reject_reply()'s smtpd_check_reject() with the expanded reply.
-    fn rbl_reply(&mut self, hit: Option<(u16, String, String)>, class: &str) -> Status {
-        match hit {
+    fn rbl_reply(&mut self, outcome: super::dns::RblOutcome, class: &str) -> Status {
+        for w in &outcome.warnings {
+            self.warn(w);
+        }
+        match outcome.reply {
             Some((code, dsn, text)) => {
                 let dsn = super::dsn_fix(&dsn, class);
                 self.reject(ErrorClass::Policy, code, &dsn, &text)

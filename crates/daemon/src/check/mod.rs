@@ -469,10 +469,20 @@ impl Checker<'_> {
             name: &st.name,
             addr: &st.addr,
         };
+        // info_log_address_format = external: local parts quoted as RFC 5322 needs.
+        let external = |a: &str| {
+            if a.is_empty() {
+                String::new()
+            } else {
+                tern_message::address::quote_822_local(a)
+            }
+        };
+        let sender = st.sender.as_deref().map(external);
+        let recipient = st.recipient.as_deref().map(external);
         let tx = Transaction {
             queue_id: st.queue_id.as_deref(),
-            sender: st.sender.as_deref(),
-            recipient: st.recipient.as_deref(),
+            sender: sender.as_deref(),
+            recipient: recipient.as_deref(),
             protocol: Some(&st.protocol),
             helo: st.helo.as_deref(),
         };

@@ -138,7 +138,9 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub fn write(config: &Config) -> Tables {
+    /// The files of `config`, indexed with `postmap` (each server reads the tables its
+    /// own postmap builds: Tern's `hash:` is not Berkeley DB, see the README).
+    pub fn write(config: &Config, postmap: &Path) -> Tables {
         let dir = tempfile::Builder::new()
             .prefix("access-maps.")
             .tempdir_in("/tmp")
@@ -151,10 +153,10 @@ impl Tables {
         }
         for name in config.postmap {
             let path = dir.path().join(name);
-            let out = Command::new("/usr/sbin/postmap")
+            let out = Command::new(postmap)
                 .arg(format!("hash:{}", path.display()))
                 .output()
-                .expect("/usr/sbin/postmap (install Debian's postfix)");
+                .unwrap_or_else(|e| panic!("{}: {e}", postmap.display()));
             assert!(
                 out.status.success(),
                 "postmap {name}: {}",
@@ -196,10 +198,14 @@ pub fn start_tern(main_cf: &str) -> Server {
 /// Runs every case of `config` against both servers; returns one report per case that
 /// differs (and the number of cases run).
 pub fn compare_config(config: &Config, cases: &[Case]) -> (usize, Vec<String>) {
-    let tables = Tables::write(config);
+    let tables = Tables::write(config, Path::new("/usr/sbin/postmap"));
     let main_cf = tables.main_cf(config);
+    let tern_postmap = tern_testkit::tern::postfix_binary()
+        .expect("target/<profile>/postfix")
+        .with_file_name("postmap");
+    let tern_tables = Tables::write(config, &tern_postmap);
     let postfix = start_postfix(&main_cf);
-    let tern = start_tern(&main_cf);
+    let tern = start_tern(&tern_tables.main_cf(config));
     let mut diffs = Vec::new();
     let mut run = 0;
     for (name, client, commands) in cases.iter().filter(|c| c.0 == config.name) {
