@@ -29,6 +29,17 @@
 //! the client gave it, shared by all the addresses an alias expands to. The Received:
 //! header's `for <addr>` names the recipient as the client sent it.
 //!
+//! The actions of smtpd's access restrictions ([`AccessActions`], smtpd_check.c's
+//! check_table_result(): HOLD, DISCARD, FILTER, REDIRECT, BCC, PREPEND) come through
+//! [`Message::set_actions`] and are carried out as cleanup does with the records smtpd
+//! sends it (cleanup_api.c, cleanup_extracted.c): PREPEND headers go above the
+//! Received: header; a DISCARDed message is read to its end and dropped (no queue file,
+//! no `message-id=` log line, every error forgiven: smtpd still answers `250 2.0.0 Ok:
+//! queued as ID`); a HOLD message is committed into hold/ instead of incoming/; FILTER
+//! and REDIRECT become named attributes after the content ([`tern_queue::ATTR_FILTER`],
+//! [`tern_queue::ATTR_REDIRECT`]) that the queue manager acts on; each BCC address is a
+//! recipient after the content, rewritten as any recipient.
+//!
 //! A lookup problem or an expansion limit refuses the message at its end, as cleanup
 //! reports its status only then ([`FinishError::Rewrite`], answered as smtpd.c does);
 //! the warning has gone to the mail log under the cleanup ident ([`CleanupLog`]).
@@ -81,6 +92,52 @@ pub struct ClientInfo {
     pub protocol: String,
     /// The client is in local_header_rewrite_clients.
     pub local: bool,
+}
+
+/// What the access restrictions decided for this message (smtpd_check.c
+/// check_table_result()). smtpd keeps one per mail transaction and hands it to
+/// [`Message::set_actions`]; pickup may hand one too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessActions {
+    /// HOLD: the message goes into hold/ (released by `postsuper -H`).
+    pub hold: bool,
+    /// DISCARD: answered as queued, then dropped.
+    pub discard: bool,
+    /// FILTER `transport:nexthop`: every recipient goes there (the last one wins).
+    pub filter: Option<String>,
+    /// REDIRECT `user@domain`: the one recipient in place of all (the last one wins).
+    pub redirect: Option<String>,
+    /// BCC `user@domain`: extra recipients.
+    pub bcc: Vec<String>,
+    /// PREPEND `header: text`: header lines above smtpd's Received: header.
+    pub prepend: Vec<String>,
+}
+
+impl From<&crate::check::Saved> for AccessActions {
+    /// What the restriction engine remembered for the transaction (smtpd's saved_*).
+    fn from(s: &crate::check::Saved) -> Self {
+        Self {
+            hold: s.hold,
+            discard: s.discard,
+            filter: s.filter.clone(),
+            redirect: s.redirect.clone(),
+            bcc: s.bcc.clone(),
+            prepend: s.prepend.clone(),
+        }
+    }
+}
+
+impl AccessActions {
+    /// The actions a mail transaction starts with under main.cf's (or a master.cf
+    /// `-o`) content_filter: smtpd.c, pickup.c and qmqpd.c send it to cleanup before
+    /// anything else, so a FILTER action of the access tables, which comes later,
+    /// replaces it (qmgr takes the last filter record). Empty: no filter.
+    pub fn with_content_filter(content_filter: &str) -> Self {
+        Self {
+            filter: (!content_filter.is_empty()).then(|| content_filter.to_owned()),
+            ..Self::default()
+        }
+    }
 }
 
 /// Why the message was not queued.
@@ -155,6 +212,12 @@ pub struct Message<'s> {
     in_line: bool,
     queue_time: i64,
     arrival: Timestamp,
+    /// The access actions so far ([`Message::set_actions`]).
+    actions: AccessActions,
+    /// start() has run: PREPEND is no longer taken.
+    started: bool,
+    /// For a message on HOLD: where hold/ is.
+    layout: QueueLayout,
 }
 
 impl<'s> Message<'s> {
@@ -191,6 +254,9 @@ impl<'s> Message<'s> {
             in_line: false,
             queue_time: unix_now(),
             arrival: Timestamp::now(),
+            actions: AccessActions::default(),
+            started: false,
+            layout: layout.clone(),
         })
     }
 
@@ -224,6 +290,43 @@ impl<'s> Message<'s> {
         self.recipients.push(r);
     }
 
+    /// Takes the access actions decided so far for this message: before [`Self::start`]
+    /// (the PREPEND headers go above Received:) and again before [`Self::finish`],
+    /// with what smtpd_end_of_data_restrictions added (PREPEND is no longer taken
+    /// then, as smtpd_check.c refuses it at that stage). `actions` may be the whole
+    /// set so far or only the new ones: flags are kept once set, a later FILTER or
+    /// REDIRECT replaces an earlier one (smtpd.c keeps the last), and BCC addresses and
+    /// PREPEND lines already taken are not taken twice.
+    pub fn set_actions(&mut self, actions: &AccessActions) {
+        let a = &mut self.actions;
+        a.hold |= actions.hold;
+        a.discard |= actions.discard;
+        if actions.filter.is_some() {
+            a.filter.clone_from(&actions.filter);
+        }
+        if actions.redirect.is_some() {
+            a.redirect.clone_from(&actions.redirect);
+        }
+        for b in &actions.bcc {
+            if !a.bcc.contains(b) {
+                a.bcc.push(b.clone());
+            }
+        }
+        if !self.started {
+            // The whole list so far, or only new lines.
+            let new = actions
+                .prepend
+                .strip_prefix(a.prepend.as_slice())
+                .unwrap_or(&actions.prepend);
+            a.prepend.extend_from_slice(new);
+        }
+    }
+
+    /// The access actions taken so far.
+    pub fn actions(&self) -> &AccessActions {
+        &self.actions
+    }
+
     /// Writes the envelope and the Received: header; content follows.
     pub fn start(
         &mut self,
@@ -235,6 +338,13 @@ impl<'s> Message<'s> {
         let Some(pending) = self.pending.take() else {
             return Err(io::Error::other("queue file already started"));
         };
+        self.started = true;
+        if self.actions.discard {
+            // cleanup_api.c: CLEANUP_OUT_OK() is false from now on; the content is read
+            // and dropped, and no header is looked at (no `message-id=` line).
+            drop(pending);
+            return Ok(());
+        }
         let mut flags = 0;
         if sender.smtputf8 {
             flags |= MessageFlags::SMTPUTF8;
@@ -310,18 +420,28 @@ impl<'s> Message<'s> {
                 fault: None,
             },
         );
-        match HeaderField::parse(received.as_bytes()).map(|f| headers.header(f)) {
-            Some(Ok(Some(text))) => self.put_line(&text),
-            Some(Ok(None)) | None => {}
-            Some(Err(e)) => self.error = Some(e),
+        // smtpd.c: the PREPEND headers, then smtpd's own Received:, all as content that
+        // cleanup takes as headers.
+        let prepend = std::mem::take(&mut self.actions.prepend);
+        for line in prepend
+            .iter()
+            .map(String::as_bytes)
+            .chain([received.as_bytes()])
+        {
+            match HeaderField::parse(line).map(|f| headers.header(f)) {
+                Some(Ok(Some(text))) => self.put_line(&text),
+                Some(Ok(None)) | None => {}
+                Some(Err(e)) => self.error = Some(e),
+            }
         }
+        self.actions.prepend = prepend;
         self.headers = Some(headers);
         Ok(())
     }
 
     /// One content record from the DATA or BDAT reader.
     pub fn record(&mut self, text: &[u8], kind: RecordKind) -> io::Result<()> {
-        if self.error.is_some() {
+        if self.error.is_some() || self.actions.discard {
             // cleanup has refused the message; the rest is read and dropped.
             return Ok(());
         }
@@ -341,10 +461,12 @@ impl<'s> Message<'s> {
         self.maybe_flush()
     }
 
-    /// Ends the content; returns the file ready for the commit and cleanup's log events
-    /// (`message-id=...`).
-    pub fn finish(mut self) -> Result<(PendingFile, Vec<LogEvent>), FinishError> {
-        if self.error.is_none() {
+    /// Ends the content; returns the file ready for the commit (in hold/ for a message
+    /// on HOLD: [`PendingFile::queue`]) and cleanup's log events (`message-id=...`).
+    /// A DISCARDed message has no file (`None`) and no error: cleanup_api.c reports
+    /// success for it whatever happened, and removes its queue file.
+    pub fn finish(mut self) -> Result<(Option<PendingFile>, Vec<LogEvent>), FinishError> {
+        if self.error.is_none() && !self.actions.discard {
             let step = self.splitter.finish();
             self.apply(step);
         }
@@ -353,6 +475,10 @@ impl<'s> Message<'s> {
             .as_mut()
             .map(HeaderCleanup::take_logs)
             .unwrap_or_default();
+        if self.actions.discard {
+            // The file (if start() made one) is removed by its drop: never committed.
+            return Ok((None, logs));
+        }
         if let Some(e) = self.error.take() {
             return Err(FinishError::Cleanup(e));
         }
@@ -367,11 +493,62 @@ impl<'s> Message<'s> {
             self.buf.push(b'\n');
         }
         self.flush()?;
-        let writer = self
+        let mut writer = self
             .writer
             .take()
             .ok_or_else(|| io::Error::other("queue file not started"))?;
-        Ok((writer.finish()?, logs))
+        // cleanup_extracted.c: REC_TYPE_FILT and REC_TYPE_RDR, then the BCC recipients,
+        // after the content.
+        if let Some(f) = &self.actions.filter {
+            writer.attribute(tern_queue::ATTR_FILTER, f)?;
+        }
+        if let Some(r) = &self.actions.redirect {
+            writer.attribute(tern_queue::ATTR_REDIRECT, r)?;
+        }
+        for r in self.bcc_recipients().map_err(FinishError::Rewrite)? {
+            writer.extracted_recipient(&r)?;
+        }
+        let mut pending = writer.finish()?;
+        if self.actions.hold {
+            // cleanup_api.c: renamed into hold/ before it is finished, so that the
+            // queue manager never sees it.
+            pending.set_queue(&self.layout, QueueName::Hold);
+        }
+        Ok((Some(pending), logs))
+    }
+
+    /// The BCC recipients as cleanup writes them: each address rewritten and expanded
+    /// as a recipient of RCPT TO (cleanup_addr_recipient()), its ORCPT `rfc822;ADDRESS`
+    /// and its original recipient the address itself (as Debian's Postfix 3.7 writes
+    /// them, seen with postcat). NOTIFY: smtpd.c sends each BCC's NOTIFY=NEVER record
+    /// after its recipient record, and cleanup applies a NOTIFY record to the recipient
+    /// that follows it; so the first BCC address has no NOTIFY of its own and each later
+    /// one gets NEVER (Postfix 3.7.11, postcat: no notify record for a single BCC).
+    fn bcc_recipients(&self) -> Result<Vec<Recipient>, Fault> {
+        let mut out = Vec::new();
+        let id = &self.id;
+        let mut dedup = self.rewriter.as_ref().map(|rw| rw.dedup());
+        for (i, given) in self.actions.bcc.iter().enumerate() {
+            let notify = if i == 0 { 0 } else { Notify::NEVER };
+            let orcpt = format!("rfc822;{given}");
+            let expanded = match &self.rewriter {
+                Some(rw) => rw.expand(&rw.recipient(given, id)?, id)?,
+                None => vec![given.clone()],
+            };
+            for address in expanded {
+                if dedup
+                    .as_mut()
+                    .is_none_or(|d| d.first(&orcpt, notify, given, &address))
+                {
+                    let mut r = Recipient::new(address);
+                    r.orcpt = Some(orcpt.clone());
+                    r.notify = Notify(notify);
+                    r.original.clone_from(given);
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// cleanup_addr_sender() and cleanup_addr_recipient() + cleanup_out_recipient():
@@ -558,3 +735,7 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
+
+#[cfg(test)]
+#[path = "cleanup_actions_tests.rs"]
+mod actions_tests;

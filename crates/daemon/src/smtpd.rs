@@ -36,7 +36,7 @@ use tern_smtp::session::{Decision, MessageOutcome, Send, Verdict};
 use tern_smtp::{LineAssembler, Reply, Session, Step};
 
 use crate::check::{Checker, State as CheckState};
-use crate::cleanup::{ClientInfo, FinishError, Message};
+use crate::cleanup::{AccessActions, ClientInfo, FinishError, Message};
 use crate::settings::SmtpdSettings;
 
 /// What every session shares.
@@ -749,6 +749,12 @@ impl Driver<'_> {
         } else {
             self.session.protocol().to_owned()
         };
+        // The access actions so far go to cleanup before the content (smtpd.c sends
+        // REC_TYPE_FLGS before REC_TYPE_MESG): PREPEND headers go above Received:, and
+        // a DISCARDed message is not even looked at.
+        if let Some(m) = &mut self.msg {
+            m.set_actions(&AccessActions::from(&self.chk.saved));
+        }
         if let Some(m) = &mut self.msg
             && m.start(
                 &sender,
@@ -785,9 +791,12 @@ impl Driver<'_> {
             // The session answers with the reader's error; the file is dropped.
             return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
         }
-        let Some(msg) = msg else {
+        let Some(mut msg) = msg else {
             return MessageOutcome::Rejected(reply_of(WRITE_ERROR));
         };
+        // smtpd.c sends cleanup the access actions again at the end of the message,
+        // with what smtpd_end_of_data_restrictions added.
+        msg.set_actions(&AccessActions::from(&self.chk.saved));
         let id = msg.id().to_owned();
         let (pending, logs) = match msg.finish() {
             Ok(done) => done,
@@ -819,6 +828,14 @@ impl Driver<'_> {
             };
             self.sh.logger.log(&self.sh.cleanup_ident, &line);
         }
+        let Some(pending) = pending else {
+            // DISCARD (smtpd_check.c logged `discard: ...` when it decided): cleanup
+            // reports success and queues nothing, and smtpd.c answers as for any
+            // queued message: `250 2.0.0 Ok: queued as ID`.
+            return MessageOutcome::Queued { queue_id: id };
+        };
+        // A message on HOLD goes into hold/, where the queue manager does not look.
+        let held = pending.queue() == tern_queue::QueueName::Hold;
         let committer = Arc::clone(&self.sh.committer);
         let result = if committer.journals(&pending) {
             // The journal path: the last write of the file goes to the page cache from
@@ -840,7 +857,7 @@ impl Driver<'_> {
         };
         match result {
             Ok(Ok(qid)) => {
-                if let Some(q) = &self.sh.qmgr {
+                if let Some(q) = self.sh.qmgr.as_ref().filter(|_| !held) {
                     q.new_mail(&qid);
                 }
                 MessageOutcome::Queued {

@@ -3,7 +3,7 @@
 //! Postfix holds each message (`smtpd_end_of_data_restrictions = check_client_access
 //! static:HOLD`) and `postcat -q` shows its envelope sender, recipients (with their
 //! original recipient and DSN ORCPT) and headers; Tern's daemon (started by testkit's
-//! [`Tern`], with no queue manager, so that each message stays in `incoming/`) writes a
+//! [`Tern`], with no queue manager; the same HOLD puts each message in `hold/`) writes a
 //! queue file that tern_queue::QueueFile reads. RCPT and end-of-data replies are compared,
 //! and the cleanup warnings of a refused message.
 //!
@@ -349,9 +349,9 @@ fn postcat(pf: &PostfixInstance, id: &str) -> Queued {
     q
 }
 
-/// Reads the queue file Tern's daemon committed to `incoming/`.
+/// Reads the queue file Tern's daemon committed to `hold/` (the HOLD of main_cf()).
 fn tern_queued(t: &Tern, id: &str) -> Queued {
-    let path = t.queue_dir().join("incoming").join(id);
+    let path = t.queue_dir().join("hold").join(id);
     let qf = QueueFile::open(&path).expect("queue file");
     let mut body = Vec::new();
     let mut f = std::fs::File::open(&path).expect("open");

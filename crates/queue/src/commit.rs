@@ -121,6 +121,20 @@ impl PendingFile {
         &self.id
     }
 
+    /// The queue the file goes into when committed.
+    pub fn queue(&self) -> QueueName {
+        self.queue
+    }
+
+    /// Sends the file to `queue` instead of the one it was made in (cleanup_api.c: a
+    /// message on HOLD is renamed into hold/ before it is finished, so that the queue
+    /// manager never sees it). The file keeps its id; it is linked there on commit, by
+    /// the per-file path (the journal takes incoming/ and maildrop/ files only).
+    pub fn set_queue(&mut self, layout: &QueueLayout, queue: QueueName) {
+        self.queue = queue;
+        self.target = layout.path(queue, &self.id);
+    }
+
     /// Where the file will be once committed.
     pub fn target(&self) -> &Path {
         &self.target

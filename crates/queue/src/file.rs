@@ -172,6 +172,26 @@ pub struct Envelope {
     pub flags: MessageFlags,
 }
 
+/// The named attribute of a FILTER action or of main.cf's content_filter
+/// (`transport:nexthop`, Postfix's REC_TYPE_FILT, which postcat shows as
+/// `content_filter:`): the queue manager sends every recipient there.
+pub const ATTR_FILTER: &str = "content_filter";
+/// The named attribute of a REDIRECT action (Postfix's REC_TYPE_RDR, postcat's
+/// `redirect_to:`): the queue manager delivers the message once, to this address.
+pub const ATTR_REDIRECT: &str = "redirect_to";
+
+impl Envelope {
+    /// The last value of the named attribute `name` (a later record overrides an
+    /// earlier one, as qmgr reads REC_TYPE_FILT and REC_TYPE_RDR).
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.client
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Writes a queue file: header and envelope on creation, then content, then the End
 /// record. The writer only formats; durability is [`crate::commit`]'s job.
 pub struct QueueWriter<W: Write> {
@@ -233,6 +253,18 @@ impl<W: Write> QueueWriter<W> {
     /// Adds a recipient after the content (extracted from headers by `sendmail -t`).
     pub fn extracted_recipient(&mut self, r: &Recipient) -> io::Result<()> {
         self.recipient(r);
+        self.flush_buf()
+    }
+
+    /// Adds a named attribute after the content (a Client record): the queue actions of
+    /// [`ATTR_FILTER`] and [`ATTR_REDIRECT`], which smtpd's access restrictions may
+    /// decide only at the end of the message, as Postfix's cleanup writes its
+    /// REC_TYPE_FILT and REC_TYPE_RDR records in the extracted segment.
+    pub fn attribute(&mut self, name: &str, value: &str) -> io::Result<()> {
+        let mut p = Vec::with_capacity(name.len() + value.len() + 2);
+        put_str16(&mut p, name);
+        p.extend_from_slice(value.as_bytes());
+        self.record(RecordType::Client, &p);
         self.flush_buf()
     }
 
@@ -501,9 +533,15 @@ impl Parser {
     fn record(&mut self, kind: RecordType, at: u64, p: &[u8]) -> Result<(), ReadError> {
         let bad = |what: &str| ReadError::corrupt(at, format!("malformed {what} record"));
         let mut f = Fields(p);
+        // Named attributes may follow the content too: the actions that smtpd's access
+        // restrictions decide at the end of the message (ATTR_FILTER, ATTR_REDIRECT).
         let envelope_only = !matches!(
             kind,
-            RecordType::Content | RecordType::End | RecordType::Recipient | RecordType::Status
+            RecordType::Content
+                | RecordType::End
+                | RecordType::Recipient
+                | RecordType::Status
+                | RecordType::Client
         );
         if envelope_only && self.stage != Stage::Envelope {
             return Err(ReadError::corrupt(

@@ -322,3 +322,49 @@ fn recipient_original_field_is_optional() {
         }
     }
 }
+
+/// The actions smtpd's access restrictions decide at the end of a message are named
+/// attributes after the content; the last of a name wins; they are never taken after End.
+#[test]
+fn attributes_after_the_content() {
+    type Row<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, Option<&'a str>);
+    let table: &[Row<'_>] = &[
+        (&[], None, None),
+        (
+            &[(ATTR_FILTER, "smtp:[127.0.0.1]:10025")],
+            Some("smtp:[127.0.0.1]:10025"),
+            None,
+        ),
+        (
+            &[
+                (ATTR_FILTER, "a:"),
+                (ATTR_REDIRECT, "bob@example.com"),
+                (ATTR_FILTER, "b:c"),
+            ],
+            Some("b:c"),
+            Some("bob@example.com"),
+        ),
+    ];
+    for (attrs, filter, redirect) in table {
+        let env = sample();
+        let mut w = QueueWriter::new(Vec::new(), &env).unwrap();
+        w.content(b"Subject: x\n\nbody\n").unwrap();
+        for (n, v) in *attrs {
+            w.attribute(n, v).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let qf = QueueFile::read(&bytes[..]).unwrap();
+        assert_eq!(qf.envelope.attribute(ATTR_FILTER), *filter, "{attrs:?}");
+        assert_eq!(qf.envelope.attribute(ATTR_REDIRECT), *redirect, "{attrs:?}");
+        assert_eq!(content_of(&qf, &bytes), b"Subject: x\n\nbody\n");
+    }
+    // A Client record after End is a torn tail, not an attribute.
+    let mut bytes = write(&sample(), b"x\n");
+    let mut p = Vec::new();
+    crate::record::put_str16(&mut p, ATTR_FILTER);
+    p.extend_from_slice(b"a:b");
+    crate::record::put_record(&mut bytes, RecordType::Client, &p);
+    let qf = QueueFile::read(&bytes[..]).unwrap();
+    assert_eq!(qf.envelope.attribute(ATTR_FILTER), None);
+    assert!(qf.torn_tail.is_some());
+}

@@ -39,8 +39,8 @@ use thiserror::Error;
 
 pub use commit::{CommitStats, Committer, PendingFile};
 pub use file::{
-    DeliveryStatus, DsnRet, Envelope, MessageFlags, Notify, QueueFile, QueueWriter, Recipient,
-    StatusLog, StatusUpdate, Timestamp,
+    ATTR_FILTER, ATTR_REDIRECT, DeliveryStatus, DsnRet, Envelope, MessageFlags, Notify, QueueFile,
+    QueueWriter, Recipient, StatusLog, StatusUpdate, Timestamp,
 };
 pub use id::{IdError, IdForm, QueueId};
 pub use journal::{ReplayEvent, replay};

@@ -324,3 +324,34 @@ fn fsync_measurements() {
         );
     }
 }
+
+/// A message put on HOLD while it was written in incoming/ is committed straight into
+/// hold/ (cleanup_api.c), by the journaled committer too, under the id it already had.
+#[test]
+fn a_held_file_is_committed_into_hold() {
+    let (_t, l) = layout();
+    tern_queue::replay(&l).unwrap();
+    let c = Committer::start_journaled(&l).unwrap();
+    for journaled in [false, true] {
+        let mut p = write_message(&l, IdForm::Short, 1);
+        p.set_queue(&l, QueueName::Hold);
+        assert_eq!(p.queue(), QueueName::Hold);
+        let want = p.id().clone();
+        // The journal takes incoming/ and maildrop/ files only.
+        assert!(!c.journals(&p));
+        let id = if journaled {
+            c.commit(p).unwrap()
+        } else {
+            p.commit().unwrap()
+        };
+        assert_eq!(id, want);
+        let path = l.path(QueueName::Hold, &id);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(!l.path(QueueName::Incoming, &id).exists());
+        QueueFile::open(&path).unwrap();
+    }
+    assert_eq!(fs::read_dir(l.dir(QueueName::Incoming)).unwrap().count(), 0);
+}

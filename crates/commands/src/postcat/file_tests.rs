@@ -266,3 +266,36 @@ fn maildrop_files() {
         )
     );
 }
+
+/// The queue actions after the content, where Postfix's postcat shows its FILT and RDR
+/// records (seen with Debian's Postfix: `redirect_to: bob@example.com` right after
+/// `*** HEADER EXTRACTED ... ***`, before the BCC recipient).
+#[test]
+fn filter_and_redirect_are_shown_in_the_extracted_part() {
+    let env = Envelope {
+        arrival: Timestamp { sec: 1000, usec: 5 },
+        sender: "alice@example.com".into(),
+        recipients: vec![Recipient::new("bob@example.net")],
+        ..Envelope::default()
+    };
+    let mut w = QueueWriter::new(Vec::new(), &env).expect("write");
+    w.content(b"Subject: hi\n\nbody\n").expect("write");
+    w.attribute(tern_queue::ATTR_FILTER, "smtp:[127.0.0.1]:10025")
+        .expect("write");
+    w.attribute(tern_queue::ATTR_REDIRECT, "bob@example.com")
+        .expect("write");
+    w.extracted_recipient(&Recipient::new("carol@example.com"))
+        .expect("write");
+    let got = show_queue(w.finish().expect("write"), "e").expect("shown");
+    assert!(
+        got.ends_with(
+            "*** MESSAGE CONTENTS deferred/A/ABC ***\n\
+             *** HEADER EXTRACTED deferred/A/ABC ***\n\
+             content_filter: smtp:[127.0.0.1]:10025\n\
+             redirect_to: bob@example.com\n\
+             recipient: carol@example.com\n\
+             *** MESSAGE FILE END deferred/A/ABC ***\n"
+        ),
+        "{got}"
+    );
+}

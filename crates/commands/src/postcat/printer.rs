@@ -29,6 +29,10 @@ pub mod code {
     pub const NORM: u8 = b'N';
     pub const XTRA: u8 = b'X';
     pub const END: u8 = b'E';
+    /// REC_TYPE_FILT (the same letter as REC_TYPE_CONT: Postfix tells them apart by
+    /// the segment).
+    pub const FILT: u8 = b'L';
+    pub const RDR: u8 = b'>';
 }
 
 /// What to print (the command-line flags).

@@ -195,6 +195,41 @@ pub fn show<F: Read + Seek>(
                 })?;
                 return Ok(());
             }
+            // The queue actions cleanup writes after the content (tern_queue::ATTR_FILTER,
+            // ATTR_REDIRECT), shown where Postfix's postcat shows its REC_TYPE_FILT and
+            // REC_TYPE_RDR: `content_filter:` and `redirect_to:` in the extracted part.
+            RecordType::Client => {
+                let mut f = Fields(&buf);
+                let shown = match (f.str16(), f.rest_str()) {
+                    (Some(tern_queue::ATTR_FILTER), Some(v)) => {
+                        Some((code::FILT, "content_filter", v))
+                    }
+                    (Some(tern_queue::ATTR_REDIRECT), Some(v)) => {
+                        Some((code::RDR, "redirect_to", v))
+                    }
+                    _ => None,
+                };
+                let Some((code, name, value)) = shown else {
+                    continue;
+                };
+                if !extracted_marked {
+                    extracted_marked = true;
+                    if line.flush(p)? == Flow::Stop
+                        || p.feed(&Rec::Marker {
+                            offset,
+                            marker: Marker::Extracted,
+                        })? == Flow::Stop
+                    {
+                        return Ok(());
+                    }
+                }
+                p.feed(&Rec::Field {
+                    offset,
+                    code,
+                    name,
+                    value,
+                })?
+            }
             // Status records come after End, which stops the output; envelope
             // records after the head are out of order, and the reader refuses them.
             _ => Flow::Continue,

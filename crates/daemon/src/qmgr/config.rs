@@ -41,6 +41,8 @@ pub struct QmgrSettings {
     pub delay_resolution: u32,
     /// What bounce(8) and internal submission need.
     pub notices: NoticeSettings,
+    /// What a FILTER action needs (default_filter_nexthop, myhostname).
+    pub filter: super::actions::FilterSettings,
 }
 
 /// The settings of the notices the queue manager sends and of the mail it submits
@@ -141,7 +143,12 @@ pub fn load(config: &Config) -> Result<QmgrSettings, SettingsError> {
         );
     }
     let notices = notice_settings(&p, &policy)?;
+    let filter = super::actions::FilterSettings {
+        default_filter_nexthop: p.get("default_filter_nexthop")?,
+        myhostname: notices.reporter.myhostname.clone(),
+    };
     Ok(QmgrSettings {
+        filter,
         notices,
         policy,
         default_limits,

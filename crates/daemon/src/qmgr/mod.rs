@@ -8,6 +8,7 @@
 //!   resolving, status records and log lines; [`QmgrHandle::flush`] is `postqueue -f`.
 //! - [`transports`]: the [`Transport`] trait, the [`Notices`] hook, and the built-in
 //!   discard(8), error(8) and "mail transport unavailable" agents.
+//! - [`actions`]: a message's REDIRECT and FILTER, which override the resolver.
 //! - [`config`]: the settings from main.cf and master.cf.
 //!
 //! How the daemon starts it: [`start`] with the loaded configuration, after queue
@@ -17,6 +18,7 @@
 //!
 //! Trust: see [`runner`]'s Security section; this runs as mail_owner.
 
+pub mod actions;
 pub mod config;
 pub mod notices;
 pub mod runner;

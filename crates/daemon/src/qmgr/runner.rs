@@ -156,6 +156,7 @@ pub fn start(settings: QmgrSettings, mut deps: Deps) -> QmgrHandle {
         submitter,
         mail_name: settings.notices.reporter.mail_name.clone(),
         double_bounce_sender: settings.notices.reporter.double_bounce_sender.clone(),
+        filter: settings.filter.clone(),
         delay_warnings: settings.policy.delay_warning_time > 0,
         new_mail,
         flush: handle_flush.clone(),
@@ -189,6 +190,8 @@ struct Services {
     submitter: Arc<Submitter>,
     mail_name: String,
     double_bounce_sender: String,
+    /// default_filter_nexthop and myhostname, for FILTER.
+    filter: super::actions::FilterSettings,
     /// delay_warning_time is set: look for the "warning sent" mark when loading.
     delay_warnings: bool,
     /// Tells the queue manager of a message it made (a notice, a forwarded message).
@@ -986,16 +989,32 @@ fn load_one(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let mut recipients = Vec::new();
-    for (i, r) in qf.pending() {
-        let index = u32::try_from(i).unwrap_or(u32::MAX);
-        recipients.push(resolve(
-            &deps.resolver,
-            &services.double_bounce_sender,
-            index,
-            &r.address,
-        ));
-    }
+    let pending: Vec<(u32, &str)> = qf
+        .pending()
+        .map(|(i, r)| (u32::try_from(i).unwrap_or(u32::MAX), r.address.as_str()))
+        .collect();
+    // REDIRECT and FILTER override the resolver (module actions).
+    let recipients = super::actions::recipients(
+        &qf.envelope,
+        &pending,
+        is_verify(&qf.envelope),
+        &services.filter,
+        |index, address| {
+            resolve(
+                &deps.resolver,
+                &services.double_bounce_sender,
+                index,
+                address,
+            )
+        },
+        |address| {
+            tern_rewrite::address::rewrite(
+                &deps.resolver.settings,
+                tern_rewrite::Context::Local,
+                address,
+            )
+        },
+    );
     // Only a message that may be warned about needs the look at its status records.
     let warned = services.delay_warnings
         && notices::delay_warned(&path, &qf).map_err(|e| format!("{id}: read: {e}"))?;
