@@ -502,8 +502,15 @@ impl Checker<'_> {
             | "reject_known_sender_login_mismatch"
             | "reject_unauthenticated_sender_login_mismatch"
             | "reject_sender_login_mismatch" => {
-                self.warn(&format!("restriction `{raw}' ignored: no SASL support"));
-                Status::Dunno
+                if !self.r.setup().sasl_enabled {
+                    // Postfix built without SASL, or smtpd_sasl_auth_enable = no.
+                    self.warn(&format!("restriction `{raw}' ignored: no SASL support"));
+                    return Ok(Status::Dunno);
+                }
+                match sender.as_deref() {
+                    Some(s) if !s.is_empty() => self.login_mismatch(verb, s)?,
+                    _ => Status::Dunno,
+                }
             }
             // Recipient restrictions.
             "check_recipient_access" => match recipient.as_deref() {
@@ -642,6 +649,87 @@ impl Checker<'_> {
             }
         };
         Ok(status)
+    }
+
+    /// reject_*_sender_login_mismatch: smtpd_sender_login_maps names the SASL logins
+    /// that own a sender address (reject_sender_login_mismatch is Postfix's built-in
+    /// class of the authenticated and unauthenticated checks).
+    fn login_mismatch(&mut self, verb: &str, sender: &str) -> Result<Status> {
+        if self.r.setup().sender_login_maps.is_empty() {
+            return Ok(Status::Dunno);
+        }
+        let user = self.st.sasl_username.clone();
+        let (authenticated, unauthenticated, allow_unknown) = match verb {
+            "reject_authenticated_sender_login_mismatch" => (true, false, false),
+            "reject_known_sender_login_mismatch" => (user.is_some(), user.is_none(), true),
+            "reject_unauthenticated_sender_login_mismatch" => (false, true, false),
+            _ => (true, true, false),
+        };
+        if let (true, Some(user)) = (authenticated, &user) {
+            let owners = self.login_owners(sender)?;
+            match owners {
+                None if allow_unknown => return Ok(Status::Dunno),
+                Some(list)
+                    if list
+                        .split([',', ' ', '\t', '\r', '\n'])
+                        .any(|o| !o.is_empty() && o.to_lowercase() == user.to_lowercase()) =>
+                {
+                    return Ok(Status::Dunno);
+                }
+                _ => {
+                    return Ok(self.reject(
+                        ErrorClass::Policy,
+                        553,
+                        "5.7.1",
+                        &format!("<{sender}>: Sender address rejected: not owned by user {user}"),
+                    ));
+                }
+            }
+        }
+        if unauthenticated && user.is_none() && self.login_owners(sender)?.is_some() {
+            return Ok(self.reject(
+                ErrorClass::Policy,
+                553,
+                "5.7.1",
+                &format!("<{sender}>: Sender address rejected: not logged in"),
+            ));
+        }
+        Ok(Status::Dunno)
+    }
+
+    /// The owners smtpd_sender_login_maps lists for a sender (check_mail_addr_find()).
+    fn login_owners(&mut self, sender: &str) -> Result<Option<String>> {
+        let resolver = self.r.resolver();
+        let rewritten = resolver.rewrite(tern_rewrite::Context::Local, sender);
+        let Ok(resolved) = resolver.resolve(&rewritten) else {
+            return Err(self.dict_retry(sender));
+        };
+        let s = &resolver.settings;
+        let ext = tern_maps::query::Extension {
+            delimiters: s.recipient_delimiter.clone(),
+            owner_request_special: s.owner_request_special,
+            double_bounce_sender: s.double_bounce_sender.clone(),
+        };
+        let warn: tern_maps::Warn = std::sync::Arc::new(crate::relay::warn);
+        let maps = tern_maps::query::Maps::new(
+            "smtpd_sender_login_maps",
+            self.r.setup().sender_login_maps.iter().map(AsRef::as_ref),
+            warn,
+        );
+        let is_local = |domain: &str| {
+            domain.eq_ignore_ascii_case(&s.myorigin) || resolver.is_local(domain).unwrap_or(false)
+        };
+        match tern_maps::query::address::find(
+            &maps,
+            &resolved.recipient,
+            &ext,
+            tern_maps::query::address::Strategy::DEFAULT,
+            &is_local,
+        ) {
+            Ok(found) => Ok(found.map(|f| f.value)),
+            Err(tern_maps::MapError::Retry(_)) => Err(self.dict_retry(sender)),
+            Err(tern_maps::MapError::Config(_)) => Err(self.server_error()),
+        }
     }
 
     /// forbid_allowlist(): the MX/NS/A and reverse-name checks may not say OK.

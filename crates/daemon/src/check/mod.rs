@@ -140,6 +140,10 @@ pub struct Setup {
     pub permit_log: Vec<String>,
     pub policy: policy::PolicyClients,
     pub dns: dns::DnsChecks,
+    /// smtpd_sasl_auth_enable: the SASL restrictions act only with it.
+    pub sasl_enabled: bool,
+    /// smtpd_sender_login_maps: sender address -> the SASL logins that own it.
+    pub sender_login_maps: Vec<Box<dyn Map>>,
 }
 
 /// Restrictions that take a `type:name` argument (is_map_command()).
@@ -280,7 +284,15 @@ impl Setup {
                     })?;
             }
         }
+        let login_maps = get("smtpd_sender_login_maps")?;
+        let sender_login_maps = tern_config::list::split(&login_maps)
+            .unwrap_or_else(|_| vec![login_maps.clone()])
+            .iter()
+            .map(|spec| crate::recipients::open_table(spec, &proxy_read, &crate::relay::error))
+            .collect();
         Ok(Setup {
+            sasl_enabled: flag("smtpd_sasl_auth_enable")?,
+            sender_login_maps,
             lists,
             classes,
             tables,

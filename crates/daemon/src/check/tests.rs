@@ -73,6 +73,10 @@ fn run(r: &Restrictions, client: &str, script: &[&str]) -> Option<String> {
                     out
                 }
                 "D" => c.data().await,
+                "A" => {
+                    c.st.sasl_username = Some(arg.to_owned());
+                    None
+                }
                 _ => panic!("bad step {step}"),
             }
         });
@@ -301,6 +305,64 @@ fn stages_and_access_results() {
     for (main, client, script, want) in cases {
         let r = restrictions(&main);
         let got = run(&r, client, &script);
+        assert_eq!(got.as_deref(), want, "{script:?}\n{main}");
+    }
+}
+
+#[test]
+fn sender_login_maps() {
+    let main = format!(
+        "{BASE}smtpd_sasl_auth_enable = yes\n\
+         smtpd_sender_login_maps = inline:{{ {{joe@example.org=joe, admin}} }}\n"
+    );
+    let with = |list: &str| format!("{main}smtpd_sender_restrictions = {list}\n");
+    let cases: Vec<(String, Vec<&str>, Option<&str>)> = vec![
+        // Logged in as an owner.
+        (
+            with("reject_sender_login_mismatch"),
+            vec!["A admin", "M joe@example.org", "R a@localhost"],
+            None,
+        ),
+        // Logged in, not an owner.
+        (
+            with("reject_sender_login_mismatch"),
+            vec!["A eve", "M joe@example.org", "R a@localhost"],
+            Some("553 5.7.1 <joe@example.org>: Sender address rejected: not owned by user eve"),
+        ),
+        // Logged in, the address has no owner: only the "known" variant lets it pass.
+        (
+            with("reject_authenticated_sender_login_mismatch"),
+            vec!["A eve", "M other@example.org", "R a@localhost"],
+            Some("553 5.7.1 <other@example.org>: Sender address rejected: not owned by user eve"),
+        ),
+        (
+            with("reject_known_sender_login_mismatch"),
+            vec!["A eve", "M other@example.org", "R a@localhost"],
+            None,
+        ),
+        // Not logged in, the address has an owner.
+        (
+            with("reject_sender_login_mismatch"),
+            vec!["M joe@example.org", "R a@localhost"],
+            Some("553 5.7.1 <joe@example.org>: Sender address rejected: not logged in"),
+        ),
+        (
+            with("reject_authenticated_sender_login_mismatch"),
+            vec!["M joe@example.org", "R a@localhost"],
+            None,
+        ),
+        // Without smtpd_sasl_auth_enable the restriction is ignored (with a warning).
+        (
+            format!(
+                "{BASE}smtpd_sender_login_maps = inline:{{joe@example.org=joe}}\nsmtpd_sender_restrictions = reject_sender_login_mismatch\n"
+            ),
+            vec!["M joe@example.org", "R a@localhost"],
+            None,
+        ),
+    ];
+    for (main, script, want) in cases {
+        let r = restrictions(&main);
+        let got = run(&r, "192.0.2.1", &script);
         assert_eq!(got.as_deref(), want, "{script:?}\n{main}");
     }
 }
