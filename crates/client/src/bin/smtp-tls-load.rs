@@ -115,7 +115,11 @@ fn parse() -> Result<Options, String> {
     };
     let mut rest = args[3..].iter();
     while let Some(a) = rest.next() {
-        let mut value = || rest.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let mut value = || {
+            rest.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--sessions" => o.sessions = value()?.parse().map_err(|_| "bad --sessions")?,
             "--size" => o.size = value()?.parse().map_err(|_| "bad --size")?,
@@ -261,10 +265,10 @@ async fn main() {
         );
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < o.count {
-                if let Err(e) = one(&o, &tls, &body).await {
-                    if failures.fetch_add(1, Ordering::Relaxed) < 5 {
-                        eprintln!("smtp-tls-load: {e}");
-                    }
+                if let Err(e) = one(&o, &tls, &body).await
+                    && failures.fetch_add(1, Ordering::Relaxed) < 5
+                {
+                    eprintln!("smtp-tls-load: {e}");
                 }
             }
         }));
