@@ -9,6 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,8 +182,9 @@ fn encrypt_level_refuses_mail_before_starttls() {
 fn plaintext_pipelined_behind_starttls_is_discarded() {
     let ca = TestCa::new().expect("test CA");
     let leaf = ca.leaf("mx.example.test").expect("leaf");
-    let t = Tern::start(&tls_main(&ca, &leaf, "smtpd_tls_security_level = may\n")).expect("tern");
-    let mut s = TcpStream::connect(("127.0.0.1", t.port)).expect("connect");
+    let tern =
+        Tern::start(&tls_main(&ca, &leaf, "smtpd_tls_security_level = may\n")).expect("tern");
+    let mut s = TcpStream::connect(("127.0.0.1", tern.port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     read_reply(&mut s);
     s.write_all(b"EHLO c\r\n").unwrap();
@@ -209,9 +211,9 @@ fn plaintext_pipelined_behind_starttls_is_discarded() {
     let mut tls = rustls::StreamOwned::new(conn, s);
     // Nothing is answered for the RSET: the read times out (or the handshake ends).
     let mut got = Vec::new();
-    let mut b = [0u8; 512];
-    match tls.read(&mut b) {
-        Ok(n) => got.extend_from_slice(&b[..n]),
+    let mut chunk = [0u8; 512];
+    match tls.read(&mut chunk) {
+        Ok(n) => got.extend_from_slice(&chunk[..n]),
         Err(e) => assert!(
             matches!(
                 e.kind(),
@@ -229,8 +231,8 @@ fn plaintext_pipelined_behind_starttls_is_discarded() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok();
     tls.write_all(b"EHLO c\r\n").unwrap();
-    let n = tls.read(&mut b).expect("EHLO reply over TLS");
-    let reply = String::from_utf8_lossy(&b[..n]);
+    let n = tls.read(&mut chunk).expect("EHLO reply over TLS");
+    let reply = String::from_utf8_lossy(&chunk[..n]);
     assert!(reply.starts_with("250-mx.example.test"), "{reply}");
     assert!(!reply.contains("STARTTLS"), "{reply}");
 }
@@ -295,7 +297,6 @@ fn client_certificates_relay_with_relay_clientcerts() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("relay_clientcerts");
     std::fs::write(&table, format!("{print} good\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o644)).unwrap();
     let extra = format!(
@@ -349,7 +350,6 @@ fn reload_picks_up_a_new_certificate() {
     let first = ca.leaf("first.example.test").expect("leaf");
     let second = ca.leaf("second.example.test").expect("leaf");
     let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let install = |l: &tern_testkit::tlscerts::Leaf| {
