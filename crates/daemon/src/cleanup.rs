@@ -214,6 +214,10 @@ pub struct Message<'s> {
     arrival: Timestamp,
     /// The access actions so far ([`Message::set_actions`]).
     actions: AccessActions,
+    /// The session is under TLS (`ESMTPS`), and smtpd_tls_received_header's lines
+    /// ([`Message::set_tls`]).
+    tls: bool,
+    tls_clause: Option<String>,
     /// start() has run: PREPEND is no longer taken.
     started: bool,
     /// For a message on HOLD: where hold/ is.
@@ -255,6 +259,8 @@ impl<'s> Message<'s> {
             queue_time: unix_now(),
             arrival: Timestamp::now(),
             actions: AccessActions::default(),
+            tls: false,
+            tls_clause: None,
             started: false,
             layout: layout.clone(),
         })
@@ -297,6 +303,14 @@ impl<'s> Message<'s> {
     /// set so far or only the new ones: flags are kept once set, a later FILTER or
     /// REDIRECT replaces an earlier one (smtpd.c keeps the last), and BCC addresses and
     /// PREPEND lines already taken are not taken twice.
+    /// TLS facts for the Received: header: whether the session is under TLS (`ESMTPS`),
+    /// and smtpd_tls_received_header's `(using TLSv1.3 with cipher ...)` lines, each
+    /// starting with a TAB, which smtpd.c writes after the `Received: from` line.
+    pub fn set_tls(&mut self, tls: bool, clause: Option<String>) {
+        self.tls = tls;
+        self.tls_clause = clause;
+    }
+
     pub fn set_actions(&mut self, actions: &AccessActions) {
         let a = &mut self.actions;
         a.hold |= actions.hold;
@@ -391,7 +405,7 @@ impl<'s> Message<'s> {
             } else {
                 Protocol::Esmtp
             },
-            tls: false,
+            tls: self.tls,
             authenticated: false,
             smtputf8: client.protocol.starts_with("UTF8"),
         };
@@ -403,7 +417,12 @@ impl<'s> Message<'s> {
                 .then(|| self.recipients[0].address.as_str()),
             arrival: &now,
         };
-        let received = trace::smtpd_received(&session, &by);
+        let mut received = trace::smtpd_received(&session, &by);
+        if let Some(clause) = &self.tls_clause
+            && let Some(at) = received.find('\n')
+        {
+            received.insert_str(at, &format!("\n{clause}"));
+        }
         let mut headers = HeaderCleanup::new(
             self.settings,
             HeaderEnvelope {

@@ -54,6 +54,8 @@ pub enum SettingsError {
     /// name_mask.c's fatal error, word for word.
     #[error("unknown receive_override_options value \"{name}\" in \"{value}\"")]
     ReceiveOverride { name: String, value: String },
+    #[error("{0}")]
+    Tls(#[from] crate::smtpd::tls::TlsSettingsError),
     #[error("{path}/master.cf: line {line}: bad service address: {name}")]
     Address {
         path: String,
@@ -131,6 +133,9 @@ pub struct SmtpdSettings {
     pub cleanup_log: Arc<CleanupLog>,
     /// anvil(8)'s limits of this service (smtpd_client_*_limit).
     pub anvil: Arc<crate::anvil::Limits>,
+    /// smtpd_tls_*: STARTTLS, wrapper mode, and the TLS engine of this load (rebuilt at
+    /// each reload, so new certificates take effect then).
+    pub tls: Arc<crate::smtpd::tls::SmtpdTls>,
 }
 
 /// receive_override_options (postconf(5)): what smtpd asks cleanup (and its own recipient
@@ -339,6 +344,11 @@ fn smtpd_settings(
     s.forbid_unauth_pipelining = p.bool("smtpd_forbid_unauth_pipelining")?;
     // smtpd_check_addr(): trivial-rewrite decides whether an address is valid.
     s.domains_by_driver = true;
+    let tls = crate::smtpd::tls::SmtpdTls::from_config(p.config, p.service)?;
+    s.ehlo.starttls = tls.use_tls && !tls.wrappermode;
+    s.tls_required = tls.enforce;
+    s.tls_auth_only = tls.auth_only;
+    s.tls_unavailable = tls.engine.is_none();
     let restrictions = Restrictions::from_config(p.config, p.service)?;
     // smtpd.c helo_cmd(): HELO restrictions at HELO only without smtpd_delay_reject.
     s.decide_helo =
@@ -380,6 +390,7 @@ fn smtpd_settings(
             p.service,
             p.service.map_or("smtp", |svc| svc.name.as_str()),
         )?),
+        tls: Arc::new(tls),
     })
 }
 

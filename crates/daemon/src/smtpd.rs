@@ -14,13 +14,22 @@
 //! to disk as it arrives (never held whole in memory) and capped by message_size_limit,
 //! and the session ends after smtpd_hard_error_limit errors. This code runs as
 //! mail_owner (never root) when the daemon was started by root.
+//!
+//! TLS ([`tls`]): after `220 2.0.0 Ready to start TLS` any input the client sent behind
+//! STARTTLS is discarded unread (the plaintext injection of CVE-2011-0411: it must not be
+//! taken as commands sent under TLS), the handshake is bounded by smtpd_starttls_timeout,
+//! and the session state is reset (RFC 3207 4.2). A failed handshake ends the session.
+//! In wrapper mode the handshake comes before the greeting.
+
+#[path = "smtpd_tls.rs"]
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, PoisonError};
 
 use nix::sys::socket::{MsgFlags, recv};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
@@ -119,9 +128,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
             helo: None,
             protocol: "SMTP".to_owned(),
         },
+        tls: None,
+        tls_buf: Vec::new(),
+        end: None,
         s,
         sh,
-        stream,
+        stream: Conn::Plain(stream),
     };
     d.run().await;
 }
@@ -152,7 +164,29 @@ struct Driver<'s> {
     client: ClientInfo,
     s: Arc<SmtpdSettings>,
     sh: Arc<Shared>,
-    stream: TcpStream,
+    stream: Conn,
+    /// What the TLS handshake established, once TLS is on.
+    tls: Option<tls::Established>,
+    /// The read buffer under TLS (the plaintext path reads into READ_BUF).
+    tls_buf: Vec<u8>,
+    /// Why the session must end now (a failed TLS handshake).
+    end: Option<EndReason>,
+}
+
+/// The client connection: plaintext, or TLS after STARTTLS or in wrapper mode.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Between the two, or after a failed handshake.
+    Gone,
+}
+
+/// What one wait for input gave.
+enum Input {
+    Data,
+    Nothing,
+    Eof,
+    Timeout,
 }
 
 impl Driver<'_> {
@@ -171,7 +205,35 @@ impl Driver<'_> {
         // early talker); with smtpd_forbid_unauth_pipelining it gets the 554 instead.
         // Checked once, as smtpd_proto() does, after the client's name and the
         // `connect from` line: a client that writes at once after connect is seen.
-        let early = self.peek_early();
+        self.s.tls.log_warnings(&self.sh.logger, &self.ident);
+        if self.s.tls.wrappermode {
+            // smtpd_proto(): in wrapper mode TLS comes first, before any SMTP.
+            if self.s.tls.engine.is_none() {
+                self.warn(&format!(
+                    "Wrapper-mode request dropped from {}[{}] for service {}. TLS context initialization failed. For details see earlier warnings in your logs.",
+                    self.client.name, self.client.addr, self.s.service_name
+                ));
+                let line = log::disconnect(self.log_client(), &counts(&self.session));
+                self.sh.logger.log(&self.ident, &line);
+                return;
+            }
+            if !self.start_tls().await {
+                let stage = self.current_stage();
+                if let Some(line) =
+                    log::session_end(EndReason::LostConnection, stage, self.log_client())
+                {
+                    self.sh.logger.log(&self.ident, &line);
+                }
+                let line = log::disconnect(self.log_client(), &counts(&self.session));
+                self.sh.logger.log(&self.ident, &line);
+                return;
+            }
+        }
+        // The early-talker check peeks at the socket: plaintext only.
+        let early = match self.stream {
+            Conn::Plain(_) => self.peek_early(),
+            _ => Vec::new(),
+        };
         let early = self.session.early_input(&early);
         self.log_pipelining();
         // anvil(8): the connection count and rate, after the early-talker check (smtpd.c);
@@ -192,16 +254,17 @@ impl Driver<'_> {
         }
         let end = loop {
             self.process().await;
+            if let Some(reason) = self.end.take() {
+                break Some(reason);
+            }
             if self.flush().await.is_err() {
                 break Some(EndReason::LostConnection);
             }
             if self.closing || self.session.is_closed() && self.chunk.is_none() {
                 break None;
             }
-            // Wait for input without holding a read buffer: an idle session then costs only
-            // its state, not READ_SIZE bytes (thousands of idle sessions per instance).
-            match timeout(self.s.timeout, self.stream.readable()).await {
-                Err(_) => {
+            match self.wait_input().await {
+                Input::Timeout => {
                     let text = format!(
                         "421 4.4.2 {} Error: timeout exceeded",
                         self.s.session.myhostname
@@ -212,21 +275,8 @@ impl Driver<'_> {
                     let _ = self.flush().await;
                     break Some(EndReason::Timeout);
                 }
-                Ok(Err(_)) => break Some(EndReason::LostConnection),
-                Ok(Ok(())) => {
-                    // The thread's buffer, used only across this non-async read.
-                    let read = READ_BUF.with_borrow_mut(|buf| {
-                        let n = self.read_drained(buf)?;
-                        self.lines.push(&buf[..n]);
-                        Ok::<_, std::io::Error>(n)
-                    });
-                    match read {
-                        Ok(0) => break Some(EndReason::LostConnection),
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => break Some(EndReason::LostConnection),
-                    }
-                }
+                Input::Eof => break Some(EndReason::LostConnection),
+                Input::Data | Input::Nothing => {}
             }
         };
         // Dropping an unfinished message removes its temporary file.
@@ -244,14 +294,109 @@ impl Driver<'_> {
         // Postfix's smtpd does; a shutdown() first would only cost a system call.
     }
 
+    /// Waits up to smtpd_timeout for input and takes what arrived.
+    async fn wait_input(&mut self) -> Input {
+        let limit = self.s.timeout;
+        match &mut self.stream {
+            Conn::Plain(stream) => {
+                // Wait for input without holding a read buffer: an idle session then
+                // costs only its state, not READ_SIZE bytes (thousands of idle sessions).
+                match timeout(limit, stream.readable()).await {
+                    Err(_) => Input::Timeout,
+                    Ok(Err(_)) => Input::Eof,
+                    Ok(Ok(())) => {
+                        // The thread's buffer, used only across this non-async read.
+                        let read = READ_BUF.with_borrow_mut(|buf| {
+                            let n = self.read_drained(buf)?;
+                            self.lines.push(&buf[..n]);
+                            Ok::<_, std::io::Error>(n)
+                        });
+                        match read {
+                            Ok(0) => Input::Eof,
+                            Ok(_) => Input::Data,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Input::Nothing,
+                            Err(_) => Input::Eof,
+                        }
+                    }
+                }
+            }
+            Conn::Tls(tls) => {
+                if self.tls_buf.len() != READ_SIZE {
+                    self.tls_buf = vec![0u8; READ_SIZE];
+                }
+                match timeout(limit, tls.read(&mut self.tls_buf)).await {
+                    Err(_) => Input::Timeout,
+                    Ok(Ok(0) | Err(_)) => Input::Eof,
+                    Ok(Ok(n)) => {
+                        self.lines.push(&self.tls_buf[..n]);
+                        Input::Data
+                    }
+                }
+            }
+            Conn::Gone => Input::Eof,
+        }
+    }
+
+    /// The TLS handshake on the connection (after STARTTLS's 220, or first thing in
+    /// wrapper mode); false when it failed (logged; the session must end).
+    async fn start_tls(&mut self) -> bool {
+        let Some(engine) = self.s.tls.engine.clone() else {
+            return false;
+        };
+        let Conn::Plain(stream) = std::mem::replace(&mut self.stream, Conn::Gone) else {
+            return false;
+        };
+        // RFC 3207 5 / CVE-2011-0411: nothing read before the handshake is a command.
+        self.lines = LineAssembler::new(self.s.line_length_limit, self.s.session.bare_lf);
+        let namaddr = format!("{}[{}]", self.client.name, self.client.addr);
+        match engine.accept(stream, self.s.tls.timeout).await {
+            Ok((tls, est)) => {
+                if self.s.tls.loglevel.summary {
+                    let line = tern_maillog::smtpd::tls_established(&est.summary(&namaddr));
+                    self.sh.logger.log(&self.ident, &line);
+                }
+                self.stream = Conn::Tls(Box::new(tls));
+                self.session.tls_started();
+                self.chk.tls = true;
+                self.chk.tls_ask_ccert = self.s.tls.ask_ccert;
+                self.chk
+                    .relay_clientcerts
+                    .clone_from(&self.s.tls.relay_clientcerts);
+                self.chk.ccert = est.peer.as_ref().map(|p| crate::check::CcertFacts {
+                    cn: p.cn.clone(),
+                    issuer_cn: p.issuer_cn.clone(),
+                    cert_fprint: p.cert_fprint.clone(),
+                    pkey_fprint: p.pkey_fprint.clone(),
+                    trusted: p.trusted,
+                });
+                self.chk.helo = None;
+                self.msg = None;
+                self.chk.mail_reset();
+                self.tls = Some(est);
+                true
+            }
+            Err(e) => {
+                let line = tern_maillog::smtpd::tls_accept_error(&namaddr, e.accept_text());
+                self.sh.logger.log(&self.ident, &line);
+                if let tls::HandshakeError::Library(text) = &e {
+                    self.warn(&format!("TLS library problem: {text}"));
+                }
+                false
+            }
+        }
+    }
+
     /// What the client sent before the greeting, left in the socket: a real
     /// non-blocking peek (on a duplicate of the descriptor, which shares its
     /// O_NONBLOCK), as a freshly registered tokio socket does not know yet that it is
     /// readable.
     fn peek_early(&self) -> Vec<u8> {
+        let Conn::Plain(stream) = &self.stream else {
+            return Vec::new();
+        };
         let mut buf = [0u8; tern_smtp::pipelining::SHOWN];
         let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-        recv(self.stream.as_raw_fd(), &mut buf, flags).map_or(Vec::new(), |n| buf[..n].to_vec())
+        recv(stream.as_raw_fd(), &mut buf, flags).map_or(Vec::new(), |n| buf[..n].to_vec())
     }
 
     /// Reads what the socket holds. A read that does not fill the buffer leaves the
@@ -262,9 +407,12 @@ impl Driver<'_> {
     /// readiness snapshot is taken before the read, and tokio clears readiness only if no
     /// event came after that snapshot, so input that arrives after the read sets it again.
     fn read_drained(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let fd = self.stream.as_raw_fd();
+        let Conn::Plain(stream) = &self.stream else {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        };
+        let fd = stream.as_raw_fd();
         let mut got = None;
-        let r = self.stream.try_io(Interest::READABLE, || {
+        let r = stream.try_io(Interest::READABLE, || {
             let n = recv(fd, buf, MsgFlags::MSG_DONTWAIT).map_err(std::io::Error::from)?;
             got = Some(n);
             if n > 0 && n < buf.len() {
@@ -280,11 +428,27 @@ impl Driver<'_> {
 
     /// Takes what the socket already holds, without waiting (Postfix's peekfd()).
     fn read_ahead(&mut self) {
-        READ_BUF.with_borrow_mut(|buf| {
-            if let Ok(n) = self.stream.try_read(buf) {
-                self.lines.push(&buf[..n]);
+        match &mut self.stream {
+            Conn::Plain(stream) => READ_BUF.with_borrow_mut(|buf| {
+                if let Ok(n) = stream.try_read(buf) {
+                    self.lines.push(&buf[..n]);
+                }
+            }),
+            Conn::Tls(tls) => {
+                // One poll with a waker that does nothing: what rustls already holds
+                // or the socket has now, without waiting.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let mut buf = [0u8; 4096];
+                let mut rb = tokio::io::ReadBuf::new(&mut buf);
+                let pinned = std::pin::Pin::new(tls.as_mut());
+                if let std::task::Poll::Ready(Ok(())) =
+                    tokio::io::AsyncRead::poll_read(pinned, &mut cx, &mut rb)
+                {
+                    self.lines.push(rb.filled());
+                }
             }
-        });
+            Conn::Gone => {}
+        }
     }
 
     /// `improper command pipelining after CMD from CLIENT: TEXT`, once per session.
@@ -317,7 +481,14 @@ impl Driver<'_> {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
-        self.stream.write_all(&out).await
+        match &mut self.stream {
+            Conn::Plain(stream) => stream.write_all(&out).await,
+            Conn::Tls(tls) => {
+                tls.write_all(&out).await?;
+                tls.flush().await
+            }
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
     }
 
     /// Handles all complete input that is buffered.
@@ -486,9 +657,17 @@ impl Driver<'_> {
                     return;
                 }
                 Step::StartTls(send) => {
-                    // Not offered (no TLS yet); the session refuses STARTTLS itself.
+                    // starttls_cmd(): the 220, flushed before the switch; then the
+                    // handshake, which ends the session when it fails.
                     self.send(&send).await;
-                    self.closing = true;
+                    if self.flush().await.is_err() {
+                        self.end = Some(EndReason::LostConnection);
+                        return;
+                    }
+                    if !self.start_tls().await {
+                        self.end = Some(EndReason::LostConnection);
+                        self.closing = true;
+                    }
                     return;
                 }
                 Step::Closed => return,
@@ -744,6 +923,7 @@ impl Driver<'_> {
             return;
         };
         self.client.helo = self.session.helo_name().map(str::to_owned);
+
         self.client.protocol = if sender.smtputf8 && self.session.protocol() == "ESMTP" {
             "UTF8SMTP".to_owned()
         } else {
@@ -754,6 +934,12 @@ impl Driver<'_> {
         // a DISCARDed message is not even looked at.
         if let Some(m) = &mut self.msg {
             m.set_actions(&AccessActions::from(&self.chk.saved));
+            let clause = self
+                .tls
+                .as_ref()
+                .filter(|_| self.s.tls.received_header)
+                .map(|t| t.received_clause(self.s.tls.ask_ccert));
+            m.set_tls(self.tls.is_some(), clause);
         }
         if let Some(m) = &mut self.msg
             && m.start(

@@ -91,6 +91,19 @@ pub fn connect(client: Client<'_>) -> Line {
     Line::info(format!("connect from {client}"))
 }
 
+/// tls_log_summary() on the server side (smtpd_tls_loglevel >= 1): `Anonymous TLS
+/// connection established from NAME[ADDR]: TLSv1.3 with cipher ...`, built by the TLS
+/// code from the session's facts.
+pub fn tls_established(summary: &str) -> Line {
+    Line::info(summary.to_owned())
+}
+
+/// tls_server_start(): `SSL_accept error from NAME[ADDR]: WHY` (`-1` with a TLS
+/// library error, errno's text, or `lost connection`).
+pub fn tls_accept_error(namaddr: &str, why: &str) -> Line {
+    Line::info(format!("SSL_accept error from {namaddr}: {why}"))
+}
+
 /// `disconnect from NAME[ADDR] ehlo=1 ... commands=N`.
 pub fn disconnect(client: Client<'_>, counts: &CommandCounts) -> Line {
     Line::info(format!("disconnect from {client}{}", counts.render()))

@@ -39,6 +39,8 @@ pub const AUTH_SYNTAX: &str = "501 5.5.4 Syntax: AUTH mechanism";
 pub const AUTH_OK: &str = "235 2.7.0 Authentication successful";
 pub const TLS_READY: &str = "220 2.0.0 Ready to start TLS";
 pub const TLS_ACTIVE: &str = "554 5.5.1 Error: TLS already active";
+/// smtpd_tls_security_level = encrypt, before STARTTLS (smtpd.c smtpd_proto()).
+pub const MUST_STARTTLS: &str = "530 5.7.0 Must issue a STARTTLS command first";
 pub const XCLIENT_DENIED: &str = "550 5.7.0 Error: insufficient authorization";
 pub const MESSAGE_TOO_BIG: &str = "552 5.3.4 Error: message file too big";
 
@@ -141,6 +143,7 @@ mod tests {
             AUTH_OK,
             TLS_READY,
             TLS_ACTIVE,
+            MUST_STARTTLS,
             XCLIENT_DENIED,
             MESSAGE_TOO_BIG,
         ] {

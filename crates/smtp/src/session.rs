@@ -63,6 +63,15 @@ pub struct SessionConfig {
     /// smtpd_forbid_unauth_pipelining: hang up on RFC 2920 violations
     /// ([`crate::pipelining`]).
     pub forbid_unauth_pipelining: bool,
+    /// smtpd_tls_security_level = encrypt (or wrapper mode): before STARTTLS, every
+    /// command but HELO, EHLO, XCLIENT, STARTTLS, NOOP and QUIT gets `530 5.7.0 Must
+    /// issue a STARTTLS command first` (smtpd.c, SMTPD_CMD_FLAG_PRE_TLS).
+    pub tls_required: bool,
+    /// smtpd_tls_auth_only: AUTH is neither offered in EHLO nor accepted before TLS.
+    pub tls_auth_only: bool,
+    /// STARTTLS is offered but the server's TLS engine could not be set up: it is
+    /// answered `454 4.7.0 TLS not available due to local problem` (RFC 3207 4).
+    pub tls_unavailable: bool,
 }
 
 impl SessionConfig {
@@ -86,6 +95,9 @@ impl SessionConfig {
             forbidden_commands: vec!["CONNECT".into(), "GET".into(), "POST".into()],
             forbid_non_letter_commands: true,
             forbid_unauth_pipelining: false,
+            tls_required: false,
+            tls_auth_only: false,
+            tls_unavailable: false,
         }
     }
 }
@@ -309,6 +321,11 @@ impl Session {
         };
         self.stats.count_total(req.verb);
         let verb = req.verb;
+        // smtpd_proto(): with TLS enforced, after the unknown-command check and before
+        // the pipelining check; an error, not a command success.
+        if self.cfg.tls_required && !self.tls_active && !pre_tls(verb) {
+            return self.error(r::reply(r::MUST_STARTTLS));
+        }
         // smtpd_proto(): after the unknown-command checks, before the command runs.
         if verb != Verb::Unknown
             && let Some(send) = self.check_pipelining(verb, ahead)
@@ -434,7 +451,15 @@ impl Session {
         self.success(Verb::Bdat, r::bdat_chunk(size))
     }
 
-    /// After the TLS handshake: RFC 3207 4.2, the client must start over with EHLO.
+    /// Whether TLS is on (after STARTTLS, or from the start in wrapper mode).
+    pub fn tls_active(&self) -> bool {
+        self.tls_active
+    }
+
+    /// After the TLS handshake: RFC 3207 4.2, the server "MUST discard any knowledge
+    /// obtained from the client, such as the argument to the EHLO command": the client
+    /// must start over with EHLO, and no transaction survives (smtpd.c starttls_cmd():
+    /// helo_reset(), mail_reset(), rcpt_reset()).
     pub fn tls_started(&mut self) {
         self.tls_active = true;
         self.helo_name = None;
@@ -471,6 +496,21 @@ impl Session {
     fn data_error_reply(&self, e: DataError) -> Reply {
         e.reply(&self.cfg.myhostname, self.cfg.bare_lf_reject_code)
     }
+}
+
+/// Commands allowed before STARTTLS when TLS is required (smtpd.c's
+/// SMTPD_CMD_FLAG_PRE_TLS); an unknown command gets its own 500 first.
+fn pre_tls(verb: Verb) -> bool {
+    matches!(
+        verb,
+        Verb::Helo
+            | Verb::Ehlo
+            | Verb::Xclient
+            | Verb::StartTls
+            | Verb::Noop
+            | Verb::Quit
+            | Verb::Unknown
+    )
 }
 
 #[cfg(test)]
@@ -683,6 +723,42 @@ mod tests {
             accept(&mut s, "AUTH PLAIN"),
             ["503 5.5.1 Error: already authenticated"]
         );
+    }
+
+    #[test]
+    fn tls_required_and_auth_only() {
+        let mut cfg = SessionConfig::new("mx");
+        cfg.ehlo.starttls = true;
+        cfg.ehlo.auth_mechanisms = Some("PLAIN LOGIN".into());
+        cfg.tls_required = true;
+        cfg.tls_auth_only = true;
+        let mut s = Session::new(cfg);
+        let must = ["530 5.7.0 Must issue a STARTTLS command first"];
+        let ehlo = accept(&mut s, "EHLO c").join("\n");
+        assert!(
+            ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+            "{ehlo}"
+        );
+        let cases: &[(&str, &[&str])] = &[
+            ("MAIL FROM:<a@b>", &must),
+            ("AUTH PLAIN AGFAYg==", &must),
+            ("RSET", &must),
+            ("VRFY a", &must),
+            ("NOOP", &["250 2.0.0 Ok"]),
+            ("BOGUS", &["500 5.5.2 Error: command not recognized"]),
+            ("STARTTLS", &["220 2.0.0 Ready to start TLS"]),
+        ];
+        for (cmd, want) in cases {
+            assert_eq!(accept(&mut s, cmd), *want, "{cmd}");
+        }
+        s.tls_started();
+        assert!(s.helo_name().is_none());
+        let ehlo = accept(&mut s, "EHLO c").join("\n");
+        assert!(
+            !ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"),
+            "{ehlo}"
+        );
+        assert_eq!(accept(&mut s, "MAIL FROM:<a@b>"), ["250 2.1.0 Ok"]);
     }
 
     #[test]

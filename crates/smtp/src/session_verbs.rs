@@ -41,6 +41,10 @@ impl Session {
         if esmtp {
             let mut features = self.cfg.ehlo.clone();
             features.starttls &= !self.tls_active;
+            // smtpd.c: with smtpd_tls_auth_only SASL is activated only under TLS.
+            if self.cfg.tls_auth_only && !self.tls_active {
+                features.auth_mechanisms = None;
+            }
             features.reply()
         } else {
             r::helo(&self.cfg.myhostname)
@@ -199,6 +203,8 @@ impl Session {
             r::reply(r::TLS_ACTIVE)
         } else if !self.cfg.ehlo.starttls || self.cfg.ehlo.discard.contains(EhloKeyword::StartTls) {
             r::reply(r::NOT_IMPLEMENTED)
+        } else if self.cfg.tls_unavailable {
+            r::reply("454 4.7.0 TLS not available due to local problem")
         } else {
             self.stats.count_ok(Verb::StartTls);
             return Step::StartTls(self.send_parts(vec![r::reply(r::TLS_READY)], false));
@@ -211,6 +217,7 @@ impl Session {
             return Err(r::reply(r::NEED_HELO));
         }
         if self.cfg.ehlo.auth_mechanisms.is_none()
+            || (self.cfg.tls_auth_only && !self.tls_active)
             || self.cfg.ehlo.discard.contains(EhloKeyword::Auth)
         {
             return Err(r::reply(r::AUTH_NOT_ENABLED));

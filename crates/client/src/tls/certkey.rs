@@ -65,6 +65,12 @@ impl ClientCerts {
         self.keys.is_empty()
     }
 
+    /// The loaded certificates with their keys and key kinds, in load order (smtpd
+    /// serves them as its own server certificates).
+    pub fn certified_keys(&self) -> impl Iterator<Item = &(Arc<CertifiedKey>, KeyKind)> {
+        self.keys.iter()
+    }
+
     fn has(&self, alg: rustls::SignatureAlgorithm) -> bool {
         self.keys.iter().any(|(k, _)| k.key.algorithm() == alg)
     }

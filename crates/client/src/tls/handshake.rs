@@ -286,7 +286,7 @@ fn describe(
 }
 
 /// A TLS 1.3 signer's key as Postfix names it (RSA keys sign with PSS in TLS 1.3).
-fn signature_name(key: &KeyKind) -> Option<String> {
+pub fn signature_name(key: &KeyKind) -> Option<String> {
     match key {
         KeyKind::Rsa(bits) => Some(format!("RSA-PSS ({bits} bits)")),
         KeyKind::Ec(curve) => Some(format!("ECDSA ({curve})")),
@@ -297,7 +297,7 @@ fn signature_name(key: &KeyKind) -> Option<String> {
 }
 
 /// OpenSSL's name for a cipher suite, and its bits (SSL_CIPHER_get_bits()).
-fn openssl_cipher(suite: CipherSuite) -> (String, u32) {
+pub fn openssl_cipher(suite: CipherSuite) -> (String, u32) {
     let (name, bits) = match suite {
         CipherSuite::TLS13_AES_128_GCM_SHA256 => ("TLS_AES_128_GCM_SHA256", 128),
         CipherSuite::TLS13_AES_256_GCM_SHA384 => ("TLS_AES_256_GCM_SHA384", 256),
@@ -323,7 +323,7 @@ fn openssl_cipher(suite: CipherSuite) -> (String, u32) {
 
 /// The key exchange as Postfix prints it: X25519/X448 by name, EC curves as `ECDHE
 /// (curve)`.
-fn group_name(group: NamedGroup) -> String {
+pub fn group_name(group: NamedGroup) -> String {
     match group {
         NamedGroup::X25519 => "X25519".to_owned(),
         NamedGroup::X448 => "X448".to_owned(),
@@ -336,7 +336,7 @@ fn group_name(group: NamedGroup) -> String {
 }
 
 /// The digest of a TLS 1.3 signature scheme (none for EdDSA).
-fn digest_name(scheme: SignatureScheme) -> Option<&'static str> {
+pub fn digest_name(scheme: SignatureScheme) -> Option<&'static str> {
     Some(match scheme {
         SignatureScheme::RSA_PSS_SHA256
         | SignatureScheme::ECDSA_NISTP256_SHA256

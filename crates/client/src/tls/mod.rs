@@ -47,6 +47,8 @@ use tern_maps::{Map, MapError, OpenFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 
+/// The names Postfix logs for a negotiated session, shared with smtpd's TLS.
+pub use handshake::{digest_name, group_name, openssl_cipher, signature_name};
 pub use policy::{Destination, Level, Policy, PolicyError, Table};
 pub use settings::{LogLevel, Settings, SettingsError};
 

@@ -362,14 +362,79 @@ impl Checker<'_> {
                 }
                 _ => Status::Dunno,
             },
-            // Allow lists (DNSWL) and TLS client certificates: not offered yet, never a
-            // permit; certificate checks come with TLS (issue 9).
-            "permit_dnswl_client"
-            | "permit_rhswl_client"
-            | "permit_tls_all_clientcerts"
-            | "permit_tls_clientcerts"
-            | "check_ccert_access"
-            | "check_sasl_access" => Status::Dunno,
+            // Allow lists (DNSWL): not offered yet, never a permit.
+            "permit_dnswl_client" | "permit_rhswl_client" | "check_sasl_access" => Status::Dunno,
+            // smtpd_check.c permit_tls_clientcerts(): a trusted certificate
+            // (permit_tls_all_clientcerts), or one whose certificate or public-key
+            // fingerprint is in relay_clientcerts (trusted or not).
+            "permit_tls_all_clientcerts" | "permit_tls_clientcerts" => {
+                let all = verb == "permit_tls_all_clientcerts";
+                match (self.st.tls, self.st.ccert.clone()) {
+                    (false, _) => Status::Dunno,
+                    (true, Some(c)) if all && c.trusted => {
+                        self.acl_permit(verb, CLIENT, &namaddr, None)
+                    }
+                    (true, Some(c)) => {
+                        let mut found = Status::Dunno;
+                        let tables = self.st.relay_clientcerts.clone();
+                        'prints: for print in [&c.cert_fprint, &c.pkey_fprint] {
+                            for t in &tables {
+                                match t.lookup(print) {
+                                    Ok(Some(_)) => {
+                                        found = Status::Ok;
+                                        break 'prints;
+                                    }
+                                    Ok(None) => {}
+                                    Err(_) => {
+                                        self.warn(&format!(
+                                            "relay_clientcerts: lookup error for fingerprint '{}', pkey fingerprint {}",
+                                            c.cert_fprint, c.pkey_fprint
+                                        ));
+                                        return Err(self.dict_retry("relay_clientcerts"));
+                                    }
+                                }
+                            }
+                        }
+                        match found {
+                            Status::Ok => self.acl_permit(verb, CLIENT, &namaddr, None),
+                            s => s,
+                        }
+                    }
+                    (true, None) => {
+                        if !self.st.tls_ask_ccert {
+                            self.warn(&format!(
+                                "{verb} is requested, but \"smtpd_tls_ask_ccert = no\""
+                            ));
+                        }
+                        Status::Dunno
+                    }
+                }
+            }
+            // check_ccert_access(): the certificate fingerprint, then the public key's;
+            // the peer CommonName names the client in a reject.
+            "check_ccert_access" => {
+                if let Some(c) = self.st.ccert.clone().filter(|_| self.st.tls) {
+                    let t = table.unwrap_or_default();
+                    let mut s = Status::Dunno;
+                    for print in [&c.cert_fprint, &c.pkey_fprint] {
+                        s = self
+                            .check_access(t, print, &c.cn, "Client certificate", def)
+                            .await?
+                            .0;
+                        if s != Status::Dunno {
+                            break;
+                        }
+                    }
+                    s
+                } else {
+                    if !self.st.tls_ask_ccert {
+                        self.warn(
+                            "check_ccert_access is requested, but \"smtpd_tls_ask_ccert = no\"",
+                        );
+                    }
+                    Status::Dunno
+                }
+            }
             "check_client_ns_access" | "check_client_mx_access" | "check_client_a_access" => {
                 if client_name.eq_ignore_ascii_case("unknown") {
                     Status::Dunno

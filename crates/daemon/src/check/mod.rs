@@ -146,6 +146,18 @@ pub struct Setup {
     pub sender_login_maps: Vec<Box<dyn Map>>,
 }
 
+/// The client certificate's facts that the restrictions use (TLS_SESS_STATE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CcertFacts {
+    pub cn: String,
+    pub issuer_cn: String,
+    /// `AA:BB:...` with smtpd_tls_fingerprint_digest.
+    pub cert_fprint: String,
+    pub pkey_fprint: String,
+    /// It verified against smtpd_tls_CAfile / smtpd_tls_CApath.
+    pub trusted: bool,
+}
+
 /// Restrictions that take a `type:name` argument (is_map_command()).
 pub const MAP_COMMANDS: &[&str] = &[
     "check_client_access",
@@ -392,6 +404,13 @@ pub struct State {
     pub sasl_method: Option<String>,
     pub sasl_username: Option<String>,
     pub tls: bool,
+    /// smtpd_tls_ask_ccert of this service (warnings of permit_tls_clientcerts and
+    /// check_ccert_access when it is off).
+    pub tls_ask_ccert: bool,
+    /// The client's TLS certificate, when it presented one.
+    pub ccert: Option<CcertFacts>,
+    /// relay_clientcerts's tables (permit_tls_clientcerts).
+    pub relay_clientcerts: Vec<std::sync::Arc<dyn Map>>,
     pub message_size: u64,
     /// The server address and port the client connected to.
     pub server_addr: String,
@@ -438,6 +457,9 @@ impl State {
             sasl_method: None,
             sasl_username: None,
             tls: false,
+            tls_ask_ccert: false,
+            ccert: None,
+            relay_clientcerts: Vec::new(),
             message_size: 0,
             server_addr: String::new(),
             server_port: 0,
