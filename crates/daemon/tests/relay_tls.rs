@@ -950,3 +950,74 @@ fn may_retries_a_broken_handshake_in_plaintext_encrypt_never() {
     assert_eq!(tm[tm.len() - 3..], pm[pm.len() - 3..], "plaintext retry");
     assert_eq!(enc(tern)[..3], enc(postfix)[..3], "encrypt");
 }
+
+/// Issue 9, the client side's TLS checks against Tern's own smtpd: a second Tern instance
+/// serves STARTTLS with the test CA's certificate for `mx.tls.test` (or another name);
+/// the first relays to it at `verify`. The right name: sent over a verified connection,
+/// the server logs `Anonymous TLS connection established from ...` and delivers the
+/// message into its mailbox; the wrong name: deferred, the server never sees MAIL FROM.
+#[test]
+fn tern_client_verifies_tern_server() {
+    let ca = TestCa::new().expect("test CA");
+    let dns = dns();
+    for (cert_name, verified) in [(MX, true), ("wrong.tls.test", false)] {
+        let leaf = ca.leaf(cert_name).unwrap();
+        let server = Instance::start(
+            &format!(
+                "myhostname = server.tls.test\n\
+                 mydestination = $myhostname, localhost, verify.example\n\
+                 smtpd_tls_security_level = may\n\
+                 smtpd_tls_cert_file = {}\n\
+                 smtpd_tls_key_file = {}\n\
+                 smtpd_tls_loglevel = 1\n",
+                leaf.cert.display(),
+                leaf.key.display()
+            ),
+            "",
+            &[],
+        );
+        let p = server.t.port;
+        let maps = tables();
+        let transport = table(
+            &maps,
+            "transport",
+            &format!("verify.example verify:[{MX}]:{p}\n"),
+        );
+        let t = tern(
+            &format!(
+                "transport_maps = {transport}\nsmtp_tls_CAfile = {}\n",
+                ca.ca_file().display()
+            ),
+            &dns,
+        );
+        let rcpt = "root@verify.example";
+        if verified {
+            let (id, log) = send_and_wait(&t, rcpt, "status=sent");
+            let line = to_line(&log, &id);
+            assert!(
+                line.contains("status=sent (250 2.0.0 Ok: queued as "),
+                "{line}"
+            );
+            assert!(
+                log.contains(&format!(
+                    "Verified TLS connection established to {MX}[127.0.0.1]:{p}: TLSv1.3"
+                )),
+                "{log}"
+            );
+            let slog = server.wait("status=sent", 1);
+            assert!(
+                slog.contains("Anonymous TLS connection established from "),
+                "{slog}"
+            );
+            assert!(slog.contains("to=<root@verify.example>"), "{slog}");
+        } else {
+            let (id, log) = send_and_wait(&t, rcpt, "status=deferred");
+            assert!(
+                to_line(&log, &id).ends_with("status=deferred (Server certificate not verified)"),
+                "{log}"
+            );
+            let slog = server.log();
+            assert!(!slog.contains("from=<alice@example.org>"), "{slog}");
+        }
+    }
+}
