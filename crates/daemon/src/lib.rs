@@ -21,6 +21,7 @@
 //! - [`master`]: start-up (queue directories, recovery, binding, dropping privileges),
 //!   signals (reload, graceful stop, abort) and the pid file.
 //! - [`control`]: what the `postfix` command does to a running daemon (status, stop, ...).
+//! - [`sasl`]: the SASL server of AUTH (Dovecot's auth protocol, or the built-in table).
 //! - [`showq`]: the queue listing service of `postqueue -p`, `-j` and `mailq`.
 //!
 //! Trust: the configuration files and the queue directory are trusted as the system's
@@ -41,6 +42,7 @@ pub mod public;
 pub mod qmgr;
 pub mod recipients;
 pub mod relay;
+pub mod sasl;
 pub mod settings;
 pub mod showq;
 pub mod smtpd;

@@ -14,6 +14,7 @@
 //!   `removed`, `status=expired`, `sender non-delivery notification`).
 //! - [`delivery`]: the delivery agents' `to=<...>, relay=..., delay=..., delays=..., dsn=...,
 //!   status=...` line, and [`delay`] its number formatting.
+//! - [`sasl`]: smtpd's SASL warnings (`SASL PLAIN authentication failed: ...`).
 //! - [`master`]: master(8) and postfix-script lines (`daemon started`, `terminating on signal`).
 //! - [`postsuper`]: postsuper(1)'s per-message lines (`removed`, `placed on hold`) and totals.
 //! - [`prefix`]: the `MMM dd HH:MM:SS host syslog_name/program[pid]: ` prefix and the syslog
@@ -35,6 +36,7 @@ pub mod master;
 pub mod postsuper;
 pub mod prefix;
 pub mod queue;
+pub mod sasl;
 pub mod smtpd;
 pub mod syslog;
 pub mod writer;
