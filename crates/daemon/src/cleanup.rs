@@ -218,6 +218,10 @@ pub struct Message<'s> {
     /// ([`Message::set_tls`]).
     tls: bool,
     tls_clause: Option<String>,
+    /// The SASL login of the session (`ESMTPA`), and whether Received: names it
+    /// (smtpd_sasl_authenticated_header) ([`Message::set_sasl`]).
+    sasl_username: Option<String>,
+    sasl_header: bool,
     /// start() has run: PREPEND is no longer taken.
     started: bool,
     /// For a message on HOLD: where hold/ is.
@@ -261,6 +265,8 @@ impl<'s> Message<'s> {
             actions: AccessActions::default(),
             tls: false,
             tls_clause: None,
+            sasl_username: None,
+            sasl_header: false,
             started: false,
             layout: layout.clone(),
         })
@@ -309,6 +315,13 @@ impl<'s> Message<'s> {
     pub fn set_tls(&mut self, tls: bool, clause: Option<String>) {
         self.tls = tls;
         self.tls_clause = clause;
+    }
+
+    /// The SASL login for the Received: header: `with ESMTPA` (RFC 3848) and, with
+    /// smtpd_sasl_authenticated_header, `(Authenticated sender: USER)` before `by`.
+    pub fn set_sasl(&mut self, username: Option<String>, header: bool) {
+        self.sasl_username = username;
+        self.sasl_header = header;
     }
 
     pub fn set_actions(&mut self, actions: &AccessActions) {
@@ -406,7 +419,7 @@ impl<'s> Message<'s> {
                 Protocol::Esmtp
             },
             tls: self.tls,
-            authenticated: false,
+            authenticated: self.sasl_username.is_some(),
             smtputf8: client.protocol.starts_with("UTF8"),
         };
         let by = ReceivedBy {
@@ -418,10 +431,20 @@ impl<'s> Message<'s> {
             arrival: &now,
         };
         let mut received = trace::smtpd_received(&session, &by);
-        if let Some(clause) = &self.tls_clause
+        // smtpd.c: the TLS lines, then the SASL comment, between `from` and `by`.
+        let mut between = String::new();
+        if let Some(clause) = &self.tls_clause {
+            between.push('\n');
+            between.push_str(clause);
+        }
+        if let (true, Some(user)) = (self.sasl_header, &self.sasl_username) {
+            between.push_str("\n\t");
+            between.push_str(&crate::sasl::authenticated_sender_comment(user));
+        }
+        if !between.is_empty()
             && let Some(at) = received.find('\n')
         {
-            received.insert_str(at, &format!("\n{clause}"));
+            received.insert_str(at, &between);
         }
         let mut headers = HeaderCleanup::new(
             self.settings,

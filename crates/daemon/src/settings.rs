@@ -108,6 +108,8 @@ pub struct SmtpdSettings {
     pub syslog_name: String,
     /// The master.cf service name (anvil keys and the policy service's view).
     pub service_name: String,
+    /// smtpd_sasl_auth_enable: the SASL server (Dovecot or the built-in table).
+    pub sasl: Option<crate::sasl::SaslServer>,
     pub line_length_limit: usize,
     /// smtpd_timeout: the most one read may wait.
     pub timeout: Duration,
@@ -350,12 +352,18 @@ fn smtpd_settings(
     s.tls_auth_only = tls.auth_only;
     s.tls_unavailable = tls.engine.is_none();
     let restrictions = Restrictions::from_config(p.config, p.service)?;
+    let sasl = crate::sasl::SaslServer::from_config(p.config, p.service)?;
+    if let Some(sasl) = &sasl {
+        sasl.set_warn(std::sync::Arc::new(crate::relay::warn));
+        s.ehlo.broken_auth_clients = sasl.settings().broken_clients;
+    }
     // smtpd.c helo_cmd(): HELO restrictions at HELO only without smtpd_delay_reject.
     s.decide_helo =
         !restrictions.setup().delay_reject && !restrictions.setup().lists.helo.is_empty();
     Ok(SmtpdSettings {
         session: s,
         syslog_name: p.get("syslog_name")?,
+        sasl,
         service_name: p
             .service
             .map_or_else(|| "smtp".to_owned(), |svc| svc.name.clone()),

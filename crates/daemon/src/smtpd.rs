@@ -98,12 +98,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
     chk.name_status = u16::from(found.name_status.code());
     chk.reverse_name_status = u16::from(found.reverse_name_status.code());
     chk.service.clone_from(&s.service_name);
-    if let Ok(local) = stream.local_addr() {
+    let local_addr = stream.local_addr().ok();
+    if let Some(local) = local_addr {
         chk.server_addr = local.ip().to_string();
         chk.server_port = local.port();
     }
     let mut d = Driver {
         chk,
+        local_addr,
         access_denied: None,
         cleanup: &settings.cleanup,
         ident: Ident::new(&s.syslog_name, "smtpd"),
@@ -135,6 +137,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         sh,
         stream: Conn::Plain(stream),
     };
+    // EHLO's AUTH line comes from the SASL back end (wrapper mode: after the handshake).
+    if !d.s.tls.wrappermode {
+        d.refresh_auth_mechanisms().await;
+    }
     d.run().await;
 }
 
@@ -147,6 +153,8 @@ struct Chunk {
 struct Driver<'s> {
     /// What the access restrictions know and remember of this session.
     chk: CheckState,
+    /// The address the client connected to (Dovecot's `lip=`).
+    local_addr: Option<SocketAddr>,
     /// smtpd_delay_reject = no and the client restrictions refused the client: every
     /// command but QUIT gets `503 5.7.0 Error: access denied for NAME[ADDR]`.
     access_denied: Option<String>,
@@ -373,6 +381,7 @@ impl Driver<'_> {
                 self.msg = None;
                 self.chk.mail_reset();
                 self.tls = Some(est);
+                self.refresh_auth_mechanisms().await;
                 true
             }
             Err(e) => {
@@ -760,7 +769,12 @@ impl Driver<'_> {
                         rewriter,
                     ) {
                         Ok(m) => {
-                            let line = log::client(m.id(), self.log_client(), log::Sasl::default());
+                            let sasl = log::Sasl {
+                                method: self.chk.sasl_method.as_deref(),
+                                username: self.chk.sasl_username.as_deref(),
+                                sender: None,
+                            };
+                            let line = log::client(m.id(), self.log_client(), sasl);
                             self.sh.logger.log(&self.ident, &line);
                             self.msg = Some(m);
                         }
@@ -850,9 +864,10 @@ impl Driver<'_> {
                     None => Verdict::Accept,
                 }
             }
-            Decision::Auth { .. } => {
-                Verdict::Reject(reply_of("503 5.5.1 Error: authentication not enabled"))
-            }
+            Decision::Auth {
+                mechanism,
+                initial,
+            } => self.authenticate(&mechanism, initial).await,
         }
     }
 
@@ -864,6 +879,128 @@ impl Driver<'_> {
             .resolver()
             .check_addr(address, smtputf8)
             .unwrap_or(false)
+    }
+
+    /// The SASL mechanisms EHLO offers, from the back end (again after STARTTLS, with
+    /// smtpd_sasl_tls_security_options); none when it offers nothing or cannot be asked.
+    async fn refresh_auth_mechanisms(&mut self) {
+        let Some(sasl) = self.s.sasl.clone() else {
+            return;
+        };
+        let offered = match sasl.mechanisms(self.chk.tls).await {
+            Ok(m) if !m.trim().is_empty() => Some(m),
+            Ok(_) => {
+                self.sh.logger.log(
+                    &self.ident,
+                    &tern_maillog::sasl::backend_warning(crate::sasl::NO_MECHANISMS),
+                );
+                None
+            }
+            Err(warning) => {
+                self.warn(&warning);
+                None
+            }
+        };
+        self.session.set_auth_mechanisms(offered);
+    }
+
+    /// AUTH (RFC 4954; smtpd_sasl_proto.c): the exchange with the SASL back end, reading
+    /// the client's responses here; Accept when authenticated.
+    async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Verdict {
+        let Some(sasl) = self.s.sasl.clone() else {
+            return Verdict::Reject(reply_of(crate::sasl::NOT_ENABLED));
+        };
+        let client = crate::sasl::SaslClient {
+            addr: self.client.ip,
+            name: self.client.name.clone(),
+            local_addr: self.local_addr,
+            tls: self.chk.tls,
+        };
+        let method = mechanism.to_ascii_uppercase();
+        let mut exchange = match sasl.start(mechanism, &client) {
+            Ok(x) => x,
+            Err(refusal) => {
+                let line = tern_maillog::sasl::authentication_failed(
+                    self.log_client(),
+                    &method,
+                    &refusal.reason,
+                    None,
+                );
+                self.sh.logger.log(&self.ident, &line);
+                return Verdict::Reject(reply_of(&refusal.reply));
+            }
+        };
+        let mut response = initial;
+        for _ in 0..crate::sasl::MAX_STEPS {
+            match exchange.step(response.as_deref()).await {
+                crate::sasl::SaslStep::Challenge(text) => {
+                    let out = format!("334 {text}\r\n");
+                    self.out.extend_from_slice(out.as_bytes());
+                    let Some(line) = self.read_response().await else {
+                        return Verdict::Reject(reply_of(crate::sasl::ABORTED));
+                    };
+                    response = Some(line);
+                }
+                crate::sasl::SaslStep::Success { username } => {
+                    self.chk.sasl_username = Some(username);
+                    self.chk.sasl_method = Some(method);
+                    return Verdict::Accept;
+                }
+                crate::sasl::SaslStep::Failure {
+                    reply,
+                    reason,
+                    username,
+                } => {
+                    let line = tern_maillog::sasl::authentication_failed(
+                        self.log_client(),
+                        &method,
+                        &reason,
+                        username.as_deref(),
+                    );
+                    self.sh.logger.log(&self.ident, &line);
+                    return Verdict::Reject(reply_of(&reply));
+                }
+                crate::sasl::SaslStep::Aborted => {
+                    let line =
+                        tern_maillog::sasl::authentication_aborted(self.log_client(), &method);
+                    self.sh.logger.log(&self.ident, &line);
+                    return Verdict::Reject(reply_of(crate::sasl::ABORTED));
+                }
+            }
+        }
+        Verdict::Reject(reply_of(crate::sasl::ABORTED))
+    }
+
+    /// One line of the client during AUTH (the pending `334` written first); None when
+    /// the client went away or timed out (the session then ends).
+    async fn read_response(&mut self) -> Option<String> {
+        for _ in 0..MAX_PASSES {
+            if let Some(line) = self.lines.next_line() {
+                return Some(String::from_utf8_lossy(&line.text).into_owned());
+            }
+            if self.flush().await.is_err() {
+                self.end = Some(EndReason::LostConnection);
+                return None;
+            }
+            match self.wait_input().await {
+                Input::Timeout => {
+                    let text = format!(
+                        "421 4.4.2 {} Error: timeout exceeded",
+                        self.s.session.myhostname
+                    );
+                    self.reply(&reply_of(&text));
+                    let _ = self.flush().await;
+                    self.end = Some(EndReason::Timeout);
+                    return None;
+                }
+                Input::Eof => {
+                    self.end = Some(EndReason::LostConnection);
+                    return None;
+                }
+                Input::Data | Input::Nothing => {}
+            }
+        }
+        None
     }
 
     /// The command being decided, as the log names it (HELO or EHLO, DATA or BDAT).
@@ -940,6 +1077,12 @@ impl Driver<'_> {
                 .filter(|_| self.s.tls.received_header)
                 .map(|t| t.received_clause(self.s.tls.ask_ccert));
             m.set_tls(self.tls.is_some(), clause);
+            let header = self
+                .s
+                .sasl
+                .as_ref()
+                .is_some_and(|x| x.settings().authenticated_header);
+            m.set_sasl(self.chk.sasl_username.clone(), header);
         }
         if let Some(m) = &mut self.msg
             && m.start(

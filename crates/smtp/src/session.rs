@@ -374,6 +374,12 @@ impl Session {
         }
     }
 
+    /// The SASL mechanisms EHLO offers (`None`: no AUTH); the driver learns them from
+    /// its back end and again after STARTTLS (smtpd_sasl_tls_security_options).
+    pub fn set_auth_mechanisms(&mut self, mechanisms: Option<String>) {
+        self.cfg.ehlo.auth_mechanisms = mechanisms;
+    }
+
     /// Refuses a command without looking at it (the driver's access_denied state after
     /// the client restrictions refused the client): one more error, as any failed command.
     pub fn refuse(&mut self, reply: Reply) -> Step {

@@ -145,6 +145,14 @@ pub struct SaslServer {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for SaslServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslServer")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: Settings,
     backend: Backend,
