@@ -492,11 +492,33 @@ fn postfix_with_dovecot_gives_these_texts() {
         .collect();
     let want: Vec<String> = script.iter().map(|(_, r)| (*r).to_owned()).collect();
     assert_eq!(got, want);
+    let long = "A".repeat(13_000);
+    let script: &[(&str, &str)] = &[
+        ("EHLO x", "250 CHUNKING"),
+        ("AUTH", sasl::SYNTAX),
+        ("AUTH PLAIN a b", sasl::SYNTAX),
+        ("AUTH LOGIN", "334 VXNlcm5hbWU6"),
+        (&long, sasl::RESPONSE_LIMIT_EXCEEDED),
+        ("MAIL FROM:<a@example.com>", "250 2.1.0 Ok"),
+        ("AUTH PLAIN", sasl::IN_TRANSACTION),
+        ("QUIT", "221 2.0.0 Bye"),
+    ];
+    let got: Vec<String> = raw_session(pf.port(), script)
+        .iter()
+        .map(|r| r.rsplit('|').next().unwrap_or_default().to_owned())
+        .collect();
+    let want: Vec<String> = script.iter().map(|(_, r)| (*r).to_owned()).collect();
+    assert_eq!(got, want);
     let ehlo = raw_session(pf.port(), &[("EHLO x", "")]);
     assert!(
         ehlo[0].contains("250-AUTH PLAIN LOGIN|250-AUTH=PLAIN LOGIN|"),
         "{ehlo:?}"
     );
+
+    let plain = PostfixInstance::start("").expect("Debian's Postfix");
+    let got = raw_session(plain.port(), &[("EHLO x", ""), ("AUTH PLAIN", "")]);
+    assert_eq!(got[1], sasl::NOT_ENABLED);
+    assert!(!got[0].contains("AUTH"), "{got:?}");
 
     let c = tern_maillog::smtpd::Client {
         name: "localhost",
