@@ -864,10 +864,7 @@ impl Driver<'_> {
                     None => Verdict::Accept,
                 }
             }
-            Decision::Auth {
-                mechanism,
-                initial,
-            } => self.authenticate(&mechanism, initial).await,
+            Decision::Auth { mechanism, initial } => self.authenticate(&mechanism, initial).await,
         }
     }
 

@@ -74,7 +74,8 @@ fn tern(ca: &TestCa, sasl_main: &str, sink_port: u16) -> (Tern, u16) {
         t.port
     ))
     .expect("master.cf");
-    t.launch().unwrap_or_else(|e| panic!("launch: {e}\n{}", t.log()));
+    t.launch()
+        .unwrap_or_else(|e| panic!("launch: {e}\n{}", t.log()));
     (t, submission)
 }
 
@@ -132,7 +133,10 @@ fn submit(port: u16, auth: Option<(&str, &str, &str)>, to: &str) -> String {
 fn check_submission(t: &Tern, port: u16, sink: &tern_testkit::peers::Peer) {
     let (ehlo, mail) = before_starttls(port);
     assert!(ehlo.contains("250-STARTTLS"), "{ehlo}");
-    assert!(!ehlo.contains("AUTH"), "AUTH offered before STARTTLS:\n{ehlo}");
+    assert!(
+        !ehlo.contains("AUTH"),
+        "AUTH offered before STARTTLS:\n{ehlo}"
+    );
     assert!(
         mail.starts_with("530 5.7.0 Must issue a STARTTLS command first"),
         "{mail}"
@@ -148,10 +152,18 @@ fn check_submission(t: &Tern, port: u16, sink: &tern_testkit::peers::Peer) {
             log.contains(&format!("sasl_method={mech}, sasl_username=alice")),
             "{log}"
         );
-        let got = wait_for(|| std::fs::read_to_string(&sink.record).unwrap_or_default(), &rcpt, 1);
+        let got = wait_for(
+            || std::fs::read_to_string(&sink.record).unwrap_or_default(),
+            &rcpt,
+            1,
+        );
         assert!(got.contains(&rcpt), "{got}");
     }
-    let out = submit(port, Some(("PLAIN", "alice", "wrong")), "bob@remote.example");
+    let out = submit(
+        port,
+        Some(("PLAIN", "alice", "wrong")),
+        "bob@remote.example",
+    );
     assert!(
         out.contains("535 5.7.8 Error: authentication failed"),
         "{out}"
@@ -160,9 +172,7 @@ fn check_submission(t: &Tern, port: u16, sink: &tern_testkit::peers::Peer) {
     assert!(log.contains("SASL PLAIN authentication failed"), "{log}");
     let out = submit(port, None, "carol@remote.example");
     assert!(
-        out.contains(
-            "554 5.7.1 <carol@remote.example>: Recipient address rejected: Access denied"
-        ),
+        out.contains("554 5.7.1 <carol@remote.example>: Recipient address rejected: Access denied"),
         "{out}"
     );
 }
