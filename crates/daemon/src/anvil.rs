@@ -56,9 +56,9 @@ pub struct Limits {
     pub message_rate: u32,
     /// smtpd_client_recipient_rate_limit (0: none).
     pub recipient_rate: u32,
-    /// smtpd_client_new_tls_session_rate_limit: parsed only.
+    /// smtpd_client_new_tls_session_rate_limit (0: none).
     pub new_tls_rate: u32,
-    /// smtpd_client_auth_rate_limit: parsed only.
+    /// smtpd_client_auth_rate_limit (0: none).
     pub auth_rate: u32,
     /// anvil_rate_time_unit.
     pub time_unit: Duration,
@@ -152,6 +152,9 @@ struct Remote {
     rate: u32,
     mail: u32,
     rcpt: u32,
+    /// New TLS sessions and AUTH commands in the window.
+    newtls: u32,
+    auth: u32,
     /// Start of the rate window, in seconds since [`Anvil::epoch`].
     start: u64,
     /// When the count dropped to zero (the entry expires one time unit later).
@@ -182,6 +185,8 @@ struct Peaks {
     conn_count: Max,
     mail_rate: Max,
     rcpt_rate: Max,
+    newtls_rate: Max,
+    auth_rate: Max,
     cache_size: usize,
     cache_at: Option<Timestamp>,
     /// The time unit of the last event, for the `N/Ts` of the report.
@@ -216,6 +221,8 @@ pub fn global() -> Arc<Anvil> {
 enum Event {
     Mail,
     Rcpt,
+    NewTls,
+    Auth,
 }
 
 impl Default for Anvil {
@@ -266,6 +273,8 @@ impl Anvil {
             r.rate = 0;
             r.mail = 0;
             r.rcpt = 0;
+            r.newtls = 0;
+            r.auth = 0;
             r.start = now;
         }
     }
@@ -289,6 +298,8 @@ impl Anvil {
                     rate: 1,
                     mail: 0,
                     rcpt: 0,
+                    newtls: 0,
+                    auth: 0,
                     start: now,
                     idle_since: None,
                 },
@@ -321,6 +332,26 @@ impl Anvil {
 
     /// anvil_remote_mail() / anvil_remote_rcpt(): the event's rate after this one. An
     /// entry that is gone (a reload in Postfix) is made anew, as anvil does.
+    /// anvil_clnt_newtls_stat(): the current rate of `event`, not counting one more.
+    fn event_stat(&self, key: &str, unit: Duration, event: Event) -> u32 {
+        let now = self.now();
+        let unit_secs = unit.as_secs();
+        let mut st = self.lock();
+        if Self::entry(&mut st, key, now, unit_secs).is_none() {
+            return 0;
+        }
+        let Some(r) = st.remotes.get_mut(key) else {
+            return 0;
+        };
+        Self::roll(r, now, unit_secs);
+        match event {
+            Event::Mail => r.mail,
+            Event::Rcpt => r.rcpt,
+            Event::NewTls => r.newtls,
+            Event::Auth => r.auth,
+        }
+    }
+
     fn event(&self, key: &str, unit: Duration, event: Event) -> u32 {
         let now = self.now();
         let unit_secs = unit.as_secs();
@@ -333,6 +364,8 @@ impl Anvil {
                     rate: 0,
                     mail: 0,
                     rcpt: 0,
+                    newtls: 0,
+                    auth: 0,
                     start: now,
                     idle_since: Some(now),
                 },
@@ -345,12 +378,16 @@ impl Anvil {
         let field = match event {
             Event::Mail => &mut r.mail,
             Event::Rcpt => &mut r.rcpt,
+            Event::NewTls => &mut r.newtls,
+            Event::Auth => &mut r.auth,
         };
         *field = field.saturating_add(1);
         let rate = *field;
         match event {
             Event::Mail => st.peaks.mail_rate.update(rate, key),
             Event::Rcpt => st.peaks.rcpt_rate.update(rate, key),
+            Event::NewTls => st.peaks.newtls_rate.update(rate, key),
+            Event::Auth => st.peaks.auth_rate.update(rate, key),
         }
         rate
     }
@@ -375,6 +412,8 @@ impl Anvil {
         }
         rate("message", &peaks.mail_rate);
         rate("recipient", &peaks.rcpt_rate);
+        rate("newtls", &peaks.newtls_rate);
+        rate("auth", &peaks.auth_rate);
         if let (true, Some(at)) = (peaks.cache_size > 0, peaks.cache_at) {
             let line = tern_maillog::anvil::max_cache_size(peaks.cache_size, at);
             logger.log(ident, &line);
@@ -449,6 +488,47 @@ pub fn on_mail(limits: &Limits, name: &str, addr: IpAddr) -> Option<Refusal> {
     on_event(&global(), limits, name, addr, Event::Mail)
 }
 
+/// smtpd_client_new_tls_session_rate_limit before a handshake (smtpd.c
+/// smtpd_starttls_cmd(): the rate so far, not counting this one): over the limit,
+/// `454 4.7.0 Error: too many new TLS sessions from NAME[ADDR]` and `Refusing STARTTLS
+/// request from NAME[ADDR] for service SERVICE`.
+pub fn before_tls(limits: &Limits, name: &str, addr: IpAddr) -> Option<Refusal> {
+    let limit = limits.new_tls_rate;
+    if limit == 0 || limits.excepted(name, addr) {
+        return None;
+    }
+    let rate = global().event_stat(&limits.key(addr), limits.time_unit, Event::NewTls);
+    if rate <= limit {
+        return None;
+    }
+    let text = tern_rewrite::matchlist::addr_text(addr);
+    Some(Refusal {
+        reply: format!("454 4.7.0 Error: too many new TLS sessions from {name}[{text}]"),
+        warning: format!(
+            "Refusing STARTTLS request from {name}[{text}] for service {}",
+            limits.service
+        ),
+    })
+}
+
+/// smtpd_client_new_tls_session_rate_limit after a new (not resumed) handshake
+/// (smtpd_start_tls()): counted; over the limit, `421 4.7.0 HOST Error: too many new TLS
+/// sessions from NAME[ADDR]` and the session ends.
+pub fn after_new_tls(limits: &Limits, name: &str, addr: IpAddr) -> Option<Refusal> {
+    let mut refused = on_event(&global(), limits, name, addr, Event::NewTls)?;
+    let text = tern_rewrite::matchlist::addr_text(addr);
+    refused.reply = format!(
+        "421 4.7.0 {} Error: too many new TLS sessions from {name}[{text}]",
+        limits.myhostname
+    );
+    Some(refused)
+}
+
+/// The check at AUTH: smtpd_client_auth_rate_limit (smtpd_sasl_proto.c).
+pub fn on_auth(limits: &Limits, name: &str, addr: IpAddr) -> Option<Refusal> {
+    on_event(&global(), limits, name, addr, Event::Auth)
+}
+
 /// The check at RCPT TO: smtpd_client_recipient_rate_limit.
 pub fn on_rcpt(limits: &Limits, name: &str, addr: IpAddr) -> Option<Refusal> {
     on_event(&global(), limits, name, addr, Event::Rcpt)
@@ -464,6 +544,8 @@ fn on_event(
     let limit = match event {
         Event::Mail => limits.message_rate,
         Event::Rcpt => limits.recipient_rate,
+        Event::NewTls => limits.new_tls_rate,
+        Event::Auth => limits.auth_rate,
     };
     // smtpd.c asks anvil only when the limit is on and the client is not excepted.
     if limit == 0 || limits.excepted(name, addr) {
@@ -486,6 +568,18 @@ fn on_event(
             reply: format!("450 4.7.1 Error: too many recipients from {text}"),
             warning: format!(
                 "Recipient address rate limit exceeded: {rate} from {name}[{text}] for service {service}"
+            ),
+        },
+        Event::NewTls => Refusal {
+            reply: String::new(),
+            warning: format!(
+                "New TLS session rate limit exceeded: {rate} from {name}[{text}] for service {service}"
+            ),
+        },
+        Event::Auth => Refusal {
+            reply: format!("450 4.7.1 Error: too many AUTH commands from {text}"),
+            warning: format!(
+                "AUTH command rate limit exceeded: {rate} from {name}[{text}] for service {service}"
             ),
         },
     })

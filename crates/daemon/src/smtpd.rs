@@ -380,7 +380,21 @@ impl Driver<'_> {
                 self.chk.helo = None;
                 self.msg = None;
                 self.chk.mail_reset();
+                let reused = est.reused;
                 self.tls = Some(est);
+                // A new (not resumed) TLS session counts toward the client's rate.
+                if !reused
+                    && let Some(refused) = crate::anvil::after_new_tls(
+                        &self.s.anvil,
+                        &self.client.name,
+                        self.client.ip,
+                    )
+                {
+                    self.warn(&refused.warning);
+                    self.reply(&reply_of(&refused.reply));
+                    let _ = self.flush().await;
+                    return false;
+                }
                 self.refresh_auth_mechanisms().await;
                 true
             }
@@ -666,6 +680,14 @@ impl Driver<'_> {
                     return;
                 }
                 Step::StartTls(send) => {
+                    // smtpd_client_new_tls_session_rate_limit: refused before the 220.
+                    if let Some(refused) =
+                        crate::anvil::before_tls(&self.s.anvil, &self.client.name, self.client.ip)
+                    {
+                        self.warn(&refused.warning);
+                        step = self.session.refuse(reply_of(&refused.reply));
+                        continue;
+                    }
                     // starttls_cmd(): the 220, flushed before the switch; then the
                     // handshake, which ends the session when it fails.
                     self.send(&send).await;
@@ -907,6 +929,13 @@ impl Driver<'_> {
         let Some(sasl) = self.s.sasl.clone() else {
             return Verdict::Reject(reply_of(crate::sasl::NOT_ENABLED));
         };
+        // smtpd_client_auth_rate_limit (smtpd.c auth_cmd()).
+        if let Some(refused) =
+            crate::anvil::on_auth(&self.s.anvil, &self.client.name, self.client.ip)
+        {
+            self.warn(&refused.warning);
+            return Verdict::Reject(reply_of(&refused.reply));
+        }
         let client = crate::sasl::SaslClient {
             addr: self.client.ip,
             name: self.client.name.clone(),

@@ -231,3 +231,87 @@ fn submission_with_the_built_in_table() {
     );
     check_submission(&t, port, &sink);
 }
+
+/// smtpd_client_auth_rate_limit and smtpd_client_new_tls_session_rate_limit (anvil): the
+/// second AUTH in the time unit gets `450 4.7.1 Error: too many AUTH commands from ADDR`;
+/// the second new TLS session is counted after its handshake and ended with a 421, the
+/// third is refused before it (`454 4.7.0 Error: too many new TLS sessions from
+/// NAME[ADDR]`). smtpd.c's texts.
+#[test]
+fn auth_and_new_tls_session_rate_limits() {
+    let ca = TestCa::new().expect("test CA");
+    let sink = smtp_sink(&[]).expect("smtp-sink");
+    let dovecot = Dovecot::start_auth(&[("alice", "s3cret")]).expect("Debian's Dovecot");
+    let (t, port) = tern(
+        &ca,
+        &format!(
+            "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\n\
+             smtpd_client_event_limit_exceptions =\n\
+             smtpd_client_auth_rate_limit = 1\n\
+             smtpd_client_new_tls_session_rate_limit = 100\n\
+             anvil_rate_time_unit = 60s\n",
+            dovecot.auth_socket_path().display()
+        ),
+        sink.port,
+    );
+    let first = submit(
+        port,
+        Some(("PLAIN", "alice", "s3cret")),
+        "bob@remote.example",
+    );
+    assert!(
+        first.contains("235 2.7.0 Authentication successful"),
+        "{first}"
+    );
+    let second = submit(
+        port,
+        Some(("PLAIN", "alice", "s3cret")),
+        "bob@remote.example",
+    );
+    assert!(
+        second.contains("450 4.7.1 Error: too many AUTH commands from 127.0.0.1"),
+        "{second}"
+    );
+    let log = t.log();
+    assert!(
+        log.contains(
+            "warning: AUTH command rate limit exceeded: 2 from localhost[127.0.0.1] for service"
+        ),
+        "{log}"
+    );
+
+    let ca2 = TestCa::new().expect("test CA");
+    let (t2, port2) = tern(
+        &ca2,
+        &format!(
+            "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\n\
+             smtpd_client_event_limit_exceptions =\n\
+             smtpd_client_new_tls_session_rate_limit = 1\nanvil_rate_time_unit = 60s\n",
+            dovecot.auth_socket_path().display()
+        ),
+        sink.port,
+    );
+    let _ = t2.log();
+    let ok = submit(port2, None, "root@localhost");
+    assert!(ok.contains("220 2.0.0 Ready to start TLS"), "{ok}");
+    let second = submit(port2, None, "root@localhost");
+    assert!(
+        second.contains("421 4.7.0 ")
+            && second.contains("Error: too many new TLS sessions from localhost[127.0.0.1]"),
+        "{second}"
+    );
+    let third = submit(port2, None, "root@localhost");
+    assert!(
+        third.contains("454 4.7.0 Error: too many new TLS sessions from localhost[127.0.0.1]"),
+        "{third}"
+    );
+    let log = t2.log();
+    assert!(
+        log.contains("warning: New TLS session rate limit exceeded: 2 from localhost[127.0.0.1]"),
+        "{log}"
+    );
+    assert!(
+        log.contains("warning: Refusing STARTTLS request from localhost[127.0.0.1]"),
+        "{log}"
+    );
+}
