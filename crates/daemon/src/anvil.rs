@@ -757,6 +757,8 @@ mod tests {
                 rate: 9,
                 mail: 9,
                 rcpt: 9,
+                newtls: 0,
+                auth: 0,
                 start: 0,
                 idle_since: Some(0),
             },
@@ -768,6 +770,8 @@ mod tests {
             rate: 3,
             mail: 2,
             rcpt: 1,
+            newtls: 1,
+            auth: 1,
             start: 10,
             idle_since: None,
         };
