@@ -226,6 +226,11 @@ impl DovecotExchange {
         }
     }
 
+    /// Forgets the connection (the client gave up in the middle of the exchange).
+    pub fn abort(&mut self) {
+        self.conn = None;
+    }
+
     /// The first call sends AUTH with the initial response, the others CONT.
     pub async fn step(&mut self, server: &Dovecot, response: Option<&str>) -> Outcome {
         if self.started {
@@ -408,7 +413,7 @@ fn field<'a>(fields: &[&'a str], name: &str) -> Option<&'a str> {
 }
 
 /// Postfix's printable(s, '?') for names and reasons that reach the log and replies.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
