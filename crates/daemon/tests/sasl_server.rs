@@ -588,3 +588,136 @@ for c in sys.argv[2:]:
         .map(str::to_owned)
         .collect()
 }
+
+/// A scripted Dovecot auth server on a loopback TCP port (`inet:` paths): it records the
+/// lines it gets, answers by the PLAIN user (`tern`: OK then closes the connection;
+/// `evil`: another id's OK first; `long`: a 100 KiB line; `slow`: nothing).
+async fn fake_dovecot() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let hello = "VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\n\
+                             MECH\tANONYMOUS\tanonymous\nSPID\t9\nCUID\t1\nCOOKIE\tc\nDONE\n";
+                if w.write_all(hello.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut lines = BufReader::new(r).lines();
+                for _ in 0..20 {
+                    let Ok(Some(line)) = lines.next_line().await else {
+                        return;
+                    };
+                    log.lock().expect("log").push(line.clone());
+                    let f: Vec<&str> = line.split('\t').collect();
+                    if f[0] != "AUTH" {
+                        continue;
+                    }
+                    let id = f[1];
+                    let resp = f.iter().find_map(|x| x.strip_prefix("resp=")).unwrap_or("");
+                    let user = sasl::base64::decode(resp)
+                        .map(|d| {
+                            String::from_utf8_lossy(&d)
+                                .split('\0')
+                                .nth(1)
+                                .unwrap_or("")
+                                .to_owned()
+                        })
+                        .unwrap_or_default();
+                    let answer = match user.as_str() {
+                        "tern" => format!("OK\t{id}\tuser=tern\n"),
+                        "evil" => format!("OK\t999\tuser=evil\nFAIL\t{id}\tuser=evil\treason=No\n"),
+                        "long" => format!("CONT\t{id}\t{}\n", "A".repeat(100 * 1024)),
+                        "slow" => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                        _ => format!("FAIL\t{id}\n"),
+                    };
+                    let _ = w.write_all(answer.as_bytes()).await;
+                    if user == "tern" {
+                        // Closed after each success: the pool must notice and reconnect.
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dovecot_protocol_over_inet_with_bounds() {
+    let (addr, seen) = fake_dovecot().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (server, warnings) = sasl_server(
+        dir.path(),
+        &format!("smtpd_sasl_type = dovecot\nsmtpd_sasl_path = inet:{addr}\n"),
+    );
+    assert_eq!(server.mechanisms(false).await.as_deref(), Ok("PLAIN LOGIN"));
+    assert_eq!(
+        server.mechanisms(true).await.as_deref(),
+        Ok("PLAIN LOGIN"),
+        "noanonymous applies after TLS too"
+    );
+    // "\0tern\0x" twice: the second finds its pooled connection closed and reconnects.
+    for _ in 0..2 {
+        let got = exchange(&server, "plain", &client(7, true), &[Some("AHRlcm4AeA==")]).await;
+        assert_eq!(got, vec![success("tern")]);
+    }
+    let got = exchange(&server, "PLAIN", &client(7, false), &[Some("AGV2aWwAeA==")]).await;
+    assert_eq!(
+        got,
+        vec![SaslStep::Failure {
+            reply: "535 5.7.8 Error: authentication failed: No".into(),
+            reason: "No".into(),
+            username: Some("evil".into()),
+        }]
+    );
+    let lost = || SaslStep::Failure {
+        reply: "454 4.7.0 Temporary authentication failure: Connection lost to \
+                authentication server"
+            .into(),
+        reason: "Connection lost to authentication server".into(),
+        username: None,
+    };
+    let got = exchange(&server, "PLAIN", &client(7, false), &[Some("AGxvbmcAeA==")]).await;
+    assert_eq!(got, vec![lost()]);
+    let start = std::time::Instant::now();
+    let got = exchange(&server, "PLAIN", &client(7, false), &[Some("AHNsb3cAeA==")]).await;
+    assert_eq!(got, vec![lost()]);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(25),
+        "{waited:?}"
+    );
+    let lines = seen.lock().expect("seen").clone();
+    let auth: Vec<&String> = lines.iter().filter(|l| l.starts_with("AUTH")).collect();
+    assert!(lines[0].starts_with("VERSION\t1\t1"), "{lines:?}");
+    assert!(lines[1].starts_with("CPID\t"), "{lines:?}");
+    assert_eq!(
+        auth[0].as_str(),
+        "AUTH\t1\tplain\tservice=smtp\tnologin\tlip=127.0.0.1\trip=192.0.2.7\tsecured\t\
+         resp=AHRlcm4AeA=="
+    );
+    let long: Vec<&&String> = auth
+        .iter()
+        .filter(|l| l.ends_with("resp=AGxvbmcAeA=="))
+        .collect();
+    assert_eq!(long.len(), 1, "an over-long line is not retried: {auth:?}");
+    assert!(
+        long[0].contains("\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=192.0.2.7\tresp="),
+        "no secured without TLS: {long:?}"
+    );
+    assert!(warnings.lock().expect("w").is_empty(), "{warnings:?}");
+}

@@ -226,6 +226,11 @@ impl DovecotExchange {
         }
     }
 
+    /// Forgets the connection (the client gave up in the middle of the exchange).
+    pub fn abort(&mut self) {
+        self.conn = None;
+    }
+
     /// The first call sends AUTH with the initial response, the others CONT.
     pub async fn step(&mut self, server: &Dovecot, response: Option<&str>) -> Outcome {
         if self.started {
@@ -264,8 +269,8 @@ impl DovecotExchange {
             }
             match read_reply(&mut conn, self.id, &server.warn).await {
                 // A pooled connection closed by Dovecot: once more on a fresh one.
-                None if pooled => {}
-                reply => return self.finish(server, conn, reply),
+                Err(Lost::Closed) if pooled => {}
+                reply => return self.finish(server, conn, reply.ok()),
             }
         }
         Outcome::temp("Connection lost to authentication server", None)
@@ -284,7 +289,7 @@ impl DovecotExchange {
             return Outcome::temp("Connection lost to authentication server", None);
         }
         let reply = read_reply(&mut conn, self.id, &server.warn).await;
-        self.finish(server, conn, reply)
+        self.finish(server, conn, reply.ok())
     }
 
     /// Keeps the connection for a CONT, pools it after OK or FAIL, closes it otherwise.
@@ -330,24 +335,36 @@ fn tab_free(s: &str) -> String {
         .collect()
 }
 
-/// Reads lines until the reply to `id` (xsasl_dovecot_handle_reply()); `None` when the
-/// connection ended, broke or timed out first.
-async fn read_reply(conn: &mut Conn, id: u32, warn: &Warn) -> Option<Outcome> {
+/// Why no reply came.
+enum Lost {
+    /// The connection was closed before any line: a pooled connection that Dovecot
+    /// closed while idle, worth one more try on a fresh one.
+    Closed,
+    /// Closed later, broken, too long a line, too many lines, or no answer in time.
+    Broken,
+}
+
+/// Reads lines until the reply to `id` (xsasl_dovecot_handle_reply()).
+async fn read_reply(conn: &mut Conn, id: u32, warn: &Warn) -> Result<Outcome, Lost> {
     let deadline = Instant::now() + AUTH_TIMEOUT;
-    for _ in 0..MAX_LINES {
-        let line = conn.read_line(deadline).await.ok()??;
+    for n in 0..MAX_LINES {
+        let line = match conn.read_line(deadline).await {
+            Ok(Some(line)) => line,
+            Ok(None) if n == 0 => return Err(Lost::Closed),
+            Ok(None) | Err(_) => return Err(Lost::Broken),
+        };
         match parse_reply(&line, id) {
-            Parsed::Reply(outcome) => return Some(outcome),
+            Parsed::Reply(outcome) => return Ok(outcome),
             Parsed::Warn(text, outcome) => {
                 warn(text);
                 if let Some(outcome) = outcome {
-                    return Some(outcome);
+                    return Ok(outcome);
                 }
             }
             Parsed::Ignore => {}
         }
     }
-    None
+    Err(Lost::Broken)
 }
 
 /// What one reply line means for request `id`.
@@ -396,7 +413,7 @@ fn field<'a>(fields: &[&'a str], name: &str) -> Option<&'a str> {
 }
 
 /// Postfix's printable(s, '?') for names and reasons that reach the log and replies.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

@@ -37,7 +37,7 @@ use tern_config::config::Config;
 use tern_config::mastercf::Service;
 
 use crate::relay::PolicyError;
-use dovecot::{Dovecot, DovecotExchange, Target};
+use dovecot::{Dovecot, DovecotExchange, Target, printable};
 use options::{Mechanism, MechanismFilter, Props};
 use table::{Action, Table, TableExchange};
 
@@ -462,7 +462,10 @@ impl Exchange {
         }
         if self.steps > 0 && response == Some("*") {
             self.done = true;
-            self.kind = Kind::Table(TableExchange::new("PLAIN"));
+            if let Kind::Dovecot(x) = &mut self.kind {
+                // Dovecot still waits for this request: the connection is not reused.
+                x.abort();
+            }
             return SaslStep::Aborted;
         }
         self.steps += 1;
@@ -558,12 +561,6 @@ fn forward(slot: &WarnSlot) -> Warn {
     })
 }
 
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,6 +592,14 @@ mod tests {
             to_step(Outcome::More("UGFzc3dvcmQ6".into())),
             SaslStep::Challenge("UGFzc3dvcmQ6".into())
         );
+    }
+
+    #[test]
+    fn shared_across_sessions() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<SaslServer>();
+        send::<Exchange>();
     }
 
     #[test]
