@@ -251,6 +251,38 @@ impl SmtpdTls {
     }
 
     /// Logs this load's warnings, once.
+    /// After `postfix reload`: when this load wants TLS but could not build it and the
+    /// running settings have an engine, a copy that keeps the running engine. The daemon
+    /// reloads as mail_owner, and a key file only root may read (Let's Encrypt's
+    /// privkey.pem is 0600) loads at start (as root) but not at a reload; TLS must not
+    /// vanish then. The warning says what happened and that a restart reads the files.
+    pub fn keeping_engine_of(&self, running: &SmtpdTls) -> Option<SmtpdTls> {
+        if !self.use_tls || self.engine.is_some() || running.engine.is_none() {
+            return None;
+        }
+        let mut warnings = self.warnings.clone();
+        warnings.push(
+            "TLS certificate or key could not be read at reload: keeping the ones loaded \
+             before (files that only root may read are loaded at start: stop and start \
+             to replace them)"
+                .to_owned(),
+        );
+        Some(SmtpdTls {
+            use_tls: self.use_tls,
+            enforce: self.enforce,
+            auth_only: self.auth_only,
+            wrappermode: self.wrappermode,
+            ask_ccert: self.ask_ccert,
+            received_header: self.received_header,
+            loglevel: self.loglevel,
+            timeout: self.timeout,
+            engine: running.engine.clone(),
+            relay_clientcerts: self.relay_clientcerts.clone(),
+            warnings,
+            warned: AtomicBool::new(false),
+        })
+    }
+
     pub fn log_warnings(&self, logger: &tern_maillog::Logger, ident: &tern_maillog::Ident) {
         if self.warnings.is_empty() || self.warned.swap(true, Ordering::Relaxed) {
             return;

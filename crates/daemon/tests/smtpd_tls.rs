@@ -375,3 +375,45 @@ fn reload_picks_up_a_new_certificate() {
     let out = s_client(&args, "QUIT\n");
     assert!(out.contains("CN = second.example.test"), "{out}");
 }
+
+/// A key only root may read (Let's Encrypt's privkey.pem is 0600): loaded at start, when
+/// the daemon is still root; at a reload (as mail_owner) it cannot be read again, and the
+/// running certificate stays in service with a warning instead of TLS going away.
+#[test]
+fn reload_keeps_a_root_only_key() {
+    let ca = TestCa::new().expect("test CA");
+    let leaf = ca.leaf("root-only.example.test").expect("leaf");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::copy(&leaf.cert, &cert).unwrap();
+    std::fs::copy(&leaf.key, &key).unwrap();
+    std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let extra = format!(
+        "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+        cert.display(),
+        key.display()
+    );
+    let t = Tern::start(&extra).expect("tern");
+    let addr = format!("127.0.0.1:{}", t.port);
+    let args = ["-starttls", "smtp", "-connect", &addr, "-crlf", "-ign_eof"];
+    let out = s_client(&args, "QUIT\n");
+    assert!(
+        out.contains("CN = root-only.example.test"),
+        "{out}\n{}",
+        t.log()
+    );
+    t.reload().expect("reload");
+    let out = s_client(&args, "QUIT\n");
+    assert!(
+        out.contains("CN = root-only.example.test"),
+        "{out}\n{}",
+        t.log()
+    );
+    let log = t.log();
+    assert!(
+        log.contains("keeping the ones loaded before"),
+        "no warning about the kept certificate:\n{log}"
+    );
+}

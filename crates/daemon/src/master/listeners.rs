@@ -60,9 +60,21 @@ impl Service {
 
     /// New sessions get `l`'s settings and limit; open ones keep theirs.
     fn update(&self, l: &Listener) {
+        // A TLS engine that cannot be rebuilt as mail_owner stays (SmtpdTls::
+        // keeping_engine_of).
+        let running = self.settings();
+        let next = match l.smtpd.tls.keeping_engine_of(&running.tls) {
+            Some(tls) => {
+                let mut s = (*l.smtpd).clone();
+                s.tls = Arc::new(tls);
+                s.session.tls_unavailable = false;
+                Arc::new(s)
+            }
+            None => Arc::clone(&l.smtpd),
+        };
         match self.settings.write() {
-            Ok(mut g) => *g = Arc::clone(&l.smtpd),
-            Err(p) => *p.into_inner() = Arc::clone(&l.smtpd),
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
         }
         self.limit.store(l.process_limit, Ordering::SeqCst);
         self.room.notify_waiters();
