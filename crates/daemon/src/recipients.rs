@@ -243,14 +243,25 @@ impl RecipientMaps {
 
 /// Why a lookup did not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+pub(crate) enum Failure {
     /// DICT_ERR_RETRY: reject_dict_retry().
     Retry,
     /// Any other table error (an empty result): reject_server_error().
     Config,
 }
 
-/// mail_addr_find() with the default strategy over one parameter's tables.
+/// recipient_delimiter and its companions, as the resolver's settings have them.
+pub(crate) fn extension(resolver: &Resolver) -> Extension {
+    let s = &resolver.settings;
+    Extension {
+        delimiters: s.recipient_delimiter.clone(),
+        owner_request_special: s.owner_request_special,
+        double_bounce_sender: s.double_bounce_sender.clone(),
+    }
+}
+
+/// mail_addr_find() with the default strategy over one parameter's tables: whether
+/// `address` is there.
 fn lookup(
     resolver: &Resolver,
     maps: &[Box<dyn Map>],
@@ -258,15 +269,23 @@ fn lookup(
     address: &str,
     warn: &Warn,
 ) -> Result<bool, Failure> {
+    Ok(find_value(resolver, maps, title, address, warn)?.is_some())
+}
+
+/// mail_addr_find() with the default strategy over one parameter's tables: the value
+/// found for `address` (smtpd_sender_login_maps' owners, ...).
+pub(crate) fn find_value(
+    resolver: &Resolver,
+    maps: &[Box<dyn Map>],
+    title: &str,
+    address: &str,
+    warn: &Warn,
+) -> Result<Option<String>, Failure> {
     if maps.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let s = &resolver.settings;
-    let ext = Extension {
-        delimiters: s.recipient_delimiter.clone(),
-        owner_request_special: s.owner_request_special,
-        double_bounce_sender: s.double_bounce_sender.clone(),
-    };
+    let ext = extension(resolver);
     // resolve_local() can fail on a table lookup: mail_addr_find() then fails too.
     let local_failed = Cell::new(false);
     let is_local = |domain: &str| {
@@ -282,7 +301,7 @@ fn lookup(
         return Err(Failure::Retry);
     }
     match result {
-        Ok(found) => Ok(found.is_some()),
+        Ok(found) => Ok(found.map(|f| f.value)),
         Err(MapError::Retry(_)) => Err(Failure::Retry),
         Err(MapError::Config(_)) => Err(Failure::Config),
     }
@@ -305,21 +324,11 @@ fn is_always_known(address: &str, double_bounce_sender: &str) -> bool {
 /// default status and the whole text.
 fn dsn_split(default: &str, text: &str) -> (String, String) {
     let (head, rest) = text.split_once([' ', '\t']).unwrap_or((text, ""));
-    if dsn_valid(head) {
+    if crate::check::dsn_valid(head) {
         (head.to_owned(), rest.trim_start().to_owned())
     } else {
         (default.to_owned(), text.to_owned())
     }
-}
-
-/// dsn_valid(): `2`, `4` or `5`, then `.` and 1-3 digits twice.
-fn dsn_valid(text: &str) -> bool {
-    let mut parts = text.split('.');
-    let class_ok = parts.next().is_some_and(|c| matches!(c, "2" | "4" | "5"));
-    let digits = |p: Option<&str>| {
-        p.is_some_and(|d| (1..=3).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-    };
-    class_ok && digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
 /// smtpd_check_reject(): a reply code outside 400-599 is a configuration error; the

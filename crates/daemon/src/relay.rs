@@ -142,16 +142,11 @@ impl Restrictions {
                 }
             }
         }
-        let recipient = get("smtpd_recipient_restrictions")?;
-        let recipient_restrictions =
-            tern_config::list::split(&recipient).map_err(|_| PolicyError::BadValue {
-                name: "smtpd_recipient_restrictions".to_owned(),
-                value: recipient.clone(),
-            })?;
-        let relay_list =
-            tern_config::list::split(&settings.smtpd_relay_restrictions).unwrap_or_default();
-        let limits = |list: &[String]| list.iter().any(|r| RELAY_REQUIRED.contains(&r.as_str()));
-        if !limits(&relay_list) && !limits(&recipient_restrictions) {
+        // smtpd_check_init(): the lists as the engine parsed them.
+        let setup = crate::check::Setup::from_config(config, service)?;
+        if !setup.has_required(&setup.lists.relay, RELAY_REQUIRED)
+            && !setup.has_required(&setup.lists.recipient, RELAY_REQUIRED)
+        {
             return Err(PolicyError::NoRelayLimit);
         }
         let local = get("local_header_rewrite_clients")?;
@@ -167,7 +162,6 @@ impl Restrictions {
         let warn_fn: tern_maps::Warn = Arc::new(warn);
         let recipients = RecipientMaps::open(recipient_params(config, service)?, &warn_fn, &error);
         let fast_flush = FastFlush::new(&get("fast_flush_domains")?, flush_style, &warn_fn)?;
-        let setup = crate::check::Setup::from_config(config, service)?;
         Ok(Self {
             resolver,
             setup,

@@ -15,7 +15,7 @@
 
 use tern_maps::Map;
 use tern_maps::query::access::{address_probes, domain_probes, ip_probes};
-use tern_maps::query::{Extension, KeyKind, Probe, first_hit};
+use tern_maps::query::{KeyKind, Probe, first_hit};
 
 use super::dns::{ServerKind, ServerLookup};
 use super::policy::PolicyRequest;
@@ -166,11 +166,7 @@ impl Checker<'_> {
             return Ok(Status::Dunno);
         }
         let s = &resolver.settings;
-        let ext = Extension {
-            delimiters: s.recipient_delimiter.clone(),
-            owner_request_special: s.owner_request_special,
-            double_bounce_sender: s.double_bounce_sender.clone(),
-        };
+        let ext = crate::recipients::extension(resolver);
         let suspicious = !s.allow_untrusted_routing && resolved.flags.routed && class == RECIPIENT;
         let probes = address_probes(&full, &ext, self.r.setup().parent_style);
         let found = self.probe(spec, &probes);
@@ -319,19 +315,7 @@ impl Checker<'_> {
             } else {
                 ("4.7.1", codes.access_map_defer)
             };
-            let (dsn, text) = dsn_split(default_dsn, text);
-            let dsn = super::dsn_fix(&dsn, class);
-            let text = if text.is_empty() {
-                "Access denied"
-            } else {
-                text
-            };
-            return Ok(self.reject(
-                ErrorClass::Policy,
-                code,
-                &dsn,
-                &format!("<{name}>: {class} rejected: {text}"),
-            ));
+            return Ok(self.table_reject(code, default_dsn, text, name, class));
         }
         if is("HANGUP") {
             // An unsupported test feature of Postfix: treated as a configuration error.
@@ -404,19 +388,7 @@ impl Checker<'_> {
         {
             let code: u16 = cmd.parse().unwrap_or(451);
             let default_dsn = if b[0] == b'4' { "4.7.1" } else { "5.7.1" };
-            let (dsn, text) = dsn_split(default_dsn, text);
-            let dsn = super::dsn_fix(&dsn, class);
-            let text = if text.is_empty() {
-                "Access denied"
-            } else {
-                text
-            };
-            return Ok(self.reject(
-                ErrorClass::Policy,
-                code,
-                &dsn,
-                &format!("<{name}>: {class} rejected: {text}"),
-            ));
+            return Ok(self.table_reject(code, default_dsn, text, name, class));
         }
         if is("OK") || is("RELAY") {
             return Ok(self.acl_permit(cmd, class, name, Some(table)));
@@ -445,9 +417,35 @@ impl Checker<'_> {
         self.generic(&list, name, class, def).await
     }
 
+    /// REJECT, DEFER and `4NN`/`5NN` results: `<NAME>: CLASS rejected: TEXT` (default
+    /// `Access denied`), an enhanced code at the start of TEXT taken and fixed for the class.
+    fn table_reject(
+        &mut self,
+        code: u16,
+        default_dsn: &str,
+        text: &str,
+        name: &str,
+        class: &str,
+    ) -> Status {
+        let (dsn, text) = dsn_split(default_dsn, text);
+        let dsn = super::dsn_fix(&dsn, class);
+        let text = if text.is_empty() {
+            "Access denied"
+        } else {
+            text
+        };
+        self.reject(
+            ErrorClass::Policy,
+            code,
+            &dsn,
+            &format!("<{name}>: {class} rejected: {text}"),
+        )
+    }
+
     /// can_delegate_action(): no queue actions in ETRN, nor before MAIL FROM.
     fn can_delegate(&mut self, table: &str, action: &str) -> bool {
-        if self.st.etrn_name.is_some() && self.st.recipient.is_none() && self.st.sender.is_none() {
+        // `state->where` is ETRN (smtpd_check.c).
+        if self.st.stage == tern_maillog::smtpd::Stage::Command(tern_smtp::command::Verb::Etrn) {
             self.warn(&format!(
                 "access table {table}: action {action} is unavailable in smtpd_etrn_restrictions"
             ));

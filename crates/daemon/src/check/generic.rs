@@ -338,27 +338,13 @@ impl Checker<'_> {
             },
             "reject_rhsbl_client" => match domain_arg {
                 Some(rbl) if !client_name.eq_ignore_ascii_case("unknown") => {
-                    let ctx = self.rbl_context(CLIENT, &client_name);
-                    let hit = self
-                        .r
-                        .setup()
-                        .dns
-                        .rbl_domain_outcome(rbl, &client_name, &ctx)
-                        .await;
-                    self.rbl_reply(hit, CLIENT)
+                    self.rhsbl(rbl, &client_name, CLIENT).await
                 }
                 _ => Status::Dunno,
             },
             "reject_rhsbl_reverse_client" => match domain_arg {
                 Some(rbl) if !reverse_name.eq_ignore_ascii_case("unknown") => {
-                    let ctx = self.rbl_context(REV_CLIENT, &reverse_name);
-                    let hit = self
-                        .r
-                        .setup()
-                        .dns
-                        .rbl_domain_outcome(rbl, &reverse_name, &ctx)
-                        .await;
-                    self.rbl_reply(hit, REV_CLIENT)
+                    self.rhsbl(rbl, &reverse_name, REV_CLIENT).await
                 }
                 _ => Status::Dunno,
             },
@@ -502,11 +488,7 @@ impl Checker<'_> {
                 }
             }
             "reject_rhsbl_helo" => match (domain_arg, &helo) {
-                (Some(rbl), Some(h)) => {
-                    let ctx = self.rbl_context(HELO, h);
-                    let hit = self.r.setup().dns.rbl_domain_outcome(rbl, h, &ctx).await;
-                    self.rbl_reply(hit, HELO)
-                }
+                (Some(rbl), Some(h)) => self.rhsbl(rbl, h, HELO).await,
                 _ => Status::Dunno,
             },
             // Sender restrictions.
@@ -543,17 +525,7 @@ impl Checker<'_> {
                 }
             }
             "reject_rhsbl_sender" => match (domain_arg, sender.as_deref()) {
-                (Some(rbl), Some(s)) if !s.is_empty() => {
-                    let domain = s.rsplit_once('@').map_or(s, |(_, d)| d).to_owned();
-                    let ctx = self.rbl_context(SENDER, &domain);
-                    let hit = self
-                        .r
-                        .setup()
-                        .dns
-                        .rbl_domain_outcome(rbl, &domain, &ctx)
-                        .await;
-                    self.rbl_reply(hit, SENDER)
-                }
+                (Some(rbl), Some(s)) if !s.is_empty() => self.rhsbl(rbl, s, SENDER).await,
                 _ => Status::Dunno,
             },
             "reject_unlisted_sender" => match sender.as_deref() {
@@ -653,17 +625,7 @@ impl Checker<'_> {
                 _ => Status::Dunno,
             },
             "reject_rhsbl_recipient" => match (domain_arg, recipient.as_deref()) {
-                (Some(rbl), Some(r)) => {
-                    let domain = r.rsplit_once('@').map_or(r, |(_, d)| d).to_owned();
-                    let ctx = self.rbl_context(RECIPIENT, &domain);
-                    let hit = self
-                        .r
-                        .setup()
-                        .dns
-                        .rbl_domain_outcome(rbl, &domain, &ctx)
-                        .await;
-                    self.rbl_reply(hit, RECIPIENT)
-                }
+                (Some(rbl), Some(r)) => self.rhsbl(rbl, r, RECIPIENT).await,
                 _ => Status::Dunno,
             },
             "check_recipient_maps" | "reject_unlisted_recipient" => match recipient.as_deref() {
@@ -769,31 +731,18 @@ impl Checker<'_> {
         let Ok(resolved) = resolver.resolve(&rewritten) else {
             return Err(self.dict_retry(sender));
         };
-        let s = &resolver.settings;
-        let ext = tern_maps::query::Extension {
-            delimiters: s.recipient_delimiter.clone(),
-            owner_request_special: s.owner_request_special,
-            double_bounce_sender: s.double_bounce_sender.clone(),
-        };
         let warn: tern_maps::Warn = std::sync::Arc::new(crate::relay::warn);
-        let maps = tern_maps::query::Maps::new(
+        let maps = &self.r.setup().sender_login_maps;
+        match crate::recipients::find_value(
+            resolver,
+            maps,
             "smtpd_sender_login_maps",
-            self.r.setup().sender_login_maps.iter().map(AsRef::as_ref),
-            warn,
-        );
-        let is_local = |domain: &str| {
-            domain.eq_ignore_ascii_case(&s.myorigin) || resolver.is_local(domain).unwrap_or(false)
-        };
-        match tern_maps::query::address::find(
-            &maps,
             &resolved.recipient,
-            &ext,
-            tern_maps::query::address::Strategy::DEFAULT,
-            &is_local,
+            &warn,
         ) {
-            Ok(found) => Ok(found.map(|f| f.value)),
-            Err(tern_maps::MapError::Retry(_)) => Err(self.dict_retry(sender)),
-            Err(tern_maps::MapError::Config(_)) => Err(self.server_error()),
+            Ok(owners) => Ok(owners),
+            Err(crate::recipients::Failure::Retry) => Err(self.dict_retry(sender)),
+            Err(crate::recipients::Failure::Config) => Err(self.server_error()),
         }
     }
 
@@ -823,6 +772,23 @@ impl Checker<'_> {
             },
             recipient: self.st.recipient.as_deref().unwrap_or(""),
         }
+    }
+
+    /// reject_rhsbl_*: the domain of `target` (a host name, or an address's domain) looked
+    /// up in `rbl` (reject_rbl_domain()).
+    async fn rhsbl(&mut self, rbl: &str, target: &str, class: &'static str) -> Status {
+        let domain = target
+            .rsplit_once('@')
+            .map_or(target, |(_, d)| d)
+            .to_owned();
+        let ctx = self.rbl_context(class, &domain);
+        let hit = self
+            .r
+            .setup()
+            .dns
+            .rbl_domain_outcome(rbl, &domain, &ctx)
+            .await;
+        self.rbl_reply(hit, class)
     }
 
     /// rbl_reject_reply()'s smtpd_check_reject() with the expanded reply.

@@ -322,6 +322,46 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// has_required() (smtpd_check.c): whether `list` holds one of `required` before any
+    /// `permit` (which ends the search: what follows it never runs), looking into
+    /// restriction classes, skipping the restriction after `warn_if_reject` (it only
+    /// warns).
+    pub fn has_required(&self, list: &[String], required: &[&str]) -> bool {
+        self.has_required_in(list, required, 0)
+    }
+
+    fn has_required_in(&self, list: &[String], required: &[&str], depth: u32) -> bool {
+        if depth > MAX_CLASS_DEPTH {
+            return false;
+        }
+        let mut i = 0;
+        while i < list.len() {
+            let name = list[i].as_str();
+            if name.eq_ignore_ascii_case("warn_if_reject") && i + 1 < list.len() {
+                i += 2;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("permit") {
+                return false;
+            }
+            if required.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                return true;
+            }
+            if let Some(body) = self.classes.get(&name.to_ascii_lowercase())
+                && self.has_required_in(body, required, depth + 1)
+            {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// How deep has_required() follows restriction classes (a class naming itself ends).
+const MAX_CLASS_DEPTH: u32 = 100;
+
 /// The tables a list names: the argument of each map command and every bare `type:name`
 /// (not the server of check_policy_service).
 fn table_specs(names: &[String]) -> Vec<String> {

@@ -366,3 +366,32 @@ fn sender_login_maps() {
         assert_eq!(got.as_deref(), want, "{script:?}\n{main}");
     }
 }
+
+/// smtpd_check_init()'s has_required(): a `permit` ends the search (what follows never
+/// runs, so the server would be an open relay: refused, as Postfix refuses to start);
+/// restriction classes are looked into; the restriction after warn_if_reject only warns.
+#[test]
+fn a_relay_limit_is_required() {
+    let base = "compatibility_level = 3.6\nsmtpd_recipient_restrictions =\n";
+    let try_with = |relay: &str| {
+        let main = MainCf::parse(
+            format!("{base}smtpd_relay_restrictions = {relay}\nsmtpd_restriction_classes = strict\nstrict = reject_unauth_destination\n").as_bytes(),
+            "main.cf",
+        )
+        .expect("main.cf");
+        let master = MasterCf::parse(b"smtp inet n - n - - smtpd\n".as_slice(), "master.cf")
+            .expect("master.cf");
+        let config = Config::new(
+            Path::new("/nonexistent"),
+            main,
+            master,
+            HostInfo::from_hostname("mx.example.com"),
+        );
+        Restrictions::from_config(&config, None).is_ok()
+    };
+    assert!(try_with("permit_mynetworks, reject_unauth_destination"));
+    assert!(try_with("permit_mynetworks, strict"));
+    assert!(!try_with("permit, reject_unauth_destination"));
+    assert!(!try_with("warn_if_reject reject_unauth_destination"));
+    assert!(!try_with("permit_mynetworks"));
+}
