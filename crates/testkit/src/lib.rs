@@ -9,6 +9,7 @@ pub mod access;
 pub mod dns;
 pub mod dovecot;
 pub mod peers;
+pub mod ports;
 pub mod postfix;
 pub mod postgrey;
 pub mod replay;

@@ -181,10 +181,7 @@ pub fn wait_for_port(port: u16, limit: Duration) -> Result<(), String> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    crate::ports::free_port().expect("free port")
 }
 
 /// A running child process, killed on drop.

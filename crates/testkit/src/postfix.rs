@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -308,9 +308,7 @@ pub fn private_master_cf(debian: &str, port: u16) -> String {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    crate::ports::free_port().map_err(std::io::Error::other)
 }
 
 fn set_mode(p: &PathBuf, mode: u32) -> std::io::Result<()> {
