@@ -42,6 +42,7 @@ const BASE: &str = "mydomain = example.test\n\
     mydestination = $myhostname, localhost\n\
     mynetworks = 127.0.0.1/32\n\
     smtpd_timeout = 3s\n\
+    smtpd_starttls_timeout = 3s\n\
     smtpd_error_sleep_time = 0s\n\
     smtpd_recipient_limit = 20\n\
     message_size_limit = 200000\n\
@@ -248,16 +249,33 @@ fn hostile_dialogs_against_postfix_and_tern() {
         "{} dialogs; documented differences: {documented:?}; set-up {setup:?}, replay {:?}, \
          total {:?}",
         chosen.len(),
-        replayed - setup,
+        replayed.saturating_sub(setup),
         started.elapsed()
     );
+    // Worth knowing, not a failure: a dialog that took Tern much longer than Postfix.
+    for &i in &chosen {
+        let (p, t) = (&results[&(i, Who::Postfix)], &results[&(i, Who::Tern)]);
+        if t.elapsed > p.elapsed + Duration::from_secs(2) {
+            let _ = writeln!(
+                report,
+                "slower: {} took Postfix {:?}, Tern {:?}",
+                all[i].name, p.elapsed, t.elapsed
+            );
+        }
+    }
     let show = std::env::var_os("HOSTILE_SHOW").is_some();
     for ((i, who), r) in &results {
         if show {
             let _ = writeln!(
                 report,
                 "  {} {who:?} {:?}: {:?}",
-                all[*i].name, r.elapsed, r.seen
+                all[*i].name,
+                r.elapsed,
+                r.seen
+                    .iter()
+                    .zip(&r.at)
+                    .map(|(s, at)| format!("{s} @{}ms", at.as_millis()))
+                    .collect::<Vec<_>>()
             );
         }
     }
@@ -391,7 +409,7 @@ fn check_outcomes(want: &[Outcome], messages: &[Vec<u8>]) -> Vec<String> {
                     }
                 }
             }
-            Outcome::Queued(_) => {}
+            Outcome::Queued(_) | Outcome::QueuedAny => {}
         }
     }
     errors

@@ -33,6 +33,8 @@ pub struct Replay {
     pub seen: Vec<String>,
     /// Mismatches, one message each.
     pub errors: Vec<String>,
+    /// When each entry of `seen` came, from the connect (for the report).
+    pub at: Vec<Duration>,
     pub elapsed: Duration,
 }
 
@@ -155,6 +157,7 @@ pub fn replay(
                         .push(format!("step {i}: want {want:?}, got {seen}"));
                 }
                 out.seen.push(seen);
+                out.at.push(start.elapsed());
             }
         }
     }

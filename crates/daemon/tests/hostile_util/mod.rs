@@ -68,6 +68,8 @@ pub enum Expect {
 pub enum Outcome {
     /// How many messages the dialog left in the queue (all queues).
     Queued(usize),
+    /// Any number (a MIME bomb may be taken or refused; the server must live).
+    QueuedAny,
     /// Every queued message contains these bytes (header or body).
     Has(Vec<u8>),
     /// No queued message contains these bytes.
@@ -100,7 +102,10 @@ impl Dialog {
             .filter(|(w, _)| w.applies(server))
             .map(|(_, o)| o.clone())
             .collect();
-        if !out.iter().any(|o| matches!(o, Outcome::Queued(_))) {
+        if !out
+            .iter()
+            .any(|o| matches!(o, Outcome::Queued(_) | Outcome::QueuedAny))
+        {
             out.push(Outcome::Queued(0));
         }
         out
@@ -220,6 +225,18 @@ fn parse_line(d: &mut Dialog, raw: &str) -> Result<(), String> {
         d.steps.push(Step::Tls);
         return Ok(());
     }
+    if let Some(rest) = raw.strip_prefix("S+ ") {
+        let (n, spec) = rest.split_once(' ').ok_or("`S+ COUNT SPEC` expected")?;
+        let n: usize = n.parse().map_err(|_| "bad reply count")?;
+        let want = parse_expect(spec.trim())?;
+        for _ in 0..n.min(100_000) {
+            d.steps.push(Step::Expect {
+                who: Who::Both,
+                want: want.clone(),
+            });
+        }
+        return Ok(());
+    }
     if let Some((who, rest)) = tagged(raw, 'S') {
         d.steps.push(Step::Expect {
             who,
@@ -286,6 +303,7 @@ fn parse_outcome(spec: &str) -> Result<Outcome, String> {
             .map_err(|_| format!("bad number {a:?}"))
     };
     Ok(match verb {
+        "queued" if arg.trim() == "any" => Outcome::QueuedAny,
         "queued" => Outcome::Queued(num(arg)?),
         "headers" => Outcome::Headers(num(arg)?),
         "has" => Outcome::Has(unescape(arg)?),
