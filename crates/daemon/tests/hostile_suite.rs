@@ -44,6 +44,7 @@ const BASE: &str = "mydomain = example.test\n\
     smtpd_timeout = 3s\n\
     smtpd_starttls_timeout = 3s\n\
     smtpd_error_sleep_time = 0s\n\
+    smtpd_peername_lookup = no\n\
     smtpd_recipient_limit = 20\n\
     message_size_limit = 200000\n\
     smtpd_forbid_bare_newline = normalize\n\
