@@ -967,10 +967,20 @@ impl Driver<'_> {
                 crate::sasl::SaslStep::Challenge(text) => {
                     let out = format!("334 {text}\r\n");
                     self.out.extend_from_slice(out.as_bytes());
-                    let Some(line) = self.read_response().await else {
+                    // smtpd_sasl_glue.c: the response is read with
+                    // smtpd_sasl_response_limit, not line_length_limit; a longer one
+                    // (its rest skipped) ends the exchange with 500 5.5.6.
+                    let normal = self.lines.limit();
+                    self.lines.set_limit(sasl.settings().response_limit);
+                    let line = self.read_response().await;
+                    self.lines.set_limit(normal);
+                    let Some(line) = line else {
                         return Verdict::Reject(reply_of(crate::sasl::ABORTED));
                     };
-                    response = Some(line);
+                    if line.end == tern_smtp::line::LineEnd::Cut {
+                        return Verdict::Reject(reply_of(crate::sasl::RESPONSE_LIMIT_EXCEEDED));
+                    }
+                    response = Some(String::from_utf8_lossy(&line.text).into_owned());
                 }
                 crate::sasl::SaslStep::Success { username } => {
                     self.chk.sasl_username = Some(username);
@@ -1004,10 +1014,10 @@ impl Driver<'_> {
 
     /// One line of the client during AUTH (the pending `334` written first); None when
     /// the client went away or timed out (the session then ends).
-    async fn read_response(&mut self) -> Option<String> {
+    async fn read_response(&mut self) -> Option<tern_smtp::line::Line> {
         for _ in 0..MAX_PASSES {
             if let Some(line) = self.lines.next_line() {
-                return Some(String::from_utf8_lossy(&line.text).into_owned());
+                return Some(line);
             }
             if self.flush().await.is_err() {
                 self.end = Some(EndReason::LostConnection);

@@ -124,6 +124,17 @@ impl LineAssembler {
         self.policy = policy;
     }
 
+    /// The length limit now in force.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Changes the length limit (smtpd reads an AUTH response with
+    /// smtpd_sasl_response_limit, smtpd_chat_query_limit()); raised to 2 as in `new`.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(2);
+    }
+
     /// Switches between command mode (skip) and DATA mode (split).
     pub fn set_overlong(&mut self, overlong: Overlong) {
         self.overlong = overlong;
@@ -365,5 +376,25 @@ mod tests {
         assert!(a.next_line().is_none());
         assert_eq!(BareLfPolicy::parse("yes"), Some(BareLfPolicy::Normalize));
         assert_eq!(BareLfPolicy::parse("YES"), None);
+    }
+
+    #[test]
+    fn a_changed_limit_applies_to_the_next_line() {
+        // An AUTH response is read with smtpd_sasl_response_limit (12288 by default).
+        let mut a = LineAssembler::new(2048, BareLfPolicy::No);
+        a.set_limit(12288);
+        assert_eq!(a.limit(), 12288);
+        let long = [b'A'; 5000];
+        a.push(&long);
+        a.push(b"\r\n");
+        let line = a.next_line().unwrap();
+        assert_eq!((line.text.len(), line.end), (5000, LineEnd::Crlf));
+        a.set_limit(100);
+        a.push(&long);
+        a.push(b"\r\nNOOP\r\n");
+        assert_eq!(a.next_line().unwrap().end, LineEnd::Cut);
+        assert_eq!(a.next_line().unwrap().text, b"NOOP");
+        a.set_limit(0);
+        assert_eq!(a.limit(), 2);
     }
 }

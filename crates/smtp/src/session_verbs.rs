@@ -283,8 +283,11 @@ impl Session {
             Verb::Helo | Verb::Ehlo | Verb::Rset | Verb::Noop | Verb::Vrfy | Verb::Etrn
         ) {
             // SMTPD_CMD_FLAG_LIMIT: past smtpd_junk_command_limit these count as errors.
+            // smtpd.c tests `junk_cmds++ > limit`: the count before this command, so
+            // the first error is the (limit + 2)th such command (EHLO included).
+            let before = self.junk_commands;
             self.junk_commands += 1;
-            if self.junk_commands > self.cfg.junk_command_limit {
+            if before > self.cfg.junk_command_limit {
                 return self.error_counted(reply);
             }
         }
@@ -402,5 +405,30 @@ mod tests {
         );
         let step = s.command(&line("ETRN #x.test"));
         assert_eq!(step, Step::Decide(Decision::Etrn("x.test".to_owned())));
+    }
+
+    /// smtpd.c's `junk_cmds++ > var_smtpd_junk_cmd_limit` with the hard error limit 20:
+    /// after EHLO, Postfix 3.7.11 answers 120 NOOPs with 250 and then says 421 (checked
+    /// live by crates/daemon/tests/hostile/dialogs.txt, many-noops-one-write).
+    #[test]
+    fn junk_commands_count_as_errors_past_the_limit() {
+        for (limit, noops_answered) in [(100u32, 120usize), (0, 20), (5, 25)] {
+            let mut cfg = SessionConfig::new("mx");
+            cfg.junk_command_limit = limit;
+            let mut s = Session::new(cfg);
+            let _ = s.command(&line("EHLO c"));
+            let mut answered = 0;
+            for _ in 0..200 {
+                let Step::Send(send) = s.command(&line("NOOP")) else {
+                    panic!("NOOP is answered")
+                };
+                answered += 1;
+                if send.close {
+                    assert!(send.replies[1].to_string().starts_with("421 4.7.0"));
+                    break;
+                }
+            }
+            assert_eq!(answered, noops_answered, "limit {limit}");
+        }
     }
 }
