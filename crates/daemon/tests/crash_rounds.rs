@@ -138,6 +138,13 @@ struct Instance {
 
 impl Instance {
     fn start(&self) {
+        // The killed daemon's lock on its pid file goes with its last thread (see
+        // crash_util::gone); `postfix start` refuses to start while it is held.
+        let queue = self.t.queue_dir();
+        let unlocked = delivery_util::wait_until(Duration::from_secs(10), || {
+            tern_daemon::control::running(&queue).is_none()
+        });
+        assert!(unlocked, "the pid file is still locked 10 s after the kill");
         let (code, err) = self.t.postfix(&["start"]).unwrap();
         assert_eq!(code, 0, "postfix start: {err}\n{}", self.t.log());
     }

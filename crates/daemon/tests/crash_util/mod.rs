@@ -105,13 +105,18 @@ pub fn tree(root: u32) -> Vec<u32> {
     out
 }
 
-/// Whether process `pid` is gone (or a zombie, which runs nothing any more).
+/// Whether process `pid` is gone: no such process, or a zombie with no thread left.
+/// The main thread of a multi-threaded process becomes a zombie first, while its other
+/// threads finish (one may be inside an fsync); until the last one has exited the
+/// process still holds its files, and so the pid file's lock (a restart right then
+/// fails with "the Postfix mail system is already running").
 pub fn gone(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.is_empty()
-        || stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    stat.is_empty() || (zombie && threads <= 1)
 }
 
 fn pid(p: u32) -> Pid {
