@@ -94,16 +94,26 @@ KEEP=${KEEP:-0}
 FROM=bench@example.org
 BUSER=bench-u000
 
-# Messages per cell: enough for the rate to settle, at least 2 per session.
+# Messages per cell: enough for the rate to settle, at least one per session (5 MiB
+# cells: the accept workload keeps every message, so --full scales them 5x, not 10x).
 n_for() {  # n_for SESSIONS SIZE
-  local base
+  local base min=$((2 * $1))
   case $2 in
-    $KIB) base=1000 ;;
-    $((100 * KIB))) base=300 ;;
-    *) base=$(( $1 == 1 ? 20 : 40 )) ;;
+    $KIB) base=$((1000 * N_SCALE)) ;;
+    $((100 * KIB))) base=$((300 * N_SCALE)) ;;
+    *) base=$(( ($1 == 1 ? 20 : 40) * (N_SCALE > 5 ? 5 : N_SCALE) )); min=$1 ;;
   esac
-  base=$((base * N_SCALE))
-  echo $(( base > 2 * $1 ? base : 2 * $1 ))
+  echo $(( base > min ? base : min ))
+}
+# Bytes a workload keeps on its file system (the accept workload keeps every message;
+# a Maildir every delivered one): smtp-source's and smtp-load's messages of each cell.
+disk_need() {
+  local cell sess size n total=0
+  for cell in $CELLS; do
+    sess=${cell%%:*}; size=${cell##*:}; n=$(n_for "$sess" "$size")
+    total=$(( total + (n + (n / 2 > sess ? n / 2 : sess)) * (size + 1024) ))
+  done
+  echo $(( total + WARMUP * 2048 + 512 * MIB ))
 }
 
 START=$(date +%s)
@@ -173,16 +183,21 @@ count_spec() {  # count_spec WORKLOAD SERVER -> "dir PATH" | "sink PATH" | "none
     relay:*) echo "sink $WORK/sink.out" ;;
   esac
 }
+# COUNT_PY KIND PATH TARGET LIMIT -> "COUNT DONE_AT": polls until COUNT >= TARGET (TARGET
+# -1: once) or LIMIT seconds (DONE_AT NaN). dir: the files of a flat directory (hold/,
+# incoming/, a Maildir's new/), polled every 0.1 s with one listdir (cheap: the poller
+# shares the machine with the server), and DONE_AT is the newest file's mtime, read once
+# at the end; sink: smtp-sink -c's last "mesg=M" in its output, every 20 ms.
 COUNT_PY='
 import os, re, sys, time
 kind, path, target, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 pat = re.compile(rb"mesg=(\d+)")
 def count():
     if kind == "dir":
-        n = 0
-        for _, _, files in os.walk(path):
-            n += len(files)
-        return n
+        try:
+            return len(os.listdir(path))
+        except OSError:
+            return 0
     if kind == "sink":
         try:
             with open(path, "rb") as f:
@@ -192,14 +207,26 @@ def count():
         except OSError:
             return 0
     return 0
+def newest(now):
+    if kind != "dir":
+        return now
+    t = 0.0
+    for e in os.scandir(path):
+        try:
+            t = max(t, e.stat(follow_symlinks=False).st_mtime)
+        except OSError:
+            pass
+    return t or now
 end = time.time() + limit
 while True:
     n, now = count(), time.time()
-    if n >= target or target < 0:
+    if target < 0:
         print(n, f"{now:.6f}"); break
+    if n >= target:
+        print(n, f"{newest(now):.6f}"); break
     if now > end:
         print(n, "NaN"); break
-    time.sleep(0.05)
+    time.sleep(0.1 if kind == "dir" else 0.02)
 '
 count_now() { python3 -c "$COUNT_PY" "$1" "$2" -1 1 | cut -d' ' -f1; }
 
@@ -213,8 +240,11 @@ run_cell() {
   stop=$WORK/rss.stop; rm -f "$stop"
   rss_sampler "$ROOT_PID" "$stop" $((RUN_TIMEOUT + DRAIN_TIMEOUT)) > "$WORK/rss.out" &
   RSS_PID=$!
-  python3 -c "$COUNT_PY" "$kind" "$path" $((base + n)) $((RUN_TIMEOUT + DRAIN_TIMEOUT)) > "$WORK/poll.out" &
-  POLL_PID=$!
+  # accept (and the ceiling) is done when smtp-source is: no poller during the load.
+  if [ "$w" != accept ] && [ "$kind" != none ]; then
+    python3 -c "$COUNT_PY" "$kind" "$path" $((base + n)) $((RUN_TIMEOUT + DRAIN_TIMEOUT)) > "$WORK/poll.out" &
+    POLL_PID=$!
+  fi
   c0=$(cpu_ticks "$ROOT_PID")
   t0=$(date +%s.%N)
   timeout "$RUN_TIMEOUT" smtp-source -s "$sess" -m "$n" -l "$size" -f "$FROM" -t "$to" \
@@ -222,15 +252,14 @@ run_cell() {
   SRC_PID=$!
   if wait "$SRC_PID"; then t1=$(date +%s.%N); else t1=NaN; log "smtp-source failed: $(tail -2 "$WORK/smtp-source.out")"; fi
   SRC_PID=""
-  if [ "$kind" = dir ] && [ "$w" = accept ] || [ "$kind" = none ]; then
-    stop_pid "$POLL_PID"; wait "$POLL_PID" 2>/dev/null || true
-    done_at=$t1; got=$(( $(count_now "$kind" "$path") - base ))
-    [ "$kind" = none ] && got=$n
-  else
+  if [ -n "$POLL_PID" ]; then
     wait "$POLL_PID" || true
+    POLL_PID=""
     read -r got done_at < "$WORK/poll.out"; got=$((got - base))
+  else
+    done_at=$t1
+    if [ "$kind" = none ]; then got=$n; else got=$(( $(count_now "$kind" "$path") - base )); fi
   fi
-  POLL_PID=""
   c1=$(cpu_ticks "$ROOT_PID")
   touch "$stop"; wait "$RSS_PID" || true; RSS_PID=""
   [ "$got" -ge "$n" ] || { ok="!"; log "WARNING: $s $w s=$sess size=$size: $got of $n done"; }
@@ -276,7 +305,7 @@ stop_server() { if [ "$1" = postfix ]; then pf_stop; else tern_stop; fi; ROOT_PI
 
 bench_workload() {  # bench_workload WORKLOAD SERVER
   local w=$1 s=$2 cell kind path base
-  new_fs "$w-$s" 16G
+  new_fs "$w-$s" $(( FS_BYTES * 3 / 2 / MIB + 1024 ))M
   [ "$w" = relay ] && start_sink
   start_server "$w" "$s"
   log "$s/$w: warm-up, $WARMUP messages"
@@ -337,6 +366,9 @@ bench_idle() {  # bench_idle SERVER
 
 # ------------------------------------------------------------------ the run
 main() {
+  FS_BYTES=$(disk_need)
+  FREE=$(( $(df --output=avail -k "$WORK" | tail -1) * 1024 ))
+  [ "$FREE" -gt $((FS_BYTES + 2 * 1024 * MIB)) ] || die "$WORK: $((FREE / MIB)) MiB free, a workload needs about $((FS_BYTES / MIB)) MiB"
   log "work directory $WORK; cells: $CELLS; workloads: $WORKLOADS"
   record machine "nproc=$(nproc)" "mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)" \
     "kernel=$(uname -r)" "postfix=$(postconf -dh mail_version)" "tern=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo -)"
