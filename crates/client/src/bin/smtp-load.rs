@@ -72,7 +72,7 @@ fn parse() -> Result<Options, String> {
         reuse: false,
         idle: false,
         greet_wait: Duration::from_secs(20),
-        hold: Duration::from_secs(120),
+        hold: Duration::from_mins(2),
         stop: None,
     };
     let seconds = |v: String, what: &str| -> Result<Duration, String> {
@@ -102,7 +102,7 @@ fn parse() -> Result<Options, String> {
     }
     o.sessions = o.sessions.clamp(1, 20_000);
     o.count = o.count.min(1_000_000);
-    o.hold = o.hold.min(Duration::from_secs(3600));
+    o.hold = o.hold.min(Duration::from_hours(1));
     Ok(o)
 }
 
@@ -183,10 +183,15 @@ async fn quit(mut s: BufReader<TcpStream>) {
 /// with a dot, so no dot-stuffing is needed), then the end-of-data line.
 fn message(o: &Options) -> String {
     let mut body = String::with_capacity(o.size + 128);
-    body.push_str(&format!(
-        "From: <{}>\r\nTo: <{}>\r\nSubject: smtp-load\r\n\r\n",
-        o.from, o.to
-    ));
+    for part in [
+        "From: <",
+        &o.from,
+        ">\r\nTo: <",
+        &o.to,
+        ">\r\nSubject: smtp-load\r\n\r\n",
+    ] {
+        body.push_str(part);
+    }
     while body.len() < o.size {
         body.push_str("0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
     }
@@ -358,7 +363,11 @@ mod tests {
 
     #[test]
     fn percentiles_are_nearest_rank() {
-        let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
         for (samples, p, want) in [
             (ms(&[5]), 50, 5.0),
             (ms(&[5]), 99, 5.0),
@@ -367,7 +376,10 @@ mod tests {
             ((1..=100).map(Duration::from_millis).collect(), 99, 99.0),
             ((1..=1000).map(Duration::from_millis).collect(), 50, 500.0),
         ] {
-            assert!((percentile_ms(&samples, p) - want).abs() < 1e-9, "{p} of {samples:?}");
+            assert!(
+                (percentile_ms(&samples, p) - want).abs() < 1e-9,
+                "{p} of {samples:?}"
+            );
         }
         assert!(percentile_ms(&[], 50).is_nan());
     }
@@ -389,7 +401,11 @@ mod tests {
                 stop: None,
             };
             let m = message(&o);
-            assert!(m.len() >= size && m.len() < size + 200, "{size}: {}", m.len());
+            assert!(
+                m.len() >= size && m.len() < size + 200,
+                "{size}: {}",
+                m.len()
+            );
             assert!(m.ends_with("\r\n.\r\n"));
             assert!(!m.contains("\r\n.\r\n\r\n"));
         }
