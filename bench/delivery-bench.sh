@@ -40,7 +40,8 @@
 # them); the rest of the work directory stays (remove it when done, a few minutes before
 # the next run).
 #
-# Usage (as root, after `cargo build --release -p tern-commands --bins`):
+# Set-up shared with the other scripts: bench/lib.sh. Usage (as root, after
+# `cargo build --release -p tern-commands --bins`):
 #   bash bench/delivery-bench.sh
 # Tunables (env): N (20000), WARMUP (200), WORKLOADS ("maildir mbox"), SERVERS ("postfix
 #   tern"), TERN (Tern's postfix binary), WORK (a directory to keep), PORT_BASE (2660),
@@ -48,6 +49,8 @@
 #   KEEP_USERS (0), DURABILITY (1), KEEP_FS (0; 1 keeps the file system images, unmounted,
 #   for `mount -o loop` and a look at the queues, mailboxes and logs)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 N=${N:-20000}
 WARMUP=${WARMUP:-200}
@@ -64,25 +67,13 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
 KEEP_USERS=${KEEP_USERS:-0}
 DURABILITY=${DURABILITY:-1}
-KEEP_FS=${KEEP_FS:-0}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-TERN=${TERN:-$HERE/target/release/postfix}
-HOST=mx.bench.test
+HOST=$BENCH_HOST
 FROM=bench@example.org
 UCOMMENT="tern delivery bench"
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || die "run as root (both servers deliver with the users' rights)"
-for c in postfix postconf postalias smtp-source python3 mkfs.ext4 mount useradd userdel getent timeout; do
-  command -v "$c" >/dev/null || die "$c missing (apt-get install postfix python3)"
-done
-case " $SERVERS " in *" tern "*)
-  [ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands --bins"
-  [ -x "$(dirname "$TERN")/tern-delivery" ] || die "tern-delivery missing next to $TERN"
-  [ -x "$(dirname "$TERN")/postalias" ] || die "postalias missing next to $TERN" ;;
-esac
+need_root "both servers deliver with the users' rights"
+need_cmds postfix postconf postalias smtp-source python3 mkfs.ext4 mount useradd userdel getent timeout
+case " $SERVERS " in *" tern "*) need_tern tern-delivery postalias ;; esac
 getent group mail >/dev/null || die "no group mail"
 getent group users >/dev/null || die "no group users"
 if [ "$DURABILITY" = 1 ] && ! command -v strace >/dev/null; then
@@ -93,80 +84,17 @@ WORK=${WORK:-$(mktemp -d /var/tmp/delivery-bench.XXXXXX)}
 mkdir -p "$WORK"; chmod 0755 "$WORK"
 RES=$WORK/results.tsv
 : > "$RES"
-FS=""; MOUNTS=(); IMAGES=(); CREATED_USERS=()
-PF=""; PF_STARTED=0; TERN_PID=""; TERN_TREE=""; SRC_PID=""; STRACE_PID=""
+CREATED_USERS=()
+SRC_PID=""; STRACE_PID=""
 
-# ------------------------------------------------------------------ processes, cleanup
-tree_of() {  # tree_of PID: PID and its descendants
-  python3 - "$1" <<'EOF'
-import os, sys
-root = int(sys.argv[1]); kids = {}
-for p in os.listdir("/proc"):
-    if p.isdigit():
-        try:
-            st = open(f"/proc/{p}/stat").read()
-            kids.setdefault(int(st.rsplit(")", 1)[1].split()[1]), []).append(int(p))
-        except OSError:
-            pass
-todo, seen = [root], []
-while todo and len(seen) < 5000:
-    p = todo.pop(); seen.append(p); todo.extend(kids.get(p, []))
-print(" ".join(map(str, seen)))
-EOF
-}
-stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
-  local p=$1 i
-  [ -n "$p" ] || return 0
-  kill "$p" 2>/dev/null || return 0
-  for i in $(seq 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-}
-kill_left() {  # kill_left PID...: KILL those still alive (collected before a stop)
-  local p
-  for p in "$@"; do kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null; done
-  return 0
-}
-pf_master() { head -1 "$PF/queue/pid/master.pid" 2>/dev/null | tr -d ' '; }
-stop_postfix() {
-  [ "$PF_STARTED" = 1 ] || return 0
-  local m left=""
-  m=$(pf_master) || true
-  [ -n "$m" ] && left=$(tree_of "$m")
-  postfix -c "$PF" stop >/dev/null 2>&1 || true
-  for _ in $(seq 100); do [ -n "$m" ] && kill -0 "$m" 2>/dev/null || break; sleep 0.1; done
-  sleep 0.5
-  # shellcheck disable=SC2086
-  kill_left $left
-  PF_STARTED=0
-}
-stop_tern() {
-  [ -n "$TERN_PID" ] || return 0
-  local left
-  left="$(tree_of "$TERN_PID") $TERN_TREE"
-  stop_pid "$TERN_PID"
-  wait "$TERN_PID" 2>/dev/null || true
-  sleep 0.5
-  # shellcheck disable=SC2086
-  kill_left $left
-  TERN_PID=""; TERN_TREE=""
-}
-unmount_fs() {
-  [ -n "$FS" ] || return 0
-  sync
-  umount "$FS" 2>/dev/null || { sleep 2; umount "$FS" || log "cannot unmount $FS"; }
-  FS=""
-}
+# ------------------------------------------------------------------ cleanup
+stop_postfix() { pf_stop; }
+stop_tern() { tern_stop; }
 cleanup() {
   set +e
   [ -n "$STRACE_PID" ] && stop_pid "$STRACE_PID"
   [ -n "$SRC_PID" ] && stop_pid "$SRC_PID"
-  stop_tern
-  stop_postfix
-  wait 2>/dev/null
-  unmount_fs
-  local m
-  for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && umount "$m"; done
-  if [ "$KEEP_FS" = 1 ]; then log "file system images kept: ${IMAGES[*]}"; else rm -f "${IMAGES[@]}"; fi
+  bench_cleanup
   if [ "$KEEP_USERS" != 1 ] && [ ${#CREATED_USERS[@]} -gt 0 ]; then
     log "removing the ${#CREATED_USERS[@]} users this run created"
     for u in "${CREATED_USERS[@]}"; do userdel "$u" 2>/dev/null || log "userdel $u failed"; done
@@ -195,18 +123,6 @@ make_users() {
   log "users: $USERS (bench-u000..$(user_name $((USERS - 1)))), $made created by this run"
 }
 
-# ------------------------------------------------------------------ a fresh file system
-new_fs() {  # new_fs NAME: a fresh ext4 in a loop file, mounted on $WORK/NAME; sets FS
-  local img=$WORK/$1.img dir=$WORK/$1
-  [ ! -e "$img" ] || die "$img exists (use a new WORK)"
-  truncate -s 4G "$img"; IMAGES+=("$img")
-  mkfs.ext4 -q -F "$img" || die "mkfs.ext4 failed"
-  mkdir -p "$dir"
-  mount -o loop "$img" "$dir" || die "cannot mount a loop file"
-  MOUNTS+=("$dir"); FS=$dir
-  chmod 0755 "$FS"
-}
-
 # The mailbox directory of a workload, under $1: a spool with /var/mail's rights for mbox,
 # a root-owned directory holding the user's (empty) Maildir for maildir.
 make_spool() {  # make_spool DIR WORKLOAD
@@ -229,110 +145,25 @@ write_valias() {  # write_valias FILE: Ku@HOST -> bench-u0XX@HOST, XX = K mod 10
 EOF
 }
 
-wait_greeting() {  # wait_greeting PORT SECONDS
-  python3 - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, end = int(sys.argv[1]), time.time() + float(sys.argv[2])
-while time.time() < end:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
-        if s.recv(512).startswith(b"220"):
-            s.sendall(b"QUIT\r\n"); s.close(); sys.exit(0)
-        s.close()
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-EOF
-}
-
 # ------------------------------------------------------------------ Postfix, private
 start_postfix() {  # start_postfix WORKLOAD
-  PF=$FS/postfix
-  log "Postfix: private instance in $PF on 127.0.0.1:$PF_PORT"
-  mkdir -p "$PF/queue" "$PF/data"
-  chown postfix "$PF/data"; chmod 0700 "$PF/data"
+  pf_configure "$FS/postfix" "$PF_PORT"
   make_spool "$FS" "$1"
   write_valias "$PF/valias"
-  cat > "$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-mail_spool_directory = $(spool_param "$FS" "$1")
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-daemon_directory = $(postconf -dh daemon_directory)
-shlib_directory = $(postconf -dh shlib_directory)
-meta_directory = $(postconf -dh meta_directory)
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = $HOST
-mydomain = bench.test
-mydestination = \$myhostname, localhost
-mynetworks = 127.0.0.1/32
-alias_maps = hash:$PF/aliases
-alias_database = hash:$PF/aliases
-virtual_alias_maps = regexp:$PF/valias
-smtpd_tls_security_level = none
-biff = no
-EOF
-  # Debian's services, no chroot, our smtpd in place of "smtp inet".
-  awk -v port="$PF_PORT" '
-    /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; skip = 1; next }
-    /^[ \t]/ && skip { next }
-    { skip = 0 }
-    /^[a-z]/ && $2 ~ /^(unix|inet|fifo|pass|unix-dgram)$/ { $5 = "n" }
-    { print }' /etc/postfix/master.cf > "$PF/master.cf"
-  echo "postmaster: root" > "$PF/aliases"
-  postalias -c "$PF" "hash:$PF/aliases"
-  postfix -c "$PF" start >/dev/null 2>&1 || die "postfix start failed: $(tail -5 "$PF/maillog" 2>/dev/null)"
-  PF_STARTED=1
-  wait_greeting "$PF_PORT" 30 || die "Postfix does not greet: $(tail -5 "$PF/maillog" 2>/dev/null)"
+  cf_set "$PF/main.cf" "mail_spool_directory = $(spool_param "$FS" "$1")" \
+    "virtual_alias_maps = regexp:$PF/valias"
+  pf_start "$PF_PORT"
 }
 
 # ------------------------------------------------------------------ Tern
-TD=""
 start_tern() {  # start_tern WORKLOAD
-  TD=$FS/tern
-  log "Tern: $TERN in $TD on 127.0.0.1:$TERN_PORT"
-  mkdir -p "$TD/conf" "$TD/log"
+  # The services of crates/daemon/tests/deliver_util: smtpd, qmgr, local, postlog.
+  tern_configure "$FS/tern" "$TERN_PORT" deliver
   make_spool "$FS" "$1"
   write_valias "$TD/conf/valias"
-  cat > "$TD/conf/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $TD/spool
-data_directory = $TD/data
-command_directory = $TD
-daemon_directory = $TD
-meta_directory = $TD/conf
-shlib_directory = no
-mail_spool_directory = $(spool_param "$FS" "$1")
-maillog_file = $TD/log/mail.log
-maillog_file_prefixes = $TD/log
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = $HOST
-mydomain = bench.test
-mydestination = \$myhostname, localhost
-mynetworks = 127.0.0.1/32
-alias_maps = hash:$TD/conf/aliases
-alias_database = hash:$TD/conf/aliases
-virtual_alias_maps = regexp:$TD/conf/valias
-smtpd_tls_security_level = none
-biff = no
-EOF
-  # The services of crates/daemon/tests/deliver_util: smtpd, qmgr, local, postlog.
-  cat > "$TD/conf/master.cf" <<EOF
-127.0.0.1:$TERN_PORT inet n - n - - smtpd
-qmgr unix n - n 300 1 qmgr
-local unix - n n - - local
-postlog unix-dgram n - n - 1 postlogd
-EOF
-  echo "postmaster: root" > "$TD/conf/aliases"
-  "$(dirname "$TERN")/postalias" -c "$TD/conf" "hash:$TD/conf/aliases" || die "Tern's postalias failed"
-  ( ulimit -n 20000; exec "$TERN" -c "$TD/conf" start-fg ) </dev/null >"$TD/stdout" 2>"$TD/stderr" &
-  TERN_PID=$!
-  wait_greeting "$TERN_PORT" 30 || die "Tern does not greet: $(tail -5 "$TD/stderr")"
+  cf_set "$TD/conf/main.cf" "mail_spool_directory = $(spool_param "$FS" "$1")" \
+    "virtual_alias_maps = regexp:$TD/conf/valias"
+  tern_start "$TERN_PORT"
 }
 
 # ------------------------------------------------------------------ counting

@@ -4,20 +4,25 @@
 # Builds an N-entry table (default 1,000,000) with each postmap, for lmdb: and cdb:, and runs
 # N random lookups through `postmap -q -` on each. Prints one TSV line per measurement and the
 # Tern/Postfix ratio of each pair, from one run. Works in a temp dir; touches nothing else.
+# bench/lib.sh gives it log, die and the checks.
 #
 # Usage: bash bench/postmap-bench.sh            (needs: cargo build --release; Debian's postfix,
 #        N=100000 bash bench/postmap-bench.sh    postfix-lmdb, postfix-cdb installed)
 set -euo pipefail
+# TERN and PF name the two postmaps here (lib.sh uses both names for other things).
+POSTMAP_TERN=${TERN:-}; POSTMAP_PF=${PF:-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 N=${N:-1000000}
 TYPES=${TYPES:-"lmdb cdb"}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-TERN=${TERN:-$HERE/target/release/postmap}
-PF=${PF:-/usr/sbin/postmap}
-[ -x "$TERN" ] || { echo "build first: cargo build --release ($TERN missing)" >&2; exit 1; }
-[ -x "$PF" ] || { echo "Debian's postmap is missing: apt-get install postfix postfix-lmdb postfix-cdb" >&2; exit 1; }
+TERN=${POSTMAP_TERN:-$HERE/target/release/postmap}
+PF=${POSTMAP_PF:-/usr/sbin/postmap}
+[ -x "$TERN" ] || die "build first: cargo build --release ($TERN missing)"
+[ -x "$PF" ] || die "Debian's postmap is missing: apt-get install postfix postfix-lmdb postfix-cdb"
+need_cmds python3 cmp
 
-WORK=$(mktemp -d /tmp/postmap-bench.XXXXXX)
+WORK=$(mktemp -d /var/tmp/postmap-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/tern" "$WORK/postfix"
 

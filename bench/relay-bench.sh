@@ -62,7 +62,8 @@
 # (KEEP_FS=1 keeps them); the rest of the work directory stays (the sinks' counters, the
 # pollers' output, results.tsv).
 #
-# Usage (as root, after `cargo build --release -p tern-commands --bins`):
+# Set-up shared with the other scripts: bench/lib.sh. Usage (as root, after
+# `cargo build --release -p tern-commands --bins`):
 #   bash bench/relay-bench.sh
 #   SERVERS=postfix N=2000 bash bench/relay-bench.sh
 # Tunables (env): N (20000), WARMUP (200), SERVERS ("postfix tern"), TERN (Tern's postfix
@@ -71,6 +72,8 @@
 #   (s, the warm-up reaching the sink, 120), DRAIN_TIMEOUT (s, the measured run reaching
 #   the sink, 900), KEEP_FS (0)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 N=${N:-20000}
 WARMUP=${WARMUP:-200}
@@ -87,146 +90,42 @@ WARMUP_TIMEOUT=${WARMUP_TIMEOUT:-120}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
 QUEUE_WAIT=60                          # s: the queue emptying after the sink's last message
 CONN_IDLE_WAIT=10                      # s: warm-up connections closing before the base count
-KEEP_FS=${KEEP_FS:-0}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-TERN=${TERN:-$HERE/target/release/postfix}
-HOST=mx.bench.test
+HOST=$BENCH_HOST
 FROM=bench@example.org
 TO=user@remote.bench.test
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || die "run as root (Postfix's private instance needs it)"
-for c in postfix postconf postalias smtp-source smtp-sink python3 mkfs.ext4 mount ss timeout; do
-  command -v "$c" >/dev/null || die "$c missing (apt-get install postfix python3 iproute2)"
-done
+need_root
+need_cmds postfix postconf postalias smtp-source smtp-sink python3 mkfs.ext4 mount ss timeout
 for s in $SERVERS; do
   case $s in postfix|tern) ;; *) die "unknown server $s" ;; esac
 done
-case " $SERVERS " in *" tern "*)
-  [ -x "$TERN" ] || die "$TERN missing: cargo build --release -p tern-commands --bins"
-  [ -x "$(dirname "$TERN")/postalias" ] || die "postalias missing next to $TERN"
-  [ -x "$(dirname "$TERN")/tern-delivery" ] || die "tern-delivery missing next to $TERN" ;;
-esac
+case " $SERVERS " in *" tern "*) need_tern postalias tern-delivery ;; esac
 
 WORK=${WORK:-$(mktemp -d /var/tmp/relay-bench.XXXXXX)}
 mkdir -p "$WORK"; chmod 0755 "$WORK"
 RES=$WORK/results.tsv
 : > "$RES"
-FS=""; MOUNTS=(); IMAGES=(); FAILED=0
-PF=""; PF_STARTED=0; TERN_PID=""; TERN_TREE=""; SRC_PID=""; SINK_PID=""; POLL_PID=""
+FAILED=0
+SRC_PID=""; SINK_PID=""; POLL_PID=""
 
 # ------------------------------------------------------------------ processes, cleanup
-tree_of() {  # tree_of PID: PID and its descendants
-  python3 - "$1" <<'EOF'
-import os, sys
-root = int(sys.argv[1]); kids = {}
-for p in os.listdir("/proc"):
-    if p.isdigit():
-        try:
-            st = open(f"/proc/{p}/stat").read()
-            kids.setdefault(int(st.rsplit(")", 1)[1].split()[1]), []).append(int(p))
-        except OSError:
-            pass
-todo, seen = [root], []
-while todo and len(seen) < 5000:
-    p = todo.pop(); seen.append(p); todo.extend(kids.get(p, []))
-print(" ".join(map(str, seen)))
-EOF
-}
-stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
-  local p=$1 i
-  [ -n "$p" ] || return 0
-  kill "$p" 2>/dev/null || return 0
-  for i in $(seq 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-}
-kill_left() {  # kill_left PID...: KILL those still alive (collected before a stop)
-  local p
-  for p in "$@"; do kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null; done
-  return 0
-}
-pf_master() { head -1 "$PF/queue/pid/master.pid" 2>/dev/null | tr -d ' '; }
-stop_postfix() {
-  [ "$PF_STARTED" = 1 ] || return 0
-  local m left=""
-  m=$(pf_master) || true
-  [ -n "$m" ] && left=$(tree_of "$m")
-  postfix -c "$PF" stop >/dev/null 2>&1 || true
-  for _ in $(seq 100); do [ -n "$m" ] && kill -0 "$m" 2>/dev/null || break; sleep 0.1; done
-  sleep 0.5
-  # shellcheck disable=SC2086
-  kill_left $left
-  PF_STARTED=0
-}
-stop_tern() {
-  [ -n "$TERN_PID" ] || return 0
-  local left
-  left="$(tree_of "$TERN_PID") $TERN_TREE"
-  stop_pid "$TERN_PID"
-  wait "$TERN_PID" 2>/dev/null || true
-  sleep 0.5
-  # shellcheck disable=SC2086
-  kill_left $left
-  TERN_PID=""; TERN_TREE=""
-}
+stop_postfix() { pf_stop; }
+stop_tern() { tern_stop; }
 stop_sink() {
   [ -n "$SINK_PID" ] || return 0
   stop_pid "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
   SINK_PID=""
 }
-unmount_fs() {
-  [ -n "$FS" ] || return 0
-  sync
-  umount "$FS" 2>/dev/null || { sleep 2; umount "$FS" || log "cannot unmount $FS"; }
-  FS=""
-}
 cleanup() {
   set +e
   [ -n "$POLL_PID" ] && stop_pid "$POLL_PID"
   [ -n "$SRC_PID" ] && stop_pid "$SRC_PID"
-  stop_tern
-  stop_postfix
   stop_sink
-  wait 2>/dev/null
-  unmount_fs
-  local m
-  for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && umount "$m"; done
-  if [ "$KEEP_FS" = 1 ]; then log "file system images kept: ${IMAGES[*]}"; else rm -f "${IMAGES[@]}"; fi
+  bench_cleanup
   log "results in $RES (work directory $WORK)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# ------------------------------------------------------------------ a fresh file system
-new_fs() {  # new_fs NAME: a fresh ext4 in a loop file, mounted on $WORK/NAME; sets FS
-  local img=$WORK/$1.img dir=$WORK/$1
-  [ ! -e "$img" ] || die "$img exists (use a new WORK)"
-  truncate -s 4G "$img"; IMAGES+=("$img")
-  mkfs.ext4 -q -F "$img" || die "mkfs.ext4 failed"
-  mkdir -p "$dir"
-  mount -o loop "$img" "$dir" || die "cannot mount a loop file"
-  MOUNTS+=("$dir"); FS=$dir
-  chmod 0755 "$FS"
-}
-
-wait_greeting() {  # wait_greeting PORT SECONDS
-  python3 - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, end = int(sys.argv[1]), time.time() + float(sys.argv[2])
-while time.time() < end:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
-        if s.recv(512).startswith(b"220"):
-            s.sendall(b"QUIT\r\n"); s.close(); sys.exit(0)
-        s.close()
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-EOF
-}
 
 # ------------------------------------------------------------------ the sink
 SINK_OUT=""
@@ -279,84 +178,19 @@ sink_wait() {  # sink_wait TARGET LIMIT -> "MESG DONE_AT" (foreground)
 
 # ------------------------------------------------------------------ Postfix, private
 start_postfix() {  # start_postfix SINK_PORT
-  PF=$FS/postfix
-  log "Postfix: private instance in $PF on 127.0.0.1:$PF_PORT, relayhost [127.0.0.1]:$1"
-  mkdir -p "$PF/queue" "$PF/data" "$PF/spool"
-  chown postfix "$PF/data"; chmod 0700 "$PF/data"; chmod 1777 "$PF/spool"
-  cat > "$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-mail_spool_directory = $PF/spool
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-daemon_directory = $(postconf -dh daemon_directory)
-shlib_directory = $(postconf -dh shlib_directory)
-meta_directory = $(postconf -dh meta_directory)
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = $HOST
-mydomain = bench.test
-mydestination = \$myhostname, localhost
-mynetworks = 127.0.0.1/32
-relayhost = [127.0.0.1]:$1
-alias_maps = hash:$PF/aliases
-alias_database = hash:$PF/aliases
-smtpd_tls_security_level = none
-biff = no
-EOF
-  # Debian's services, no chroot, our smtpd in place of "smtp inet".
-  awk -v port="$PF_PORT" '
-    /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; skip = 1; next }
-    /^[ \t]/ && skip { next }
-    { skip = 0 }
-    /^[a-z]/ && $2 ~ /^(unix|inet|fifo|pass|unix-dgram)$/ { $5 = "n" }
-    { print }' /etc/postfix/master.cf > "$PF/master.cf"
-  echo "postmaster: root" > "$PF/aliases"
-  postalias -c "$PF" "hash:$PF/aliases"
-  postfix -c "$PF" start >/dev/null 2>&1 || die "postfix start failed: $(tail -5 "$PF/maillog" 2>/dev/null)"
-  PF_STARTED=1
-  wait_greeting "$PF_PORT" 30 || die "Postfix does not greet: $(tail -5 "$PF/maillog" 2>/dev/null)"
+  pf_configure "$FS/postfix" "$PF_PORT"
+  cf_set "$PF/main.cf" "relayhost = [127.0.0.1]:$1"
+  log "relayhost [127.0.0.1]:$1"
+  pf_start "$PF_PORT"
 }
 
 # ------------------------------------------------------------------ Tern
-TD=""
 start_tern() {  # start_tern SINK_PORT
-  TD=$FS/tern
-  log "Tern: $TERN in $TD on 127.0.0.1:$TERN_PORT, relayhost [127.0.0.1]:$1"
-  mkdir -p "$TD/conf" "$TD/log"
-  cat > "$TD/conf/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $TD/spool
-data_directory = $TD/data
-command_directory = $TD
-daemon_directory = $TD
-meta_directory = $TD/conf
-shlib_directory = no
-mail_spool_directory = $TD/mail
-maillog_file = $TD/log/mail.log
-maillog_file_prefixes = $TD/log
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = $HOST
-mydomain = bench.test
-mydestination = \$myhostname, localhost
-mynetworks = 127.0.0.1/32
-relayhost = [127.0.0.1]:$1
-alias_maps = hash:$TD/conf/aliases
-alias_database = hash:$TD/conf/aliases
-smtpd_tls_security_level = none
-biff = no
-EOF
   # Tern's default master.cf (smtp and relay services included), smtpd on our port.
-  sed "s/^127\.0\.0\.1:2525 /127.0.0.1:$TERN_PORT /" "$HERE/conf/master.cf" > "$TD/conf/master.cf"
-  grep -q "^127.0.0.1:$TERN_PORT inet" "$TD/conf/master.cf" || die "conf/master.cf has no 127.0.0.1:2525 smtpd line"
-  grep -qE '^smtp[[:space:]]+unix' "$TD/conf/master.cf" || die "conf/master.cf has no smtp service"
-  echo "postmaster: root" > "$TD/conf/aliases"
-  "$(dirname "$TERN")/postalias" -c "$TD/conf" "hash:$TD/conf/aliases" || die "Tern's postalias failed"
-  ( ulimit -n 20000; exec "$TERN" -c "$TD/conf" start-fg ) </dev/null >"$TD/stdout" 2>"$TD/stderr" &
-  TERN_PID=$!
-  wait_greeting "$TERN_PORT" 30 || die "Tern does not greet: $(tail -5 "$TD/stderr")"
+  tern_configure "$FS/tern" "$TERN_PORT" default 100
+  cf_set "$TD/conf/main.cf" "relayhost = [127.0.0.1]:$1"
+  log "relayhost [127.0.0.1]:$1"
+  tern_start "$TERN_PORT"
 }
 
 # ------------------------------------------------------------------ queues and logs
