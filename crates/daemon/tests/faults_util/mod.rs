@@ -132,7 +132,13 @@ impl Client {
     }
 
     /// One message from `from` to `to` with `subject` and `size` body bytes.
-    pub fn send(&mut self, from: &str, to: &str, subject: &str, size: usize) -> Result<Sent, String> {
+    pub fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        subject: &str,
+        size: usize,
+    ) -> Result<Sent, String> {
         for cmd in [
             format!("MAIL FROM:<{from}>"),
             format!("RCPT TO:<{to}>"),
@@ -147,6 +153,11 @@ impl Client {
                 return Ok(Sent::Refused(rep));
             }
         }
+        self.content(from, subject, size)
+    }
+
+    /// The content of a message whose DATA was answered with 354; the end-of-data reply.
+    pub fn content(&mut self, from: &str, subject: &str, size: usize) -> Result<Sent, String> {
         let line = "y".repeat(76);
         let mut body = format!("Subject: {subject}\r\nFrom: <{from}>\r\n\r\n");
         while body.len() < size {
@@ -353,7 +364,7 @@ fn sink_session(s: TcpStream, out: &std::sync::Mutex<Vec<String>>) -> std::io::R
                     if subject.is_empty()
                         && let Some(s) = line.strip_prefix("Subject: ")
                     {
-                        subject = s.trim().to_owned();
+                        s.trim().clone_into(&mut subject);
                     }
                 }
                 out.lock().expect("lock").push(subject);
