@@ -188,12 +188,15 @@ fn send_refused(inst: &Instance, to: &str, subject: &str) -> String {
             assert!(r.starts_with('4'), "{subject}: not a temporary error: {r}");
             r
         }
-        Sent::Queued(id) => panic!("{subject}: queued as {id} in a queue that cannot be written"),
+        Sent::Queued(id) => panic!(
+            "{subject}: queued as {id} in a queue that cannot be written\n{}",
+            inst.log()
+        ),
     }
 }
 
 /// Case 2: The queue's incoming/ made unwritable (chmod 000), renamed away, and the whole
-/// queue file system made read-only, while the daemon runs: each is answered with a
+/// queue made read-only (a read-only bind mount), while the daemon runs: each is answered with a
 /// temporary error and a warning, and once restored mail flows again without a restart;
 /// every acknowledged message is delivered.
 #[test]
@@ -230,12 +233,31 @@ fn queue_dir_unwritable_or_gone_then_restored() {
     std::fs::rename(&away, &incoming).expect("rename back");
     acked.push(send_ok(&inst.t, "sender@example.org", &to, "dir 2"));
 
-    // The queue file system read-only.
-    remount(&queue, "ro");
+    // The queue read-only: a read-only bind mount over it (a tmpfs with files open for
+    // writing cannot be remounted read-only; the bind mount turns every new path
+    // lookup read-only all the same), then taken away.
+    run(&["mount", "--bind"], &queue);
+    run(&["mount", "-o", "remount,bind,ro"], &queue);
     replies.push(("queue read-only", send_refused(&inst, &to, "dir refused 3")));
-    remount(&queue, "rw");
+    run(&["umount", "-l"], &queue);
     acked.push(send_ok(&inst.t, "sender@example.org", &to, "dir 3"));
 
+    // active/ unwritable: mail is still accepted, and waits in incoming/ (the queue
+    // manager warns that it cannot move it) until active/ is back and the queue is
+    // flushed (or the next queue run).
+    let active = queue.join("active");
+    let mode = std::fs::metadata(&active).expect("active").permissions();
+    std::fs::set_permissions(&active, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let stuck = send_ok(&inst.t, "sender@example.org", &to, "dir 4");
+    acked.push(stuck.clone());
+    assert!(
+        wait_until(Duration::from_secs(10), || inst
+            .log()
+            .contains(&format!("warning: {stuck}: rename from incoming to active: "))),
+        "no warning about active/:\n{}",
+        inst.log()
+    );
+    std::fs::set_permissions(&active, mode).expect("chmod back");
     for (what, r) in &replies {
         eprintln!("queue dir: {what}: {r}");
         assert!(
@@ -254,21 +276,26 @@ fn queue_dir_unwritable_or_gone_then_restored() {
         warnings.iter().any(|l| l.contains("Read-only file system")),
         "no warning names the read-only queue:\n{log}"
     );
+    // A message the queue manager could not take from incoming/ while it was unwritable
+    // is taken at the next queue run, or now with a flush.
+    let (code, out) = tool(&inst.t, "postqueue", &["-f"]);
+    assert_eq!(code, 0, "postqueue -f: {out}");
     wait_mbox(&inst, &user, "dir ", acked.len());
     assert_eq!(mbox_count(&inst.mbox(&user.name), "dir refused"), 0);
     inst.t.stop(Duration::from_secs(5));
 }
 
-/// `mount -o remount,MODE` of a tmpfs.
-fn remount(dir: &Path, mode: &str) {
-    let out = std::process::Command::new("mount")
-        .args(["-o", &format!("remount,{mode}")])
-        .arg(dir)
-        .output()
-        .expect("mount");
+/// Runs `args` with `dir` as the last two arguments (mount --bind) or the last one.
+fn run(args: &[&str], dir: &Path) {
+    let mut cmd = std::process::Command::new(args[0]);
+    cmd.args(&args[1..]);
+    if args == ["mount", "--bind"] {
+        cmd.arg(dir);
+    }
+    let out = cmd.arg(dir).output().expect("mount");
     assert!(
         out.status.success(),
-        "remount {mode}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
