@@ -251,9 +251,9 @@ fn queue_dir_unwritable_or_gone_then_restored() {
     let stuck = send_ok(&inst.t, "sender@example.org", &to, "dir 4");
     acked.push(stuck.clone());
     assert!(
-        wait_until(Duration::from_secs(10), || inst
-            .log()
-            .contains(&format!("warning: {stuck}: rename from incoming to active: "))),
+        wait_until(Duration::from_secs(10), || inst.log().contains(&format!(
+            "warning: {stuck}: rename from incoming to active: "
+        ))),
         "no warning about active/:\n{}",
         inst.log()
     );
