@@ -669,30 +669,30 @@ fn commit_batch(
     }
     let mut results: Vec<(Result<(), Error>, PendingFile, bool, Reply)> =
         Vec::with_capacity(batch.len());
-    // A file whose journal record is synced is durable now: its writer is answered at
-    // once, and the name follows (the 250 does not wait for the directory operation).
+    // A file whose journal record is synced is durable now: it gets its name and its
+    // writer is answered at once (no directory fsync: the record covers the name).
     // Nothing can look for the name in between: the queue manager's barrier, which comes
     // before it takes files from incoming/, is a later job of this same thread.
-    // A link that fails after the answer leaves the record as the only copy: the journal
-    // then keeps every segment, and the next start replays the file.
-    let mut early = Vec::new();
+    // The name comes before the answer: a link that fails (incoming/ made unwritable or
+    // renamed away while the daemon runs) is a write error the client retries, not a
+    // 250 whose only copy is the journal until the next start. The record of a refused
+    // file gets a removal note, so that a replay does not deliver it beside the retry.
+    let notes = journal.as_deref().map(Journal::notes);
     let mut rest = Vec::with_capacity(batch.len());
-    for (f, synced, reply) in batch {
+    for (mut f, synced, reply) in batch {
         if journaled && !synced {
-            reply.send(Ok(f.id.clone()));
-            early.push(f);
+            match f.link() {
+                Ok(()) => reply.send(Ok(f.id.clone())),
+                Err(e) => {
+                    if let Some(n) = &notes {
+                        let _ = n.note(&f.id);
+                    }
+                    reply.send(Err(e));
+                }
+            }
         } else {
             rest.push((f, synced, reply));
         }
-    }
-    let mut pin = false;
-    for mut f in early {
-        if f.link().is_err() {
-            pin = true;
-        }
-    }
-    if pin && let Some(j) = journal {
-        j.pin();
     }
     counters
         .journaled

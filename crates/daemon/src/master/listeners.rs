@@ -403,17 +403,40 @@ fn diff(
     Ok(plan)
 }
 
+/// How often a failing accept loop logs its error.
+const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(10);
+
 async fn accept_loop(
     listener: TcpListener,
     service: Arc<Service>,
     shared: Arc<Shared>,
     track: mpsc::Sender<()>,
 ) {
+    // When the last accept error was logged: one line per ACCEPT_ERROR_EVERY while
+    // they go on, not one per retry.
+    let mut logged: Option<std::time::Instant> = None;
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            // EMFILE and the like: back off briefly instead of spinning.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // EMFILE and the like: say so (single_server.c: `error: accept
+                // connection: %m`), and back off briefly instead of spinning.
+                if logged.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_EVERY) {
+                    logged = Some(std::time::Instant::now());
+                    let s = service.settings();
+                    // %m's text: strerror(3), without std's "(os error N)".
+                    let text = e.raw_os_error().map_or_else(
+                        || e.to_string(),
+                        |n| nix::errno::Errno::from_raw(n).desc().to_owned(),
+                    );
+                    let line = tern_maillog::Line::error(format!("accept connection: {text}"));
+                    shared
+                        .logger
+                        .log(&tern_maillog::Ident::new(&s.syslog_name, "smtpd"), &line);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         // process_limit: like a busy Postfix smtpd pool, a full service leaves the client
         // waiting for its greeting (this one accepted, the next ones in the kernel's

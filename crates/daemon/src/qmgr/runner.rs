@@ -249,6 +249,10 @@ enum Event {
     Rescanned {
         found: Vec<(String, Time)>,
         now: bool,
+        /// What incoming/ holds: a file the queue manager could not take when it was
+        /// told about it (incoming/ unwritable for a while: qmgr_scan.c scans incoming/
+        /// at each queue run too) is taken now.
+        incoming: Vec<String>,
     },
 }
 
@@ -386,7 +390,7 @@ impl Runner {
         self.load_ids(ids, QueueName::Deferred);
     }
 
-    /// Reads deferred/ on a blocking thread; the listing comes back as
+    /// Reads deferred/ (and incoming/) on a blocking thread; the listing comes back as
     /// [`Event::Rescanned`]. Postfix's qmgr scans deferred/ every queue_run_delay; Tern's
     /// knows the messages it deferred itself, and this finds the others.
     fn rescan(&self, now: bool) {
@@ -405,7 +409,19 @@ impl Runner {
                         .map(|t| (e.id.as_str().to_owned(), t))
                 })
                 .collect();
-            let _ = events.send(Event::Rescanned { found, now });
+            let incoming = tern_queue::scan(&layout, QueueName::Incoming)
+                .map(|l| {
+                    l.entries
+                        .into_iter()
+                        .map(|e| e.id.as_str().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = events.send(Event::Rescanned {
+                found,
+                now,
+                incoming,
+            });
         });
     }
 
@@ -494,7 +510,14 @@ impl Runner {
                 self.dispatch();
             }
             Event::Deferred { id, at } => self.sched.add_deferred(&id, at),
-            Event::Rescanned { found, now } => {
+            Event::Rescanned {
+                found,
+                now,
+                incoming,
+            } => {
+                // A file told about but not yet moved is loaded twice at worst: the
+                // second rename finds nothing (load_one).
+                self.load_ids(incoming, QueueName::Incoming);
                 let mut due = Vec::new();
                 for (id, at) in found {
                     if self.active.contains_key(id.as_str()) || self.sched.is_deferred(&id) {

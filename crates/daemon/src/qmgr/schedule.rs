@@ -381,10 +381,11 @@ impl Scheduler {
             limits.recipient_limit
         };
         let initial = self.initial_size(transport);
+        let stepped_back = now.saturating_add(self.policy.minimal_backoff_time);
         let w = self.window_mut(transport, dest);
         let suspended = match &w.dead {
-            Some((until, _)) if now >= *until => {
-                // The wait is over: the destination gets another chance.
+            // The wait is over (or the clock stepped back over it): another chance.
+            Some((until, _)) if now >= *until || *until > stepped_back => {
                 revive(w, initial);
                 None
             }
@@ -405,7 +406,9 @@ impl Scheduler {
                 if size != 0 && w.in_flight >= size {
                     return;
                 }
-                if limits.rate_delay > 0 && now < w.next_at {
+                // (A next_at further ahead than the delay predates a step back.)
+                if limits.rate_delay > 0 && now < w.next_at && w.next_at <= now + limits.rate_delay
+                {
                     return;
                 }
             }
@@ -545,9 +548,13 @@ impl Scheduler {
             .keys()
             .filter_map(|(transport, _, dest)| {
                 let w = self.windows.get(&(transport.clone(), dest.clone()))?;
+                // Never further ahead than the wait itself: a time beyond that was set
+                // before the wall clock stepped back.
                 let at = match &w.dead {
-                    Some((until, _)) => *until,
-                    None if self.limits(transport).rate_delay > 0 => w.next_at,
+                    Some((until, _)) => (*until).min(now + self.policy.minimal_backoff_time),
+                    None if self.limits(transport).rate_delay > 0 => {
+                        w.next_at.min(now + self.limits(transport).rate_delay)
+                    }
                     None => return None,
                 };
                 (at > now).then_some(at)
@@ -588,13 +595,21 @@ impl Scheduler {
     }
 
     /// A deferred queue scan at `now`: the messages due (at most a second ahead), taken
-    /// out of the deferred set, oldest time first.
+    /// out of the deferred set, oldest time first. A time further ahead than any backoff
+    /// can set was set before the wall clock stepped back: that message is due now too,
+    /// so that a step back delays no retry by the size of the step. (Postfix's
+    /// qmgr_active_feed() skips it until the clock catches up.)
     pub fn due(&mut self, now: Time) -> Vec<String> {
         let limit = now.saturating_add(1);
+        let stepped = now.saturating_add(self.longest_wait()).saturating_add(1);
         let taken: Vec<(Time, String)> = self
             .deferred
             .iter()
             .take_while(|(t, _)| *t <= limit)
+            .chain(
+                self.deferred
+                    .range((stepped.max(limit) + 1, String::new())..),
+            )
             .cloned()
             .collect();
         for (t, id) in &taken {
@@ -620,6 +635,14 @@ impl Scheduler {
         now.saturating_sub(arrival)
             .min(p.maximal_backoff_time)
             .max(p.minimal_backoff_time)
+    }
+
+    /// The longest wait the scheduler itself sets (a backoff or a dead destination's
+    /// suspension): a time further ahead than this means the clock stepped back.
+    fn longest_wait(&self) -> u64 {
+        self.policy
+            .maximal_backoff_time
+            .max(self.policy.minimal_backoff_time)
     }
 
     fn forget_deferred(&mut self, id: &str) {

@@ -396,6 +396,19 @@ fn due_and_flush() {
     assert!(s.due(1_000).is_empty());
 }
 
+/// The wall clock stepped back: a deferred time further ahead than the longest backoff
+/// is due at once (not after the size of the step), one within the backoff waits.
+#[test]
+fn due_after_the_clock_stepped_back() {
+    let mut s = sched(Policy::default());
+    let max = Policy::default().maximal_backoff_time;
+    s.add_deferred("soon", 10_000 + 300);
+    s.add_deferred("stepped", 10_000 + max + 3_600);
+    assert_eq!(s.due(10_000), ["stepped"]);
+    assert!(s.due(10_000).is_empty());
+    assert_eq!(s.due(10_300), ["soon"]);
+}
+
 /// A backlog behind one destination's full window neither starves another destination
 /// nor is walked by every dispatch: a message for a second destination that arrives
 /// after 10,000 for the first goes out in the very next dispatch, and each completion

@@ -362,10 +362,6 @@ pub(crate) struct Journal {
     /// After a segment could not be made (a full disk): no new try before this.
     retry_at: Option<Instant>,
     threads: Vec<thread::JoinHandle<()>>,
-    /// A journaled file could not be linked after its writer was told it was safe: its
-    /// record is then the only copy, so no segment is retired until a restart replays
-    /// them ([`Journal::pin`]).
-    pinned: bool,
     notes: Arc<RemovalNotes>,
 }
 
@@ -428,7 +424,6 @@ impl Journal {
             spares: spare_rx,
             retry_at: None,
             threads: vec![maker, checkpointer],
-            pinned: false,
             notes,
         };
         j.ask_spare();
@@ -552,15 +547,8 @@ impl Journal {
         self.retire();
     }
 
-    /// Keeps every segment from now on (see the `pinned` field): the records of a file
-    /// whose link failed after its writer got the answer must survive until replayed.
-    pub(crate) fn pin(&mut self) {
-        self.pinned = true;
-    }
-
     fn retire(&mut self) {
-        if !self.pinned
-            && !self.full.is_empty()
+        if !self.full.is_empty()
             && let Some(w) = &self.work
         {
             let epoch = self.shared.epoch.load(Ordering::SeqCst);
