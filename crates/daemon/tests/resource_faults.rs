@@ -498,11 +498,16 @@ fn too_many_open_files_backs_off_and_recovers() {
     eprintln!("fd limit {FD_LIMIT}: {in_use} in use before the flood");
 
     // A session in flight when the descriptors run out.
-    // Its recipient is checked before the flood: under EMFILE getpwnam(3) fails, and
-    // the unix:passwd.byname table then answers "not found" (a 550 for a real user;
-    // see the report of issue 10: crates/maps/src/unix.rs treats only the first miss
-    // as an error, as Postfix's dict_unix.c does).
+    // Its recipient is checked before the flood, so that its message can be delivered.
     let mut early = Client::connect(&inst.t.addr()).expect("connect");
+    // A session that asks for a recipient during the flood: getpwnam(3) then fails with
+    // EMFILE, which must be a temporary error, never "550 User unknown" for a real user
+    // (dict_unix.c would say not found; crates/maps/src/unix.rs says Retry).
+    let mut late = Client::connect(&inst.t.addr()).expect("connect");
+    let r = late
+        .command("MAIL FROM:<sender@example.org>")
+        .expect("late session");
+    assert!(r.starts_with('2'), "{r}");
     for cmd in [
         "MAIL FROM:<sender@example.org>",
         &format!("RCPT TO:<{to}>"),
@@ -531,6 +536,20 @@ fn too_many_open_files_backs_off_and_recovers() {
         flood.len()
     );
     assert!(percent < 30, "the daemon spins at {percent}% of a core");
+    // The passwd answers cached by the first session have expired by now (2 s).
+    let r = late
+        .command("RCPT TO:<daemon@localhost>")
+        .expect("late session");
+    eprintln!("fd limit: RCPT of a real user during the flood: {r}");
+    assert!(!r.starts_with('5'), "a real user refused for good: {r}");
+    if r.starts_with('4') {
+        let log = inst.log();
+        assert!(
+            log.contains("cannot access UNIX password database: Too many open files"),
+            "{log}"
+        );
+    }
+    late.quit();
     let in_flight = early
         .content("sender@example.org", "fd 1 in flight", 200)
         .unwrap_or_else(|e| panic!("the early session died: {e}\n{}", inst.log()));

@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::unistd::{Gid, Group, Uid, User};
@@ -74,10 +73,6 @@ impl std::fmt::Debug for UnixMap {
     }
 }
 
-/// dict_unix.c checks the database once per process, after the first miss.
-static PASSWD_CHECKED: AtomicBool = AtomicBool::new(false);
-static GROUP_CHECKED: AtomicBool = AtomicBool::new(false);
-
 impl Map for UnixMap {
     fn spec(&self) -> &str {
         &self.spec
@@ -119,48 +114,81 @@ impl UnixMap {
     fn ask(&self, key: &str) -> Result<Option<String>, MapError> {
         match self.kind {
             Kind::Passwd => match User::from_name(key) {
-                Ok(Some(user)) => {
-                    PASSWD_CHECKED.store(true, Ordering::Relaxed);
-                    Ok(Some(passwd_line(&user)))
-                }
-                found => self.miss(
-                    found.err(),
-                    &PASSWD_CHECKED,
-                    "password",
-                    User::from_uid(Uid::from_raw(0)).ok().flatten().is_some(),
-                ),
+                Ok(Some(user)) => Ok(Some(passwd_line(&user))),
+                found => self.miss(found.err(), "password", || {
+                    working("/etc/passwd", || {
+                        User::from_uid(Uid::from_raw(0)).ok().flatten().is_some()
+                    })
+                }),
             },
             Kind::Group => match Group::from_name(key) {
-                Ok(Some(group)) => {
-                    GROUP_CHECKED.store(true, Ordering::Relaxed);
-                    Ok(Some(group_line(&group)))
-                }
-                found => self.miss(
-                    found.err(),
-                    &GROUP_CHECKED,
-                    "group",
-                    Group::from_gid(Gid::from_raw(0)).ok().flatten().is_some(),
-                ),
+                Ok(Some(group)) => Ok(Some(group_line(&group))),
+                found => self.miss(found.err(), "group", || {
+                    working("/etc/group", || {
+                        Group::from_gid(Gid::from_raw(0)).ok().flatten().is_some()
+                    })
+                }),
             },
         }
     }
 
-    /// A name that was not found: not found, unless this is the first miss and the
-    /// database cannot even find id 0.
+    /// A name that was not found: not found, if the database works. dict_unix.c checks
+    /// that once per process, at the first miss, by looking up id 0; Tern checks at every
+    /// miss, because a miss can also be the name service failing: once glibc has loaded
+    /// its NSS modules, getpwnam_r(3) with no descriptor left (EMFILE) returns 0 and no
+    /// entry, errno cleared, exactly as for an unknown name. In one process serving every
+    /// session, "not found" then would be `550 User unknown` for real users. `works`
+    /// says whether the database works (see [`working`]); if not, the miss is a
+    /// temporary error (451 4.3.0).
     fn miss(
         &self,
         err: Option<nix::Error>,
-        checked: &AtomicBool,
         what: &str,
-        zero_found: bool,
+        works: impl FnOnce() -> Result<(), nix::Error>,
     ) -> Result<Option<String>, MapError> {
-        if checked.swap(true, Ordering::Relaxed) || zero_found {
-            return Ok(None);
-        }
-        let reason = err.map_or(crate::fail::APPLICATION_ERROR, |e| e.desc());
+        // getpwnam_r's "no such entry" errnos (POSIX allows them for a miss) are a miss;
+        // any other error is the lookup failing.
+        let failed = err.filter(|e| {
+            !matches!(
+                e,
+                nix::Error::ENOENT | nix::Error::ESRCH | nix::Error::EBADF | nix::Error::EPERM
+            )
+        });
+        let failed = match failed {
+            Some(e) => Some(e),
+            None => match works() {
+                Ok(()) => return Ok(None),
+                Err(e) => Some(e),
+            },
+        };
+        let reason = match failed {
+            None | Some(nix::Error::UnknownErrno) => crate::fail::APPLICATION_ERROR,
+            Some(e) => e.desc(),
+        };
         let text = format!("cannot access UNIX {what} database: {reason}");
         (self.warn)(&text);
         Err(MapError::Retry(text))
+    }
+}
+
+/// Whether the name service answers: its file can be opened (no descriptor shortage:
+/// the id-0 lookup alone does not tell, since nss-systemd makes up root without any
+/// file) and id 0 is found (dict_unix.c's check). The error says why not; a database
+/// without id 0 is `UnknownErrno`, logged as dict_unix.c's "Application error".
+fn working(file: &str, zero_found: impl FnOnce() -> bool) -> Result<(), nix::Error> {
+    if let Err(e) = std::fs::File::open(file)
+        && let Some(n) = e.raw_os_error()
+        && matches!(
+            nix::Error::from_raw(n),
+            nix::Error::EMFILE | nix::Error::ENFILE | nix::Error::ENOMEM
+        )
+    {
+        return Err(nix::Error::from_raw(n));
+    }
+    if zero_found() {
+        Ok(())
+    } else {
+        Err(nix::Error::UnknownErrno)
     }
 }
 
@@ -220,5 +248,38 @@ mod tests {
             passwd.sequence().unwrap_err().to_string(),
             "table unix:passwd.byname: sequence operation is not supported"
         );
+    }
+
+    #[test]
+    fn a_failing_name_service_is_a_temporary_error() {
+        let map = UnixMap {
+            spec: "unix:passwd.byname".to_owned(),
+            kind: Kind::Passwd,
+            fold: true,
+            warn: OpenFlags::default().warn,
+            cache: Mutex::new(HashMap::new()),
+        };
+        // (error, id 0 found, answer): Err is Retry.
+        let table = [
+            (None, true, Ok(None)),
+            (Some(nix::Error::ENOENT), true, Ok(None)),
+            (Some(nix::Error::ESRCH), true, Ok(None)),
+            (Some(nix::Error::EMFILE), true, Err("Too many open files")),
+            (Some(nix::Error::EIO), true, Err("I/O error")),
+            // glibc's answer with no descriptor left: no error, no entry, and no id 0.
+            (None, false, Err("Application error")),
+        ];
+        for (err, zero, want) in table {
+            let works = || working("/etc/passwd", || zero);
+            match (map.miss(err, "password", works), want) {
+                (Err(MapError::Retry(text)), Err(why)) => assert_eq!(
+                    text,
+                    format!("cannot access UNIX password database: {why}"),
+                    "{err:?}"
+                ),
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{err:?}"),
+                (got, want) => panic!("{err:?}: {got:?}, want {want:?}"),
+            }
+        }
     }
 }
