@@ -312,9 +312,15 @@ impl Listeners {
     }
 }
 
-/// Binds one listening socket, non-blocking for tokio.
+/// Binds one listening socket, non-blocking for tokio, with a listen queue of SOMAXCONN
+/// (the kernel caps it at net.core.somaxconn). std's bind listens with 128: a burst of
+/// 1,000 connects then overflows the queue and each dropped SYN waits a second for its
+/// retry. Postfix's master asks for the larger of the service's process limit and
+/// default_process_limit; one Tern process serves every session, so the queue is sized
+/// for the connection bursts it can take, not for a process count.
 pub(super) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let sock = std::net::TcpListener::bind(addr)?;
+    nix::sys::socket::listen(&sock, nix::sys::socket::Backlog::MAXCONN)?;
     sock.set_nonblocking(true)?;
     Ok(sock)
 }
