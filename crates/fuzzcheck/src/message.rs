@@ -13,9 +13,10 @@ use tern_message::trace::Timestamp;
 /// An address-list header value. Byte 0 picks header_address_token_limit (small or
 /// Postfix's 10240); the rest is the value.
 ///
-/// Checked beyond "no panic": printing is stable after one round, i.e. the header text
-/// made from a parsed list parses to a list that prints the same text (cleanup re-folds
-/// rewritten address headers from that text).
+/// Only "no panic" is checked. Printing is not a fixed point, as in Postfix: an internal
+/// address whose quoted local part holds an `@` (`"@,` unterminated) is split at its
+/// last `@` when quoted again (quote_822_local), so `""@,` reads back as `""@` and an
+/// empty entry.
 pub fn address(data: &[u8]) {
     let Some((&flags, value)) = data.split_first() else {
         return;
@@ -34,14 +35,7 @@ pub fn address(data: &[u8]) {
     let _ = address::unquote_822_local(&address::quote_822_local(&text));
     let _ = address::phrase(value);
     let _ = address::quote_822_local_bytes(&last);
-    if limit > 5 {
-        let again = parse_address_list(&printed, limit).to_header_lines();
-        assert_eq!(
-            String::from_utf8_lossy(&again),
-            String::from_utf8_lossy(&printed),
-            "printing an address list is not stable"
-        );
-    }
+    let _ = parse_address_list(&printed, limit);
 }
 
 /// A message's first lines as records (LF-separated; a last piece without LF is a
