@@ -1,14 +1,4 @@
-//! A `pcre:` table never panics on any file content or key: the input's first line is the
-//! key, the rest the table.
+//! Fuzz target `pcre`: see tern_fuzzcheck::maps::pcre.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tern_maps::{Map, pcre, no_warnings};
-
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let (key, table) = text.split_once('\n').unwrap_or((&text, ""));
-    let map = pcre::PcreMap::parse("/fuzz", table, no_warnings());
-    let _ = map.lookup(key);
-    let _ = map.lookup(table);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tern_fuzzcheck::maps::pcre(data));

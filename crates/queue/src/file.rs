@@ -377,9 +377,15 @@ impl QueueFile {
         let mut buf = vec![0u8; CONTENT_CHUNK];
         for s in &self.segments {
             src.seek(SeekFrom::Start(s.offset))?;
-            let chunk = &mut buf[..s.len as usize];
-            src.read_exact(chunk)?;
-            dst.write_all(chunk)?;
+            // Our writer makes records of at most CONTENT_CHUNK bytes, but a damaged or
+            // hostile file may hold any up to MAX_PAYLOAD: copy in pieces.
+            let mut left = s.len as usize;
+            while left > 0 {
+                let chunk = &mut buf[..left.min(CONTENT_CHUNK)];
+                src.read_exact(chunk)?;
+                dst.write_all(chunk)?;
+                left -= chunk.len();
+            }
         }
         Ok(())
     }

@@ -289,6 +289,30 @@ fn with_recipient_payload(payload: &[u8]) -> Vec<u8> {
     b
 }
 
+/// A content record longer than the writer's chunks (any up to MAX_PAYLOAD reads) made
+/// copy_content panic: it sliced its 64 KiB buffer by the record's length (seen while
+/// writing the queuefile fuzz target; fuzz/corpus/queuefile/long-content-record).
+#[test]
+fn content_records_longer_than_a_chunk_copy_whole() {
+    for len in [CONTENT_CHUNK, CONTENT_CHUNK + 1, 3 * CONTENT_CHUNK + 7] {
+        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut b = header().to_vec();
+        let mut p = Vec::new();
+        p.extend_from_slice(&1u64.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        put_record(&mut b, RecordType::Arrival, &p);
+        put_record(&mut b, RecordType::Sender, b"s@example");
+        put_record(&mut b, RecordType::Content, &content);
+        let mut end = Vec::new();
+        end.extend_from_slice(&3u32.to_be_bytes());
+        end.extend_from_slice(&0u32.to_be_bytes());
+        end.extend_from_slice(&(len as u64).to_be_bytes());
+        put_record(&mut b, RecordType::End, &end);
+        let qf = QueueFile::read(&b[..]).unwrap();
+        assert_eq!(content_of(&qf, &b), content, "{len}");
+    }
+}
+
 #[test]
 fn recipient_original_field_is_optional() {
     let base = {

@@ -5,7 +5,7 @@
 //! the points where expansion stops follow Postfix 3.7 exactly, quirks included; see the
 //! module doc of [`super`].
 
-use super::{Lookup, MAX_DEPTH, level};
+use super::{Lookup, MAX_DEPTH, MAX_STEPS, level};
 use crate::maincf::is_space;
 
 /// A syntax error was reported (Postfix's MAC_PARSE_ERROR).
@@ -55,6 +55,8 @@ pub(super) struct Engine<'a> {
     recurse: bool,
     scan: bool,
     depth: usize,
+    /// Tokens evaluated so far, against [`MAX_STEPS`].
+    steps: usize,
     pub(super) warnings: Vec<String>,
     pub(super) undefined: Vec<String>,
     pub(super) looked_up: Vec<String>,
@@ -67,6 +69,7 @@ impl<'a> Engine<'a> {
             recurse,
             scan,
             depth: 0,
+            steps: 0,
             warnings: Vec::new(),
             undefined: Vec::new(),
             looked_up: Vec::new(),
@@ -177,7 +180,8 @@ impl<'a> Engine<'a> {
     fn callback(&mut self, frame: &mut Frame, token: Token, buf: &[u8]) -> Result<u32, Abort> {
         let over = frame.level > NESTING_LIMIT;
         frame.level += 1;
-        if over || self.depth > MAX_DEPTH {
+        self.steps += 1;
+        if over || self.depth > MAX_DEPTH || self.steps > MAX_STEPS {
             let text = format!("unreasonable macro call nesting: \"{}\"", lossy(buf));
             self.warn(frame, text);
         }

@@ -95,6 +95,12 @@ impl ExpandError {
 /// Postfix would expand fails here.
 pub const MAX_DEPTH: usize = 150;
 
+/// Tokens one expansion may evaluate before it fails with the nesting warning. Each
+/// comparison operand starts a fresh nesting count (as in Postfix), so `a = ${{$a} ==
+/// {$a}}` doubles the work at every level up to [`MAX_DEPTH`]: without this bound it never
+/// ends (Postfix overflows its stack instead). Real values take a few hundred tokens.
+pub const MAX_STEPS: usize = 100_000;
+
 /// Expands `text`.
 pub fn expand(text: &str, lookup: &dyn Lookup, mode: Mode) -> Result<Expanded, ExpandError> {
     let mut engine = engine::Engine::new(lookup, mode == Mode::Recursive, false);

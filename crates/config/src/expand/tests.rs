@@ -259,6 +259,23 @@ fn comparison_recursion_is_stopped() {
     assert!(err.warnings()[0].starts_with("unreasonable macro call nesting: "));
 }
 
+/// Comparisons that expand the value twice at every level did work exponential in
+/// MAX_DEPTH and never ended (the expand fuzz target; fuzz/corpus/expand/
+/// hang-comparison-fanout). Now the step budget ends them with the nesting warning.
+#[test]
+fn comparison_fan_out_is_stopped() {
+    for value in ["${{$a} == {$a}}", "${{$a $a} != {x} ? {$a} : {$a}}"] {
+        let started = std::time::Instant::now();
+        let err = expand("$a", &table(&[("a", value)]), Mode::Recursive).expect_err(value);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{value}"
+        );
+        assert_eq!(err.to_string(), "macro processing error");
+        assert!(err.warnings()[0].starts_with("unreasonable macro call nesting: "));
+    }
+}
+
 #[test]
 fn undefined_and_once() {
     let got = expand("$u ${v?x} ${u}", &table(&[]), Mode::Recursive).expect("ok");

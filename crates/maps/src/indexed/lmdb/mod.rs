@@ -128,6 +128,12 @@ struct Tree {
 /// The most branch pages kept in memory (16 MiB of 4 KiB pages).
 const MAX_CACHED: usize = 4096;
 
+/// What a walk over the whole tree may still visit: pages, and bytes of keys and data.
+struct WalkBudget {
+    pages: u64,
+    bytes: u64,
+}
+
 /// One branch or leaf page, checked to hold `count` node offsets inside it.
 #[derive(Debug)]
 struct Page {
@@ -206,24 +212,46 @@ impl Tree {
     fn entries(&self) -> Result<Vec<Entry>, MapError> {
         let mut out = Vec::new();
         if self.root != P_INVALID {
-            self.walk(self.root, 0, &mut out)?;
+            // In a sound tree every page is reached once and every entry's key and data
+            // have bytes of their own, so neither count can pass the file's; a damaged
+            // file whose branches share subtrees (or whose leaves share overflow data)
+            // would otherwise make this walk exponential in time and memory (found by
+            // fuzz/corpus/lmdb/hang-shared-subtrees).
+            let mut budget = WalkBudget {
+                pages: self.file.len / self.psize as u64,
+                bytes: self.file.len,
+            };
+            self.walk(self.root, 0, &mut budget, &mut out)?;
         }
         Ok(out)
     }
 
-    fn walk(&self, pgno: u64, depth: usize, out: &mut Vec<Entry>) -> Result<(), MapError> {
-        if depth >= MAX_DEPTH {
+    fn walk(
+        &self,
+        pgno: u64,
+        depth: usize,
+        budget: &mut WalkBudget,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), MapError> {
+        if depth >= MAX_DEPTH || budget.pages == 0 {
             return Err(self.error(MDB_CORRUPTED));
         }
+        budget.pages -= 1;
         let page = self.page(pgno)?;
         for index in 0..page.count {
             if page.flags & P_LEAF != 0 {
-                out.push((
+                let entry = (
                     self.node_key(&page, index)?.to_vec(),
                     self.node_data(&page, index)?,
-                ));
+                );
+                let size = (entry.0.len() + entry.1.len()) as u64;
+                budget.bytes = budget
+                    .bytes
+                    .checked_sub(size)
+                    .ok_or_else(|| self.error(MDB_CORRUPTED))?;
+                out.push(entry);
             } else {
-                self.walk(self.child(&page, index)?, depth + 1, out)?;
+                self.walk(self.child(&page, index)?, depth + 1, budget, out)?;
             }
         }
         Ok(())

@@ -159,6 +159,93 @@ fn truncated_file_gives_page_not_found() {
     );
 }
 
+/// A 512-byte page: header (page number, flags, lower, upper) and `count` node offsets
+/// that all point at one node `(lo, hi, flags, key size)` followed by `tail`.
+fn shared_node_page(pgno: u64, flags: u16, count: usize, node: [u16; 4], tail: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 512];
+    let lower = 16 + 2 * count;
+    p[..8].copy_from_slice(&pgno.to_le_bytes());
+    p[10..12].copy_from_slice(&flags.to_le_bytes());
+    p[12..14].copy_from_slice(&u16::try_from(lower).unwrap().to_le_bytes());
+    p[14..16].copy_from_slice(&512u16.to_le_bytes());
+    for i in 0..count {
+        p[16 + 2 * i..18 + 2 * i].copy_from_slice(&u16::try_from(lower).unwrap().to_le_bytes());
+    }
+    for (i, v) in node.iter().enumerate() {
+        p[lower + 2 * i..lower + 2 * i + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    p[lower + 8..lower + 8 + tail.len()].copy_from_slice(tail);
+    p
+}
+
+/// Two meta pages (page size 512, root page 2) and then `pages`.
+fn lmdb_file(pages: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (pgno, txnid) in [(0u64, 1u64), (1, 0)] {
+        let mut m = vec![0u8; 512];
+        m[..8].copy_from_slice(&pgno.to_le_bytes());
+        m[10..12].copy_from_slice(&P_META.to_le_bytes());
+        m[META_MAGIC..META_MAGIC + 4].copy_from_slice(&MAGIC.to_le_bytes());
+        m[META_VERSION..META_VERSION + 4].copy_from_slice(&DATA_VERSION.to_le_bytes());
+        m[META_FREE_DB..META_FREE_DB + 4].copy_from_slice(&512u32.to_le_bytes());
+        m[META_MAIN_DB + DB_ROOT..META_MAIN_DB + DB_ROOT + 8].copy_from_slice(&2u64.to_le_bytes());
+        m[META_TXNID..META_TXNID + 8].copy_from_slice(&txnid.to_le_bytes());
+        out.extend(m);
+    }
+    for p in pages {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// Damaged files whose nodes share pages or data: listing them once took time and memory
+/// exponential in the tree's depth (fuzz/corpus/lmdb/hang-shared-subtrees); now it fails
+/// at once, as a corrupt file.
+#[test]
+fn shared_subtrees_and_entries_are_corrupt() {
+    let leaf = |pgno| shared_node_page(pgno, P_LEAF, 1, [2, 0, 0, 1], b"kv");
+    let branch =
+        |pgno: u64, child: u16| shared_node_page(pgno, P_BRANCH, 200, [child, 0, 0, 0], b"");
+    let cases: &[(&str, Vec<Vec<u8>>)] = &[
+        (
+            "four levels of 200 branches to one page",
+            vec![
+                branch(2, 3),
+                branch(3, 4),
+                branch(4, 5),
+                branch(5, 6),
+                leaf(6),
+            ],
+        ),
+        (
+            "a leaf of 100 nodes sharing one 250-byte value",
+            vec![shared_node_page(
+                2,
+                P_LEAF,
+                100,
+                [250, 0, 0, 1],
+                &[b'v'; 251],
+            )],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (what, pages) in cases {
+        let name = dir.path().join("shared").display().to_string();
+        std::fs::write(format!("{name}.lmdb"), lmdb_file(pages)).unwrap();
+        let map = LmdbMap::open(&name).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            map.sequence().unwrap_err(),
+            MapError::Retry(format!("error seeking lmdb:{name}: {MDB_CORRUPTED}")),
+            "{what}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
