@@ -51,12 +51,13 @@
 # it made. Not for CI: a benchmark is not a test.
 #
 # Usage (as root; Debian's postfix is installed when missing):
-#   cargo build --release -p tern-commands -p tern-client
-#   bash bench/bench.sh [--full]
+#   bench/bench.sh [--full]
+# It builds what it measures first (cargo build --release -p tern-commands -p tern-client;
+# BUILD=0 skips that, e.g. with TERN= and LOAD= pointing at other builds).
 # Tunables (env): WORKLOADS ("accept maildir relay idle"), CELLS ("S:SIZE ..."), N_SCALE (1;
 #   10 with --full), MAXPROC (1000), IDLE (10000), PF_IDLE_MAXPROC (1000), PORT_BASE
 #   (2700), RUN_TIMEOUT (s, one load run, 600), DRAIN_TIMEOUT (s, mail done after the
-#   load, 600), TERN, LOAD (smtp-load), WORK, KEEP (0), KEEP_FS (0)
+#   load, 600), TERN, LOAD (smtp-load), WORK, KEEP (0), KEEP_FS (0), BUILD (1)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -118,6 +119,10 @@ disk_need() {
 
 START=$(date +%s)
 need_root
+if [ "${BUILD:-1}" = 1 ]; then
+  log "building Tern (release)"
+  (cd "$HERE" && cargo build --release -q -p tern-commands -p tern-client) || die "cargo build --release failed"
+fi
 ensure_postfix
 need_cmds postfix postconf postalias smtp-source smtp-sink python3 mkfs.ext4 mount timeout useradd userdel
 need_tern postalias tern-delivery
