@@ -24,22 +24,23 @@
 //! line is capped at 4 KiB, every reply at 100 lines; the idle hold at `--hold` (default
 //! 120 s). Loopback benchmarking only: nothing here verifies who answers.
 
+mod loadkit;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(30);
+use loadkit::{WAIT, command, reply};
+
 const IDLE_CONNECT_WAIT: Duration = Duration::from_secs(3);
 const IDLE_CONNECTS_AT_ONCE: usize = 500;
-const LINE_MAX: usize = 4096;
-const REPLY_LINES_MAX: usize = 100;
 
 struct Options {
     addr: SocketAddr,
@@ -104,46 +105,6 @@ fn parse() -> Result<Options, String> {
     o.count = o.count.min(1_000_000);
     o.hold = o.hold.min(Duration::from_hours(1));
     Ok(o)
-}
-
-/// Reads one SMTP reply (all its lines); returns its code.
-async fn reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<u16, String> {
-    let mut line = String::new();
-    for _ in 0..REPLY_LINES_MAX {
-        line.clear();
-        let n = timeout(WAIT, r.read_line(&mut line))
-            .await
-            .map_err(|_| "reply timeout".to_owned())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed".to_owned());
-        }
-        if line.len() > LINE_MAX || line.len() < 4 {
-            return Err(format!("bad reply line: {}", line.trim_end()));
-        }
-        let code: u16 = line[..3].parse().map_err(|_| "bad reply code".to_owned())?;
-        if line.as_bytes()[3] != b'-' {
-            return Ok(code);
-        }
-    }
-    Err("reply too long".to_owned())
-}
-
-async fn command<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut BufReader<S>,
-    text: &str,
-    want: u16,
-) -> Result<(), String> {
-    s.get_mut()
-        .write_all(text.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let got = reply(s).await?;
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{} -> {got}", text.trim_end()))
-    }
 }
 
 async fn connect(o: &Options) -> Result<BufReader<TcpStream>, String> {

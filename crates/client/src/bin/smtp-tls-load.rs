@@ -15,20 +15,21 @@
 //!
 //! Bounded: every read waits at most 30 s, every reply line is capped at 4 KiB.
 
+mod loadkit;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(30);
-const LINE_MAX: usize = 4096;
+use loadkit::{WAIT, command, reply};
 
 /// Accepts any certificate: the benchmark measures the server, not the PKI.
 #[derive(Debug)]
@@ -132,44 +133,6 @@ fn parse() -> Result<Options, String> {
     }
     o.sessions = o.sessions.clamp(1, 1000);
     Ok(o)
-}
-
-/// Reads one SMTP reply (all its lines); returns its code.
-async fn reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<u16, String> {
-    loop {
-        let mut line = String::new();
-        let n = timeout(WAIT, r.read_line(&mut line))
-            .await
-            .map_err(|_| "reply timeout".to_owned())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed".to_owned());
-        }
-        if line.len() > LINE_MAX || line.len() < 4 {
-            return Err(format!("bad reply line: {}", line.trim_end()));
-        }
-        let code: u16 = line[..3].parse().map_err(|_| "bad reply code".to_owned())?;
-        if line.as_bytes()[3] != b'-' {
-            return Ok(code);
-        }
-    }
-}
-
-async fn command<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut BufReader<S>,
-    text: &str,
-    want: u16,
-) -> Result<(), String> {
-    s.get_mut()
-        .write_all(text.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let got = reply(s).await?;
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{} -> {got}", text.trim_end()))
-    }
 }
 
 /// One connection: TLS, EHLO, and (in message mode) one message.
