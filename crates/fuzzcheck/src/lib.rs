@@ -12,8 +12,8 @@
 //! Modules: [`smtp`] (command line, session machine, DATA/BDAT content, reply text),
 //! [`message`] (RFC 5322 addresses and header fields), [`config`] (main.cf, master.cf,
 //! `$name` expansion), [`maps`] (every table format whose reader is Tern's own code),
-//! [`queue`] (queue files and maildrop files; postcat's reader with the `postcat`
-//! feature), [`delivery`] (`.forward` and `:include:` contents).
+//! [`queue`] (queue files, commit-journal segments and maildrop files; postcat's reader with the `postcat`
+//! feature), [`delivery`] (`.forward` and `:include:` contents, the delivery helper's wire frames).
 //!
 //! Security: every input is hostile by construction. The table-file targets write the
 //! input to a scratch file under the system temporary directory (the readers take a
@@ -52,8 +52,10 @@ pub const TARGETS: &[Target] = &[
     ("hashdb", maps::hashdb),
     ("aliases", maps::aliases),
     ("queuefile", queue::queuefile),
+    ("journal", queue::journal),
     ("maildrop", queue::maildrop),
     ("forward", delivery::forward),
+    ("wire", delivery::wire),
     #[cfg(feature = "postcat")]
     ("postcat", queue::postcat),
 ];

@@ -1,5 +1,5 @@
-//! Queue targets (crates/queue): Tern's queue file (docs/queue-format.md) and maildrop
-//! file readers, and (feature `postcat`) postcat's reader of both.
+//! Queue targets (crates/queue): Tern's queue file (docs/queue-format.md), commit-journal
+//! segment and maildrop file readers, and (feature `postcat`) postcat's reader of both.
 //!
 //! Every queue-file record carries a CRC-32, which random mutation almost never gets
 //! right; so each input is read twice: as it is (the framing and checksum checks), and
@@ -59,6 +59,64 @@ fn read_queue_file(bytes: &[u8]) {
 pub fn queuefile(data: &[u8]) {
     read_queue_file(data);
     read_queue_file(&fix_checksums(data));
+}
+
+/// Reads one journal segment image as replay does, and each record's queue file.
+fn read_segment(data: &[u8]) -> usize {
+    let Some((_, records)) = tern_queue::journal::parse_records(data) else {
+        return 0;
+    };
+    for r in &records {
+        assert!(
+            tern_queue::QueueId::parse(r.id).is_ok(),
+            "record id {:?}",
+            r.id
+        );
+        read_queue_file(r.content);
+    }
+    records.len()
+}
+
+/// `data` with each record's sequence number set to the segment's and its salted
+/// checksum made right (docs/queue-format.md, "The commit journal"), as far as the
+/// length fields frame whole records.
+pub(crate) fn fix_journal(data: &[u8]) -> Vec<u8> {
+    const HEAD: usize = 12;
+    let mut out = data.to_vec();
+    let (Some(seq), Some(salt)) = (data.get(16..24), data.get(24..32)) else {
+        return out;
+    };
+    let mut summed = Vec::new();
+    let mut at = 32usize;
+    // Bounded: each pass moves `at` forward by at least HEAD + 10 bytes.
+    while let Some(head) = out.get(at..at + HEAD) {
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let end = at + HEAD + len;
+        if len < 10 || end > out.len() {
+            break;
+        }
+        out[at + HEAD..at + HEAD + 8].copy_from_slice(seq);
+        summed.clear();
+        summed.extend_from_slice(salt);
+        summed.extend_from_slice(&out[at + HEAD..end]);
+        let crc = record::crc32(&summed);
+        out[at + 8..at + HEAD].copy_from_slice(&crc.to_le_bytes());
+        at = end;
+    }
+    out
+}
+
+/// A commit-journal segment (what replay reads at start-up after a crash): arbitrary
+/// bytes, then the same with sequence numbers and checksums fixed. Checked beyond "no
+/// panic": every record returned names a valid queue id.
+pub fn journal(data: &[u8]) {
+    read_segment(data);
+    read_segment(&fix_journal(data));
+}
+
+/// The number of records a segment image holds once fixed (for the seed test).
+pub fn journal_records(data: &[u8]) -> usize {
+    read_segment(&fix_journal(data))
 }
 
 /// A maildrop file (what postdrop writes and pickup reads). Checked beyond "no panic":

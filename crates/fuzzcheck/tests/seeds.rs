@@ -168,3 +168,92 @@ fn make_binary_seeds() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// The delivery helper's frames, as the daemon, the supervisor and the workers write
+/// them: `cargo test -p tern-fuzzcheck --test seeds -- --ignored make_wire_seeds`.
+#[test]
+#[ignore = "rewrites the committed wire seeds"]
+fn make_wire_seeds() {
+    use tern_delivery::request::{
+        Agent, Delivered, DeliveryRequest, ExpandedOutcome, Forward, Outcome, Reply,
+        RequestRecipient,
+    };
+    use tern_delivery::wire::{Frame, encode};
+    let request = DeliveryRequest {
+        agent: Agent::Local,
+        transport: "local".into(),
+        nexthop: "mx.example.test".into(),
+        queue_id: "4ABCD123".into(),
+        queue_file: "/var/spool/postfix/active/4ABCD123".into(),
+        sender: "sender@example.test".into(),
+        arrival: 1_795_725_571,
+        envid: Some("e1".into()),
+        recipients: vec![
+            RequestRecipient {
+                index: 0,
+                address: "alice@mx.example.test".into(),
+                orig_rcpt: "Alice@mx.example.test".into(),
+                dsn_orcpt: Some("rfc822;Alice@mx.example.test".into()),
+                notify: 3,
+            },
+            RequestRecipient {
+                index: 1,
+                address: "list@mx.example.test".into(),
+                ..RequestRecipient::default()
+            },
+        ],
+        verify: false,
+    };
+    let reply = Reply {
+        pid: 4242,
+        outcomes: vec![
+            Outcome {
+                index: 0,
+                result: Delivered::Sent {
+                    dsn: "2.0.0".into(),
+                    text: "delivered to maildir".into(),
+                },
+                relay: "local".into(),
+                expanded: Vec::new(),
+            },
+            Outcome {
+                index: 1,
+                result: Delivered::Deferred {
+                    dsn: "4.3.0".into(),
+                    text: "cannot update mailbox".into(),
+                },
+                relay: "local".into(),
+                expanded: vec![ExpandedOutcome {
+                    address: "bob@mx.example.test".into(),
+                    orig_to: "list@mx.example.test".into(),
+                    result: Delivered::Forward(Forward {
+                        sender: "owner-list@mx.example.test".into(),
+                        recipients: vec!["far@remote.example".into()],
+                        prepend: vec!["Delivered-To: list@mx.example.test".into()],
+                    }),
+                    pid: Some(4242),
+                    notify: None,
+                }],
+            },
+        ],
+        warnings: vec!["a warning".into()],
+    };
+    let dir = corpus("wire");
+    let stream: Vec<u8> = [Frame::Spawn, Frame::Spawned(77), Frame::Reload]
+        .iter()
+        .flat_map(encode)
+        .collect();
+    for (name, bytes) in [
+        ("request", encode(&Frame::Request(request))),
+        ("reply", encode(&Frame::Reply(reply))),
+        (
+            "spawn-failed",
+            encode(&Frame::SpawnFailed(
+                "fork: Resource temporarily unavailable".into(),
+            )),
+        ),
+        ("control-stream", stream),
+    ] {
+        std::fs::write(dir.join(name), bytes).expect("write");
+    }
+}

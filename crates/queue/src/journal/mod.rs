@@ -154,7 +154,7 @@ pub(crate) fn record_len(id: &str, content: &[u8]) -> u64 {
 
 /// One record read back from a segment.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Record<'a> {
+pub struct Record<'a> {
     pub queue: QueueName,
     pub id: &'a str,
     pub content: &'a [u8],
@@ -195,8 +195,9 @@ fn parse_header(data: &[u8]) -> Option<SegmentId> {
     })
 }
 
-/// The records of a whole segment, up to the first one that does not check out.
-pub(crate) fn parse_records(data: &[u8]) -> Option<(u64, Vec<Record<'_>>)> {
+/// The records of a whole segment, up to the first one that does not check out (public
+/// for the fuzz target `journal`: this reads what a crash left on disk).
+pub fn parse_records(data: &[u8]) -> Option<(u64, Vec<Record<'_>>)> {
     let seg = parse_header(data)?;
     let mut out = Vec::new();
     let mut at = 32usize;
