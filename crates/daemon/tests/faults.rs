@@ -9,14 +9,16 @@
 use std::collections::HashSet;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tern_queue::{QueueFile, QueueLayout, QueueName};
 use tern_testkit::tern::Tern;
+
+mod faults_util;
+use faults_util::Mount;
 
 const QUEUED: &str = "250 2.0.0 Ok: queued as ";
 
@@ -193,40 +195,6 @@ fn random_sigkills_lose_no_acknowledged_message() {
     }
 }
 
-/// A tmpfs mounted for the life of the value (`umount -l` on drop, so a panic leaves no
-/// mount behind).
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, size: &str) -> Mount {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .expect("run mount(8)");
-        assert!(
-            out.status.success(),
-            "disk-full test needs root to mount a tmpfs at {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Mount(dir.to_owned())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// The outcome of one transaction.
 #[derive(Debug)]
 enum Sent {
@@ -283,7 +251,7 @@ fn fill_the_queue(main_cf: &str) -> (Vec<String>, String) {
     let mut t = Tern::start(main_cf).expect("start");
     t.kill();
     let queue = t.queue_dir();
-    let _mount = Mount::tmpfs(&queue, "2m");
+    let _mount = Mount::tmpfs(&queue, "2m", 0o755, 0, 0);
     t.launch().expect("start on the tmpfs queue");
 
     let (mut w, mut r) = session(&t);

@@ -430,12 +430,8 @@ async fn accept_loop(
                 if logged.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_EVERY) {
                     logged = Some(std::time::Instant::now());
                     let s = service.settings();
-                    // %m's text: strerror(3), without std's "(os error N)".
-                    let text = e.raw_os_error().map_or_else(
-                        || e.to_string(),
-                        |n| nix::errno::Errno::from_raw(n).desc().to_owned(),
-                    );
-                    let line = tern_maillog::Line::error(format!("accept connection: {text}"));
+                    let line =
+                        tern_maillog::Line::error(format!("accept connection: {}", strerror(&e)));
                     shared
                         .logger
                         .log(&tern_maillog::Ident::new(&s.syslog_name, "smtpd"), &line);
