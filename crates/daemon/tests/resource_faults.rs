@@ -235,9 +235,17 @@ fn queue_dir_unwritable_or_gone_then_restored() {
 
     // The queue read-only: a read-only bind mount over it (a tmpfs with files open for
     // writing cannot be remounted read-only; the bind mount turns every new path
-    // lookup read-only all the same), then taken away.
+    // lookup read-only all the same), then taken away. The remount is refused (EBUSY)
+    // while any process holds a file open for writing through the new bind mount: the
+    // mail sent so far is delivered first, and a remount that races with a queue file
+    // rewrite is tried again (bounded). (The flush: "dir 1" may have been announced to
+    // the queue manager while incoming/ was renamed away; it waits in incoming/ for the
+    // next queue run, as in Postfix.)
+    let (code, out) = tool(&inst.t, "postqueue", &["-f"]);
+    assert_eq!(code, 0, "postqueue -f: {out}");
+    wait_mbox(&inst, &user, "dir ", acked.len());
     run(&["mount", "--bind"], &queue);
-    run(&["mount", "-o", "remount,bind,ro"], &queue);
+    remount_ro(&queue);
     replies.push(("queue read-only", send_refused(&inst, &to, "dir refused 3")));
     run(&["umount", "-l"], &queue);
     acked.push(send_ok(&inst.t, "sender@example.org", &to, "dir 3"));
@@ -298,6 +306,28 @@ fn run(args: &[&str], dir: &Path) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Makes the bind mount at `dir` read-only, trying again for up to 10 s while the kernel
+/// answers that the mount point is busy (a file open for writing through it).
+fn remount_ro(dir: &Path) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let out = std::process::Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(dir)
+            .output()
+            .expect("mount");
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !last.contains("busy") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("mount -o remount,bind,ro {}: {last}", dir.display());
 }
 
 /// The queue ids in `queue`.
