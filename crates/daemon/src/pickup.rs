@@ -60,15 +60,16 @@ pub struct Pickup {
     mail_name: String,
     /// message_size_limit (0: none).
     size_limit: u64,
+    /// content_filter in pickup's name space (main.cf, or master.cf `-o` on the pickup
+    /// service): pickup.c sends it to cleanup with every message. Empty: none.
+    content_filter: String,
     wakeup: Duration,
     wake: Notify,
 }
 
 /// Whether master.cf has a `pickup` service, and its wakeup interval.
 pub fn wanted(config: &Config) -> Option<Duration> {
-    let svc = config.master.services.iter().find(|s| {
-        s.command.rsplit('/').next() == Some("pickup") && (s.kind == "unix" || s.kind == "fifo")
-    })?;
+    let svc = service(config)?;
     let secs = svc
         .wakeup
         .trim_end_matches('?')
@@ -77,6 +78,13 @@ pub fn wanted(config: &Config) -> Option<Duration> {
         .filter(|s| *s > 0)
         .unwrap_or(60);
     Some(Duration::from_secs(secs))
+}
+
+/// master.cf's pickup service.
+fn service(config: &Config) -> Option<&tern_config::mastercf::Service> {
+    config.master.services.iter().find(|s| {
+        s.command.rsplit('/').next() == Some("pickup") && (s.kind == "unix" || s.kind == "fifo")
+    })
 }
 
 impl Pickup {
@@ -92,6 +100,13 @@ impl Pickup {
                 .expanded(name)
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default())
+        };
+        let content_filter = {
+            let scope = service(config);
+            let raw = config
+                .lookup_value("content_filter", scope)
+                .unwrap_or_default();
+            config.expand(&raw, scope).map_err(|e| e.to_string())?.text
         };
         let base = qmgr.submitter();
         let warn_logger = Arc::clone(logger);
@@ -125,6 +140,7 @@ impl Pickup {
             myhostname: get("myhostname")?,
             mail_name: get("mail_name")?,
             size_limit: get("message_size_limit")?.parse().unwrap_or(10_240_000),
+            content_filter,
             wakeup,
             wake: Notify::new(),
         })
@@ -278,6 +294,7 @@ impl Pickup {
             dsn_envid: env.envid.clone(),
             dsn_ret: env.ret,
             full_name: env.full_name.clone(),
+            filter: (!self.content_filter.is_empty()).then(|| self.content_filter.clone()),
         };
         // One byte over the limit is enough to know.
         let limit = if self.size_limit == 0 {

@@ -129,6 +129,10 @@ pub struct SmtpdSettings {
     pub resolver: Arc<Resolver>,
     /// receive_override_options of this service.
     pub receive_override: ReceiveOverride,
+    /// content_filter of this service (`transport:nexthop`; empty: none): every message
+    /// it receives is sent there by the queue manager (smtpd.c sends it to cleanup first,
+    /// so a FILTER action of the access tables replaces it).
+    pub content_filter: String,
     /// cleanup's address rewriting for this service's mail.
     pub rewriter: Arc<CleanupRewriter>,
     /// Where the rewriter's warnings go (attached by the first session).
@@ -391,6 +395,7 @@ fn smtpd_settings(
         peername_lookup: p.bool("smtpd_peername_lookup")?,
         resolver: Arc::clone(resolver),
         receive_override,
+        content_filter: p.get("content_filter")?,
         rewriter: rewriters.pick(receive_override)?,
         cleanup_log: Arc::clone(&rewriters.log),
         anvil: Arc::new(crate::anvil::Limits::from_config(

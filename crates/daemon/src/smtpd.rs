@@ -795,7 +795,10 @@ impl Driver<'_> {
                         self.cleanup,
                         rewriter,
                     ) {
-                        Ok(m) => {
+                        Ok(mut m) => {
+                            m.set_actions(&AccessActions::with_content_filter(
+                                &self.s.content_filter,
+                            ));
                             let sasl = log::Sasl {
                                 method: self.chk.sasl_method.as_deref(),
                                 username: self.chk.sasl_username.as_deref(),

@@ -102,6 +102,9 @@ pub struct NewEnvelope {
     pub dsn_ret: Option<DsnRet>,
     /// The sender's full name, for a From: header that cleanup adds (sendmail -F).
     pub full_name: Option<String>,
+    /// content_filter `transport:nexthop` (pickup's): written as the queue file's
+    /// [`tern_queue::ATTR_FILTER`]. Internal mail (bounces, forwarding) has none.
+    pub filter: Option<String>,
 }
 
 /// What internal submission needs from the daemon. Cheap to share.
@@ -302,6 +305,10 @@ impl Draft<'_> {
         }
         let mut writer = w.writer;
         writer.content(&w.buf)?;
+        // cleanup_extracted.c: REC_TYPE_FILT after the content.
+        if let Some(f) = &env.filter {
+            writer.attribute(tern_queue::ATTR_FILTER, f)?;
+        }
         let pending = writer.finish()?;
         Ok(sub.committer.commit(pending)?)
     }
@@ -452,6 +459,7 @@ impl Submitter {
             dsn_envid: qf.envelope.dsn_envid.clone(),
             dsn_ret: qf.envelope.dsn_ret,
             full_name: None,
+            filter: None,
         };
         let body = io::BufReader::new(ContentReader::new(file, &qf.segments));
         draft.finish(&env, &mut io::Cursor::new(head.into_bytes()).chain(body))

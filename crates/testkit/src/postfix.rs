@@ -44,6 +44,12 @@ impl PostfixInstance {
     /// (`name = value` lines; a name given there replaces the default of that name,
     /// as Postfix 3.7 must never see a name twice).
     pub fn start(main_cf_extra: &str) -> Result<Self, String> {
+        Self::start_with(main_cf_extra, "")
+    }
+
+    /// [`Self::start`] with `master_cf_extra` (whole master.cf lines) after Debian's
+    /// services: a content filter's transport and re-injection listener, for example.
+    pub fn start_with(main_cf_extra: &str, master_cf_extra: &str) -> Result<Self, String> {
         if !nix::unistd::geteuid().is_root() {
             return Err("a private Debian Postfix needs root".into());
         }
@@ -80,8 +86,8 @@ impl PostfixInstance {
             .map_err(|e| io("main.cf", e))?;
         let debian = std::fs::read_to_string("/etc/postfix/master.cf")
             .map_err(|e| io("/etc/postfix/master.cf", e))?;
-        std::fs::write(d.join("master.cf"), private_master_cf(&debian, port))
-            .map_err(|e| io("master.cf", e))?;
+        let master = private_master_cf(&debian, port) + master_cf_extra;
+        std::fs::write(d.join("master.cf"), master).map_err(|e| io("master.cf", e))?;
         std::fs::write(d.join("aliases"), "postmaster: root\n").map_err(|e| io("aliases", e))?;
         let inst = Self { dir, port };
         let dir_arg = d.display().to_string();

@@ -76,6 +76,20 @@ s.quit()
     python(&script).trim().to_owned()
 }
 
+/// Polls `cond` every 50 ms for at most `limit`; whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until `log()` holds `needle` `count` times, at most [`LOG_WAIT`], polling every
 /// 50 ms; returns the last text read (the caller's checks then say what is missing).
 pub fn wait_for(log: impl Fn() -> String, needle: &str, count: usize) -> String {

@@ -233,6 +233,7 @@ impl Inner {
             dsn_envid: None,
             dsn_ret: None,
             full_name: None,
+            filter: None,
         };
         draft
             .finish(&env, &mut Cursor::new(text))

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tern_queue::{QueueLayout, QueueName};
 
@@ -184,19 +184,8 @@ pub fn queued(queue_dir: &Path) -> usize {
         .sum()
 }
 
-/// Waits until `done()` holds or `limit` passes; returns whether it held.
-pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+#[allow(unused_imports)] // not every test binary that has this module waits
+pub use tern_testkit::support::wait_until;
 
 /// Whether process `pid` is gone (or a zombie, which runs nothing any more).
 pub fn gone(pid: u32) -> bool {

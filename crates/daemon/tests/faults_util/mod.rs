@@ -225,19 +225,8 @@ pub fn append_main_cf(t: &Tern, text: &str) {
     std::fs::write(&path, main).expect("main.cf");
 }
 
-/// Polls `cond` every 50 ms for at most `limit`; whether it held.
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+#[allow(unused_imports)] // not every test binary that has this module waits
+pub use tern_testkit::support::wait_until;
 
 /// How many messages of an mbox carry `Subject: ` followed by `prefix`.
 pub fn mbox_count(mbox: &Path, prefix: &str) -> usize {
