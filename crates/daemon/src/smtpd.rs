@@ -142,6 +142,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, s: Arc<SmtpdSettings>, s
         sh,
         stream: Conn::Plain(stream),
     };
+    // smtpd_sasl_exceptions_networks: no AUTH in EHLO for these clients.
+    if let Some(sasl) = &d.s.sasl {
+        let hidden = sasl.hides_auth_from(&d.client.name, d.client.ip);
+        d.session.set_auth_hidden(hidden);
+    }
     // EHLO's AUTH line comes from the SASL back end (wrapper mode: after the handshake).
     if !d.s.tls.wrappermode {
         d.refresh_auth_mechanisms().await;

@@ -315,3 +315,42 @@ fn auth_and_new_tls_session_rate_limits() {
         "{log}"
     );
 }
+
+/// smtpd_sasl_exceptions_networks (smtpd.c sasl_client_exception()): EHLO offers no AUTH
+/// to a listed client, but its AUTH command still works (Postfix only hides the keyword,
+/// for clients that try AUTH whenever it is offered); other clients see AUTH.
+#[test]
+fn sasl_exceptions_networks_hide_auth_in_ehlo() {
+    let ca = TestCa::new().expect("test CA");
+    let sink = smtp_sink(&[]).expect("smtp-sink");
+    let dovecot = Dovecot::start_auth(&[("alice", "s3cret")]).expect("Debian's Dovecot");
+    let (_t, port) = tern(
+        &ca,
+        &format!(
+            "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\n\
+             smtpd_sasl_exceptions_networks = 127.0.0.1/32\n",
+            dovecot.auth_socket_path().display()
+        ),
+        sink.port,
+    );
+    // From each client address: STARTTLS, EHLO, whether AUTH was offered, and AUTH
+    // PLAIN's reply code anyway.
+    let probe = |source: &str| -> String {
+        tern_testkit::support::python(&format!(
+            r#"
+import smtplib, ssl, base64
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=30, source_address=("{source}", 0))
+s.ehlo("client.example")
+s.starttls(context=ssl._create_unverified_context())
+s.ehlo("client.example")
+code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0alice\0s3cret").decode())
+print("offered" if s.has_extn("auth") else "hidden", code)
+s.quit()
+"#
+        ))
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(probe("127.0.0.1"), "hidden 235");
+    assert_eq!(probe("127.0.0.2"), "offered 235");
+}

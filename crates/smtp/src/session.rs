@@ -215,6 +215,9 @@ pub struct Session {
     pub(crate) ill_pipelining: bool,
     /// The violation not yet taken for the log.
     pub(crate) pipelining_log: Option<crate::pipelining::ImproperPipelining>,
+    /// EHLO does not offer AUTH to this client (smtpd_sasl_exceptions_networks); the AUTH
+    /// command still works, as in Postfix.
+    pub(crate) auth_hidden: bool,
 }
 
 impl Session {
@@ -238,6 +241,7 @@ impl Session {
             closed: false,
             ill_pipelining: false,
             pipelining_log: None,
+            auth_hidden: false,
         }
     }
 
@@ -378,6 +382,12 @@ impl Session {
     /// its back end and again after STARTTLS (smtpd_sasl_tls_security_options).
     pub fn set_auth_mechanisms(&mut self, mechanisms: Option<String>) {
         self.cfg.ehlo.auth_mechanisms = mechanisms;
+    }
+
+    /// Leaves AUTH out of the EHLO reply for this client (smtpd_sasl_exceptions_networks:
+    /// smtpd.c's sasl_client_exception()); the AUTH command is still accepted.
+    pub fn set_auth_hidden(&mut self, hidden: bool) {
+        self.auth_hidden = hidden;
     }
 
     /// Refuses a command without looking at it (the driver's access_denied state after

@@ -42,7 +42,7 @@ impl Session {
             let mut features = self.cfg.ehlo.clone();
             features.starttls &= !self.tls_active;
             // smtpd.c: with smtpd_tls_auth_only SASL is activated only under TLS.
-            if self.cfg.tls_auth_only && !self.tls_active {
+            if (self.cfg.tls_auth_only && !self.tls_active) || self.auth_hidden {
                 features.auth_mechanisms = None;
             }
             features.reply()

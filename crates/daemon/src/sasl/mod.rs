@@ -157,6 +157,8 @@ struct Inner {
     settings: Settings,
     backend: Backend,
     warn: WarnSlot,
+    /// smtpd_sasl_exceptions_networks (a namadr list, as mynetworks); `None` when empty.
+    exceptions: Option<tern_rewrite::matchlist::MatchList>,
 }
 
 /// The warning hook, replaceable after the back ends were made.
@@ -308,6 +310,25 @@ impl SaslServer {
             broken_clients: boolean("broken_sasl_auth_clients")?,
             authenticated_header: boolean("smtpd_sasl_authenticated_header")?,
         };
+        let name = "smtpd_sasl_exceptions_networks";
+        let value = get(name)?;
+        let exceptions = if value.trim().is_empty() {
+            None
+        } else {
+            let parents = get("parent_domain_matches_subdomains")?;
+            let parent_style = tern_config::list::split(&parents)
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name));
+            let flags = tern_maps::OpenFlags::default();
+            let open = |spec: &str| tern_maps::open(spec, &flags);
+            Some(tern_rewrite::matchlist::MatchList::parse(
+                name,
+                &value,
+                parent_style,
+                &open,
+            )?)
+        };
         let base = |name: &str| -> Result<PathBuf, PolicyError> { Ok(PathBuf::from(get(name)?)) };
         let stderr: Warn = Arc::new(|text: &str| eprintln!("warning: {text}"));
         let warn: WarnSlot = Arc::new(std::sync::RwLock::new(stderr));
@@ -327,6 +348,7 @@ impl SaslServer {
                 settings,
                 backend,
                 warn,
+                exceptions,
             }),
         }))
     }
@@ -343,6 +365,16 @@ impl SaslServer {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Whether EHLO keeps AUTH from this client: it matches smtpd_sasl_exceptions_networks
+    /// (smtpd.c sasl_client_exception(); a table error counts as a match, as the list's
+    /// error flag does there).
+    pub fn hides_auth_from(&self, name: &str, addr: IpAddr) -> bool {
+        self.inner
+            .exceptions
+            .as_ref()
+            .is_some_and(|list| list.match_namadr(name, addr).unwrap_or(true))
     }
 
     /// The mechanisms to offer (`PLAIN LOGIN`) under smtpd_sasl_security_options, or
