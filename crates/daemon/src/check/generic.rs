@@ -10,7 +10,8 @@ use std::pin::Pin;
 
 use super::dns::{HostLookup, RblContext, ServerKind};
 use super::{
-    CLIENT, Checker, ErrorClass, HELO, MAP_COMMANDS, RECIPIENT, REV_CLIENT, Result, SENDER, Status,
+    CLIENT, Checker, ErrorClass, HELO, MAP_COMMANDS, RECIPIENT, REV_CLIENT, Result, SASL_USER,
+    SENDER, Status,
 };
 
 type Boxed<'s> = Pin<Box<dyn Future<Output = Result<Status>> + Send + 's>>;
@@ -349,7 +350,24 @@ impl Checker<'_> {
                 _ => Status::Dunno,
             },
             // Allow lists (DNSWL): not offered yet, never a permit.
-            "permit_dnswl_client" | "permit_rhswl_client" | "check_sasl_access" => Status::Dunno,
+            "permit_dnswl_client" | "permit_rhswl_client" => Status::Dunno,
+            // check_sasl_access(): the SASL login name, as given, once authenticated; the
+            // name in a reject has control characters made `_`.
+            "check_sasl_access" => {
+                if !self.r.setup().sasl_enabled {
+                    self.warn(&format!("restriction `{raw}' ignored: no SASL support"));
+                    Status::Dunno
+                } else if let Some(user) = self.st.sasl_username.clone().filter(|u| !u.is_empty()) {
+                    let t = table.unwrap_or_default();
+                    let sane: String = user
+                        .chars()
+                        .map(|c| if c.is_control() { '_' } else { c })
+                        .collect();
+                    self.check_access(t, &user, &sane, SASL_USER, def).await?.0
+                } else {
+                    Status::Dunno
+                }
+            }
             // smtpd_check.c permit_tls_clientcerts(): a trusted certificate
             // (permit_tls_all_clientcerts), or one whose certificate or public-key
             // fingerprint is in relay_clientcerts (trusted or not).
