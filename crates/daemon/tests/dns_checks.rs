@@ -468,3 +468,75 @@ fn daemon_dns_timeout_defers() {
     );
     assert!(start.elapsed() < Duration::from_mins(1));
 }
+
+/// permit_mx_backup (smtpd_check.c permit_mx_backup()) through a daemon whose
+/// inet_interfaces is loopback-only and mydestination holds mx.example.test, for a client
+/// outside mynetworks: a domain whose backup MX is this host (by name, or by an address
+/// of this host) is accepted; a domain whose primary MX is this host, one without this
+/// host among its MX hosts, one without MX records, and one whose primary MX is outside
+/// permit_mx_backup_networks are relay access denied; an MX lookup that times out turns
+/// the reject into Postfix's 450 4.4.4.
+#[test]
+fn daemon_permit_mx_backup() {
+    let silent = FakeDns::start(FakeAnswer::Silent).expect("fake dns");
+    let forward = format!(
+        "--server=/slow.test/{}#{}",
+        silent.addr().ip(),
+        silent.addr().port()
+    );
+    let dns = Dnsmasq::start(&[
+        "--local=/test/",
+        "--local=/127.in-addr.arpa/",
+        "--mx-host=backup.test,primary.test,10",
+        "--mx-host=backup.test,mx.example.test,20",
+        "--mx-host=byaddr.test,primary.test,10",
+        "--mx-host=byaddr.test,self.test,20",
+        "--host-record=self.test,127.0.0.1",
+        "--host-record=primary.test,192.0.2.5",
+        "--mx-host=primary-me.test,mx.example.test,10",
+        "--mx-host=primary-me.test,primary.test,20",
+        "--mx-host=notme.test,primary.test,10",
+        "--mx-host=notme.test,other.test,20",
+        "--host-record=other.test,192.0.2.99",
+        "--host-record=nomx.test,192.0.2.98",
+        "--mx-host=outside.test,far.test,10",
+        "--mx-host=outside.test,mx.example.test,20",
+        "--host-record=far.test,198.51.100.7",
+        &forward,
+    ])
+    .expect("dnsmasq");
+    let d = Daemon::start(
+        "mynetworks = 127.0.0.1/32\n\
+         inet_interfaces = loopback-only\n\
+         permit_mx_backup_networks = 192.0.2.0/28\n\
+         smtpd_relay_restrictions = permit_mynetworks, permit_mx_backup, reject_unauth_destination\n",
+        dns.addr(),
+    );
+    let rcpt = |to: &str| -> String {
+        let cmds = [
+            "EHLO client.example".to_owned(),
+            "MAIL FROM:<a@example.org>".to_owned(),
+            format!("RCPT TO:<u@{to}>"),
+            "QUIT".to_owned(),
+        ];
+        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        d.dialog(3, &cmds)[3].clone()
+    };
+    for to in ["backup.test", "byaddr.test"] {
+        assert!(rcpt(to).starts_with("250 2.1.5 "), "{to}: {}", rcpt(to));
+    }
+    for to in ["primary-me.test", "notme.test", "nomx.test", "outside.test"] {
+        assert_eq!(
+            rcpt(to),
+            format!("554 5.7.1 <u@{to}>: Relay access denied"),
+            "{to}"
+        );
+    }
+    let start = Instant::now();
+    assert_eq!(
+        rcpt("slow.test"),
+        "450 4.4.4 <u@slow.test>: Recipient address rejected: Unable to look up mail \
+         exchanger information: Host not found, try again"
+    );
+    assert!(start.elapsed() < Duration::from_mins(1));
+}

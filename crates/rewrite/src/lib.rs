@@ -36,7 +36,7 @@ mod tests;
 
 pub use address::Context;
 pub use cleanup_addr::{CleanupRewriter, HeaderRole};
-pub use relay::{Client, Decision, Reply};
+pub use relay::{Client, Decision, MxBackup, Reply};
 pub use resolve::{Class, Flags, Interfaces, LookupError, Resolved, Resolver};
 pub use settings::{CleanupSettings, Settings, SetupError};
 

@@ -71,7 +71,42 @@ pub enum Decision {
     Unsupported(String),
 }
 
+/// permit_mx_backup's first half (smtpd_check.c permit_mx_backup()): what the resolver
+/// decides before DNS is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxBackup {
+    /// Decided without DNS: Permit for a destination this host takes anyway (as
+    /// permit_auth_destination, "for backwards compatibility"), Dunno for a routed
+    /// address or an address literal, TempFail for a lookup error.
+    Decided(Decision),
+    /// The resolved recipient's domain, whose MX hosts decide.
+    Domain(String),
+}
+
 impl Resolver {
+    /// permit_mx_backup before its DNS lookups: see [`MxBackup`].
+    pub fn mx_backup_domain(&self, recipient: &str) -> MxBackup {
+        let rewritten = self.rewrite(Context::Local, recipient);
+        let Ok(resolved) = self.resolve(&rewritten) else {
+            return MxBackup::Decided(Decision::TempFail(temp_fail(recipient)));
+        };
+        let Some(at) = resolved.recipient.rfind('@') else {
+            return MxBackup::Decided(Decision::Permit);
+        };
+        if !self.settings.allow_untrusted_routing && resolved.flags.routed {
+            return MxBackup::Decided(Decision::Dunno);
+        }
+        if resolved.class.is_final() || resolved.class == Class::Relay {
+            return MxBackup::Decided(Decision::Permit);
+        }
+        let domain = &resolved.recipient[at + 1..];
+        // "Skip numerical forms that didn't match the local system."
+        if domain.starts_with('[') && domain.ends_with(']') {
+            return MxBackup::Decided(Decision::Dunno);
+        }
+        MxBackup::Domain(domain.to_owned())
+    }
+
     /// permit_mynetworks: OK when the client matches mynetworks, else DUNNO.
     pub fn permit_mynetworks(&self, client: &Client<'_>, recipient: &str) -> Decision {
         match self.mynetworks.match_namadr(client.name, client.addr) {

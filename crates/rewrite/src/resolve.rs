@@ -199,6 +199,13 @@ impl Resolver {
             }))
     }
 
+    /// own_inet_addr(3) / proxy_inet_addr(3): whether `ip` is one of this host's
+    /// addresses (inet_interfaces or proxy_interfaces).
+    pub fn is_own_addr(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.interfaces.own.contains(&ip) || self.interfaces.proxy.contains(&ip)
+    }
+
     /// The class of a domain alone (resolve_class()), in the resolver's order.
     pub fn class_of(&self, domain: &str) -> Result<Class, LookupError> {
         if self.is_local(domain)? {

@@ -385,6 +385,26 @@ impl DnsChecks {
         ServerLookup::Servers(servers)
     }
 
+    /// dns_lookup(domain, T_MX): the MX records (preference and host), for
+    /// permit_mx_backup.
+    pub async fn mx_records(&self, domain: &str) -> Result<Vec<client::Mx>, Status> {
+        let mut warnings = Vec::new();
+        client::lookup_mx(&self.dns, domain, self.timeout, &mut warnings)
+            .await
+            .map_err(|f| f.status)
+    }
+
+    /// The addresses of `host` of inet_protocols' families (A before AAAA); the
+    /// failure as getaddrinfo's text (gai_strerror()) and the DNS status.
+    pub async fn host_addrs(&self, host: &str) -> Result<Vec<IpAddr>, (String, Status)> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        client::lookup_addrs(&self.dns, host, &self.addr_types, self.timeout)
+            .await
+            .map_err(|f| (gai_text(&f), f.status))
+    }
+
     /// The MX or NS host names of `domain`.
     async fn server_names(&self, domain: &str, rtype: RecordType) -> Result<Vec<String>, Status> {
         if rtype == RecordType::MX {
@@ -440,15 +460,20 @@ fn lookup_outcome(s: Status) -> HostLookup {
 
 /// `Unable to look up MX host for DOMAIN: TEXT` (dns_strerror(h_errno)).
 fn unable(kind: ServerKind, domain: &str, s: Status) -> String {
-    let text = match s {
+    format!(
+        "Unable to look up {} host for {domain}: {}",
+        kind.type_name(),
+        dns_text(s)
+    )
+}
+
+/// dns_strerror(h_errno) for a lookup's status.
+pub fn dns_text(s: Status) -> &'static str {
+    match s {
         Status::NotFound | Status::NullMx => "Host not found",
         Status::Retry => "Host not found, try again",
         Status::Fail | Status::Inval => "Non-recoverable error",
-    };
-    format!(
-        "Unable to look up {} host for {domain}: {text}",
-        kind.type_name()
-    )
+    }
 }
 
 /// getaddrinfo(3)'s text for a failed address lookup (gai_strerror()).

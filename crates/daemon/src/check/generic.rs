@@ -618,10 +618,13 @@ impl Checker<'_> {
                     Status::Dunno
                 }
             }
-            "permit_mx_backup" => {
-                self.warn(&format!("unknown smtpd restriction: \"{raw}\""));
-                return Err(self.server_error());
-            }
+            "permit_mx_backup" => match recipient.as_deref() {
+                Some(r) => match self.permit_mx_backup(r).await? {
+                    Status::Ok => self.acl_permit(verb, RECIPIENT, r, None),
+                    s => s,
+                },
+                None => Status::Dunno,
+            },
             "reject_unknown_recipient_domain" => match recipient.as_deref() {
                 Some(r) => self.reject_unknown_address(r, r, RECIPIENT).await?,
                 None => Status::Dunno,

@@ -29,6 +29,7 @@
 pub mod access;
 pub mod dns;
 pub mod generic;
+mod mx_backup;
 pub mod policy;
 
 use std::collections::HashMap;
@@ -144,6 +145,8 @@ pub struct Setup {
     pub sasl_enabled: bool,
     /// smtpd_sender_login_maps: sender address -> the SASL logins that own it.
     pub sender_login_maps: Vec<Box<dyn Map>>,
+    /// permit_mx_backup_networks (a namadr list); `None` when empty.
+    pub perm_mx_networks: Option<tern_rewrite::matchlist::MatchList>,
 }
 
 /// The client certificate's facts that the restrictions use (TLS_SESS_STATE).
@@ -260,7 +263,7 @@ impl Setup {
         };
         let parent = get("parent_domain_matches_subdomains")?;
         let parent_style = tern_maps::query::access::parent_matches_subdomains(
-            &[parent],
+            std::slice::from_ref(&parent),
             tern_maps::query::access::PARENT_STYLE_NAME,
         );
         let proxy_read = get("proxy_read_maps")?;
@@ -302,7 +305,23 @@ impl Setup {
             .iter()
             .map(|spec| crate::recipients::open_table(spec, &proxy_read, &crate::relay::error))
             .collect();
+        let name = "permit_mx_backup_networks";
+        let value = get(name)?;
+        let perm_mx_networks = if value.trim().is_empty() {
+            None
+        } else {
+            let style = tern_config::list::split(&parent)
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name));
+            let flags = tern_maps::OpenFlags::default();
+            let open = |spec: &str| tern_maps::open(spec, &flags);
+            Some(tern_rewrite::matchlist::MatchList::parse(
+                name, &value, style, &open,
+            )?)
+        };
         Ok(Setup {
+            perm_mx_networks,
             sasl_enabled: flag("smtpd_sasl_auth_enable")?,
             sender_login_maps,
             lists,
