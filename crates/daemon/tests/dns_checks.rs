@@ -540,3 +540,80 @@ fn daemon_permit_mx_backup() {
     );
     assert!(start.elapsed() < Duration::from_mins(1));
 }
+
+/// permit_dnswl_client and permit_rhswl_client (smtpd_check.c permit_dnswl_addr(),
+/// permit_dnswl_domain()) through a daemon: a client listed in the allow list passes a
+/// deny list that lists it too, but never for a recipient that is not an authorised
+/// destination ("don't allowlist unauthorized recipients"); a client named in the
+/// RHSWL (by its verified name) passes as well; an allow list that does not answer
+/// turns the deny list's reject into Postfix's `450 4.7.1 <ADDR>: Client host rejected:
+/// Service unavailable`.
+#[test]
+fn daemon_dnswl_and_rhswl() {
+    let silent = FakeDns::start(FakeAnswer::Silent).expect("fake dns");
+    let forward = format!(
+        "--server=/slow.test/{}#{}",
+        silent.addr().ip(),
+        silent.addr().port()
+    );
+    let dns = Dnsmasq::start(&[
+        "--local=/test/",
+        "--local=/127.in-addr.arpa/",
+        "--address=/2.0.0.127.rbl.test/127.0.0.2",
+        "--address=/4.0.0.127.rbl.test/127.0.0.2",
+        "--address=/5.0.0.127.rbl.test/127.0.0.2",
+        "--address=/6.0.0.127.rbl.test/127.0.0.2",
+        "--address=/2.0.0.127.wl.test/127.0.5.1",
+        "--ptr-record=5.0.0.127.in-addr.arpa,good-client.test",
+        "--host-record=good-client.test,127.0.0.5",
+        "--address=/good-client.test.rhswl.test/127.0.5.1",
+        &forward,
+    ])
+    .expect("dnsmasq");
+    let d = Daemon::start(
+        "mynetworks = 127.0.0.1/32\n\
+         smtpd_client_restrictions = permit_dnswl_client wl.test, \
+         permit_rhswl_client rhswl.test, permit_dnswl_client wl.slow.test, \
+         reject_rbl_client rbl.test\n",
+        dns.addr(),
+    );
+    let rcpt = |host: u8, to: &str| -> String {
+        let cmds = [
+            "EHLO client.example".to_owned(),
+            "MAIL FROM:<a@example.org>".to_owned(),
+            format!("RCPT TO:<{to}>"),
+            "QUIT".to_owned(),
+        ];
+        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        d.dialog(host, &cmds)[3].clone()
+    };
+    let local = "postmaster@mx.example.test";
+    let blocked = |ip: &str| {
+        format!("554 5.7.1 Service unavailable; Client host [{ip}] blocked using rbl.test")
+    };
+    // Allow-listed by address: passes the deny list, for a local recipient only.
+    assert!(
+        rcpt(2, local).starts_with("250 2.1.5 "),
+        "{}",
+        rcpt(2, local)
+    );
+    assert_eq!(rcpt(2, "u@remote.example"), blocked("127.0.0.2"));
+    // Allow-listed by name.
+    assert!(
+        rcpt(5, local).starts_with("250 2.1.5 "),
+        "{}",
+        rcpt(5, local)
+    );
+    // Listed only in the deny list, and the last allow list does not answer: deferred.
+    let start = Instant::now();
+    assert_eq!(
+        rcpt(4, local),
+        "450 4.7.1 <127.0.0.4>: Client host rejected: Service unavailable"
+    );
+    assert!(start.elapsed() < Duration::from_mins(1));
+    let log = d.wait_log("RBL lookup error");
+    assert!(
+        log.contains("warning: 4.0.0.127.wl.slow.test: RBL lookup error: "),
+        "{log}"
+    );
+}

@@ -652,5 +652,8 @@ impl DnsChecks {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RblOutcome {
     pub reply: Option<(u16, String, String)>,
+    /// The lookup failed other than "not found" (dnsxl_stat_soft): an allow list then
+    /// defers a later reject.
+    pub soft: bool,
     pub warnings: Vec<String>,
 }

@@ -349,8 +349,32 @@ impl Checker<'_> {
                 }
                 _ => Status::Dunno,
             },
-            // Allow lists (DNSWL): not offered yet, never a permit.
-            "permit_dnswl_client" | "permit_rhswl_client" => Status::Dunno,
+            // Allow lists (smtpd_check.c permit_dnswl_addr(), permit_dnswl_domain()).
+            "permit_dnswl_client" => match domain_arg {
+                Some(wl) if !self.rcpt_unauthorized() => {
+                    let ip = self.st.ip;
+                    let ctx = self.rbl_context(CLIENT, &addr);
+                    let out = self.r.setup().dns.rbl_addr_outcome(wl, ip, &ctx).await;
+                    self.dnswl(out, &addr, verb, &namaddr)
+                }
+                _ => Status::Dunno,
+            },
+            "permit_rhswl_client" => match domain_arg {
+                Some(wl)
+                    if !client_name.eq_ignore_ascii_case("unknown")
+                        && !self.rcpt_unauthorized() =>
+                {
+                    let ctx = self.rbl_context(CLIENT, &client_name);
+                    let out = self
+                        .r
+                        .setup()
+                        .dns
+                        .rbl_domain_outcome(wl, &client_name, &ctx)
+                        .await;
+                    self.dnswl(out, &client_name, verb, &namaddr)
+                }
+                _ => Status::Dunno,
+            },
             // check_sasl_access(): the SASL login name, as given, once authenticated; the
             // name in a reject has control characters made `_`.
             "check_sasl_access" => {
@@ -810,6 +834,46 @@ impl Checker<'_> {
             .rbl_domain_outcome(rbl, &domain, &ctx)
             .await;
         self.rbl_reply(hit, class)
+    }
+
+    /// "Safety: don't allowlist unauthorized recipients": at RCPT, a recipient that is
+    /// not an authorised destination (permit_auth_destination) is never allow-listed.
+    fn rcpt_unauthorized(&self) -> bool {
+        use tern_maillog::smtpd::{Command, Stage};
+        if self.st.stage != Stage::Command(Command::Rcpt) {
+            return false;
+        }
+        self.st.recipient.as_deref().is_some_and(|r| {
+            self.r.resolver().permit_auth_destination(r) != tern_rewrite::Decision::Permit
+        })
+    }
+
+    /// An allow list's answer: listed is a permit; a failed lookup defers a later reject
+    /// with Postfix's `450 4.7.1 <WHAT>: Client host rejected: Service unavailable`.
+    fn dnswl(
+        &mut self,
+        outcome: super::dns::RblOutcome,
+        what: &str,
+        verb: &str,
+        namaddr: &str,
+    ) -> Status {
+        for w in &outcome.warnings {
+            self.warn(w);
+        }
+        if outcome.soft {
+            self.defer_if_reject(
+                ErrorClass::Policy,
+                450,
+                "4.7.1",
+                format!("<{what}>: {CLIENT} rejected: Service unavailable"),
+            );
+            return Status::Dunno;
+        }
+        if outcome.reply.is_some() {
+            self.acl_permit(verb, CLIENT, namaddr, None)
+        } else {
+            Status::Dunno
+        }
     }
 
     /// rbl_reject_reply()'s smtpd_check_reject() with the expanded reply.

@@ -323,6 +323,7 @@ impl DnsChecks {
                 Err(e) => {
                     return RblOutcome {
                         reply: None,
+                        soft: false,
                         warnings: vec![format!("RBL reply error: {e}")],
                     };
                 }
@@ -332,6 +333,7 @@ impl DnsChecks {
         match self.cached_pagein(query).await {
             Err(warning) => RblOutcome {
                 reply: None,
+                soft: true,
                 warnings: warning.into_iter().collect(),
             },
             Ok(None) => RblOutcome::default(),
@@ -347,6 +349,7 @@ impl DnsChecks {
                 let (reply, warnings) = self.reject_reply(rbl, what, &txt, ctx);
                 RblOutcome {
                     reply: Some(reply),
+                    soft: false,
                     warnings,
                 }
             }
