@@ -355,7 +355,7 @@ impl Checker<'_> {
                     let ip = self.st.ip;
                     let ctx = self.rbl_context(CLIENT, &addr);
                     let out = self.r.setup().dns.rbl_addr_outcome(wl, ip, &ctx).await;
-                    self.dnswl(out, &addr, verb, &namaddr)
+                    self.dnswl(&out, &addr, verb, &namaddr)
                 }
                 _ => Status::Dunno,
             },
@@ -371,7 +371,7 @@ impl Checker<'_> {
                         .dns
                         .rbl_domain_outcome(wl, &client_name, &ctx)
                         .await;
-                    self.dnswl(out, &client_name, verb, &namaddr)
+                    self.dnswl(&out, &client_name, verb, &namaddr)
                 }
                 _ => Status::Dunno,
             },
@@ -852,7 +852,7 @@ impl Checker<'_> {
     /// with Postfix's `450 4.7.1 <WHAT>: Client host rejected: Service unavailable`.
     fn dnswl(
         &mut self,
-        outcome: super::dns::RblOutcome,
+        outcome: &super::dns::RblOutcome,
         what: &str,
         verb: &str,
         namaddr: &str,
