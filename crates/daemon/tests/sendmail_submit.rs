@@ -374,7 +374,14 @@ fn sendmail_q_flushes_the_deferred_queue() {
     let (code, err) = run(&sendmail, &["-C", &conf, "-q"], b"");
     assert_eq!(code, 0, "{err}");
     // The second try comes now; the backoff alone would wait an hour.
-    wait_for(|| t.log(), "status=deferred", 2);
+    let log = wait_for(|| t.log(), "status=deferred", 2);
+    assert_eq!(log.matches("status=deferred").count(), 2, "{log}");
+    // `postfix flush` (postfix-script's `postqueue -f`) does the same.
+    let postfix = tern_program("postfix");
+    let (code, err) = run(&postfix, &["-c", &conf, "flush"], b"");
+    assert_eq!(code, 0, "{err}");
+    let log = wait_for(|| t.log(), "status=deferred", 3);
+    assert_eq!(log.matches("status=deferred").count(), 3, "{log}");
 }
 
 /// A user other than root submits (a cron job's `echo body | sendmail -t`): after

@@ -63,7 +63,6 @@ const SCRIPT_USAGE: &str = "Usage: postfix start (or stop, reload, abort, flush,
 const NOT_YET: &[&str] = &[
     "quick-stop",
     "drain",
-    "flush",
     "upgrade-configuration",
     "post-install",
     "tls",
@@ -154,12 +153,32 @@ pub fn run(msg: &Msg, script: &mut Msg, args: &[String]) -> Result<(), Failure> 
             Ok(())
         }
         "set-permissions" => set_permissions(&check),
+        "flush" => flush(&dir),
         _ if NOT_YET.contains(&command) => {
             Err(fatal!("the '{command}' command is not supported by Tern yet").into())
         }
         _ => Err(Failure::Script(format!(
             "unknown command: '{command}'. {SCRIPT_USAGE}"
         ))),
+    }
+}
+
+/// `postfix flush`: postfix-script runs `postqueue -f` (the postqueue next to this
+/// program, for this configuration directory) and exits with its status.
+fn flush(dir: &Path) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(|e| fatal!("cannot find myself: {e}"))?;
+    let postqueue = exe.with_file_name("postqueue");
+    let status = std::process::Command::new(&postqueue)
+        .arg("-c")
+        .arg(dir)
+        .arg("-f")
+        .env("MAIL_CONFIG", dir)
+        .status()
+        .map_err(|e| fatal!("{}: {e}", postqueue.display()))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(Failure::Exit(code)),
+        None => Err(Failure::Exit(1)),
     }
 }
 
