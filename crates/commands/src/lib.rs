@@ -24,6 +24,7 @@ pub mod postlog;
 pub mod postmap;
 pub mod postqueue;
 pub mod postsuper;
+pub mod qshape;
 pub mod sendmail;
 pub mod vstream;
 
