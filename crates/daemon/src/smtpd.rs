@@ -807,7 +807,7 @@ impl Driver<'_> {
                             let sasl = log::Sasl {
                                 method: self.chk.sasl_method.as_deref(),
                                 username: self.chk.sasl_username.as_deref(),
-                                sender: None,
+                                sender: self.chk.sasl_sender.as_deref(),
                             };
                             let line = log::client(m.id(), self.log_client(), sasl);
                             self.sh.logger.log(&self.ident, &line);
@@ -860,6 +860,11 @@ impl Driver<'_> {
                 }
                 self.sync_check_state(Stage::Command(Verb::Mail));
                 self.chk.mail_reset();
+                self.chk.sasl_sender = mail.auth.as_deref().filter(|a| *a != "<>").map(|a| {
+                    a.chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect()
+                });
                 self.chk.smtputf8 = mail.smtputf8;
                 self.chk.message_size = mail.size.unwrap_or(0);
                 if !self.s.restrictions.setup().delay_reject

@@ -62,7 +62,7 @@ s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
 s.ehlo("client.example")
 out = []
 {auth}
-for cmd, arg in (("MAIL", "FROM:<nobody@example.org>"), ("RCPT", "TO:<root@mx.example.test>")):
+for cmd, arg in (("MAIL", "FROM:<nobody@example.org> AUTH=<nobody@example.org>"), ("RCPT", "TO:<root@mx.example.test>")):
     code, text = s.docmd(cmd, arg)
     out.append("%d %s" % (code, text.decode()))
 s.quit()
@@ -146,4 +146,21 @@ fn check_sasl_access_side_by_side() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(want, rejects(&t.log()));
+    // The accepted transaction's `client=` line, with MAIL FROM's AUTH= as sasl_sender=.
+    let client = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|l| l.find(": client=").map(|i| l[i..].to_owned()))
+            .collect()
+    };
+    let want = client(&pf.maillog());
+    assert_eq!(
+        want,
+        [
+            ": client=localhost[127.0.0.1], sasl_method=PLAIN, sasl_username=carol, \
+          sasl_sender=<nobody@example.org>"
+        ],
+        "{}",
+        pf.maillog()
+    );
+    assert_eq!(want, client(&t.log()));
 }

@@ -160,6 +160,10 @@ impl MailFrom {
             } else if opts.smtputf8 && arg.eq_ignore_ascii_case("SMTPUTF8") {
                 // Handled above.
             } else if let Some(n) = starts_with_ci(arg, "AUTH=") {
+                // smtpd_sasl_mail_opt(): a second AUTH= after one that named a sender.
+                if m.auth.as_deref().is_some_and(|a| a != "<>") {
+                    return Err(SyntaxError::new("503 5.5.4 Error: multiple AUTH= options"));
+                }
                 m.auth = Some(arg[n..].to_string());
             } else if let Some(n) = starts_with_ci(arg, "RET=") {
                 if !opts.dsn {
@@ -452,6 +456,7 @@ mod tests {
                 Err("501 5.5.4 Bad ENVID parameter syntax"),
             ),
             ("MAIL FROM:<a@b> AUTH=<>", Ok("a@b")),
+            ("MAIL FROM:<a@b> AUTH=<> AUTH=c@d", Ok("a@b")),
         ];
         for (line, want) in cases {
             let got = mail(line).map(|m| m.address);

@@ -279,6 +279,7 @@ impl Checker<'_> {
             instance: format!("{:x}.{:x}", std::process::id(), st.instance),
             sasl_method: st.sasl_method.clone().unwrap_or_default(),
             sasl_username: st.sasl_username.clone().unwrap_or_default(),
+            sasl_sender: st.sasl_sender.clone().unwrap_or_default(),
             size: st.message_size,
             client_port: st.port,
             server_address: st.server_addr.clone(),

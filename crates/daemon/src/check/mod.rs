@@ -462,6 +462,8 @@ pub struct State {
     pub smtputf8: bool,
     pub sasl_method: Option<String>,
     pub sasl_username: Option<String>,
+    /// MAIL FROM's AUTH= (RFC 4954) as given, unless `<>` (smtpd_sasl_mail_opt()).
+    pub sasl_sender: Option<String>,
     pub tls: bool,
     /// smtpd_tls_ask_ccert of this service (warnings of permit_tls_clientcerts and
     /// check_ccert_access when it is off).
@@ -515,6 +517,7 @@ impl State {
             smtputf8: false,
             sasl_method: None,
             sasl_username: None,
+            sasl_sender: None,
             tls: false,
             tls_ask_ccert: false,
             ccert: None,
@@ -547,6 +550,7 @@ impl State {
     pub fn mail_reset(&mut self) {
         self.saved = Saved::default();
         self.sender = None;
+        self.sasl_sender = None;
         self.recipient = None;
         self.rcpt_count = 0;
         self.queue_id = None;
