@@ -56,10 +56,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tern_maillog::{Ident, Line, Logger};
 use tern_message::cleanup::{
-    AddressRole, CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, Hooks, LogEvent,
-    RewriteContext, Settings, rewrite_context,
+    AddressRole, CleanupError, Envelope as HeaderEnvelope, HeaderCheck, HeaderCleanup, Hooks,
+    LogEvent, RewriteContext, Settings, rewrite_context,
 };
 use tern_message::header::HeaderField;
+
+use crate::content_checks::{Act, ContentChecks, LogContext, MessageChecks};
 use tern_message::split::{FirstLine, HeaderSplitter, HeadersEnd, Step, smtpd_first_line};
 use tern_message::trace::{self, ClientAddr, Protocol, ReceivedBy, SmtpdSession};
 use tern_queue::{
@@ -152,6 +154,10 @@ pub enum FinishError {
     /// the reply is [`FinishError::rewrite_reply`].
     #[error("{0}")]
     Rewrite(Fault),
+    /// header_checks or body_checks refused the message (REJECT, or a table that could
+    /// not be read): smtpd logs `logs` and answers `reply`.
+    #[error("{reply}")]
+    Checks { reply: String, logs: Vec<LogEvent> },
 }
 
 impl FinishError {
@@ -226,6 +232,8 @@ pub struct Message<'s> {
     started: bool,
     /// For a message on HOLD: where hold/ is.
     layout: QueueLayout,
+    /// header_checks and body_checks ([`Message::set_content_checks`]).
+    content_checks: Option<Arc<ContentChecks>>,
 }
 
 impl<'s> Message<'s> {
@@ -269,6 +277,7 @@ impl<'s> Message<'s> {
             sasl_header: false,
             started: false,
             layout: layout.clone(),
+            content_checks: None,
         })
     }
 
@@ -322,6 +331,11 @@ impl<'s> Message<'s> {
     pub fn set_sasl(&mut self, username: Option<String>, header: bool) {
         self.sasl_username = username;
         self.sasl_header = header;
+    }
+
+    /// header_checks and body_checks for this message (before [`Self::start`]).
+    pub fn set_content_checks(&mut self, checks: Arc<ContentChecks>) {
+        self.content_checks = Some(checks);
     }
 
     pub fn set_actions(&mut self, actions: &AccessActions) {
@@ -460,6 +474,19 @@ impl<'s> Message<'s> {
                 rewriter: self.rewriter.clone(),
                 queue_id: self.id.clone(),
                 fault: None,
+                checks: self.content_checks.clone().map(|c| {
+                    MessageChecks::new(
+                        c,
+                        LogContext {
+                            queue_id: self.id.clone(),
+                            origin: format!("{}[{}]", client.name, client.addr),
+                            sender: Some(sender.address.clone()),
+                            recipient: self.recipients.last().map(|r| r.address.clone()),
+                            protocol: Some(client.protocol.clone()),
+                            helo: client.helo.clone(),
+                        },
+                    )
+                }),
             },
         );
         // smtpd.c: the PREPEND headers, then smtpd's own Received:, all as content that
@@ -512,11 +539,46 @@ impl<'s> Message<'s> {
             let step = self.splitter.finish();
             self.apply(step);
         }
+        let decided = self
+            .headers
+            .as_mut()
+            .and_then(|h| h.hooks_mut().checks.take())
+            .map(|c| c.decided);
         let logs = self
             .headers
             .as_mut()
             .map(HeaderCleanup::take_logs)
             .unwrap_or_default();
+        if let Some(d) = decided {
+            if d.lookup_error {
+                return Err(FinishError::Checks {
+                    reply: "451 4.3.0 Error: queue file write error".to_owned(),
+                    logs,
+                });
+            }
+            if let Some(reason) = d.reject {
+                // smtpd.c: CLEANUP_STAT_DEFER (a 4.x.x reason) is 451, CONT 550.
+                let code = if reason.starts_with('4') { 451 } else { 550 };
+                return Err(FinishError::Checks {
+                    reply: format!("{code} {reason}"),
+                    logs,
+                });
+            }
+            let a = &mut self.actions;
+            a.hold |= d.hold;
+            a.discard |= d.discard;
+            if d.filter.is_some() {
+                a.filter = d.filter;
+            }
+            if d.redirect.is_some() {
+                a.redirect = d.redirect;
+            }
+            for b in d.bcc {
+                if !a.bcc.contains(&b) {
+                    a.bcc.push(b);
+                }
+            }
+        }
         if self.actions.discard {
             // The file (if start() made one) is removed by its drop: never committed.
             return Ok((None, logs));
@@ -681,7 +743,33 @@ impl<'s> Message<'s> {
             }
         }
         if let Some((text, complete)) = step.body {
-            self.buf.extend_from_slice(text);
+            let act = match self.headers.as_mut() {
+                Some(h) => h.hooks_mut().checks.as_mut().map(|c| {
+                    let act = c.body(text);
+                    (act, c.take_logs())
+                }),
+                None => None,
+            };
+            let act = match act {
+                Some((act, logs)) => {
+                    if let Some(h) = self.headers.as_mut() {
+                        for l in logs {
+                            h.push_log(LogEvent::Line(l));
+                        }
+                    }
+                    act
+                }
+                None => Act::Keep,
+            };
+            match act {
+                Act::Keep => self.buf.extend_from_slice(text),
+                Act::Drop => return,
+                Act::Replace(t) => self.buf.extend_from_slice(t.as_bytes()),
+                Act::Prepend(t) => {
+                    self.put_line(t.as_bytes());
+                    self.buf.extend_from_slice(text);
+                }
+            }
             if complete {
                 self.buf.push(b'\n');
             }
@@ -718,9 +806,34 @@ pub(crate) struct RewriteHooks {
     pub(crate) queue_id: String,
     /// The first lookup problem; the message is refused at its end.
     pub(crate) fault: Option<Fault>,
+    /// header_checks and body_checks of this message.
+    pub(crate) checks: Option<MessageChecks>,
 }
 
 impl Hooks for RewriteHooks {
+    fn header_check(&mut self, field: &HeaderField) -> HeaderCheck {
+        let Some(c) = self.checks.as_mut() else {
+            return HeaderCheck::Keep;
+        };
+        match c.header(&String::from_utf8_lossy(field.as_bytes())) {
+            Act::Keep => HeaderCheck::Keep,
+            Act::Drop => HeaderCheck::Drop,
+            Act::Replace(t) => {
+                HeaderField::parse(t.as_bytes()).map_or(HeaderCheck::Keep, HeaderCheck::Replace)
+            }
+            Act::Prepend(t) => {
+                HeaderField::parse(t.as_bytes()).map_or(HeaderCheck::Keep, HeaderCheck::Prepend)
+            }
+        }
+    }
+
+    fn take_log_lines(&mut self) -> Vec<String> {
+        self.checks
+            .as_mut()
+            .map(MessageChecks::take_logs)
+            .unwrap_or_default()
+    }
+
     fn rewrite_address(
         &mut self,
         role: AddressRole,

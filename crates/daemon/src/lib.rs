@@ -31,6 +31,7 @@ pub mod agents;
 pub mod anvil;
 pub mod check;
 pub mod cleanup;
+pub mod content_checks;
 pub mod control;
 pub mod etrn;
 pub mod flush;

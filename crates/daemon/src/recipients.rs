@@ -375,6 +375,20 @@ pub(crate) fn open_table(
     open_one(spec, &flags, proxy_read_maps, error)
 }
 
+/// [`open_table`] without case folding of the keys (header_checks and body_checks look
+/// the text up as it came).
+pub(crate) fn open_table_exact(
+    spec: &str,
+    proxy_read_maps: &[String],
+    error: &dyn Fn(&str),
+) -> Box<dyn Map> {
+    let flags = OpenFlags {
+        fold_fix: false,
+        warn: std::sync::Arc::new(crate::relay::warn),
+    };
+    open_one(spec, &flags, proxy_read_maps, error)
+}
+
 /// Opens one table; a table that cannot be opened becomes a surrogate (dict_surrogate.c).
 fn open_one(
     spec: &str,

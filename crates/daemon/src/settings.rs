@@ -133,6 +133,9 @@ pub struct SmtpdSettings {
     /// it receives is sent there by the queue manager (smtpd.c sends it to cleanup first,
     /// so a FILTER action of the access tables replaces it).
     pub content_filter: String,
+    /// header_checks and body_checks (none with receive_override_options
+    /// no_header_body_checks).
+    pub content_checks: Option<Arc<crate::content_checks::ContentChecks>>,
     /// cleanup's address rewriting for this service's mail.
     pub rewriter: Arc<CleanupRewriter>,
     /// Where the rewriter's warnings go (attached by the first session).
@@ -396,6 +399,11 @@ fn smtpd_settings(
         resolver: Arc::clone(resolver),
         receive_override,
         content_filter: p.get("content_filter")?,
+        content_checks: if receive_override.no_header_body_checks {
+            None
+        } else {
+            crate::content_checks::ContentChecks::from_config(p.config, p.service)?
+        },
         rewriter: rewriters.pick(receive_override)?,
         cleanup_log: Arc::clone(&rewriters.log),
         anvil: Arc::new(crate::anvil::Limits::from_config(

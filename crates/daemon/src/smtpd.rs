@@ -35,7 +35,6 @@ use tokio::time::{sleep, timeout};
 
 use tern_maillog::smtpd::{self as log, Client, CommandCounts, EndReason, Stage, Transaction};
 use tern_maillog::{Ident, Logger};
-use tern_message::cleanup::LogEvent;
 use tern_queue::{Committer, IdForm, QueueLayout};
 use tern_smtp::command::Verb;
 use tern_smtp::data::{BdatReader, DataReader, DataStep, DataSummary};
@@ -804,6 +803,9 @@ impl Driver<'_> {
                             m.set_actions(&AccessActions::with_content_filter(
                                 &self.s.content_filter,
                             ));
+                            if let Some(c) = &self.s.content_checks {
+                                m.set_content_checks(Arc::clone(c));
+                            }
                             let sasl = log::Sasl {
                                 method: self.chk.sasl_method.as_deref(),
                                 username: self.chk.sasl_username.as_deref(),
@@ -1194,6 +1196,14 @@ impl Driver<'_> {
                 let (code, dsn, text) = e.reply();
                 return MessageOutcome::Rejected(reply_of(&format!("{code} {dsn} {text}")));
             }
+            Err(FinishError::Checks { reply, logs }) => {
+                // cleanup logged `QUEUEID: reject: header ...` (or its lookup warning).
+                for event in logs {
+                    let line = crate::content_checks::log_line(&id, event);
+                    self.sh.logger.log(&self.sh.cleanup_ident, &line);
+                }
+                return MessageOutcome::Rejected(reply_of(&reply));
+            }
             Err(FinishError::Rewrite(fault)) => {
                 // cleanup logged its warning (`QUEUEID: unreasonable virtual_alias_maps
                 // map expansion size for ...`); smtpd.c logs nothing more.
@@ -1201,14 +1211,7 @@ impl Driver<'_> {
             }
         };
         for event in logs {
-            let line = match event {
-                LogEvent::MessageId(v) => {
-                    tern_maillog::queue::message_id(&id, &String::from_utf8_lossy(&v))
-                }
-                LogEvent::ResentMessageId(v) => {
-                    tern_maillog::queue::resent_message_id(&id, &String::from_utf8_lossy(&v))
-                }
-            };
+            let line = crate::content_checks::log_line(&id, event);
             self.sh.logger.log(&self.sh.cleanup_ident, &line);
         }
         let Some(pending) = pending else {

@@ -42,7 +42,7 @@ use tern_maillog::{Ident, Logger};
 
 use crate::cleanup::RewriteHooks;
 use tern_message::cleanup::{
-    CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, LogEvent, RewriteContext, Settings,
+    CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, RewriteContext, Settings,
 };
 use tern_message::split::{HeaderSplitter, HeadersEnd, Step};
 use tern_message::trace;
@@ -260,6 +260,8 @@ impl Draft<'_> {
                     rewriter: sub.rewriter.clone(),
                     queue_id: id.clone(),
                     fault: None,
+                    // XXX: header_checks and body_checks are applied to SMTP mail only.
+                    checks: None,
                 },
             ),
             splitter: HeaderSplitter::new(sub.cleanup.header_size_limit),
@@ -293,14 +295,7 @@ impl Draft<'_> {
             return Err(SubmitError::Rewrite(fault.to_string()));
         }
         for event in w.headers.take_logs() {
-            let line = match event {
-                LogEvent::MessageId(v) => {
-                    tern_maillog::queue::message_id(&id, &String::from_utf8_lossy(&v))
-                }
-                LogEvent::ResentMessageId(v) => {
-                    tern_maillog::queue::resent_message_id(&id, &String::from_utf8_lossy(&v))
-                }
-            };
+            let line = crate::content_checks::log_line(&id, event);
             sub.logger.log(&sub.cleanup_ident, &line);
         }
         let mut writer = w.writer;

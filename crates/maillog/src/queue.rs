@@ -30,6 +30,13 @@ pub fn message_id(queue_id: &str, header_value: &str) -> Line {
     Line::info(format!("{queue_id}: message-id={header_value}"))
 }
 
+/// cleanup's header_checks / body_checks action (cleanup_act_log()): `QUEUEID: ACTION:
+/// header TEXT from ORIGIN; from=<S> to=<R> proto=P helo=<H>: TEXT`, composed by the
+/// caller (tern_daemon::content_checks).
+pub fn content_check(line: &str) -> Line {
+    Line::info(line.to_owned())
+}
+
 /// cleanup: `QUEUEID: resent-message-id=VALUE`.
 pub fn resent_message_id(queue_id: &str, header_value: &str) -> Line {
     Line::info(format!("{queue_id}: resent-message-id={header_value}"))

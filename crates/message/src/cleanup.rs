@@ -122,8 +122,10 @@ pub enum HeaderCheck {
     Keep,
     /// Remove it (IGNORE).
     Drop,
-    /// Replace it (REPLACE, PREPEND is for the caller).
+    /// Replace it (REPLACE).
     Replace(HeaderField),
+    /// Write this header first, then go on with the field (PREPEND).
+    Prepend(HeaderField),
 }
 
 /// Where header_checks and canonical/virtual/masquerade rewriting will plug in. The
@@ -132,6 +134,12 @@ pub trait Hooks {
     /// header_checks on a primary header field, before anything else looks at it.
     fn header_check(&mut self, _field: &HeaderField) -> HeaderCheck {
         HeaderCheck::Keep
+    }
+
+    /// The log lines header_checks made since the last call (cleanup logs them in
+    /// order with `message-id=`).
+    fn take_log_lines(&mut self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Rewrites one address (internal form) of a sender or recipient header in the given
@@ -180,6 +188,9 @@ pub enum LogEvent {
     MessageId(Vec<u8>),
     /// `resent-message-id=VALUE`.
     ResentMessageId(Vec<u8>),
+    /// A line made elsewhere (header_checks' `QUEUEID: reject: header ...`, or
+    /// `warning: ...`), logged as it is.
+    Line(String),
 }
 
 /// The header state of one message.
@@ -216,14 +227,45 @@ impl<'s, H: Hooks> HeaderCleanup<'s, H> {
         if known.is_some_and(|k| k.kind == HeaderKind::Received) {
             self.hops += 1;
         }
-        let field = match self.hooks.header_check(&field) {
+        let check = self.hooks.header_check(&field);
+        self.logs
+            .extend(self.hooks.take_log_lines().into_iter().map(LogEvent::Line));
+        let mut prepend = None;
+        let field = match check {
             HeaderCheck::Keep => field,
             HeaderCheck::Drop => return Ok(None),
             HeaderCheck::Replace(f) => {
                 known = f.known();
                 f
             }
+            HeaderCheck::Prepend(p) => {
+                prepend = Some(self.cut(p.as_bytes()));
+                field
+            }
         };
+        let out = self.after_checks(&field, known)?;
+        Ok(match (prepend, out) {
+            (Some(mut p), Some(text)) => {
+                p.push(b'\n');
+                p.extend_from_slice(&text);
+                Some(p)
+            }
+            (Some(p), None) => Some(p),
+            (None, out) => out,
+        })
+    }
+
+    /// Adds a log event in order (body_checks' lines, which the caller makes).
+    pub fn push_log(&mut self, event: LogEvent) {
+        self.logs.push(event);
+    }
+
+    /// The field once header_checks let it through.
+    fn after_checks(
+        &mut self,
+        field: &HeaderField,
+        known: Option<&'static KnownHeader>,
+    ) -> Result<Option<Vec<u8>>, CleanupError> {
         let Some(k) = known.filter(|k| !k.mime) else {
             return Ok(Some(self.cut(field.as_bytes())));
         };
@@ -246,7 +288,7 @@ impl<'s, H: Hooks> HeaderCleanup<'s, H> {
             return Ok(None);
         }
         let text = match (self.envelope.rewrite_context, k.sender || k.recipient) {
-            (Some(ctx), true) => self.rewrite(ctx, k, &field),
+            (Some(ctx), true) => self.rewrite(ctx, k, field),
             _ => None,
         };
         Ok(Some(self.cut(text.as_deref().unwrap_or(field.as_bytes()))))
@@ -332,6 +374,11 @@ impl<'s, H: Hooks> HeaderCleanup<'s, H> {
     /// The hooks, e.g. to read what they collected.
     pub fn hooks(&self) -> &H {
         &self.hooks
+    }
+
+    /// The hooks, to change them.
+    pub fn hooks_mut(&mut self) -> &mut H {
+        &mut self.hooks
     }
 
     fn saw(&self, kind: HeaderKind) -> bool {
