@@ -538,6 +538,15 @@ impl<'s> Message<'s> {
         if self.error.is_none() && !self.actions.discard {
             let step = self.splitter.finish();
             self.apply(step);
+            // A MIME part header still being read when the content ended.
+            let rest = self
+                .headers
+                .as_mut()
+                .and_then(|h| h.hooks_mut().checks.as_mut().map(MessageChecks::finish))
+                .unwrap_or_default();
+            for (piece, complete) in rest {
+                self.body_piece(&piece, complete);
+            }
         }
         let decided = self
             .headers
@@ -743,38 +752,33 @@ impl<'s> Message<'s> {
             }
         }
         if let Some((text, complete)) = step.body {
-            let act = match self.headers.as_mut() {
-                Some(h) => h.hooks_mut().checks.as_mut().map(|c| {
-                    let act = c.body(text);
-                    (act, c.take_logs())
-                }),
-                None => None,
-            };
-            let act = match act {
-                Some((act, logs)) => {
-                    if let Some(h) = self.headers.as_mut() {
-                        for l in logs {
-                            h.push_log(LogEvent::Line(l));
-                        }
+            let checked = self.headers.as_mut().and_then(|h| {
+                let c = h.hooks_mut().checks.as_mut()?;
+                let out = c.body_record(text, complete);
+                let logs = c.take_logs();
+                for l in logs {
+                    h.push_log(LogEvent::Line(l));
+                }
+                Some(out)
+            });
+            match checked {
+                None => self.body_piece(text, complete),
+                Some(out) => {
+                    for (piece, complete) in out {
+                        self.body_piece(&piece, complete);
                     }
-                    act
-                }
-                None => Act::Keep,
-            };
-            match act {
-                Act::Keep => self.buf.extend_from_slice(text),
-                Act::Drop => return,
-                Act::Replace(t) => self.buf.extend_from_slice(t.as_bytes()),
-                Act::Prepend(t) => {
-                    self.put_line(t.as_bytes());
-                    self.buf.extend_from_slice(text);
                 }
             }
-            if complete {
-                self.buf.push(b'\n');
-            }
-            self.in_line = !complete;
         }
+    }
+
+    /// One body record into the file.
+    fn body_piece(&mut self, text: &[u8], complete: bool) {
+        self.buf.extend_from_slice(text);
+        if complete {
+            self.buf.push(b'\n');
+        }
+        self.in_line = !complete;
     }
 
     fn put_line(&mut self, text: &[u8]) {

@@ -1,7 +1,10 @@
 //! header_checks and body_checks (header_checks(5); cleanup_message.c cleanup_act()):
-//! each primary header (a folded header as one text, its lines joined by newlines) is
-//! looked up in header_checks, each body line in body_checks (within the first
-//! body_checks_size_limit bytes of the body), and the table's answer acts on the message:
+//! each header (a folded header as one text, its lines joined by newlines) is looked up
+//! in header_checks (primary headers), mime_header_checks (MIME headers anywhere, and the
+//! headers of multipart parts) or nested_header_checks (the headers of an attached
+//! message/rfc822), following the MIME boundaries as mime_state.c does; each body line
+//! (boundaries included) in body_checks, within the first body_checks_size_limit bytes of
+//! each part; and the table's answer acts on the message:
 //!
 //! - `REJECT [text]`: the message is refused at its end with `550 5.7.1 text` (default
 //!   text `message content rejected`; a text that starts with a 4.x.x code defers with
@@ -19,8 +22,8 @@
 //! refuses the message with a temporary error (`map lookup problem -- message not
 //! accepted, try again later`).
 //!
-//! Not done: mime_header_checks and nested_header_checks (MIME part headers are body
-//! lines here, checked by body_checks), the `DELAY` action (disabled in Postfix too).
+//! Not done: the `DELAY` action (disabled in Postfix too), MIME encoding checks
+//! (strict_*_encoding).
 //!
 //! Trust: the text looked up is the sender's; the tables and their answers are the
 //! administrator's. Lines longer than 200 bytes are cut in the log.
@@ -38,14 +41,24 @@ use crate::relay::PolicyError;
 #[derive(Debug, Default)]
 pub struct ContentChecks {
     header: Vec<Box<dyn Map>>,
+    /// mime_header_checks (default `$header_checks`): MIME headers anywhere, and every
+    /// header of a multipart part.
+    mime: Vec<Box<dyn Map>>,
+    /// nested_header_checks (default `$header_checks`): the headers of an attached
+    /// message (message/rfc822).
+    nested: Vec<Box<dyn Map>>,
     body: Vec<Box<dyn Map>>,
-    /// body_checks_size_limit.
+    /// body_checks_size_limit, per body part.
     body_limit: usize,
+    /// MIME structure is followed (disable_mime_input_processing = no).
+    mime_input: bool,
+    /// mime_nesting_limit: deeper boundaries are not followed.
+    nesting_limit: usize,
 }
 
 impl ContentChecks {
-    /// Opens header_checks and body_checks in `service`'s name space; `None` when both
-    /// are empty.
+    /// Opens header_checks, mime_header_checks, nested_header_checks and body_checks in
+    /// `service`'s name space; `None` when all are empty.
     pub fn from_config(
         config: &Config,
         service: Option<&Service>,
@@ -65,19 +78,28 @@ impl ContentChecks {
                 .collect())
         };
         let header = open("header_checks")?;
+        let mime = open("mime_header_checks")?;
+        let nested = open("nested_header_checks")?;
         let body = open("body_checks")?;
-        if header.is_empty() && body.is_empty() {
+        if header.is_empty() && mime.is_empty() && nested.is_empty() && body.is_empty() {
             return Ok(None);
         }
-        let limit = get("body_checks_size_limit")?;
-        let body_limit = limit.trim().parse().map_err(|_| PolicyError::BadValue {
-            name: "body_checks_size_limit".to_owned(),
-            value: limit.clone(),
-        })?;
+        let number = |name: &str| -> Result<usize, PolicyError> {
+            let v = get(name)?;
+            v.trim().parse().map_err(|_| PolicyError::BadValue {
+                name: name.to_owned(),
+                value: v.clone(),
+            })
+        };
+        let disable = get("disable_mime_input_processing")?;
         Ok(Some(Arc::new(ContentChecks {
             header,
+            mime,
+            nested,
             body,
-            body_limit,
+            body_limit: number("body_checks_size_limit")?,
+            mime_input: !matches!(disable.trim().to_ascii_lowercase().as_str(), "yes" | "true"),
+            nesting_limit: number("mime_nesting_limit")?,
         })))
     }
 }
@@ -119,6 +141,32 @@ pub enum Act {
     Prepend(String),
 }
 
+/// Which header a header check looks at (mime_state.c's header classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderClass {
+    Primary,
+    Multipart,
+    Nested,
+}
+
+/// Where the MIME reader is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In a body (or the primary headers, before the first body record).
+    Body,
+    /// In the headers of a part or of an attached message.
+    Headers(HeaderClass),
+}
+
+/// What a header block said about the body that follows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PartType {
+    /// multipart/...: its boundary.
+    boundary: Option<String>,
+    /// message/rfc822 (or message/global): the body starts with headers.
+    message: bool,
+}
+
 /// The checks of one message.
 #[derive(Debug)]
 pub struct MessageChecks {
@@ -129,7 +177,17 @@ pub struct MessageChecks {
     logs: Vec<String>,
     /// CLEANUP_FLAG_FILTER: checks still apply.
     active: bool,
+    /// Body bytes looked at in the current part.
     body_seen: usize,
+    /// The first body record has come (the primary headers are over).
+    in_body: bool,
+    place: Place,
+    /// The boundaries of the open multiparts, innermost last.
+    boundaries: Vec<String>,
+    /// The header block being read: its type so far.
+    part: PartType,
+    /// The header being read (its lines so far) in a part or attached message.
+    pending: Vec<Vec<u8>>,
 }
 
 impl MessageChecks {
@@ -141,6 +199,11 @@ impl MessageChecks {
             logs: Vec::new(),
             active: true,
             body_seen: 0,
+            in_body: false,
+            place: Place::Body,
+            boundaries: Vec::new(),
+            part: PartType::default(),
+            pending: Vec::new(),
         }
     }
 
@@ -151,17 +214,175 @@ impl MessageChecks {
 
     /// One primary header (its lines joined with `\n`).
     pub fn header(&mut self, text: &str) -> Act {
-        if !self.active || self.checks.header.is_empty() {
+        self.note_type(text);
+        self.header_of(HeaderClass::Primary, text)
+    }
+
+    /// A header of `class` through its table (a MIME header through mime_header_checks).
+    fn header_of(&mut self, class: HeaderClass, text: &str) -> Act {
+        if !self.active {
             return Act::Keep;
         }
         let checks = Arc::clone(&self.checks);
-        match find(&checks.header, text) {
-            Ok(Some(value)) => self.act("header", text, &value, "header_checks"),
+        let (maps, title) = if is_mime_header(text) {
+            (&checks.mime, "mime_header_checks")
+        } else {
+            match class {
+                HeaderClass::Primary => (&checks.header, "header_checks"),
+                HeaderClass::Multipart => (&checks.mime, "mime_header_checks"),
+                HeaderClass::Nested => (&checks.nested, "nested_header_checks"),
+            }
+        };
+        if maps.is_empty() {
+            return Act::Keep;
+        }
+        match find(maps, text) {
+            Ok(Some(value)) => self.act("header", text, &value, title),
             Ok(None) => Act::Keep,
             Err(()) => {
-                self.lookup_problem("header_checks");
+                self.lookup_problem(title);
                 Act::Keep
             }
+        }
+    }
+
+    /// Remembers what a Content-Type header says about the body after its block.
+    fn note_type(&mut self, text: &str) {
+        if !self.checks.mime_input {
+            return;
+        }
+        let Some((name, value)) = text.split_once(':') else {
+            return;
+        };
+        if !name.trim().eq_ignore_ascii_case("content-type") {
+            return;
+        }
+        let value = value.trim_start();
+        let kind = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if kind.starts_with("multipart/") {
+            self.part.boundary = boundary_of(value);
+        } else if kind == "message/rfc822" || kind == "message/global" {
+            self.part.message = true;
+        }
+    }
+
+    /// The end of a header block: what follows is a body, or (message/rfc822) the
+    /// attached message's headers; a multipart's boundary opens.
+    fn end_of_block(&mut self) {
+        let part = std::mem::take(&mut self.part);
+        self.body_seen = 0;
+        self.place = Place::Body;
+        if let Some(b) = part.boundary {
+            if self.boundaries.len() < self.checks.nesting_limit {
+                self.boundaries.push(b);
+            }
+        } else if part.message {
+            self.place = Place::Headers(HeaderClass::Nested);
+        }
+    }
+
+    /// The header being read in a part, checked; its lines (as they go out).
+    fn flush_pending(&mut self, class: HeaderClass) -> Vec<(Vec<u8>, bool)> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let lines = std::mem::take(&mut self.pending);
+        let text = String::from_utf8_lossy(&lines.join(&b'\n')).into_owned();
+        self.note_type(&text);
+        let whole = |lines: Vec<Vec<u8>>| lines.into_iter().map(|l| (l, true)).collect();
+        match self.header_of(class, &text) {
+            Act::Keep => whole(lines),
+            Act::Drop => Vec::new(),
+            Act::Replace(t) => vec![(t.into_bytes(), true)],
+            Act::Prepend(t) => {
+                let mut out = vec![(t.into_bytes(), true)];
+                out.extend(whole(lines));
+                out
+            }
+        }
+    }
+
+    /// One body record (`complete`: it ends its line); returns the records to write in
+    /// its place.
+    pub fn body_record(&mut self, text: &[u8], complete: bool) -> Vec<(Vec<u8>, bool)> {
+        if !self.in_body {
+            // The primary headers are over: their Content-Type decides what follows.
+            self.in_body = true;
+            self.end_of_block();
+        }
+        if let Place::Headers(class) = self.place {
+            if !complete {
+                // A header line longer than a record: not a header any more.
+                let mut out = self.flush_pending(class);
+                self.end_of_block();
+                out.push((text.to_vec(), false));
+                return out;
+            }
+            if text.is_empty() {
+                let mut out = self.flush_pending(class);
+                out.push((Vec::new(), true));
+                self.end_of_block();
+                return out;
+            }
+            if text.starts_with(b" ") || text.starts_with(b"\t") {
+                if !self.pending.is_empty() {
+                    self.pending.push(text.to_vec());
+                    return Vec::new();
+                }
+            } else if is_header(&String::from_utf8_lossy(text)) {
+                let out = self.flush_pending(class);
+                self.pending.push(text.to_vec());
+                return out;
+            }
+            // Not a header: the block is over and this is the body.
+            let mut out = self.flush_pending(class);
+            self.end_of_block();
+            out.extend(self.body_line(text, complete));
+            return out;
+        }
+        if complete
+            && self.checks.mime_input
+            && let Some(closing) = self.boundary_line(text)
+        {
+            // A boundary: body_checks see it too; then a part's headers, or (the
+            // closing one) the enclosing body.
+            let out = self.body_line(text, complete);
+            self.body_seen = 0;
+            if !closing {
+                self.place = Place::Headers(HeaderClass::Multipart);
+                self.part = PartType::default();
+            }
+            return out;
+        }
+        self.body_line(text, complete)
+    }
+
+    /// `Some(closing)` when `line` is a boundary of an open multipart (the inner ones it
+    /// skips are closed).
+    fn boundary_line(&mut self, line: &[u8]) -> Option<bool> {
+        let rest = line.strip_prefix(b"--")?;
+        let at = self
+            .boundaries
+            .iter()
+            .rposition(|b| rest.starts_with(b.as_bytes()))?;
+        let after = &rest[self.boundaries[at].len()..];
+        let closing = after.starts_with(b"--");
+        self.boundaries.truncate(if closing { at } else { at + 1 });
+        Some(closing)
+    }
+
+    /// One body line through body_checks.
+    fn body_line(&mut self, text: &[u8], complete: bool) -> Vec<(Vec<u8>, bool)> {
+        match self.body(text) {
+            Act::Keep => vec![(text.to_vec(), complete)],
+            Act::Drop => Vec::new(),
+            Act::Replace(t) => vec![(t.into_bytes(), complete)],
+            Act::Prepend(t) => vec![(t.into_bytes(), true), (text.to_vec(), complete)],
         }
     }
 
@@ -170,7 +391,7 @@ impl MessageChecks {
         if !self.active || self.checks.body.is_empty() {
             return Act::Keep;
         }
-        // body_checks_size_limit: only the first so many bytes of the body are looked at.
+        // body_checks_size_limit: only the first so many bytes of a part are looked at.
         if self.body_seen >= self.checks.body_limit {
             return Act::Keep;
         }
@@ -184,6 +405,14 @@ impl MessageChecks {
                 self.lookup_problem("body_checks");
                 Act::Keep
             }
+        }
+    }
+
+    /// The end of the content: a part header still being read goes out.
+    pub fn finish(&mut self) -> Vec<(Vec<u8>, bool)> {
+        match self.place {
+            Place::Headers(class) => self.flush_pending(class),
+            Place::Body => Vec::new(),
         }
     }
 
@@ -324,6 +553,11 @@ impl MessageChecks {
             line.push_str(": ");
             line.push_str(text);
         }
+        // A folded header's newline and tab show as `??`, as in Postfix's log.
+        let line = line
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         self.logs.push(line);
     }
 
@@ -369,6 +603,49 @@ fn dsn_prepend(dsn: &str, text: &str) -> String {
     }
 }
 
+/// A header that Postfix marks HDR_OPT_MIME (header_opts.c).
+fn is_mime_header(text: &str) -> bool {
+    let name = text.split(':').next().unwrap_or("").trim_end();
+    [
+        "content-description",
+        "content-disposition",
+        "content-id",
+        "content-transfer-encoding",
+        "content-type",
+        "mime-version",
+    ]
+    .iter()
+    .any(|m| name.eq_ignore_ascii_case(m))
+}
+
+/// The `boundary=` parameter of a Content-Type value (quoted or not).
+fn boundary_of(value: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find("boundary") {
+        let start = from + at;
+        from = start + 8;
+        let before = lower[..start].trim_end();
+        if !(before.ends_with(';') || before.is_empty()) {
+            continue;
+        }
+        let rest = value[from..].trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let b = match rest.strip_prefix('"') {
+            Some(q) => q.split('"').next().unwrap_or(""),
+            None => rest
+                .split(|c: char| c == ';' || c.is_whitespace())
+                .next()
+                .unwrap_or(""),
+        };
+        return (!b.is_empty()).then(|| b.to_owned());
+    }
+    None
+}
+
 /// is_header(): `name:` with a name of printable characters other than `:` and space.
 fn is_header(text: &str) -> bool {
     match text.find(':') {
@@ -404,8 +681,12 @@ mod tests {
         let open = regexp;
         let c = ContentChecks {
             header: open(header),
+            mime: open(header),
+            nested: open(header),
             body: open(body),
             body_limit: 51_200,
+            mime_input: true,
+            nesting_limit: 100,
         };
         MessageChecks::new(
             Arc::new(c),
@@ -418,6 +699,10 @@ mod tests {
                 helo: Some("client.example".into()),
             },
         )
+    }
+
+    pub(super) fn checks_for_mime(header: &[(&str, &str)], body: &[(&str, &str)]) -> MessageChecks {
+        checks(header, body)
     }
 
     #[test]
@@ -468,12 +753,82 @@ mod tests {
         );
         let mut m = checks(&[], &[("^bad$", "DISCARD")]);
         m.checks = Arc::new(ContentChecks {
-            header: Vec::new(),
             body: std::mem::take(&mut Arc::get_mut(&mut m.checks).unwrap().body),
             body_limit: 10,
+            ..ContentChecks::default()
         });
         assert_eq!(m.body(b"0123456789"), Act::Keep);
         assert_eq!(m.body(b"bad"), Act::Keep);
         assert!(!m.decided.discard, "past body_checks_size_limit");
+    }
+}
+
+#[cfg(test)]
+mod mime_tests {
+    use super::tests::checks_for_mime as checks;
+    use super::*;
+
+    fn feed(m: &mut MessageChecks, body: &str) -> String {
+        let mut out = String::new();
+        for line in body.split('\n') {
+            for (piece, complete) in m.body_record(line.as_bytes(), true) {
+                out.push_str(&String::from_utf8_lossy(&piece));
+                if complete {
+                    out.push('\n');
+                }
+            }
+        }
+        for (piece, _) in m.finish() {
+            out.push_str(&String::from_utf8_lossy(&piece));
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn part_headers_and_nested_headers() {
+        let mut m = checks(
+            &[
+                (r#"^Content-Type:.*name="?[^"]*\.exe"?"#, "REJECT no exe"),
+                ("^X-Part-Drop:", "IGNORE"),
+                ("^X-Nested: note", "WARN nested"),
+            ],
+            &[("^BODY$", "REPLACE body!")],
+        );
+        assert_eq!(
+            m.header("Content-Type: multipart/mixed; boundary=\"XX\""),
+            Act::Keep
+        );
+        let out = feed(
+            &mut m,
+            "pre\n--XX\nContent-Type: text/plain\nX-Part-Drop: yes\n\nBODY\n--XX\n\
+             Content-Type: message/rfc822\n\nSubject: in\nX-Nested: note\n\nin body\n--XX--\nend",
+        );
+        assert_eq!(
+            out,
+            "pre\n--XX\nContent-Type: text/plain\n\nbody!\n--XX\nContent-Type: message/rfc822\n\n\
+             Subject: in\nX-Nested: note\n\nin body\n--XX--\nend\n"
+        );
+        assert!(
+            m.take_logs()
+                .iter()
+                .any(|l| l.contains("warning: header X-Nested: note"))
+        );
+        assert!(m.decided.reject.is_none());
+        let mut m = checks(
+            &[(
+                r#"^Content-(Type|Disposition):.*name="?[^"]*\.exe"?"#,
+                "REJECT no exe",
+            )],
+            &[],
+        );
+        m.header("Content-Type: multipart/mixed; boundary=\"XX\"");
+        let out = feed(
+            &mut m,
+            "pre\n--XX\nContent-Type: text/plain\n\nhello\n--XX\n\
+             Content-Type: application/octet-stream;\n\tname=\"evil.exe\"\n\nAAAA\n--XX--",
+        );
+        assert!(out.contains("AAAA"));
+        assert_eq!(m.decided.reject.as_deref(), Some("5.7.1 no exe"));
     }
 }

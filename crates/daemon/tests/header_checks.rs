@@ -19,8 +19,7 @@ use deliver_util::{TestUser, configure, spool};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{python, wait_until};
 
-const HEADER_CHECKS: &str = "\
-/^Subject: reject me$/ REJECT
+const HEADER_CHECKS: &str = r#"/^Subject: reject me$/ REJECT
 /^Subject: reject text$/ REJECT 5.7.0 not wanted here
 /^Subject: defer me$/ REJECT 4.7.1 come back later
 /^Subject: hold me$/ HOLD
@@ -30,7 +29,11 @@ const HEADER_CHECKS: &str = "\
 /^Subject: keep me$/ PREPEND X-Prepended: yes
 /^X-Warn:/ WARN looked at
 /^X-Info:/ INFO noted
-";
+/^Content-(Type|Disposition):.*name="?[^"]*\.exe"?/ REJECT attachment not allowed
+/^X-Part-Drop:/ IGNORE
+/^X-Nested: note/ WARN nested header seen
+/^Content-Type: text\/x-old/ REPLACE Content-Type: text/plain
+"#;
 
 const BODY_CHECKS: &str = "\
 /^BODY-REJECT$/ REJECT body refused
@@ -47,6 +50,19 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("hold me", "", "x"),
     ("discard me", "", "x"),
     ("body reject", "", "first\r\nBODY-REJECT\r\nlast"),
+    (
+        "mime exe",
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n",
+        "preamble\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX\r\n\
+         Content-Type: application/octet-stream;\r\n\tname=\"evil.exe\"\r\n\r\nAAAA\r\n--XX--",
+    ),
+    (
+        "mime keep",
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n",
+        "preamble\r\n--XX\r\nContent-Type: text/x-old\r\nX-Part-Drop: yes\r\n\r\nhello\r\n\
+         BODY-REPLACE\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\
+         X-Nested: note\r\n\r\ninner body\r\n--XX--\r\nepilogue",
+    ),
     (
         "keep me",
         "X-Drop: gone\r\nX-Old: old value\r\nX-Warn: yes\r\nX-Info: yes\r\n",
@@ -172,7 +188,12 @@ fn header_and_body_checks_side_by_side() {
         t.log()
     );
 
-    assert_eq!(pf_replies, replies, "replies (Postfix, Tern)");
+    assert_eq!(
+        pf_replies,
+        replies,
+        "replies (Postfix, Tern)\n{}",
+        std::fs::read_to_string(&mbox).unwrap_or_default()
+    );
     assert!(replies[0].starts_with("550 5.7.1 message content rejected"));
     let want = actions(&pf.maillog());
     eprintln!("cleanup's lines:\n{}", want.join("\n"));
@@ -183,6 +204,22 @@ fn header_and_body_checks_side_by_side() {
         "Postfix log:\n{}\nTern log:\n{}",
         pf.maillog(),
         t.log()
+    );
+    for subject in ["keep me", "mime keep"] {
+        let d = delivered(&mbox, subject);
+        assert!(d.is_some(), "{subject} not delivered by Tern:\n{}", t.log());
+        assert_eq!(
+            delivered(&pf_mbox, subject),
+            d,
+            "{subject}: Postfix:\n{}\nTern:\n{}",
+            std::fs::read_to_string(&pf_mbox).unwrap_or_default(),
+            std::fs::read_to_string(&mbox).unwrap_or_default()
+        );
+    }
+    let mime = delivered(&mbox, "mime keep").unwrap().1;
+    assert!(
+        !mime.contains("X-Part-Drop") && mime.contains("Content-Type: text/plain"),
+        "{mime}"
     );
     assert_eq!(
         delivered(&pf_mbox, "keep me"),
