@@ -878,7 +878,10 @@ mod walk_tests {
             let mut m = checks(&[("^NEVER-MATCHES$", "REJECT")], &[("^NEVER$", "REJECT")]);
             m.header("Content-Type: multipart/mixed; boundary=A");
             let lines: Vec<&str> = (0..(next(&mut seed) % 60))
-                .map(|_| pieces[(next(&mut seed) % pieces.len() as u64) as usize])
+                .map(|_| {
+                    let n = usize::try_from(next(&mut seed) % 1024).unwrap_or(0);
+                    pieces[n % pieces.len()]
+                })
                 .collect();
             let mut out = Vec::new();
             for line in &lines {
