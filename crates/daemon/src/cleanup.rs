@@ -641,6 +641,13 @@ impl<'s> Message<'s> {
         let mut out = Vec::new();
         let id = &self.id;
         let mut dedup = self.rewriter.as_ref().map(|rw| rw.dedup());
+        // cleanup_extracted.c: always_bcc first, when the message has a recipient.
+        if let (Some(rw), Some(d)) = (&self.rewriter, dedup.as_mut())
+            && let Some(bcc) = rw.always_bcc()
+            && !self.recipients.is_empty()
+        {
+            out.extend(auto_bcc(rw, d, bcc, id)?);
+        }
         for (i, given) in self.actions.bcc.iter().enumerate() {
             let notify = if i == 0 { 0 } else { Notify::NEVER };
             let orcpt = format!("rfc822;{given}");
@@ -674,6 +681,10 @@ impl<'s> Message<'s> {
         let sender = rw.sender(sender, id)?;
         let mut dedup = rw.dedup();
         let mut out = Vec::new();
+        // cleanup_addr_sender(): sender_bcc_maps, right after the sender.
+        if let Some(bcc) = rw.sender_bcc(&sender, id)? {
+            out.extend(auto_bcc(rw, &mut dedup, &bcc, id)?);
+        }
         for given in &self.recipients {
             let clean = rw.recipient(&given.address, id)?;
             // smtpd(8) sends an ORCPT of its own when the client gave none: the address
@@ -707,6 +718,10 @@ impl<'s> Message<'s> {
                     r.original.clone_from(&given.address);
                     out.push(r);
                 }
+            }
+            // cleanup_addr_recipient(): recipient_bcc_maps, after the recipient.
+            if let Some(bcc) = rw.recipient_bcc(&clean, id)? {
+                out.extend(auto_bcc(rw, &mut dedup, &bcc, id)?);
             }
         }
         Ok((sender, out))
@@ -800,6 +815,28 @@ impl<'s> Message<'s> {
         }
         Ok(())
     }
+}
+
+/// cleanup_addr_bcc(): an automatic BCC recipient (always_bcc, sender_bcc_maps,
+/// recipient_bcc_maps) rewritten as a recipient in the local context and expanded, its
+/// original recipient itself, no DSN ORCPT or NOTIFY of its own. Also used by
+/// [`crate::submit`] for pickup's mail.
+pub(crate) fn auto_bcc(
+    rw: &CleanupRewriter,
+    dedup: &mut tern_rewrite::virtual_alias::Dedup,
+    bcc: &str,
+    id: &str,
+) -> Result<Vec<Recipient>, Fault> {
+    let clean = rw.recipient(bcc, id)?;
+    let mut out = Vec::new();
+    for address in rw.expand(&clean, id)? {
+        if dedup.first("", 0, &clean, &address) {
+            let mut r = Recipient::new(address);
+            r.original.clone_from(&clean);
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 /// cleanup's header address rewriting, plugged into the header library (also used by

@@ -237,6 +237,10 @@ impl Rewriters {
             masquerade_domains: String::new(),
             masquerade_exceptions: String::new(),
             virtual_alias_maps: String::new(),
+            // no_address_mappings turns automatic BCC off as well.
+            always_bcc: String::new(),
+            sender_bcc_maps: String::new(),
+            recipient_bcc_maps: String::new(),
             ..self.config.clone()
         };
         let r = Arc::new(CleanupRewriter::new(

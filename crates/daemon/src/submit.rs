@@ -191,6 +191,18 @@ impl Submitter {
         };
         let mut dedup = rw.dedup();
         let mut out = Vec::new();
+        let bcc = |out: &mut Vec<Recipient>,
+                   dedup: &mut tern_rewrite::virtual_alias::Dedup,
+                   found: Result<Option<String>, tern_rewrite::canonical::Fault>|
+         -> Result<(), String> {
+            if let Some(b) = found.map_err(|f| f.to_string())? {
+                out.extend(crate::cleanup::auto_bcc(rw, dedup, &b, id).map_err(|f| f.to_string())?);
+            }
+            Ok(())
+        };
+        // Automatic BCC (pickup's mail comes from outside): sender_bcc_maps after the
+        // sender, recipient_bcc_maps after each recipient, always_bcc last.
+        bcc(&mut out, &mut dedup, rw.sender_bcc(&sender, id))?;
         for r in &env.recipients {
             let clean = rw.recipient(&r.address, id).map_err(|f| f.to_string())?;
             let r = made_orcpt(r, &clean);
@@ -200,6 +212,10 @@ impl Submitter {
                     out.push(to_recipient(address, &r));
                 }
             }
+            bcc(&mut out, &mut dedup, rw.recipient_bcc(&clean, id))?;
+        }
+        if !out.is_empty() {
+            bcc(&mut out, &mut dedup, Ok(rw.always_bcc().map(str::to_owned)))?;
         }
         Ok((sender, out))
     }

@@ -54,6 +54,8 @@ pub struct CleanupRewriter {
     sender_canonical: Vec<Box<dyn Map>>,
     recipient_canonical: Vec<Box<dyn Map>>,
     virtual_alias: Vec<Box<dyn Map>>,
+    sender_bcc: Vec<Box<dyn Map>>,
+    recipient_bcc: Vec<Box<dyn Map>>,
     canonical_classes: Classes,
     sender_classes: Classes,
     recipient_classes: Classes,
@@ -138,6 +140,8 @@ impl CleanupRewriter {
                 &settings.recipient_canonical_maps,
             )?,
             virtual_alias: maps("virtual_alias_maps", &settings.virtual_alias_maps)?,
+            sender_bcc: maps("sender_bcc_maps", &settings.sender_bcc_maps)?,
+            recipient_bcc: maps("recipient_bcc_maps", &settings.recipient_bcc_maps)?,
             canonical_classes: classes(&settings.canonical_classes, &ALL_CLASSES)?,
             sender_classes: classes(
                 &settings.sender_canonical_classes,
@@ -185,6 +189,51 @@ impl CleanupRewriter {
         };
         let addr = self.resolver.rewrite(Context::Local, address);
         self.maps_and_masquerade(addr, queue_id, Where::EnvelopeRecipient)
+    }
+
+    /// sender_bcc_maps for the envelope sender `clean` (as [`Self::sender`] made it):
+    /// the automatic BCC address, if any (cleanup_addr_sender(); the extension is not
+    /// passed on).
+    pub fn sender_bcc(&self, clean: &str, queue_id: &str) -> Result<Option<String>, Fault> {
+        self.bcc_lookup("sender_bcc_maps", &self.sender_bcc, clean, queue_id)
+    }
+
+    /// recipient_bcc_maps for a recipient `clean` (as [`Self::recipient`] made it).
+    pub fn recipient_bcc(&self, clean: &str, queue_id: &str) -> Result<Option<String>, Fault> {
+        self.bcc_lookup("recipient_bcc_maps", &self.recipient_bcc, clean, queue_id)
+    }
+
+    /// always_bcc, when set.
+    pub fn always_bcc(&self) -> Option<&str> {
+        let a = self.settings.always_bcc.trim();
+        (!a.is_empty()).then_some(a)
+    }
+
+    fn bcc_lookup(
+        &self,
+        title: &str,
+        tables: &[Box<dyn Map>],
+        clean: &str,
+        queue_id: &str,
+    ) -> Result<Option<String>, Fault> {
+        if tables.is_empty() || clean.is_empty() {
+            return Ok(None);
+        }
+        self.with_lookup(
+            title,
+            tables,
+            false,
+            |l| match crate::canonical::mail_addr_map(l, clean, &*self.warn) {
+                Ok(found) => Ok(found.and_then(|v| v.into_iter().next())),
+                Err(_) => {
+                    (self.warn)(&format!(
+                        "{queue_id}: {title} map lookup problem -- message not accepted, try \
+                         again later"
+                    ));
+                    Err(Fault::Lookup)
+                }
+            },
+        )
     }
 
     /// Whether virtual_alias_maps is set (cleanup then expands every recipient).

@@ -204,6 +204,11 @@ pub struct CleanupSettings {
     pub propagate_unmatched_extensions: String,
     pub enable_original_recipient: bool,
     pub duplicate_filter_limit: usize,
+    /// always_bcc: one more recipient of every message from outside.
+    pub always_bcc: String,
+    /// sender_bcc_maps / recipient_bcc_maps: a BCC recipient per sender or recipient.
+    pub sender_bcc_maps: String,
+    pub recipient_bcc_maps: String,
 }
 
 impl CleanupSettings {
@@ -241,6 +246,9 @@ impl CleanupSettings {
             propagate_unmatched_extensions: text("propagate_unmatched_extensions")?,
             enable_original_recipient: flag("enable_original_recipient")?,
             duplicate_filter_limit: number("duplicate_filter_limit", 0)?,
+            always_bcc: text("always_bcc")?,
+            sender_bcc_maps: text("sender_bcc_maps")?,
+            recipient_bcc_maps: text("recipient_bcc_maps")?,
         })
     }
 }
