@@ -219,21 +219,17 @@ impl CleanupRewriter {
         if tables.is_empty() || clean.is_empty() {
             return Ok(None);
         }
-        self.with_lookup(
-            title,
-            tables,
-            false,
-            |l| match crate::canonical::mail_addr_map(l, clean, &*self.warn) {
-                Ok(found) => Ok(found.and_then(|v| v.into_iter().next())),
-                Err(_) => {
+        self.with_lookup(title, tables, false, |l| {
+            crate::canonical::mail_addr_map(l, clean, &*self.warn)
+                .map(|found| found.and_then(|v| v.into_iter().next()))
+                .map_err(|_| {
                     (self.warn)(&format!(
-                        "{queue_id}: {title} map lookup problem -- message not accepted, try \
-                         again later"
+                        "{queue_id}: {title} map lookup problem -- message not accepted, \
+                             try again later"
                     ));
-                    Err(Fault::Lookup)
-                }
-            },
-        )
+                    Fault::Lookup
+                })
+        })
     }
 
     /// Whether virtual_alias_maps is set (cleanup then expands every recipient).
