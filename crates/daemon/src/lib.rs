@@ -42,6 +42,7 @@ pub mod pickup;
 pub mod public;
 pub mod qmgr;
 pub mod recipients;
+pub mod reject_footer;
 pub mod relay;
 pub mod sasl;
 pub mod settings;

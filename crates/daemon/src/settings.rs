@@ -136,6 +136,8 @@ pub struct SmtpdSettings {
     /// header_checks and body_checks (none with receive_override_options
     /// no_header_body_checks).
     pub content_checks: Option<Arc<crate::content_checks::ContentChecks>>,
+    /// smtpd_reject_footer and smtpd_reject_footer_maps.
+    pub reject_footer: Arc<crate::reject_footer::RejectFooter>,
     /// cleanup's address rewriting for this service's mail.
     pub rewriter: Arc<CleanupRewriter>,
     /// Where the rewriter's warnings go (attached by the first session).
@@ -403,6 +405,9 @@ fn smtpd_settings(
         resolver: Arc::clone(resolver),
         receive_override,
         content_filter: p.get("content_filter")?,
+        reject_footer: Arc::new(crate::reject_footer::RejectFooter::from_config(
+            p.config, p.service,
+        )?),
         content_checks: if receive_override.no_header_body_checks {
             None
         } else {

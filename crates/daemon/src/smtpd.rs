@@ -505,7 +505,23 @@ impl Driver<'_> {
     }
 
     fn reply(&mut self, r: &Reply) {
-        self.out.extend_from_slice(r.to_wire(true).as_bytes());
+        let footed = if self.s.reject_footer.is_set() && r.code() >= 400 {
+            let facts = crate::reject_footer::FooterFacts {
+                server_name: &self.s.cleanup.myhostname,
+                client_name: &self.client.name,
+                client_address: &self.client.addr,
+                client_port: self.client.port,
+                reverse_client_name: &self.client.reverse_name,
+                helo_name: self.session.helo_name().unwrap_or(""),
+                sender: self.chk.sender.as_deref().unwrap_or(""),
+                recipient: self.chk.recipient.as_deref().unwrap_or(""),
+            };
+            self.s.reject_footer.apply(r, &facts)
+        } else {
+            None
+        };
+        self.out
+            .extend_from_slice(footed.as_ref().unwrap_or(r).to_wire(true).as_bytes());
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

@@ -42,7 +42,7 @@ use tern_maps::Map;
 
 use crate::relay::PolicyError;
 
-mod rbl;
+pub(crate) mod rbl;
 #[cfg(test)]
 mod tests;
 

@@ -58,7 +58,7 @@ pub struct RblContext<'a> {
 
 /// smtpd_expand_addr(): `sender`, `sender_name`, `sender_domain` (and the same for
 /// recipient) of `addr`; None for an unknown suffix.
-pub(super) fn expand_addr(addr: &str, suffix: &str) -> Option<String> {
+pub(crate) fn expand_addr(addr: &str, suffix: &str) -> Option<String> {
     let null = addr.is_empty() || addr == "<>";
     let out = match suffix {
         "" if addr.is_empty() => String::new(),
