@@ -209,3 +209,79 @@ fn recording_server(n: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
     });
     (port, handle)
 }
+
+/// sender_dependent_relayhost_maps (resolve.c): the sender's entry (full address, then
+/// `@domain`) replaces relayhost, `DUNNO` keeps it; the same four messages through Debian's
+/// Postfix and Tern go to the same sinks.
+#[test]
+fn sender_dependent_relayhost_equals_postfix() {
+    let a = smtp_sink(&[]).expect("smtp-sink");
+    let b = smtp_sink(&[]).expect("smtp-sink");
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let table = dir.path().join("sender_relay");
+    std::fs::write(
+        &table,
+        format!(
+            "alice@example.org [127.0.0.1]:{a}\n@corp.example [127.0.0.1]:{a}\n\
+             bob@example.org DUNNO\n",
+            a = a.port
+        ),
+    )
+    .unwrap();
+    let main = format!(
+        "relayhost = [127.0.0.1]:{}\nsender_dependent_relayhost_maps = texthash:{}\n",
+        b.port,
+        table.display()
+    );
+    let senders = [
+        "alice@example.org",
+        "x@corp.example",
+        "bob@example.org",
+        "carol@example.org",
+    ];
+    // Which sink each sender's message went to, from a log.
+    let routes = |log: &str, ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .map(|id| {
+                let line = log
+                    .lines()
+                    .find(|l| l.contains(&format!("{id}: to=<")) && l.contains("status=sent"))
+                    .unwrap_or_else(|| panic!("{id} not sent:\n{log}"));
+                if line.contains(&format!("relay=127.0.0.1[127.0.0.1]:{},", a.port)) {
+                    "A".to_owned()
+                } else if line.contains(&format!("relay=127.0.0.1[127.0.0.1]:{},", b.port)) {
+                    "B".to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect()
+    };
+    let send = |port: u16| -> Vec<String> {
+        senders
+            .iter()
+            .map(|s| {
+                smtplib_send(
+                    port,
+                    s,
+                    &["rcpt@remote.example"],
+                    "Subject: sender relay\r\n\r\nhi\r\n",
+                )
+            })
+            .collect()
+    };
+
+    let pf = PostfixInstance::start(&main).expect("postfix");
+    let pf_ids = send(pf.port());
+    let plog = wait_for(|| pf.maillog(), "status=sent", senders.len());
+    let tern = Instance::start(&main, "", &[]);
+    let ids = send(tern.t.port);
+    let log = tern.wait("status=sent", senders.len());
+    let want = routes(&plog, &pf_ids);
+    assert_eq!(want, ["A", "A", "B", "B"], "{plog}");
+    assert_eq!(routes(&log, &ids), want, "{log}");
+}

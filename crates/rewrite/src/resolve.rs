@@ -127,6 +127,8 @@ pub struct Resolver {
     relay_domains: MatchList,
     transport_maps: Vec<Box<dyn Map>>,
     relocated_maps: Vec<Box<dyn Map>>,
+    sender_relayhost_maps: Vec<Box<dyn Map>>,
+    sender_transport_maps: Vec<Box<dyn Map>>,
     pub(crate) mynetworks: MatchList,
     pub(crate) warn: Warn,
 }
@@ -167,6 +169,14 @@ impl Resolver {
             relay_domains: list("relay_domains", &settings.relay_domains)?,
             transport_maps: maps("transport_maps", &settings.transport_maps)?,
             relocated_maps: maps("relocated_maps", &settings.relocated_maps)?,
+            sender_relayhost_maps: maps(
+                "sender_dependent_relayhost_maps",
+                &settings.sender_dependent_relayhost_maps,
+            )?,
+            sender_transport_maps: maps(
+                "sender_dependent_default_transport_maps",
+                &settings.sender_dependent_default_transport_maps,
+            )?,
             mynetworks: list("mynetworks", &settings.mynetworks)?,
             settings,
             interfaces,
@@ -232,6 +242,18 @@ impl Resolver {
     /// Resolves a recipient in internal form (resolve_clnt(3) as qmgr(8) uses it; smtpd
     /// rewrites in the local context first, see [`crate::relay`]).
     pub fn resolve(&self, address: &str) -> Result<Resolved, LookupError> {
+        self.resolve_from(None, address)
+    }
+
+    /// [`Self::resolve`] for a message from `sender` (internal form; empty for the null
+    /// sender): sender_dependent_default_transport_maps and
+    /// sender_dependent_relayhost_maps apply to off-host recipients, as resolve.c does
+    /// when qmgr(8) asks with the sender.
+    pub fn resolve_from(
+        &self,
+        sender: Option<&str>,
+        address: &str,
+    ) -> Result<Resolved, LookupError> {
         let s = &self.settings;
         let (recipient, remote) = self.strip_local(address)?;
         let mut recipient = recipient;
@@ -268,7 +290,8 @@ impl Resolver {
             .map_or(recipient.len(), |i| i + 1);
         flags.routed = recipient.get(first..) != Some(domain.as_str());
 
-        let (class, channel, blame, mut nexthop) = self.class_route(&domain, local_class)?;
+        let (class, channel, blame, mut nexthop) =
+            self.class_route(&domain, local_class, sender)?;
         let mut transport = channel.clone();
         if let Some((name, hop)) = channel.split_once(':') {
             name.clone_into(&mut transport);
@@ -417,6 +440,7 @@ impl Resolver {
         &self,
         domain: &str,
         local: bool,
+        sender: Option<&str>,
     ) -> Result<(Class, String, &'static str, String), LookupError> {
         let s = &self.settings;
         if local {
@@ -466,14 +490,73 @@ impl Resolver {
                     "default_transport",
                 )
             };
-        // XXX: sender_dependent_relayhost_maps and sender_dependent_default_transport_maps
-        // are not consulted yet (they need the sender).
-        let nexthop = if s.relayhost.is_empty() {
-            domain.to_owned()
-        } else {
-            s.relayhost.clone()
+        let (mut channel, mut blame) = (channel, blame);
+        if class == Class::Default
+            && let Some(sender) = sender
+            && let Some(xport) = self.sender_lookup(
+                "sender_dependent_default_transport_maps",
+                &self.sender_transport_maps,
+                sender,
+                &s.empty_address_default_transport_maps_lookup_key,
+            )?
+            && !xport.eq_ignore_ascii_case("DUNNO")
+        {
+            channel = xport;
+            blame = "sender_dependent_default_transport_maps";
+        }
+        // "With off-host delivery, sender-dependent or global relayhost override the
+        // recipient domain."
+        let relay = match sender {
+            Some(sender) => self
+                .sender_lookup(
+                    "sender_dependent_relayhost_maps",
+                    &self.sender_relayhost_maps,
+                    sender,
+                    &s.empty_address_relayhost_maps_lookup_key,
+                )?
+                .filter(|r| !r.eq_ignore_ascii_case("DUNNO")),
+            None => None,
+        };
+        let nexthop = match relay {
+            Some(r) => r,
+            None if !s.relayhost.is_empty() => s.relayhost.clone(),
+            None => domain.to_owned(),
         };
         Ok((class, channel, blame, nexthop))
+    }
+
+    /// mail_addr_find() of the sender (or `null_key` for the null sender) in a
+    /// sender-dependent table; an empty result is ignored with Postfix's warning.
+    fn sender_lookup(
+        &self,
+        name: &str,
+        tables: &[Box<dyn Map>],
+        sender: &str,
+        null_key: &str,
+    ) -> Result<Option<String>, LookupError> {
+        if tables.is_empty() {
+            return Ok(None);
+        }
+        let key = if sender.is_empty() { null_key } else { sender };
+        let table = Maps::new(name, tables.iter().map(AsRef::as_ref), self.warn.clone());
+        let s = &self.settings;
+        let is_local = |d: &str| d == s.myorigin || self.is_local(d).unwrap_or(false);
+        let found = tern_maps::query::address::find(
+            &table,
+            key,
+            &self.extension(),
+            tern_maps::query::address::Strategy::DEFAULT,
+            &is_local,
+        )
+        .map_err(|err| self.failure(name, &err))?;
+        match found {
+            Some(f) if f.value.is_empty() => {
+                (self.warn)(&format!("{name}: ignoring null lookup result for {key}"));
+                Ok(None)
+            }
+            Some(f) => Ok(Some(f.value)),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn extension(&self) -> Extension {

@@ -70,6 +70,12 @@ pub struct Settings {
     pub relayhost: String,
     pub transport_maps: String,
     pub relocated_maps: String,
+    /// sender_dependent_relayhost_maps / sender_dependent_default_transport_maps, and
+    /// the keys the null sender is looked up with.
+    pub sender_dependent_relayhost_maps: String,
+    pub sender_dependent_default_transport_maps: String,
+    pub empty_address_relayhost_maps_lookup_key: String,
+    pub empty_address_default_transport_maps_lookup_key: String,
     pub recipient_delimiter: String,
     pub owner_request_special: bool,
     pub double_bounce_sender: String,
@@ -135,6 +141,16 @@ impl Settings {
             relayhost: text("relayhost")?,
             transport_maps: text("transport_maps")?,
             relocated_maps: text("relocated_maps")?,
+            sender_dependent_relayhost_maps: text("sender_dependent_relayhost_maps")?,
+            sender_dependent_default_transport_maps: text(
+                "sender_dependent_default_transport_maps",
+            )?,
+            empty_address_relayhost_maps_lookup_key: text(
+                "empty_address_relayhost_maps_lookup_key",
+            )?,
+            empty_address_default_transport_maps_lookup_key: text(
+                "empty_address_default_transport_maps_lookup_key",
+            )?,
             recipient_delimiter: text("recipient_delimiter")?,
             owner_request_special: flag("owner_request_special")?,
             double_bounce_sender: text("double_bounce_sender")?,

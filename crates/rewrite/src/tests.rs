@@ -724,3 +724,53 @@ proptest::proptest! {
         let _ = r.relay_restrictions(&Client::from_addr("192.0.2.7".parse().expect("ip")), &input);
     }
 }
+
+/// sender_dependent_default_transport_maps and sender_dependent_relayhost_maps (resolve.c):
+/// for off-host recipients only; `DUNNO` keeps the global setting; the null sender is
+/// looked up as `<>`; a recipient's transport(5) entry still wins.
+#[test]
+fn sender_dependent_routes() {
+    let r = resolver_from(&format!(
+        "{SITE}relayhost = [gw.example]\n\
+         sender_dependent_default_transport_maps = inline:{{a@s.example=slow, <>=bounces}}\n\
+         sender_dependent_relayhost_maps = inline:{{@s.example=[alt.example], b@s.example=DUNNO}}\n\
+         transport_maps = inline:{{pinned.example=smtp:[pin.example]}}\n"
+    ));
+    let route = |sender: &str, rcpt: &str| {
+        let x = r.resolve_from(Some(sender), rcpt).expect("resolve");
+        (x.transport, x.nexthop)
+    };
+    let pair = |t: &str, n: &str| (t.to_owned(), n.to_owned());
+    assert_eq!(
+        route("a@s.example", "u@far.example"),
+        pair("slow", "[alt.example]")
+    );
+    assert_eq!(
+        route("b@s.example", "u@far.example"),
+        pair("smtp", "[gw.example]")
+    );
+    assert_eq!(
+        route("c@other.example", "u@far.example"),
+        pair("smtp", "[gw.example]")
+    );
+    assert_eq!(route("", "u@far.example"), pair("bounces", "[gw.example]"));
+    // relay_domains: the relayhost override, not the default transport one.
+    assert_eq!(
+        route("a@s.example", "u@relay.example"),
+        pair("relay", "[alt.example]")
+    );
+    // Local and transport(5) recipients are not touched.
+    assert_eq!(
+        route("a@s.example", "u@pinned.example"),
+        pair("smtp", "[pin.example]")
+    );
+    assert_eq!(
+        r.resolve_from(Some("a@s.example"), "root@localhost")
+            .unwrap()
+            .transport,
+        "local"
+    );
+    // Without the sender, as smtpd asks: the global settings.
+    let x = r.resolve("u@far.example").unwrap();
+    assert_eq!((x.transport, x.nexthop), pair("smtp", "[gw.example]"));
+}

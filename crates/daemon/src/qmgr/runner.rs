@@ -1026,6 +1026,7 @@ fn load_one(
             resolve(
                 &deps.resolver,
                 &services.double_bounce_sender,
+                &qf.envelope.sender,
                 index,
                 address,
             )
@@ -1055,7 +1056,15 @@ fn load_one(
 /// One recipient's transport and next hop (qmgr_message_resolve): a null address
 /// bounces, a malformed domain bounces, a table that fails defers, and a local address
 /// whose local part is double_bounce_sender is discarded by qmgr itself.
-fn resolve(resolver: &Resolver, double_bounce: &str, index: u32, address: &str) -> Rcpt {
+/// The recipient's transport and next hop; `sender` (the message's envelope sender)
+/// picks sender_dependent_relayhost_maps and sender_dependent_default_transport_maps.
+fn resolve(
+    resolver: &Resolver,
+    double_bounce: &str,
+    sender: &str,
+    index: u32,
+    address: &str,
+) -> Rcpt {
     let error = |transport: &str, text: &str| Rcpt {
         index,
         transport: transport.to_owned(),
@@ -1065,7 +1074,7 @@ fn resolve(resolver: &Resolver, double_bounce: &str, index: u32, address: &str) 
     if address.is_empty() {
         return error("error", "5.1.3 null recipient address");
     }
-    match resolver.resolve(address) {
+    match resolver.resolve_from(Some(sender), address) {
         Ok(r) if r.flags.error => error("error", "5.1.3 bad address syntax"),
         Ok(r)
             if r.class == tern_rewrite::Class::Local && {
