@@ -5,6 +5,7 @@
 //! level. The builders in the other modules return a [`Line`]; the writers add the prefix.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 /// Postfix's message levels, in its order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,7 +122,17 @@ impl fmt::Display for Line {
         if let Some(label) = self.severity.label() {
             write!(f, "{label}: ")?;
         }
-        f.write_str(truncate(&self.text, MAX_TEXT))
+        // msg_output.c: every logged text goes through printable(): an ASCII control
+        // character (a folded header's newline, a tab) shows as `?`, so no text can start
+        // a log line of its own.
+        let text = truncate(&self.text, MAX_TEXT);
+        if !text.bytes().any(|b| b.is_ascii_control()) {
+            return f.write_str(text);
+        }
+        for c in text.chars() {
+            f.write_char(if c.is_ascii_control() { '?' } else { c })?;
+        }
+        Ok(())
     }
 }
 
@@ -140,6 +151,16 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_show_as_question_marks() {
+        let l = Line::warning("header Subject: a\n\tinjected: line\r\u{7f}");
+        assert_eq!(
+            l.to_string(),
+            "warning: header Subject: a??injected: line??"
+        );
+        assert_eq!(Line::from_user("caf\u{e9}").to_string(), "caf\u{e9}");
+    }
 
     #[test]
     fn labels_and_priorities() {
