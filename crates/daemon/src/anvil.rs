@@ -101,13 +101,7 @@ impl Limits {
         let name = "smtpd_client_event_limit_exceptions";
         let value = get(name)?;
         let parents = get("parent_domain_matches_subdomains")?;
-        let parent_style = tern_config::list::split(&parents)
-            .unwrap_or_default()
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(name));
-        let flags = tern_maps::OpenFlags::default();
-        let open = |spec: &str| tern_maps::open(spec, &flags);
-        let exceptions = MatchList::parse(name, &value, parent_style, &open)?;
+        let exceptions = crate::relay::namadr_list(name, &value, &parents)?;
         Ok(Limits {
             service: service_name.to_owned(),
             myhostname: get("myhostname")?,

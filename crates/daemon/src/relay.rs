@@ -47,6 +47,25 @@ pub(crate) fn error(text: &str) {
     }
 }
 
+/// A namadr match list (mynetworks style) for parameter `name` = `value`; whether a
+/// domain matches its subdomains comes from parent_domain_matches_subdomains (`parents`),
+/// as namadr_list_init() with match_parent_style() has it.
+pub fn namadr_list(
+    name: &str,
+    value: &str,
+    parents: &str,
+) -> Result<tern_rewrite::matchlist::MatchList, PolicyError> {
+    let style = tern_config::list::split(parents)
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(name));
+    let flags = tern_maps::OpenFlags::default();
+    let open = |spec: &str| tern_maps::open(spec, &flags);
+    Ok(tern_rewrite::matchlist::MatchList::parse(
+        name, value, style, &open,
+    )?)
+}
+
 /// Why the policy could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf, spool, tern_program};
+use deliver_util::{TestUser, configure_with_spool, master_cf, tern_program};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{smtplib_send, wait_until};
 
@@ -111,15 +111,7 @@ fn automatic_bcc_side_by_side() {
         pf.maillog()
     );
 
-    let mut t = configure(&main);
-    let mail = spool(t.dir.path(), "mail");
-    let main_cf = t.config_dir().join("main.cf");
-    std::fs::write(
-        &main_cf,
-        std::fs::read_to_string(&main_cf).unwrap()
-            + &format!("mail_spool_directory = {}\n", mail.display()),
-    )
-    .unwrap();
+    let (mut t, mail) = configure_with_spool(&main);
     t.write_master_cf(&format!(
         "{}pickup unix n - n 60 1 pickup\n",
         master_cf(t.port)

@@ -25,11 +25,11 @@
 mod deliver_util;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf, spool, tern_program};
+use deliver_util::{TestUser, configure_with_spool, master_cf, tern_program};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::smtplib_send;
 use tern_testkit::support::wait_until;
@@ -265,16 +265,7 @@ fn content_filter_side_by_side() {
     // Tern, the same settings.
     let back = free_port().unwrap();
     let filter = Filter::start(back);
-    let mut t = configure("");
-    let mail: PathBuf = spool(t.dir.path(), "mail");
-    let main = t.config_dir().join("main.cf");
-    std::fs::write(
-        &main,
-        std::fs::read_to_string(&main).unwrap()
-            + &format!("mail_spool_directory = {}\n", mail.display())
-            + &main_cf(filter.port),
-    )
-    .unwrap();
+    let (mut t, mail) = configure_with_spool(&main_cf(filter.port));
     t.write_master_cf(&format!(
         "{}pickup unix n - n 60 1 pickup\n{}",
         master_cf(t.port),

@@ -15,7 +15,7 @@ mod deliver_util;
 use std::path::Path;
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, spool};
+use deliver_util::{TestUser, configure_with_spool};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{python, wait_until};
 
@@ -169,15 +169,7 @@ fn header_and_body_checks_side_by_side() {
         pf.maillog()
     );
 
-    let mut t = configure(&main);
-    let mail = spool(t.dir.path(), "mail");
-    let main_cf = t.config_dir().join("main.cf");
-    std::fs::write(
-        &main_cf,
-        std::fs::read_to_string(&main_cf).unwrap()
-            + &format!("mail_spool_directory = {}\n", mail.display()),
-    )
-    .unwrap();
+    let (mut t, mail) = configure_with_spool(&main);
     t.launch().expect("launch");
     let replies = send_all(t.port, &to);
     let mbox = mail.join(&user.name);

@@ -310,15 +310,7 @@ impl Setup {
         let perm_mx_networks = if value.trim().is_empty() {
             None
         } else {
-            let style = tern_config::list::split(&parent)
-                .unwrap_or_default()
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(name));
-            let flags = tern_maps::OpenFlags::default();
-            let open = |spec: &str| tern_maps::open(spec, &flags);
-            Some(tern_rewrite::matchlist::MatchList::parse(
-                name, &value, style, &open,
-            )?)
+            Some(crate::relay::namadr_list(name, &value, &parent)?)
         };
         Ok(Setup {
             perm_mx_networks,

@@ -316,18 +316,7 @@ impl SaslServer {
             None
         } else {
             let parents = get("parent_domain_matches_subdomains")?;
-            let parent_style = tern_config::list::split(&parents)
-                .unwrap_or_default()
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(name));
-            let flags = tern_maps::OpenFlags::default();
-            let open = |spec: &str| tern_maps::open(spec, &flags);
-            Some(tern_rewrite::matchlist::MatchList::parse(
-                name,
-                &value,
-                parent_style,
-                &open,
-            )?)
+            Some(crate::relay::namadr_list(name, &value, &parents)?)
         };
         let base = |name: &str| -> Result<PathBuf, PolicyError> { Ok(PathBuf::from(get(name)?)) };
         let stderr: Warn = Arc::new(|text: &str| eprintln!("warning: {text}"));

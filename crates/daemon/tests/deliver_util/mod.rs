@@ -107,6 +107,21 @@ pub fn configure(extra: &str) -> Tern {
     t
 }
 
+/// [`configure`] with a mail spool of its own (`mail_spool_directory`, a 1777 directory
+/// `mail` in the instance's directory); returns the instance and the spool.
+pub fn configure_with_spool(extra: &str) -> (Tern, PathBuf) {
+    let t = configure(extra);
+    let mail = spool(t.dir.path(), "mail");
+    let main_cf = t.config_dir().join("main.cf");
+    let text = std::fs::read_to_string(&main_cf).expect("main.cf");
+    std::fs::write(
+        &main_cf,
+        text + &format!("mail_spool_directory = {}\n", mail.display()),
+    )
+    .expect("main.cf");
+    (t, mail)
+}
+
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 pub fn send(port: u16, to: &str, subject: &str) -> String {
     let data = format!(
