@@ -63,6 +63,8 @@ pub struct Pickup {
     /// content_filter in pickup's name space (main.cf, or master.cf `-o` on the pickup
     /// service): pickup.c sends it to cleanup with every message. Empty: none.
     content_filter: String,
+    /// header_checks and body_checks (cleanup's, for mail from outside).
+    content_checks: Option<Arc<crate::content_checks::ContentChecks>>,
     wakeup: Duration,
     wake: Notify,
 }
@@ -108,6 +110,9 @@ impl Pickup {
                 .unwrap_or_default();
             config.expand(&raw, scope).map_err(|e| e.to_string())?.text
         };
+        let content_checks =
+            crate::content_checks::ContentChecks::from_config(config, service(config))
+                .map_err(|e| e.to_string())?;
         let base = qmgr.submitter();
         let warn_logger = Arc::clone(logger);
         let syslog_name = get("syslog_name")?;
@@ -141,6 +146,7 @@ impl Pickup {
             mail_name: get("mail_name")?,
             size_limit: get("message_size_limit")?.parse().unwrap_or(10_240_000),
             content_filter,
+            content_checks,
             wakeup,
             wake: Notify::new(),
         })
@@ -250,11 +256,31 @@ impl Pickup {
         if env.recipients.is_empty() {
             return Err(Failure::Malformed("no recipients".into()));
         }
-        let draft = self
+        let mut draft = self
             .submitter
             .create()
             .map_err(|e| Failure::Temporary(e.to_string()))?;
         let id = draft.id().clone();
+        if let Some(c) = &self.content_checks {
+            // cleanup_act_log()'s context for local mail: `from local`, the sender and
+            // the last recipient in their canonical form, no proto= or helo=.
+            let canon = |a: &str| {
+                self.submitter
+                    .resolver
+                    .rewrite(tern_rewrite::Context::Local, a)
+            };
+            draft.set_checks(crate::content_checks::MessageChecks::new(
+                Arc::clone(c),
+                crate::content_checks::LogContext {
+                    queue_id: id.as_str().to_owned(),
+                    origin: "local".to_owned(),
+                    sender: Some(canon(&env.sender)),
+                    recipient: env.recipients.last().map(|r| canon(r)),
+                    protocol: None,
+                    helo: None,
+                },
+            ));
+        }
         self.logger.log(
             &self.ident,
             &tern_maillog::queue::pickup(id.as_str(), uid, &env.sender),
@@ -304,20 +330,92 @@ impl Pickup {
         };
         let mut body = input.take(limit);
         let mut content = Read::chain(Cursor::new(format!("{received}\n").into_bytes()), &mut body);
-        let result = draft.finish(&new, &mut content);
+        let result = draft.finish_checked(&new, &mut content);
         if body.limit() == 0 {
             return Err(Failure::Malformed("message file too big".into()));
         }
         match result {
-            Ok(id) => {
+            Ok(crate::submit::Finished::Queued(id)) => {
                 self.qmgr.new_mail(&id);
                 Ok(())
             }
+            Ok(crate::submit::Finished::Held(_) | crate::submit::Finished::Discarded) => Ok(()),
+            Ok(crate::submit::Finished::Rejected {
+                id,
+                path,
+                envelope,
+                reason,
+            }) => self.bounce_rejected(&id, &path, envelope, &reason),
             Err(crate::submit::SubmitError::Io(e)) => Err(Failure::Temporary(e.to_string())),
             Err(crate::submit::SubmitError::Queue(e)) => Err(Failure::Temporary(e.to_string())),
             Err(crate::submit::SubmitError::Rewrite(e)) => Err(Failure::Temporary(e)),
             Err(e) => Err(Failure::Malformed(e.to_string())),
         }
+    }
+
+    /// cleanup_bounce(): a local submission that header_checks or body_checks rejected
+    /// is returned to its sender. Each recipient is logged `status=bounced (TEXT)` under
+    /// cleanup's name, the bounce service sends the non-delivery notice, and the file
+    /// (held for the notice to quote) is removed.
+    fn bounce_rejected(
+        &self,
+        id: &tern_queue::QueueId,
+        path: &Path,
+        envelope: tern_queue::Envelope,
+        reason: &str,
+    ) -> Result<(), Failure> {
+        let (dsn, text) = reason.split_once(' ').unwrap_or((reason, ""));
+        let arrived = std::time::UNIX_EPOCH
+            + std::time::Duration::new(envelope.arrival.sec, envelope.arrival.usec * 1000);
+        let since = std::time::SystemTime::now()
+            .duration_since(arrived)
+            .unwrap_or_default();
+        let delays = tern_maillog::delay::Delays {
+            total: since,
+            before_qmgr: since,
+            ..tern_maillog::delay::Delays::default()
+        };
+        let recipients: Vec<_> = envelope
+            .recipients
+            .iter()
+            .enumerate()
+            .map(|(i, r)| crate::qmgr::transports::NoticeRecipient {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                address: r.address.clone(),
+                orig_address: r.original.clone(),
+                orcpt: r.orcpt.clone(),
+                notify: r.notify.0,
+                dsn: dsn.to_owned(),
+                text: text.to_owned(),
+            })
+            .collect();
+        for r in &recipients {
+            let line = tern_maillog::delivery::delivery(&tern_maillog::delivery::Delivery {
+                queue_id: id.as_str(),
+                to: &r.address,
+                orig_to: Some(&r.orig_address),
+                relay: "none",
+                conn_use: 0,
+                delays,
+                delay_resolution: 2,
+                dsn,
+                status: tern_maillog::delivery::Status::Bounced,
+                reason: text,
+            });
+            self.logger.log(&self.submitter.cleanup_ident, &line);
+        }
+        let notice = crate::qmgr::transports::Notice {
+            kind: crate::qmgr::transports::NoticeKind::Bounce,
+            queue_id: id.as_str().to_owned(),
+            queue_file: path.to_owned(),
+            envelope,
+            recipients,
+            to: None,
+            made: None,
+        };
+        let sent = self.qmgr.bounces().send(&notice);
+        let _ = std::fs::remove_file(path);
+        sent.map_err(Failure::Temporary)
     }
 
     fn remove(&self, path: &Path) {

@@ -41,6 +41,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tern_maillog::{Ident, Logger};
 
 use crate::cleanup::RewriteHooks;
+use crate::content_checks::MessageChecks;
 use tern_message::cleanup::{
     CleanupError, Envelope as HeaderEnvelope, HeaderCleanup, RewriteContext, Settings,
 };
@@ -129,6 +130,28 @@ pub struct Draft<'a> {
     sub: &'a Submitter,
     pending: PendingFile,
     arrival: Timestamp,
+    /// header_checks and body_checks (pickup's mail; [`Draft::set_checks`]).
+    checks: Option<MessageChecks>,
+}
+
+/// What became of a message that header_checks or body_checks looked at
+/// ([`Draft::finish_checked`]).
+#[derive(Debug)]
+pub enum Finished {
+    /// Committed into incoming/ for the queue manager.
+    Queued(QueueId),
+    /// Committed into hold/ (HOLD).
+    Held(QueueId),
+    /// Dropped (DISCARD): nothing committed.
+    Discarded,
+    /// Refused (REJECT): committed into hold/ so that a non-delivery notice can quote
+    /// it; the caller bounces it and removes the file. `reason` is `D.D.D text`.
+    Rejected {
+        id: QueueId,
+        path: std::path::PathBuf,
+        envelope: Envelope,
+        reason: String,
+    },
 }
 
 impl Submitter {
@@ -139,6 +162,7 @@ impl Submitter {
             sub: self,
             pending,
             arrival: Timestamp::now(),
+            checks: None,
         })
     }
 
@@ -235,6 +259,11 @@ impl Draft<'_> {
         self.pending.id()
     }
 
+    /// Applies header_checks and body_checks to this message ([`Self::finish_checked`]).
+    pub fn set_checks(&mut self, checks: MessageChecks) {
+        self.checks = Some(checks);
+    }
+
     /// Writes the envelope and `content` (LF-terminated lines: headers, empty line,
     /// body) through cleanup's header work, logs `message-id=`, and commits the file.
     /// Blocking; returns once the file is durable.
@@ -243,6 +272,20 @@ impl Draft<'_> {
         env: &NewEnvelope,
         content: &mut dyn BufRead,
     ) -> Result<QueueId, SubmitError> {
+        // Only pickup sets checks; internal mail always comes back queued.
+        match self.finish_checked(env, content)? {
+            Finished::Queued(id) | Finished::Held(id) | Finished::Rejected { id, .. } => Ok(id),
+            Finished::Discarded => Err(SubmitError::NoRecipients),
+        }
+    }
+
+    /// [`Self::finish`] with what header_checks and body_checks decided.
+    pub fn finish_checked(
+        mut self,
+        env: &NewEnvelope,
+        content: &mut dyn BufRead,
+    ) -> Result<Finished, SubmitError> {
+        let checks = self.checks.take();
         let sub = self.sub;
         let id = self.pending.id().as_str().to_owned();
         let (sender, recipients) = sub.rewrite(&id, env).map_err(SubmitError::Rewrite)?;
@@ -276,8 +319,7 @@ impl Draft<'_> {
                     rewriter: sub.rewriter.clone(),
                     queue_id: id.clone(),
                     fault: None,
-                    // XXX: header_checks and body_checks are applied to SMTP mail only.
-                    checks: None,
+                    checks,
                 },
             ),
             splitter: HeaderSplitter::new(sub.cleanup.header_size_limit),
@@ -303,6 +345,17 @@ impl Draft<'_> {
         if w.error.is_none() {
             let step = w.splitter.finish();
             w.apply(step)?;
+            // A MIME part header still being read when the content ended.
+            let rest = w
+                .headers
+                .hooks_mut()
+                .checks
+                .as_mut()
+                .map(MessageChecks::finish)
+                .unwrap_or_default();
+            for (piece, complete) in rest {
+                w.body_piece(&piece, complete);
+            }
         }
         if let Some(e) = w.error.take() {
             return Err(SubmitError::Cleanup(e));
@@ -310,18 +363,55 @@ impl Draft<'_> {
         if let Some(fault) = w.headers.hooks().fault.as_ref() {
             return Err(SubmitError::Rewrite(fault.to_string()));
         }
+        let decided = w.headers.hooks_mut().checks.take().map(|c| c.decided);
         for event in w.headers.take_logs() {
             let line = crate::content_checks::log_line(&id, event);
             sub.logger.log(&sub.cleanup_ident, &line);
         }
+        let d = decided.unwrap_or_default();
+        if d.lookup_error {
+            // The warning is logged; the maildrop file waits for the next try.
+            return Err(SubmitError::Rewrite("table lookup problem".to_owned()));
+        }
+        if d.discard && d.reject.is_none() {
+            return Ok(Finished::Discarded);
+        }
         let mut writer = w.writer;
         writer.content(&w.buf)?;
-        // cleanup_extracted.c: REC_TYPE_FILT after the content.
-        if let Some(f) = &env.filter {
+        // cleanup_extracted.c: REC_TYPE_FILT and REC_TYPE_RDR after the content, then
+        // the BCC recipients of header/body checks.
+        if let Some(f) = d.filter.as_ref().or(env.filter.as_ref()) {
             writer.attribute(tern_queue::ATTR_FILTER, f)?;
         }
-        let pending = writer.finish()?;
-        Ok(sub.committer.commit(pending)?)
+        if let Some(r) = &d.redirect {
+            writer.attribute(tern_queue::ATTR_REDIRECT, r)?;
+        }
+        if let (Some(rw), false) = (&sub.rewriter, d.bcc.is_empty()) {
+            let mut dedup = rw.dedup();
+            for b in &d.bcc {
+                let bcc = crate::cleanup::auto_bcc(rw, &mut dedup, b, &id)
+                    .map_err(|f| SubmitError::Rewrite(f.to_string()))?;
+                for r in bcc {
+                    writer.extracted_recipient(&r)?;
+                }
+            }
+        }
+        let mut pending = writer.finish()?;
+        let held = d.hold || d.reject.is_some();
+        if held {
+            pending.set_queue(&sub.layout, QueueName::Hold);
+        }
+        let qid = sub.committer.commit(pending)?;
+        Ok(match d.reject {
+            Some(reason) => Finished::Rejected {
+                path: sub.layout.path(QueueName::Hold, &qid),
+                id: qid,
+                envelope,
+                reason,
+            },
+            None if held => Finished::Held(qid),
+            None => Finished::Queued(qid),
+        })
     }
 }
 
@@ -365,9 +455,21 @@ impl ContentWriter<'_> {
             }
         }
         if let Some((text, complete)) = step.body {
-            self.buf.extend_from_slice(text);
-            if complete {
-                self.buf.push(b'\n');
+            let checked = self.headers.hooks_mut().checks.as_mut().map(|c| {
+                let out = c.body_record(text, complete);
+                (out, c.take_logs())
+            });
+            match checked {
+                None => self.body_piece(text, complete),
+                Some((out, logs)) => {
+                    for l in logs {
+                        self.headers
+                            .push_log(tern_message::cleanup::LogEvent::Line(l));
+                    }
+                    for (piece, complete) in out {
+                        self.body_piece(&piece, complete);
+                    }
+                }
             }
         }
         if self.buf.len() >= FLUSH_AT {
@@ -380,6 +482,13 @@ impl ContentWriter<'_> {
     fn put_line(&mut self, text: &[u8]) {
         self.buf.extend_from_slice(text);
         self.buf.push(b'\n');
+    }
+
+    fn body_piece(&mut self, text: &[u8], complete: bool) {
+        self.buf.extend_from_slice(text);
+        if complete {
+            self.buf.push(b'\n');
+        }
     }
 }
 

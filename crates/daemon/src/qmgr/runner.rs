@@ -74,6 +74,8 @@ pub struct QmgrHandle {
     tx: mpsc::UnboundedSender<Command>,
     submitter: Arc<Submitter>,
     flush: Option<Arc<FlushService>>,
+    /// The bounce service (pickup bounces a message header_checks rejected).
+    bounces: notices::Bounces,
 }
 
 impl std::fmt::Debug for QmgrHandle {
@@ -97,6 +99,11 @@ impl QmgrHandle {
     /// settings), for pickup.
     pub fn submitter(&self) -> &Arc<Submitter> {
         &self.submitter
+    }
+
+    /// The bounce service.
+    pub fn bounces(&self) -> &notices::Bounces {
+        &self.bounces
     }
 
     /// The fast flush service (ETRN, `postqueue -s`/`-i`).
@@ -141,6 +148,7 @@ pub fn start(settings: QmgrSettings, mut deps: Deps) -> QmgrHandle {
         Ident::new(&settings.syslog_name, "bounce"),
         Arc::clone(&new_mail),
     );
+    let handle_bounces = bounces.clone();
     let flush_tx = tx.clone();
     let handle_flush = deps.flush_domains.take().map(|domains| {
         Arc::new(FlushService::new(
@@ -181,6 +189,7 @@ pub fn start(settings: QmgrSettings, mut deps: Deps) -> QmgrHandle {
         tx,
         submitter: handle_submitter,
         flush: handle_flush,
+        bounces: handle_bounces,
     }
 }
 
