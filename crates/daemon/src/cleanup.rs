@@ -774,7 +774,7 @@ impl<'s> Message<'s> {
                 for l in logs {
                     h.push_log(LogEvent::Line(l));
                 }
-                Some(out)
+                out
             });
             match checked {
                 None => self.body_piece(text, complete),

@@ -315,8 +315,9 @@ impl MessageChecks {
     }
 
     /// One body record (`complete`: it ends its line); returns the records to write in
-    /// its place.
-    pub fn body_record(&mut self, text: &[u8], complete: bool) -> Vec<(Vec<u8>, bool)> {
+    /// its place, or `None` when the record goes out as it came (the common case: no
+    /// copy).
+    pub fn body_record(&mut self, text: &[u8], complete: bool) -> Option<Vec<(Vec<u8>, bool)>> {
         if !self.in_body {
             // The primary headers are over: their Content-Type decides what follows.
             self.in_body = true;
@@ -328,30 +329,33 @@ impl MessageChecks {
                 let mut out = self.flush_pending(class);
                 self.end_of_block();
                 out.push((text.to_vec(), false));
-                return out;
+                return Some(out);
             }
             if text.is_empty() {
                 let mut out = self.flush_pending(class);
                 out.push((Vec::new(), true));
                 self.end_of_block();
-                return out;
+                return Some(out);
             }
             if text.starts_with(b" ") || text.starts_with(b"\t") {
                 let held: usize = self.pending.iter().map(Vec::len).sum();
                 if !self.pending.is_empty() && held + text.len() <= HEADER_LIMIT {
                     self.pending.push(text.to_vec());
-                    return Vec::new();
+                    return Some(Vec::new());
                 }
             } else if is_header(&String::from_utf8_lossy(text)) {
                 let out = self.flush_pending(class);
                 self.pending.push(text.to_vec());
-                return out;
+                return Some(out);
             }
             // Not a header: the block is over and this is the body.
             let mut out = self.flush_pending(class);
             self.end_of_block();
-            out.extend(self.body_line(text, complete));
-            return out;
+            out.extend(
+                self.body_line(text, complete)
+                    .unwrap_or_else(|| vec![(text.to_vec(), complete)]),
+            );
+            return Some(out);
         }
         if complete
             && self.checks.mime_input
@@ -384,13 +388,13 @@ impl MessageChecks {
         Some(closing)
     }
 
-    /// One body line through body_checks.
-    fn body_line(&mut self, text: &[u8], complete: bool) -> Vec<(Vec<u8>, bool)> {
+    /// One body line through body_checks; `None`: it goes out as it came.
+    fn body_line(&mut self, text: &[u8], complete: bool) -> Option<Vec<(Vec<u8>, bool)>> {
         match self.body(text) {
-            Act::Keep => vec![(text.to_vec(), complete)],
-            Act::Drop => Vec::new(),
-            Act::Replace(t) => vec![(t.into_bytes(), complete)],
-            Act::Prepend(t) => vec![(t.into_bytes(), true), (text.to_vec(), complete)],
+            Act::Keep => None,
+            Act::Drop => Some(Vec::new()),
+            Act::Replace(t) => Some(vec![(t.into_bytes(), complete)]),
+            Act::Prepend(t) => Some(vec![(t.into_bytes(), true), (text.to_vec(), complete)]),
         }
     }
 
@@ -486,25 +490,11 @@ impl MessageChecks {
                 self.decided.hold = true;
             }
         } else if is("PREPEND") {
-            if text.is_empty() {
-                self.warn(&format!("PREPEND action without text in {class} map"));
-            } else if context == "header" && !is_header(text) {
-                self.warn(&format!(
-                    "bad PREPEND header text \"{text}\" in {class} map -- need \"headername: headervalue\""
-                ));
-            } else {
-                self.log("prepend", context, content, text);
+            if self.text_action("PREPEND", context, content, text, class) {
                 return Act::Prepend(text.to_owned());
             }
         } else if is("REPLACE") {
-            if text.is_empty() {
-                self.warn(&format!("REPLACE action without text in {class} map"));
-            } else if context == "header" && !is_header(text) {
-                self.warn(&format!(
-                    "bad REPLACE header text \"{text}\" in {class} map -- need \"headername: headervalue\""
-                ));
-            } else {
-                self.log("replace", context, content, text);
+            if self.text_action("REPLACE", context, content, text, class) {
                 return Act::Replace(text.to_owned());
             }
         } else if is("REDIRECT") {
@@ -537,6 +527,30 @@ impl MessageChecks {
         Act::Keep
     }
 
+    /// PREPEND and REPLACE: whether `text` may be used (not empty; a header in header
+    /// context), logged; otherwise Postfix's warning.
+    fn text_action(
+        &mut self,
+        action: &str,
+        context: &str,
+        content: &str,
+        text: &str,
+        class: &str,
+    ) -> bool {
+        if text.is_empty() {
+            self.warn(&format!("{action} action without text in {class} map"));
+            false
+        } else if context == "header" && !is_header(text) {
+            self.warn(&format!(
+                "bad {action} header text \"{text}\" in {class} map -- need \"headername: headervalue\""
+            ));
+            false
+        } else {
+            self.log(&action.to_ascii_lowercase(), context, content, text);
+            true
+        }
+    }
+
     /// cleanup_act_log().
     fn log(&mut self, action: &str, context: &str, content: &str, text: &str) {
         let c = &self.ctx;
@@ -561,11 +575,8 @@ impl MessageChecks {
             line.push_str(": ");
             line.push_str(text);
         }
-        // A folded header's newline and tab show as `??`, as in Postfix's log.
-        let line = line
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        // A folded header's newline and tab show as `??` in the log, as in Postfix's:
+        // tern_maillog's Line does that for every logged text.
         self.logs.push(line);
     }
 
@@ -779,7 +790,10 @@ mod mime_tests {
     fn feed(m: &mut MessageChecks, body: &str) -> String {
         let mut out = String::new();
         for line in body.split('\n') {
-            for (piece, complete) in m.body_record(line.as_bytes(), true) {
+            let pieces = m
+                .body_record(line.as_bytes(), true)
+                .unwrap_or_else(|| vec![(line.as_bytes().to_vec(), true)]);
+            for (piece, complete) in pieces {
                 out.push_str(&String::from_utf8_lossy(&piece));
                 if complete {
                     out.push('\n');
@@ -885,7 +899,10 @@ mod walk_tests {
                 .collect();
             let mut out = Vec::new();
             for line in &lines {
-                for (piece, complete) in m.body_record(line.as_bytes(), true) {
+                let pieces = m
+                    .body_record(line.as_bytes(), true)
+                    .unwrap_or_else(|| vec![(line.as_bytes().to_vec(), true)]);
+                for (piece, complete) in pieces {
                     assert!(complete, "round {round}");
                     out.push(String::from_utf8(piece).unwrap());
                 }

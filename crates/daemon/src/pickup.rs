@@ -65,6 +65,8 @@ pub struct Pickup {
     content_filter: String,
     /// header_checks and body_checks (cleanup's, for mail from outside).
     content_checks: Option<Arc<crate::content_checks::ContentChecks>>,
+    /// delay_logging_resolution_limit, for the bounce lines of a rejected message.
+    delay_resolution: u32,
     wakeup: Duration,
     wake: Notify,
 }
@@ -147,6 +149,10 @@ impl Pickup {
             size_limit: get("message_size_limit")?.parse().unwrap_or(10_240_000),
             content_filter,
             content_checks,
+            delay_resolution: get("delay_logging_resolution_limit")?
+                .trim()
+                .parse()
+                .unwrap_or(2),
             wakeup,
             wake: Notify::new(),
         })
@@ -397,7 +403,7 @@ impl Pickup {
                 relay: "none",
                 conn_use: 0,
                 delays,
-                delay_resolution: 2,
+                delay_resolution: self.delay_resolution,
                 dsn,
                 status: tern_maillog::delivery::Status::Bounced,
                 reason: text,

@@ -878,11 +878,11 @@ impl Driver<'_> {
                 }
                 self.sync_check_state(Stage::Command(Verb::Mail));
                 self.chk.mail_reset();
-                self.chk.sasl_sender = mail.auth.as_deref().filter(|a| *a != "<>").map(|a| {
-                    a.chars()
-                        .map(|c| if c.is_control() { '?' } else { c })
-                        .collect()
-                });
+                self.chk.sasl_sender = mail
+                    .auth
+                    .as_deref()
+                    .filter(|a| *a != "<>")
+                    .map(crate::sasl::dovecot::printable);
                 self.chk.smtputf8 = mail.smtputf8;
                 self.chk.message_size = mail.size.unwrap_or(0);
                 if !self.s.restrictions.setup().delay_reject

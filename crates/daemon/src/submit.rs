@@ -459,13 +459,19 @@ impl ContentWriter<'_> {
                 let out = c.body_record(text, complete);
                 (out, c.take_logs())
             });
-            match checked {
-                None => self.body_piece(text, complete),
+            let out = match checked {
+                None => None,
                 Some((out, logs)) => {
                     for l in logs {
                         self.headers
                             .push_log(tern_message::cleanup::LogEvent::Line(l));
                     }
+                    out
+                }
+            };
+            match out {
+                None => self.body_piece(text, complete),
+                Some(out) => {
                     for (piece, complete) in out {
                         self.body_piece(&piece, complete);
                     }

@@ -10,12 +10,10 @@
 
 mod deliver_util;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure_with_spool, master_cf, tern_program};
+use deliver_util::{TestUser, configure_with_spool, master_cf, sendmail_subject, tern_program};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{smtplib_send, wait_until};
 
@@ -31,23 +29,6 @@ fn subjects(mbox: &Path) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-fn sendmail(program: &Path, conf: &Path, to: &str, subject: &str) {
-    let mut child = Command::new(program)
-        .arg("-C")
-        .arg(conf)
-        .arg(to)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("Subject: {subject}\n\nbody\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 #[test]
@@ -91,7 +72,7 @@ fn automatic_bcc_side_by_side() {
             &[&to],
             "Subject: from other\r\n\r\nhi\r\n",
         );
-        sendmail(sendmail_prog, conf, &to, "by sendmail");
+        sendmail_subject(sendmail_prog, conf, &[], &to, "by sendmail");
     };
     // rcpt 3, archive 3, sec 1 (boss's), copy 3 (recipient's).
     let want_total = 10;

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure_with_spool, master_cf, tern_program};
+use deliver_util::{TestUser, configure_with_spool, master_cf, run_with_input, tern_program};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::smtplib_send;
 use tern_testkit::support::wait_until;
@@ -139,27 +139,13 @@ fn send_both(port: u16, sendmail: &Path, conf: &Path, to: &str) -> String {
         &[to],
         "Subject: by smtp\r\nFrom: sender@example.org\r\n\r\nhello\r\n",
     );
-    let mut child = Command::new(sendmail)
-        .arg("-C")
-        .arg(conf)
-        .arg("-f")
-        .arg("local@example.org")
-        .arg(to)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", sendmail.display()));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"Subject: by sendmail\nFrom: local@example.org\n\nhello\n")
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "sendmail: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let conf = conf.display().to_string();
+    let (code, err) = run_with_input(
+        sendmail,
+        &["-C", &conf, "-f", "local@example.org", to],
+        b"Subject: by sendmail\nFrom: local@example.org\n\nhello\n",
     );
+    assert_eq!(code, 0, "sendmail: {err}");
     id
 }
 

@@ -356,6 +356,18 @@ impl Daemon {
         out
     }
 
+    /// EHLO, MAIL FROM:<a@example.org>, RCPT TO:<to> from 127.0.0.`host`: RCPT's reply.
+    fn rcpt(&self, host: u8, to: &str) -> String {
+        let rcpt = format!("RCPT TO:<{to}>");
+        let cmds = [
+            "EHLO client.example",
+            "MAIL FROM:<a@example.org>",
+            &rcpt,
+            "QUIT",
+        ];
+        self.dialog(host, &cmds)[3].clone()
+    }
+
     fn wait_log(&self, needle: &str) -> String {
         let start = Instant::now();
         loop {
@@ -512,16 +524,7 @@ fn daemon_permit_mx_backup() {
          smtpd_relay_restrictions = permit_mynetworks, permit_mx_backup, reject_unauth_destination\n",
         dns.addr(),
     );
-    let rcpt = |to: &str| -> String {
-        let cmds = [
-            "EHLO client.example".to_owned(),
-            "MAIL FROM:<a@example.org>".to_owned(),
-            format!("RCPT TO:<u@{to}>"),
-            "QUIT".to_owned(),
-        ];
-        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
-        d.dialog(3, &cmds)[3].clone()
-    };
+    let rcpt = |to: &str| d.rcpt(3, &format!("u@{to}"));
     for to in ["backup.test", "byaddr.test"] {
         assert!(rcpt(to).starts_with("250 2.1.5 "), "{to}: {}", rcpt(to));
     }
@@ -577,16 +580,7 @@ fn daemon_dnswl_and_rhswl() {
          reject_rbl_client rbl.test\n",
         dns.addr(),
     );
-    let rcpt = |host: u8, to: &str| -> String {
-        let cmds = [
-            "EHLO client.example".to_owned(),
-            "MAIL FROM:<a@example.org>".to_owned(),
-            format!("RCPT TO:<{to}>"),
-            "QUIT".to_owned(),
-        ];
-        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
-        d.dialog(host, &cmds)[3].clone()
-    };
+    let rcpt = |host: u8, to: &str| d.rcpt(host, to);
     let local = "postmaster@mx.example.test";
     let blocked = |ip: &str| {
         format!("554 5.7.1 Service unavailable; Client host [{ip}] blocked using rbl.test")

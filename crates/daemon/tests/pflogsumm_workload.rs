@@ -12,13 +12,12 @@
 mod deliver_util;
 mod delivery_util;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf, spool};
+use deliver_util::{TestUser, configure, master_cf, sendmail_subject, spool};
 use delivery_util::wait_until;
 use tern_testkit::peers::smtp_sink;
 use tern_testkit::postfix::PostfixInstance;
@@ -60,25 +59,6 @@ fn aliases(dir: &Path, postalias: &Path) -> PathBuf {
         .expect("postalias");
     assert!(built.status.success(), "{built:?}");
     file
-}
-
-fn sendmail(program: &Path, conf: &str, to: &str, subject: &str) {
-    let mut child = Command::new(program)
-        .args(["-C", conf, to])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("Subject: {subject}\n\nbody\n").as_bytes())
-        .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "{} {to}",
-        program.display()
-    );
 }
 
 /// The SMTP part: two local messages, one to the sink, one to the dead next hop, and a
@@ -128,9 +108,15 @@ fn run_workload(
     name: &str,
 ) -> String {
     smtp_part(port, user);
-    sendmail(sendmail_program, conf, user, "by sendmail");
-    sendmail(sendmail_program, conf, "fwd", "forwarded");
-    sendmail(sendmail_program, conf, "nosuchuser", "bounces");
+    sendmail_subject(sendmail_program, Path::new(conf), &[], user, "by sendmail");
+    sendmail_subject(sendmail_program, Path::new(conf), &[], "fwd", "forwarded");
+    sendmail_subject(
+        sendmail_program,
+        Path::new(conf),
+        &[],
+        "nosuchuser",
+        "bounces",
+    );
     // Everything but the deferred message done: 2 + 1 + 1 by SMTP and sendmail to the
     // user, the sink message, the forwarded original and its copy, the bounced message
     // and its notice: eight removals.

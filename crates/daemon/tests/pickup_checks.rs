@@ -12,35 +12,14 @@
 
 mod deliver_util;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure_with_spool, master_cf, tern_program};
+use deliver_util::{TestUser, configure_with_spool, master_cf, sendmail_subject, tern_program};
 use tern_testkit::postfix::PostfixInstance;
 use tern_testkit::support::{constant_fields, wait_until};
 
 const DOMAIN: &str = "mx.example.test";
-
-fn sendmail(program: &Path, conf: &Path, from: &str, to: &str, subject: &str) {
-    let mut child = Command::new(program)
-        .arg("-C")
-        .arg(conf)
-        .arg("-f")
-        .arg(from)
-        .arg(to)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("Subject: {subject}\n\nbody\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
 
 /// cleanup's and bounce's lines about the messages, queue ids replaced in order of
 /// appearance, delays made constant.
@@ -96,8 +75,8 @@ fn pickup_header_checks_side_by_side() {
     let from = format!("{}@{DOMAIN}", sender.name);
     let to = format!("{}@{DOMAIN}", rcpt.name);
     let run = |program: &Path, conf: &Path| {
-        sendmail(program, conf, &from, &to, "bad thing");
-        sendmail(program, conf, &from, &to, "fine thing");
+        sendmail_subject(program, conf, &["-f", &from], &to, "bad thing");
+        sendmail_subject(program, conf, &["-f", &from], &to, "fine thing");
     };
     let mbox = |spool: &Path, u: &TestUser| {
         std::fs::read_to_string(spool.join(&u.name)).unwrap_or_default()

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use deliver_util::{TestUser, configure, master_cf, spool, tern_program, wait_for};
+use deliver_util::{TestUser, configure, master_cf, run_with_input, spool, tern_program, wait_for};
 use delivery_util::{diff, maildir_files, wait_until};
 use tern_testkit::postfix::PostfixInstance;
 
@@ -31,25 +31,6 @@ fn settings(spool: &Path) -> String {
         "myhostname = {HOST}\nmydomain = example.test\nmydestination = $myhostname, localhost\n\
          mail_spool_directory = {}/\n",
         spool.display()
-    )
-}
-
-/// Runs `program` with `args` and `input` on standard input: (status, stderr).
-fn run(program: &Path, args: &[&str], input: &[u8]) -> (i32, String) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(input);
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -120,7 +101,7 @@ fn deferred_message(subject: &str) -> (tern_testkit::tern::Tern, String) {
     .unwrap();
     t.launch().unwrap();
     let conf = t.config_dir().display().to_string();
-    let (code, err) = run(
+    let (code, err) = run_with_input(
         &tern_program("sendmail"),
         &["-C", &conf, "someone@example.com"],
         format!("Subject: {subject}\n\nx\n").as_bytes(),
@@ -188,7 +169,7 @@ fn sendmail_delivers_as_postfix_does() {
         for (args, msg) in &cases {
             let mut a: Vec<&str> = vec!["-C", conf];
             a.extend(args.iter().map(String::as_str));
-            let (code, err) = run(sendmail, &a, msg.as_bytes());
+            let (code, err) = run_with_input(sendmail, &a, msg.as_bytes());
             assert_eq!(code, 0, "{} {a:?}: {err}", sendmail.display());
         }
     };
@@ -260,7 +241,7 @@ fn mail_command_and_daemon_down() {
     let sendmail = tern_program("sendmail");
     // The daemon has never run: postdrop makes the file and says pickup is not there.
     std::fs::create_dir_all(t.queue_dir().join("maildrop")).unwrap();
-    let (code, err) = run(
+    let (code, err) = run_with_input(
         &sendmail,
         &["-C", &conf, &u.name],
         b"Subject: while down\n\nwaits in maildrop\n",
@@ -358,8 +339,8 @@ fn usage_errors_equal_postfix() {
         pa.extend_from_slice(args);
         let mut ta = vec!["-C", conf.as_str()];
         ta.extend_from_slice(args);
-        let (pc, pe) = run(Path::new("/usr/sbin/sendmail"), &pa, input);
-        let (tc, te) = run(&tern, &ta, input);
+        let (pc, pe) = run_with_input(Path::new("/usr/sbin/sendmail"), &pa, input);
+        let (tc, te) = run_with_input(&tern, &ta, input);
         assert_eq!((tc, te.trim()), (pc, pe.trim()), "{args:?}");
     }
 }
@@ -371,14 +352,14 @@ fn sendmail_q_flushes_the_deferred_queue() {
     let (t, conf) = deferred_message("to a dead relay");
     assert_eq!(t.log().matches("status=deferred").count(), 1, "{}", t.log());
     let sendmail = tern_program("sendmail");
-    let (code, err) = run(&sendmail, &["-C", &conf, "-q"], b"");
+    let (code, err) = run_with_input(&sendmail, &["-C", &conf, "-q"], b"");
     assert_eq!(code, 0, "{err}");
     // The second try comes now; the backoff alone would wait an hour.
     let log = wait_for(|| t.log(), "status=deferred", 2);
     assert_eq!(log.matches("status=deferred").count(), 2, "{log}");
     // `postfix flush` (postfix-script's `postqueue -f`) does the same.
     let postfix = tern_program("postfix");
-    let (code, err) = run(&postfix, &["-c", &conf, "flush"], b"");
+    let (code, err) = run_with_input(&postfix, &["-c", &conf, "flush"], b"");
     assert_eq!(code, 0, "{err}");
     let log = wait_for(|| t.log(), "status=deferred", 3);
     assert_eq!(log.matches("status=deferred").count(), 3, "{log}");
@@ -532,16 +513,16 @@ fn released_message_is_seen_by_a_flush() {
     let (t, conf) = deferred_message("held and released");
     let postsuper = tern_program("postsuper");
     let postqueue = tern_program("postqueue");
-    let (code, err) = run(&postsuper, &["-c", &conf, "-h", "ALL"], b"");
+    let (code, err) = run_with_input(&postsuper, &["-c", &conf, "-h", "ALL"], b"");
     assert_eq!(code, 0, "{err}");
     // Held: a flush does not touch it.
-    let (code, err) = run(&postqueue, &["-c", &conf, "-f"], b"");
+    let (code, err) = run_with_input(&postqueue, &["-c", &conf, "-f"], b"");
     assert_eq!(code, 0, "{err}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(t.log().matches("status=deferred").count(), 1, "{}", t.log());
-    let (code, err) = run(&postsuper, &["-c", &conf, "-H", "ALL"], b"");
+    let (code, err) = run_with_input(&postsuper, &["-c", &conf, "-H", "ALL"], b"");
     assert_eq!(code, 0, "{err}");
-    let (code, err) = run(&postqueue, &["-c", &conf, "-f"], b"");
+    let (code, err) = run_with_input(&postqueue, &["-c", &conf, "-f"], b"");
     assert_eq!(code, 0, "{err}");
     wait_for(|| t.log(), "status=deferred", 2);
 }
@@ -559,7 +540,7 @@ fn huge_input_is_refused() {
         .cycle()
         .take(5000)
         .collect();
-    let (code, err) = run(&tern_program("sendmail"), &["-C", &conf, "root"], &big);
+    let (code, err) = run_with_input(&tern_program("sendmail"), &["-C", &conf, "root"], &big);
     assert_eq!(code, 75, "{err}");
     assert_eq!(
         err.lines().last(),
@@ -571,7 +552,7 @@ fn huge_input_is_refused() {
     assert_eq!(left, 0);
     // Debian's sendmail ends the same way (after its postdrop's "File too large").
     let pf = PostfixInstance::start("message_size_limit = 1000\n").expect("postfix");
-    let (code, err) = run(
+    let (code, err) = run_with_input(
         Path::new("/usr/sbin/sendmail"),
         &["-C", &pf.dir().display().to_string(), "root"],
         &big,
@@ -596,10 +577,10 @@ fn postsuper_s_repairs_a_hand_moved_file() {
     let original = placed[0].clone();
     let moved = deferred.join(original.file_name().unwrap());
     std::fs::rename(&original, &moved).unwrap();
-    let (code, err) = run(&tern_program("postsuper"), &["-c", &conf, "-s"], b"");
+    let (code, err) = run_with_input(&tern_program("postsuper"), &["-c", &conf, "-s"], b"");
     assert_eq!(code, 0, "{err}");
     assert!(original.is_file() && !moved.exists(), "{err}");
-    let (code, err) = run(&tern_program("postqueue"), &["-c", &conf, "-f"], b"");
+    let (code, err) = run_with_input(&tern_program("postqueue"), &["-c", &conf, "-f"], b"");
     assert_eq!(code, 0, "{err}");
     wait_for(|| t.log(), "status=deferred", 2);
 }
@@ -655,7 +636,7 @@ fn user_access_lists() {
         "{err}"
     );
     // Root is in the lists.
-    let (code, err) = run(&tern_program("postqueue"), &["-c", &conf, "-p"], b"");
+    let (code, err) = run_with_input(&tern_program("postqueue"), &["-c", &conf, "-p"], b"");
     assert_eq!(code, 0, "{err}");
 }
 
@@ -675,7 +656,7 @@ fn bounce_of_submitted_mail_names_the_original_recipient() {
             .collect::<Vec<_>>()
     };
     let submit = |sendmail: &Path, conf: &str| {
-        let (code, err) = run(
+        let (code, err) = run_with_input(
             sendmail,
             &["-C", conf, "tern-t-nosuch"],
             b"Subject: to nobody\n\nx\n",

@@ -122,6 +122,41 @@ pub fn configure_with_spool(extra: &str) -> (Tern, PathBuf) {
     (t, mail)
 }
 
+/// Runs `program` with `args` and `input` on its standard input (a sendmail submission);
+/// returns its exit code and standard error.
+pub fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `sendmail -C conf [args] to` with a message of `subject`; panics unless it exits 0.
+pub fn sendmail_subject(program: &Path, conf: &Path, args: &[&str], to: &str, subject: &str) {
+    let conf = conf.display().to_string();
+    let mut all = vec!["-C", conf.as_str()];
+    all.extend_from_slice(args);
+    all.push(to);
+    let (code, err) = run_with_input(
+        program,
+        &all,
+        format!("Subject: {subject}\n\nbody\n").as_bytes(),
+    );
+    assert_eq!(code, 0, "{} {all:?}: {err}", program.display());
+}
+
 /// Sends one message with smtplib; returns the queue id from the 250 reply.
 pub fn send(port: u16, to: &str, subject: &str) -> String {
     let data = format!(
